@@ -1,0 +1,73 @@
+// One interface for the three ways podnet carries IP-in-IP, shaped like flannel's
+// pkg/backend: each datapath lives in its own folder and knows nothing of the others;
+// `auto` chooses among them in one place (./select.ts).
+
+export type DatapathKind = 'kernel' | 'ebpf' | 'userspace';
+
+/** A peer node as a datapath needs it: where its pods live and where to send them. */
+export interface DatapathPeer {
+  readonly node: string;
+  /** The peer's underlay IPv4 address (outer destination). */
+  readonly address: string;
+  /** The peer's pod subnet, e.g. "10.244.2.0/24". */
+  readonly podCidr: string;
+}
+
+/** What every datapath is given about this host. */
+export interface DatapathHost {
+  /** The tunnel device name, "flannel.ipip". */
+  readonly tunnelDevice: string;
+  /** This node's underlay IPv4 address (outer source). */
+  readonly localAddress: string;
+  /** The underlay interface, e.g. "eth0". */
+  readonly underlayDevice: string;
+  /** Tunnel MTU (underlay MTU - 20 unless set). */
+  readonly mtu: number;
+  /** `<pod subnet>.0/32`, put on the tunnel device as flannel does. */
+  readonly tunnelAddress: string;
+  /** This node's pod subnet, e.g. "10.244.1.0/24". */
+  readonly podCidr: string;
+  /** The cluster CIDR, e.g. "10.244.0.0/16". */
+  readonly clusterCidr: string;
+}
+
+export interface PeerCounters {
+  readonly node: string;
+  readonly txPackets: number;
+  readonly txBytes: number;
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+}
+
+export interface DatapathCounters {
+  readonly peers: readonly PeerCounters[];
+  /** Protocol-4 packets dropped because they came from no known peer or were malformed. */
+  readonly dropped: number;
+}
+
+/** Whether a datapath can run on this host, and if not, why (shown in `podnet-agent status`). */
+export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+export interface Datapath {
+  readonly kind: DatapathKind;
+  /**
+   * Creates or adopts the tunnel device (name, MTU, address, up) and whatever carries packets
+   * (programs, maps, sockets). Idempotent: called at start and on every reconcile; adopting
+   * what a previous agent left (pinned programs, the device) must not interrupt traffic.
+   */
+  ensure(host: DatapathHost): Promise<void>;
+  /** Replaces the peer set in place; traffic to peers that stay is never interrupted. */
+  setPeers(peers: readonly DatapathPeer[]): Promise<void>;
+  counters(): Promise<DatapathCounters>;
+  /** Stops carrying packets but leaves the network in place (SIGTERM: a restart must not flap it). */
+  close(): Promise<void>;
+  /** Removes the device and everything this datapath created, nothing else (`podnet-agent teardown`). */
+  teardown(host: DatapathHost): Promise<void>;
+}
+
+export interface DatapathFactory {
+  readonly kind: DatapathKind;
+  /** Cheap, side-effect-free as far as possible: can this datapath run here? */
+  probe(host: DatapathHost): Promise<ProbeResult>;
+  create(): Datapath;
+}

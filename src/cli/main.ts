@@ -1,0 +1,44 @@
+// The `podnet` command line. Each command lives in its own module under ./commands and
+// exports `run(argv): Promise<number>`; the number is the process exit code.
+import { CliError } from './cli-error';
+
+type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
+
+const commands: Record<string, () => Promise<CommandModule>> = {
+  plan: () => import('./commands/plan'),
+};
+
+function usage(): string {
+  return [
+    'usage: podnet <command> [options]',
+    '',
+    'commands:',
+    ...Object.keys(commands).map((name) => `  ${name}`),
+    '',
+    "Run 'podnet <command> --help' for a command's options.",
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 1;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`podnet: unknown command '${name}'\n\n${usage()}\n`);
+    return 1;
+  }
+  const command = await load();
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof CliError) process.stderr.write(`podnet: ${err.message}\n`);
+    else process.stderr.write(`podnet: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
