@@ -1,0 +1,121 @@
+// "Desired state of host X": computed once, here, from the resolved network. The agent
+// converges to it, the planner diffs it against live state, the drift check reports on it.
+import { formatCidr, formatIpv4, formatNetmask, nthAddress, parseCidr } from './ipv4';
+import { BRIDGE_DEVICE, SUBNET_ENV_PATH, TUNNEL_DEVICE } from './host-layout';
+import { renderNftTable } from './masquerade';
+import { sameUnderlaySubnet, type Network, type NetworkNode } from './network';
+import type { DatapathChoice } from './spec';
+import { renderSubnetEnv } from './subnet-env';
+
+export interface DesiredRoute {
+  /** Peer pod subnet, e.g. 10.244.2.0/24. */
+  readonly destination: string;
+  /** Peer underlay address. */
+  readonly gateway: string;
+  /** flannel.ipip (encapsulated) or the underlay interface (directRouting, same subnet). */
+  readonly device: string;
+  /** Tunnel routes are onlink: the gateway is not on the tunnel device's own subnet. */
+  readonly onlink: boolean;
+  readonly peer: string;
+}
+
+export interface DesiredPeer {
+  readonly node: string;
+  readonly address: string;
+  readonly podCidr: string;
+  /** True when traffic to this peer is encapsulated (false for directRouting peers). */
+  readonly tunnelled: boolean;
+}
+
+export interface DesiredHostState {
+  readonly network: string;
+  readonly node: string;
+  readonly datapath: DatapathChoice;
+  readonly clusterCidr: string;
+  readonly podCidr: string;
+  readonly tunnel: { readonly device: string; readonly local: string; readonly mtu: number; readonly address: string };
+  readonly underlay: { readonly device: string; readonly address: string; readonly mtu: number };
+  readonly bridge: { readonly device: string; readonly address: string };
+  readonly peers: readonly DesiredPeer[];
+  readonly routes: readonly DesiredRoute[];
+  readonly subnetEnv: { readonly path: string; readonly content: string };
+  /** Full `nft -f` text of podnet's table (forward accept, and masquerade when ipMasq). */
+  readonly nftTable: string;
+}
+
+export class UnknownNodeError extends Error {
+  override readonly name = 'UnknownNodeError';
+}
+
+export function findNode(network: Network, name: string): NetworkNode {
+  const node = network.nodes.find((n) => n.name === name);
+  if (!node) throw new UnknownNodeError(`node '${name}' is not in network '${network.name}' (nodes: ${network.nodes.map((n) => n.name).join(', ')})`);
+  return node;
+}
+
+export function desiredHostState(network: Network, nodeName: string): DesiredHostState {
+  const node = findNode(network, nodeName);
+  const subnet = parseCidr(node.podCidr);
+  if (!subnet.ok) throw new Error(`internal: resolved podCidr ${node.podCidr} does not parse`);
+  const gateway = formatIpv4(nthAddress(subnet.cidr, 1));
+
+  const peers: DesiredPeer[] = network.nodes
+    .filter((n) => n.name !== node.name)
+    .map((n) => ({
+      node: n.name,
+      address: n.address,
+      podCidr: n.podCidr,
+      tunnelled: !(network.backend.directRouting && sameUnderlaySubnet(node.address, n.address, network.underlay.prefixLength)),
+    }));
+
+  return {
+    network: network.name,
+    node: node.name,
+    datapath: node.datapath,
+    clusterCidr: network.clusterCidr,
+    podCidr: node.podCidr,
+    tunnel: { device: TUNNEL_DEVICE, local: node.address, mtu: network.mtu, address: `${formatCidr(subnet.cidr).split('/')[0]}/32` },
+    underlay: { device: node.underlayInterface, address: node.address, mtu: network.underlay.mtu },
+    bridge: { device: BRIDGE_DEVICE, address: `${gateway}/${subnet.cidr.length}` },
+    peers,
+    routes: peers.map((p) => ({
+      destination: p.podCidr,
+      gateway: p.address,
+      device: p.tunnelled ? TUNNEL_DEVICE : node.underlayInterface,
+      onlink: p.tunnelled,
+      peer: p.node,
+    })),
+    subnetEnv: {
+      path: SUBNET_ENV_PATH,
+      content: renderSubnetEnv({ network: network.clusterCidr, subnet: `${gateway}/${subnet.cidr.length}`, mtu: network.mtu, ipMasq: network.ipMasq }),
+    },
+    nftTable: renderNftTable({ network: network.name, clusterCidr: network.clusterCidr, podCidr: node.podCidr, ipMasq: network.ipMasq }),
+  };
+}
+
+/** One row of `route -n` as flannel's walkthrough shows it. */
+export interface RouteTableRow {
+  readonly destination: string;
+  readonly gateway: string;
+  readonly genmask: string;
+  readonly flags: string;
+  readonly iface: string;
+}
+
+/** The cluster rows of `route -n` this host should show: peer routes and the local cni0 subnet. */
+export function routeTableRows(state: DesiredHostState): RouteTableRow[] {
+  const rows: RouteTableRow[] = state.routes.map((r) => {
+    const [dest, len] = r.destination.split('/');
+    return { destination: dest!, gateway: r.gateway, genmask: formatNetmask(Number(len)), flags: 'UG', iface: r.device };
+  });
+  const [localDest, localLen] = state.podCidr.split('/');
+  rows.push({ destination: localDest!, gateway: '0.0.0.0', genmask: formatNetmask(Number(localLen)), flags: 'U', iface: state.bridge.device });
+  return rows.sort((a, b) => compareDotted(a.destination, b.destination));
+}
+
+function compareDotted(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 4; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+  return 0;
+}

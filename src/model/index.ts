@@ -1,0 +1,14 @@
+// The network model: pure functions and types shared by the constructs (stacks/), the
+// engine (src/engine), the drift check and the agent (agent/). No I/O here.
+export * from './spec';
+export * from './ipv4';
+export * from './validation-error';
+export * from './validate';
+export * from './subnet-allocator';
+export * from './network';
+export * from './host-layout';
+export * from './subnet-env';
+export * from './masquerade';
+export * from './systemd-unit';
+export * from './host-state';
+export * from './manifest';

@@ -1,0 +1,44 @@
+// The agent's systemd unit. Its text is part of the desired state (drift compares it), so
+// it is rendered here from the model, not templated on the host.
+import type { DatapathChoice } from './spec';
+import { AGENT_BUNDLE_PATH, RUNTIME_PATH, agentConfigPath } from './host-layout';
+
+/**
+ * Capabilities per datapath. kernel and userspace need only networking; ebpf also loads
+ * programs: CAP_BPF and CAP_PERFMON on a normal host, CAP_SYS_ADMIN where bpf() is gated by
+ * it (inside systemd-nspawn, and on kernels before 5.8). `auto` may end up on any of them.
+ */
+export function capabilitiesFor(datapath: DatapathChoice): string[] {
+  const net = ['CAP_NET_ADMIN', 'CAP_NET_RAW'];
+  const bpf = ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN'];
+  return datapath === 'kernel' || datapath === 'userspace' ? net : [...net, ...bpf];
+}
+
+export function renderAgentUnit(network: string, datapath: DatapathChoice): string {
+  return [
+    '[Unit]',
+    `Description=podnet agent for network ${network} (flannel-style IP-in-IP)`,
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'Type=simple',
+    `ExecStart=${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} run --config ${agentConfigPath(network)}`,
+    'Restart=always',
+    'RestartSec=1',
+    // SIGTERM stops the agent but leaves the network in place, so a restart does not flap it.
+    'KillMode=mixed',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'RuntimeDirectory=flannel podnet',
+    'RuntimeDirectoryPreserve=yes',
+    'ReadWritePaths=-/sys/fs/bpf',
+    `CapabilityBoundingSet=${capabilitiesFor(datapath).join(' ')}`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
