@@ -1,0 +1,521 @@
+// One authenticated SSH connection to one host, reused for every command and file operation.
+// Commands run on their own channels (at most MAX_CHANNELS at once, under OpenSSH's MaxSessions);
+// files go over one lazily opened SFTP session, or through a sh helper under `sudo -n` for
+// non-root users.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { constants as osConstants, homedir } from 'node:os';
+import { join, posix } from 'node:path';
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { SshError, commandFailed, describeTarget } from './errors';
+import { HostKeyVerifier } from './host-key-verifier';
+import { READ_ABSENT_EXIT, READ_SCRIPT, WRITE_ATOMIC_SCRIPT, shScript, sudoWrap } from './shell';
+
+export interface SshTarget {
+  host: string;
+  /** Default 22. */
+  port?: number;
+  /** Default root. */
+  user?: string;
+  /** Private key file (unencrypted; use the agent for keys with a passphrase). */
+  privateKeyPath?: string;
+  /**
+   * Use the ssh-agent at SSH_AUTH_SOCK. When neither this nor privateKeyPath is given, the agent
+   * (if SSH_AUTH_SOCK is set) and the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa are tried.
+   */
+  useAgent?: boolean;
+  /** Default ~/.ssh/known_hosts. */
+  knownHostsPath?: string;
+  /** Trust-on-first-use: accept and record a key for a host that known_hosts does not list. */
+  acceptNewHostKeys?: boolean;
+  /** Run commands and file writes through `sudo -n` (ignored for root). */
+  sudo?: boolean;
+  /** TCP connect + SSH handshake + authentication. Default 15000. */
+  connectTimeoutMs?: number;
+  /** Default timeout of each command when exec() is given none. Default 600000; 0 = none. */
+  commandTimeoutMs?: number;
+  /** Node name for messages. */
+  label?: string;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  /** Written to the command's stdin, which is then closed (it is closed at once without input). */
+  input?: string | Buffer;
+  timeoutMs?: number;
+  /** Resolve with the result instead of rejecting with `command-failed` on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+interface RawResult {
+  code: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** OpenSSH's default MaxSessions is 10; keep two spare for SFTP and safety. */
+const MAX_CHANNELS = 8;
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 600_000;
+/** SFTP upload: bytes per WRITE request and requests in flight. */
+const SFTP_CHUNK = 64 * 1024;
+const SFTP_IN_FLIGHT = 32;
+
+interface Credentials {
+  privateKey?: Buffer;
+  agent?: string;
+  /** For the auth-failed message. */
+  tried: string[];
+}
+
+function resolveCredentials(t: SshTarget, describe: string): Credentials {
+  const tried: string[] = [];
+  const creds: Credentials = { tried };
+  const sock = process.env.SSH_AUTH_SOCK;
+  if (t.useAgent) {
+    if (!sock) throw new SshError('auth-failed', describe, 'useAgent is set but SSH_AUTH_SOCK is not: no ssh-agent to ask');
+    creds.agent = sock;
+    tried.push(`ssh-agent (${sock})`);
+  }
+  let keyPath = t.privateKeyPath;
+  if (keyPath === undefined && t.useAgent === undefined) {
+    if (sock) {
+      creds.agent = sock;
+      tried.push(`ssh-agent (${sock})`);
+    }
+    keyPath = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f)).find((p) => existsSync(p));
+  }
+  if (keyPath !== undefined) {
+    try {
+      creds.privateKey = readFileSync(keyPath);
+    } catch (e) {
+      throw new SshError('auth-failed', describe, `cannot read private key ${keyPath}: ${(e as Error).message}`, { cause: e });
+    }
+    tried.push(`private key ${keyPath}`);
+  }
+  if (!creds.agent && !creds.privateKey) {
+    throw new SshError(
+      'auth-failed',
+      describe,
+      'no credentials: give privateKeyPath, or useAgent with SSH_AUTH_SOCK set, or have ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa)',
+    );
+  }
+  return creds;
+}
+
+const UNREACHABLE_CODES = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EHOSTDOWN']);
+
+function mapConnectError(err: Error & { level?: string; code?: string }, t: Required<Pick<SshTarget, 'host' | 'port' | 'user'>>, describe: string, timeoutMs: number, creds: Credentials): SshError {
+  if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT') {
+    return new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms (TCP connect, SSH handshake and authentication)`, { cause: err });
+  }
+  if (err.code === 'ECONNREFUSED') {
+    return new SshError('refused', describe, `connection refused on port ${t.port}: is sshd running and listening there?`, { cause: err });
+  }
+  if ((err.code && UNREACHABLE_CODES.has(err.code)) || err.level === 'client-dns') {
+    return new SshError('unreachable', describe, `host unreachable (${err.code ?? err.message})`, { cause: err });
+  }
+  if (err.level === 'client-authentication') {
+    return new SshError(
+      'auth-failed',
+      describe,
+      `authentication failed for user ${t.user} (tried: ${creds.tried.join(', ')}); is the public key in ~${t.user}/.ssh/authorized_keys on the host?`,
+      { cause: err },
+    );
+  }
+  if (/encrypted private/i.test(err.message) || /cannot parse privatekey/i.test(err.message)) {
+    return new SshError('auth-failed', describe, `unusable private key: ${err.message} (load keys with a passphrase into ssh-agent and set useAgent)`, { cause: err });
+  }
+  return new SshError('disconnected', describe, `SSH connection failed: ${err.message}`, { cause: err });
+}
+
+/** A small counting semaphore. */
+class Slots {
+  private free: number;
+  private waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiters.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
+export class SshConnection {
+  /** `label (host:port)`, used in every error message. */
+  readonly describe: string;
+  private readonly channels = new Slots(MAX_CHANNELS);
+  private sftpSession?: Promise<SFTPWrapper | undefined>;
+  private closedBy?: SshError;
+  private closing?: Promise<void>;
+
+  private constructor(
+    private readonly client: Client,
+    readonly target: Readonly<SshTarget> & { readonly port: number; readonly user: string },
+  ) {
+    this.describe = describeTarget(target);
+    client.on('error', (err: Error) => {
+      this.closedBy ??= new SshError('disconnected', this.describe, `connection lost: ${err.message}`, { cause: err });
+    });
+    client.on('close', () => {
+      this.closedBy ??= new SshError('disconnected', this.describe, 'connection closed');
+    });
+  }
+
+  /** True once the connection has closed or failed; the pool then opens a new one. */
+  get closed(): boolean {
+    return this.closedBy !== undefined;
+  }
+
+  /** Commands run through `sudo -n` when sudo is asked for and the user is not root. */
+  get usesSudo(): boolean {
+    return this.target.sudo === true && this.target.user !== 'root';
+  }
+
+  static connect(target: SshTarget): Promise<SshConnection> {
+    const t = { ...target, port: target.port ?? 22, user: target.user ?? 'root' };
+    const describe = describeTarget(t);
+    const timeoutMs = t.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let verifier: HostKeyVerifier;
+    let creds: Credentials;
+    try {
+      verifier = new HostKeyVerifier({
+        host: t.host,
+        port: t.port,
+        describe,
+        ...(t.knownHostsPath !== undefined ? { knownHostsPath: t.knownHostsPath } : {}),
+        ...(t.acceptNewHostKeys !== undefined ? { acceptNewHostKeys: t.acceptNewHostKeys } : {}),
+      });
+      creds = resolveCredentials(t, describe);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+
+    return new Promise<SshConnection>((resolve, reject) => {
+      const client = new Client();
+      let hostKeyError: SshError | undefined;
+      let toRecord: Buffer | undefined;
+      let settled = false;
+      // A backstop for the case where ssh2's own readyTimeout does not fire (e.g. a hung agent).
+      const backstop = setTimeout(() => fail(new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms`)), timeoutMs + 2000);
+      const fail = (err: SshError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(backstop);
+        client.removeAllListeners('ready');
+        client.on('error', () => {}); // late errors of a connection we gave up on
+        client.destroy();
+        reject(err);
+      };
+      client.on('handshake', () => {
+        if (!toRecord) return;
+        try {
+          verifier.record(toRecord);
+        } catch (e) {
+          fail(new SshError('io', describe, `cannot record the new host key in ${verifier.knownHostsPath}: ${(e as Error).message}`, { cause: e }));
+        }
+      });
+      client.once('ready', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(backstop);
+        resolve(new SshConnection(client, t));
+      });
+      client.on('error', (err: Error) => {
+        fail(hostKeyError ?? mapConnectError(err, t, describe, timeoutMs, creds));
+      });
+      client.on('close', () => {
+        fail(hostKeyError ?? new SshError('disconnected', describe, 'connection closed by the host during the SSH handshake'));
+      });
+      const config: ConnectConfig = {
+        host: t.host,
+        port: t.port,
+        username: t.user,
+        readyTimeout: timeoutMs,
+        keepaliveInterval: 15_000,
+        keepaliveCountMax: 4,
+        algorithms: { serverHostKey: verifier.hostKeyAlgorithms() as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
+        hostVerifier: (key: Buffer): boolean => {
+          const decision = verifier.decide(key);
+          if (!decision.accept) {
+            hostKeyError = decision.error;
+            return false;
+          }
+          toRecord = decision.record;
+          return true;
+        },
+        ...(creds.privateKey ? { privateKey: creds.privateKey } : {}),
+        ...(creds.agent ? { agent: creds.agent } : {}),
+      };
+      try {
+        client.connect(config);
+      } catch (e) {
+        fail(mapConnectError(e as Error, t, describe, timeoutMs, creds));
+      }
+    });
+  }
+
+  /** Runs a command (through `sudo -n sh -c` when usesSudo). Rejects with command-failed on a non-zero exit unless allowFailure. */
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const raw = await this.execRaw(this.usesSudo ? sudoWrap(command) : command, command, opts);
+    return { code: raw.code, stdout: raw.stdout.toString('utf8'), stderr: raw.stderr.toString('utf8') };
+  }
+
+  /** `remote` is what is sent; `shown` is what messages say (the command without the sudo wrapper). */
+  private execRaw(remote: string, shown: string, opts: ExecOptions): Promise<RawResult> {
+    const timeoutMs = opts.timeoutMs ?? this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    return this.channels.run(
+      () =>
+        new Promise<RawResult>((resolve, reject) => {
+          if (this.closedBy) return reject(this.closedBy);
+          this.client.exec(remote, (err: Error | undefined, stream: ClientChannel) => {
+            if (err) {
+              return reject(this.closedBy ?? new SshError('disconnected', this.describe, `cannot open a channel for '${shown}': ${err.message}`, { cause: err }));
+            }
+            const out: Buffer[] = [];
+            const errOut: Buffer[] = [];
+            let code: number | undefined;
+            let signal: string | undefined;
+            let done = false;
+            const timer =
+              timeoutMs > 0
+                ? setTimeout(() => {
+                    if (done) return;
+                    done = true;
+                    try {
+                      stream.signal('KILL'); // OpenSSH >= 7.9 delivers it to the command
+                    } catch {
+                      /* channel already gone */
+                    }
+                    stream.close();
+                    reject(new SshError('timeout', this.describe, `command timed out after ${timeoutMs} ms: ${shown}`, { command: shown }));
+                  }, timeoutMs)
+                : undefined;
+            stream.on('data', (d: Buffer) => out.push(d));
+            stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+            stream.on('exit', (c: number | null, sig?: string) => {
+              if (c !== null && c !== undefined) code = c;
+              if (sig) signal = sig;
+            });
+            stream.on('error', () => {
+              /* surfaced through close without an exit status */
+            });
+            stream.on('close', () => {
+              if (timer) clearTimeout(timer);
+              if (done) return;
+              done = true;
+              const stdout = Buffer.concat(out);
+              const stderr = Buffer.concat(errOut);
+              if (code === undefined && signal === undefined) {
+                return reject(
+                  this.closedBy ?? new SshError('disconnected', this.describe, `channel closed without an exit status: ${shown}`, { command: shown }),
+                );
+              }
+              const exit = code ?? 128 + ((osConstants.signals as Record<string, number>)[`SIG${signal}`] ?? 0);
+              if (exit !== 0 && !opts.allowFailure) {
+                const text = stderr.toString('utf8') + (signal ? `\n(killed by signal ${signal})` : '');
+                return reject(commandFailed(this.describe, shown, exit, text));
+              }
+              resolve({ code: exit, stdout, stderr });
+            });
+            if (opts.input !== undefined) stream.end(opts.input);
+            else stream.end();
+          });
+        }),
+    );
+  }
+
+  /** The SFTP session, opened on first use; undefined when the host has no SFTP subsystem. */
+  private sftp(): Promise<SFTPWrapper | undefined> {
+    this.sftpSession ??= new Promise<SFTPWrapper | undefined>((resolve, reject) => {
+      if (this.closedBy) return reject(this.closedBy);
+      this.client.sftp((err: Error | undefined, sftp: SFTPWrapper) => {
+        if (err) {
+          if (this.closedBy) return reject(this.closedBy);
+          return resolve(undefined); // e.g. "Unable to start subsystem: sftp"
+        }
+        sftp.on('close', () => {
+          this.sftpSession = undefined;
+        });
+        resolve(sftp);
+      });
+    });
+    return this.sftpSession;
+  }
+
+  /**
+   * Writes a file atomically: a temp file in the same directory, fsync, chmod, rename. Never
+   * leaves a half-written file at `path`; creates the parent directory (mode 755) if needed.
+   * `path` must be absolute. Default mode 0644.
+   */
+  async writeFileAtomic(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
+    assertAbsolute(path);
+    const data = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    const sftp = this.usesSudo ? undefined : await this.sftp();
+    if (sftp) return this.writeViaSftp(sftp, path, data, mode);
+    const script = shScript(WRITE_ATOMIC_SCRIPT, 'podnet-write', [posix.dirname(path), posix.basename(path), mode.toString(8), String(data.length)]);
+    try {
+      await this.execRaw(this.usesSudo ? `sudo -n ${script}` : script, `write ${path}`, { input: data, timeoutMs: this.transferTimeout(data.length) });
+    } catch (e) {
+      throw asIo(e, this.describe, `cannot write ${path}`);
+    }
+  }
+
+  /** File contents, or undefined when the file does not exist. */
+  async readFile(path: string): Promise<Buffer | undefined> {
+    assertAbsolute(path);
+    const sftp = this.usesSudo ? undefined : await this.sftp();
+    if (sftp) {
+      try {
+        return await new Promise<Buffer>((resolve, reject) => sftp.readFile(path, (err, buf) => (err ? reject(err) : resolve(buf))));
+      } catch (e) {
+        if ((e as { code?: number }).code === 2) return undefined; // SSH_FX_NO_SUCH_FILE
+        throw asIo(e, this.describe, `cannot read ${path}`);
+      }
+    }
+    const script = shScript(READ_SCRIPT, 'podnet-read', [path]);
+    const r = await this.execRaw(this.usesSudo ? `sudo -n ${script}` : script, `read ${path}`, { allowFailure: true });
+    if (r.code === READ_ABSENT_EXIT) return undefined;
+    if (r.code !== 0) throw asIo(commandFailed(this.describe, `read ${path}`, r.code, r.stderr.toString('utf8')), this.describe, `cannot read ${path}`);
+    return r.stdout;
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      if (this.closedBy) return resolve();
+      const timer = setTimeout(() => {
+        this.client.destroy();
+        resolve();
+      }, 2000);
+      this.client.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.closedBy = new SshError('disconnected', this.describe, 'connection closed by podnet');
+      this.client.end();
+    });
+    return this.closing;
+  }
+
+  /** Generous timeout for transfers: at least 5 minutes, or 1 MB/s. */
+  private transferTimeout(bytes: number): number {
+    return Math.max(this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, bytes / 1000);
+  }
+
+  private async writeViaSftp(sftp: SFTPWrapper, path: string, data: Buffer, mode: number): Promise<void> {
+    const dir = posix.dirname(path);
+    const tmp = `${dir}/.${posix.basename(path)}.podnet-tmp-${randomBytes(6).toString('hex')}`;
+    const call = <T>(what: string, fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> =>
+      new Promise<T>((resolve, reject) =>
+        fn((err, v) => (err ? reject(asIo(err, this.describe, `${what} failed while writing ${path}`)) : resolve(v as T))),
+      );
+    await this.mkdirp(sftp, dir);
+    // 'wx': exclusive create, so a stale temp file is never reused.
+    const handle = await call<Buffer>('open', (cb) => sftp.open(tmp, 'wx', { mode: 0o600 }, cb));
+    let open = true;
+    try {
+      await sftpWriteAll(sftp, handle, data).catch((e) => {
+        throw asIo(e, this.describe, `upload failed while writing ${path}`);
+      });
+      if (hasExtension(sftp, 'fsync@openssh.com')) await call('fsync', (cb) => sftp.ext_openssh_fsync(handle, cb));
+      await call('chmod', (cb) => sftp.fchmod(handle, mode, cb));
+      open = false;
+      await call('close', (cb) => sftp.close(handle, cb));
+      if (hasExtension(sftp, 'posix-rename@openssh.com')) {
+        await call('rename', (cb) => sftp.ext_openssh_rename(tmp, path, cb));
+      } else {
+        // Plain SFTP rename refuses to replace an existing file; fall back to mv (atomic rename(2)).
+        await this.execRaw(shScript('mv -f "$1" "$2"', 'podnet-mv', [tmp, path]), `mv ${tmp} ${path}`, {});
+      }
+    } catch (e) {
+      if (!this.closedBy) {
+        if (open) await new Promise<void>((r) => sftp.close(handle, () => r()));
+        await new Promise<void>((r) => sftp.unlink(tmp, () => r()));
+      }
+      throw e;
+    }
+  }
+
+  private async mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
+    const missing: string[] = [];
+    for (let d = dir, i = 0; i < 64; d = posix.dirname(d), i++) {
+      const exists = await new Promise<boolean>((resolve, reject) =>
+        sftp.stat(d, (err, st) => {
+          if (!err) {
+            if (!st.isDirectory()) reject(new SshError('io', this.describe, `${d} exists and is not a directory`));
+            else resolve(true);
+          } else if ((err as { code?: number }).code === 2) resolve(false);
+          else reject(asIo(err, this.describe, `cannot stat ${d}`));
+        }),
+      );
+      if (exists || d === '/') break;
+      missing.unshift(d);
+    }
+    for (const d of missing) {
+      await new Promise<void>((resolve, reject) =>
+        sftp.mkdir(d, { mode: 0o755 }, (err) => (err ? reject(asIo(err, this.describe, `cannot create directory ${d}`)) : resolve())),
+      );
+    }
+  }
+}
+
+function hasExtension(sftp: SFTPWrapper, name: string): boolean {
+  // ssh2 keeps the server's advertised extensions here; its ext_* methods throw without them.
+  return (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.[name] === '1';
+}
+
+/** Writes all of `data` with up to SFTP_IN_FLIGHT WRITE requests outstanding (latency hiding). */
+function sftpWriteAll(sftp: SFTPWrapper, handle: Buffer, data: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let next = 0;
+    let inFlight = 0;
+    let failed = false;
+    const pump = (): void => {
+      while (!failed && inFlight < SFTP_IN_FLIGHT && next < data.length) {
+        const pos = next;
+        const len = Math.min(SFTP_CHUNK, data.length - pos);
+        next += len;
+        inFlight++;
+        sftp.write(handle, data, pos, len, pos, (err) => {
+          inFlight--;
+          if (failed) return;
+          if (err) {
+            failed = true;
+            return reject(err);
+          }
+          if (next >= data.length && inFlight === 0) return resolve();
+          pump();
+        });
+      }
+    };
+    if (data.length === 0) return resolve();
+    pump();
+  });
+}
+
+function assertAbsolute(path: string): void {
+  if (!path.startsWith('/')) throw new TypeError(`remote path must be absolute: '${path}'`);
+}
+
+function asIo(e: unknown, describe: string, what: string): SshError {
+  if (e instanceof SshError) {
+    if (e.kind === 'command-failed') {
+      return new SshError('io', describe, `${what}: ${e.details.stderrTail || `exit code ${e.details.exitCode}`}`, { ...e.details, cause: e });
+    }
+    return e;
+  }
+  return new SshError('io', describe, `${what}: ${(e as Error).message}`, { cause: e });
+}
