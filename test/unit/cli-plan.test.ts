@@ -1,0 +1,56 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildManifest } from '../../src/model';
+import { referenceSpec } from './reference-network';
+
+const root = join(__dirname, '..', '..');
+const podnet = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'podnet'), ...args], { encoding: 'utf8' });
+
+describe('podnet plan --offline', () => {
+  let dir: string;
+  let manifestPath: string;
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'ignore' });
+    dir = mkdtempSync(join(tmpdir(), 'podnet-cli-'));
+    manifestPath = join(dir, 'manifest.json');
+    writeFileSync(manifestPath, JSON.stringify(buildManifest(referenceSpec)));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("prints node1's route table as DESIGN.md shows it", () => {
+    const out = podnet(['plan', '--offline', '--manifest', manifestPath, '--node', 'node1']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain('10.244.0.0      192.168.0.80    255.255.255.0   UG    flannel.ipip');
+    expect(out.stdout).toContain('10.244.1.0      0.0.0.0         255.255.255.0   U     cni0');
+    expect(out.stdout).toContain('10.244.2.0      192.168.0.82    255.255.255.0   UG    flannel.ipip');
+    expect(out.stdout).toContain('ipip remote any local 192.168.0.81 ttl inherit nopmtudisc, mtu 1480');
+    expect(out.stdout).toContain('FLANNEL_SUBNET=10.244.1.1/24');
+    expect(out.stdout).not.toContain('master (');
+  });
+
+  it('prints JSON with --json', () => {
+    const out = podnet(['plan', '--offline', '--manifest', manifestPath, '--json']);
+    expect(out.status).toBe(0);
+    const doc = JSON.parse(out.stdout) as { hosts: Array<{ node: string }> };
+    expect(doc.hosts.map((h) => h.node)).toEqual(['master', 'node1', 'node2']);
+  });
+
+  it('fails with a clear message for an unknown node, a bad manifest and an unknown command', () => {
+    const unknownNode = podnet(['plan', '--offline', '--manifest', manifestPath, '--node', 'node9']);
+    expect(unknownNode.status).toBe(1);
+    expect(unknownNode.stderr).toMatch(/node 'node9' is not in network 'cluster'/);
+
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ ...buildManifest(referenceSpec), network: { ...referenceSpec, clusterCidr: '10.244.0.0/33' } }));
+    const badOut = podnet(['plan', '--offline', '--manifest', bad]);
+    expect(badOut.status).toBe(1);
+    expect(badOut.stderr).toMatch(/network\.clusterCidr "10\.244\.0\.0\/33"/);
+    expect(badOut.stderr).not.toMatch(/at .*\.js/); // a message, not a stack trace
+
+    const unknown = podnet(['frobnicate']);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+});
