@@ -26,3 +26,6 @@ if (existsSync('agent/main.ts')) {
   mkdirSync('dist/agent', { recursive: true });
   writeFileSync('dist/agent/podnet-agent.js', final.outputFiles[0].contents);
 }
+
+// eBPF datapath: tc programs + the podnet-bpf loader, into dist/agent/ (fails loudly without clang/libbpf).
+(await import('node:child_process')).execFileSync('bash', ['scripts/build-native.sh'], { stdio: 'inherit' });
