@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent setup for podnet's tests and demo:
+#   * as root, installs the apt packages the lab and the tests need (only those missing);
+#   * runs `npm ci` when node_modules is missing or older than package-lock.json.
+# Quiet when there is nothing to do. Without root it warns and continues.
+set -euo pipefail
+
+# One list, one place: add packages here.
+APT_PACKAGES="debootstrap systemd-container tcpdump iproute2 zstd iputils-ping openssh-client"
+
+cd "$(dirname "$0")/.."
+
+missing=()
+for p in $APT_PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-deps: not root; cannot install missing apt packages: ${missing[*]} (lab tests will be skipped)" >&2
+  elif ! command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-deps: no apt-get; missing packages: ${missing[*]}" >&2
+  else
+    echo "ensure-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] \
+   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: running npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,281 @@
+// podnet lab: real Debian hosts (systemd as PID 1, sshd) on one machine, on a bridged underlay
+// in namespaces of their own, for podnet's tests and demo. See docs/lab.md.
+import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureBase } from './base-image';
+import { run, sleep, type RunResult } from './exec';
+import {
+  DEFAULT_HOSTS, MAX_HOSTS, UNDERLAY_PREFIX, WORKSTATION_ADDRESS, hostAddress, hostDir, hostName, hostNetns,
+  labStateDir, machineName, switchNetns, switchPort, validateLabName, workstationNetns,
+} from './lab-config';
+import { loadState, saveState, type HostState, type LabState } from './lab-state';
+import { addNetns, delNetns, listNetns, netnsExists, plugIn, setupSwitch } from './netns';
+import {
+  hostPublicKey, isMountpoint, isRunner, leaderPid, mountHost, nspawnPid, personalize, removePropagateDir, startHost, stopHosts, unmount,
+} from './nspawn-host';
+import { addScript, delScript, flannelBridgeConf, parseSubnetEnv, podIpFromResult, SUBNET_ENV, validatePodName } from './pods';
+import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
+import { raiseInotify, releaseInotify } from './sysctl';
+
+export { DEFAULT_LAB_NAME } from './lab-config';
+export { sshOptions } from './ssh';
+
+export interface LabHost { readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean }
+export interface LabInfo {
+  readonly name: string; readonly stateDir: string; readonly hosts: readonly LabHost[];
+  readonly workstation: { readonly netns: string; readonly address: string };
+  readonly switchNetns: string; readonly sshKeyPath: string; readonly knownHostsPath: string;
+}
+export interface ExecResult { code: number; stdout: string; stderr: string }
+export interface ExecOptions { input?: string; timeoutMs?: number }
+export interface LabUpOptions { name: string; hosts?: number; noBpfHosts?: string[]; log?: (line: string) => void }
+
+const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Why this machine cannot run a lab, or undefined if it can. */
+export function labUnavailableReason(): string | undefined {
+  if (process.platform !== 'linux') return `the lab needs Linux (this is ${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the lab needs root (network namespaces, mounts, systemd-nspawn)';
+  for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['debootstrap', 'debootstrap'], ['ip', 'iproute2'], ['ssh', 'openssh-client'], ['nsenter', 'util-linux']] as const) {
+    if (!HOST_PATH.split(':').some((d) => existsSync(join(d, tool)))) return `${tool} is not installed (apt-get install ${pkg}; scripts/ensure-deps.sh does it)`;
+  }
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
+  return undefined;
+}
+
+function toInfo(s: LabState): LabInfo {
+  return {
+    name: s.name, stateDir: s.stateDir,
+    hosts: s.hosts.map((h) => ({ name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf })),
+    workstation: { ...s.workstation }, switchNetns: s.switchNetns, sshKeyPath: s.sshKeyPath, knownHostsPath: s.knownHostsPath,
+  };
+}
+
+export function readLab(name: string): LabInfo | undefined {
+  const s = loadState(name);
+  return s ? toInfo(s) : undefined;
+}
+
+/** Builds (or reuses) the base, then the network, then boots every host; resolves when all accept SSH. */
+export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
+  const log = opts.log ?? (() => undefined);
+  const name = opts.name;
+  validateLabName(name);
+  const count = opts.hosts ?? DEFAULT_HOSTS;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`--hosts must be 1..${MAX_HOSTS}`);
+  const names = Array.from({ length: count }, (_, i) => hostName(i));
+  for (const h of opts.noBpfHosts ?? []) if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+  const why = labUnavailableReason();
+  if (why) throw new Error(`cannot run a lab here: ${why}`);
+
+  // Refuse when anything of that name exists.
+  if (loadState(name)) throw new Error(`lab '${name}' is up or half made (${join(labStateDir(name), 'state.json')}); run 'podnet lab down --name ${name}' first`);
+  const wanted = [switchNetns(name), workstationNetns(name), ...names.map((h) => hostNetns(name, h))];
+  const taken = wanted.filter((n) => netnsExists(n));
+  if (taken.length) throw new Error(`network namespaces already exist: ${taken.join(', ')}; lab '${name}' cannot use them`);
+  const stateDir = labStateDir(name);
+  if (existsSync(stateDir)) {
+    const mounted = mountsUnder(stateDir);
+    if (mounted.length) throw new Error(`mounts exist under ${stateDir} with no state file: ${mounted.join(', ')}`);
+    rmSync(stateDir, { recursive: true, force: true }); // leftovers of a lab that was taken down
+  }
+
+  const t0 = Date.now();
+  const base = await ensureBase(log);
+  mkdirSync(stateDir, { recursive: true });
+  const state: LabState = {
+    version: 1, name, status: 'starting', createdAt: new Date().toISOString(), stateDir,
+    baseHash: base.hash, baseRootfs: base.rootfs,
+    hosts: names.map((h, i) => {
+      const dir = hostDir(name, h);
+      return { name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h) };
+    }),
+    workstation: { netns: workstationNetns(name), address: WORKSTATION_ADDRESS },
+    switchNetns: switchNetns(name),
+    sshKeyPath: join(stateDir, 'id_ed25519'),
+    knownHostsPath: join(stateDir, 'known_hosts'),
+    made: { netns: [], mounts: [], propagateDirs: [] },
+  };
+  saveState(state);
+  try {
+    const before = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+    const set = raiseInotify(name, count);
+    if (set) { state.made.inotifyInstancesBefore = before; state.made.inotifyInstancesSet = set; log(`fs.inotify.max_user_instances ${before} -> ${set} while the lab is up`); }
+    saveState(state);
+
+    const authorizedKey = await ensureClientKey(state.sshKeyPath, name);
+    const record = (ns: string): void => { state.made.netns.push(ns); saveState(state); };
+    record(state.switchNetns); await addNetns(state.switchNetns); await setupSwitch(state.switchNetns);
+    record(state.workstation.netns); await addNetns(state.workstation.netns);
+    await plugIn(state.workstation.netns, state.switchNetns, 'ws', WORKSTATION_ADDRESS, UNDERLAY_PREFIX);
+
+    const hostsFile = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${WORKSTATION_ADDRESS}\tworkstation`,
+      ...state.hosts.map((h) => `${h.address}\t${h.name}`), ''].join('\n');
+    for (const h of state.hosts) {
+      record(h.netns); await addNetns(h.netns);
+      await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX);
+      await mountHost(h, base.rootfs, (m) => { state.made.mounts.push(m); saveState(state); });
+      await personalize(h, { authorizedKey, hostsFile });
+    }
+    writeKnownHosts(state.knownHostsPath, state.hosts.map((h) => ({ address: h.address, key: hostPublicKey(h) })));
+    log(`network and ${count} host roots ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; booting`);
+
+    for (const h of state.hosts) {
+      state.made.propagateDirs.push(h.machine);
+      h.wrapperPid = startHost(h);
+      saveState(state);
+    }
+    await waitReady(state, log, t0);
+    // Check the keys once more, now that sshd has seen them (the base's keygen drop-in keeps existing ones).
+    writeKnownHosts(state.knownHostsPath, state.hosts.map((h) => ({ address: h.address, key: hostPublicKey(h) })));
+    state.status = 'up';
+    saveState(state);
+    log(`lab '${name}' up: ${count} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return toInfo(state);
+  } catch (err) {
+    state.status = 'failed';
+    saveState(state);
+    log(`lab '${name}' failed to come up: ${err instanceof Error ? err.message : String(err)}; taking it down`);
+    await labDown(name, log).catch((e: unknown) => log(`cleanup after failure: ${String(e)}`));
+    throw err;
+  }
+}
+
+async function waitReady(state: LabState, log: (l: string) => void, t0: number): Promise<void> {
+  const deadline = Date.now() + 60_000 + 3_000 * state.hosts.length;
+  const pending = [...state.hosts];
+  const worker = async (): Promise<void> => {
+    for (let h = pending.shift(); h; h = pending.shift()) {
+      let last = '';
+      for (let attempt = 0; ; attempt++) {
+        if (!isRunner(h, h.wrapperPid)) throw new Error(`host ${h.name} stopped while booting; console:\n${consoleTail(h)}`);
+        if (Date.now() > deadline) throw new Error(`host ${h.name} did not accept SSH in time (${last}); console:\n${consoleTail(h)}`);
+        if (leaderPid(h)) {
+          const r = await trySsh(state.workstation.netns, state.sshKeyPath, state.knownHostsPath, h.address);
+          if (r.ok) break;
+          last = r.err;
+        }
+        await sleep(Math.min(250 + attempt * 50, 1000));
+      }
+      log(`  ${h.name} (${h.address}) accepts SSH after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+function consoleTail(h: HostState): string {
+  try { return readFileSync(join(h.dir, 'console.log'), 'utf8').split('\n').slice(-20).join('\n'); } catch { return '(no console log)'; }
+}
+
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
+}
+
+/** Stops every host, unmounts, deletes the namespaces: exactly what the state file says `up` made. */
+export async function labDown(name: string, log: (line: string) => void = () => undefined): Promise<void> {
+  validateLabName(name);
+  const state = loadState(name);
+  if (!state) return;
+  state.status = 'stopping';
+  saveState(state);
+  await stopHosts(state.hosts, 15_000 + 300 * state.hosts.length, log);
+  for (const m of state.made.propagateDirs) removePropagateDir(m);
+  for (const m of [...state.made.mounts].reverse()) await unmount(m);
+  for (const ns of [...state.made.netns].reverse()) await delNetns(ns);
+  releaseInotify(name);
+  const left = mountsUnder(state.stateDir);
+  if (left.length) throw new Error(`still mounted, not removing ${state.stateDir}: ${left.join(', ')}`);
+  const nsLeft = state.made.netns.filter((n) => netnsExists(n));
+  if (nsLeft.length) throw new Error(`namespaces not removed: ${nsLeft.join(', ')}`);
+  rmSync(state.stateDir, { recursive: true, force: true });
+}
+
+export interface HostStatus { name: string; address: string; running: boolean; pid?: number; bpf: boolean }
+export interface LabStatus { name: string; status: LabState['status'] | 'down'; hosts: HostStatus[]; info?: LabInfo }
+
+export function labStatus(name: string): LabStatus {
+  validateLabName(name);
+  const s = loadState(name);
+  if (!s) return { name, status: 'down', hosts: [] };
+  return {
+    name, status: s.status, info: toInfo(s),
+    hosts: s.hosts.map((h) => {
+      const pid = leaderPid(h);
+      return { name: h.name, address: h.address, running: pid !== undefined, ...(pid ? { pid } : {}), bpf: h.bpf };
+    }),
+  };
+}
+
+function hostOf(name: string, host: string): { state: LabState; h: HostState; leader: number } {
+  const state = loadState(name);
+  if (!state) throw new Error(`no lab named '${name}' is up`);
+  const h = state.hosts.find((x) => x.name === host);
+  if (!h) throw new Error(`lab '${name}' has no host '${host}' (hosts: ${state.hosts.map((x) => x.name).join(', ')})`);
+  const leader = leaderPid(h);
+  if (!leader) throw new Error(`host ${host} of lab '${name}' is not running`);
+  return { state, h, leader };
+}
+
+/** The argv that runs `argv` inside a host: its mount, network, PID, UTS, IPC and cgroup namespaces. */
+export function hostCommand(name: string, host: string, argv: string[]): string[] {
+  const { leader } = hostOf(name, host);
+  return ['nsenter', `--target=${leader}`, '--all', '--root', '--wd', '/usr/bin/env', '-i', `PATH=${HOST_PATH}`, 'HOME=/root', 'LANG=C.UTF-8', 'TERM=dumb', ...argv];
+}
+
+/**
+ * Runs a command inside a host, as root with the machine's privileges (it is entered with
+ * nsenter, so nspawn's seccomp filter does not apply to it; run `systemd-run --wait --pipe`
+ * inside to get exactly what the host's own services get).
+ */
+export async function labExec(name: string, host: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return run(hostCommand(name, host, argv), { input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
+}
+
+export function wsCommand(name: string, argv: string[]): string[] {
+  const state = loadState(name);
+  if (!state) throw new Error(`no lab named '${name}' is up`);
+  return ['ip', 'netns', 'exec', state.workstation.netns, ...argv];
+}
+
+/** Runs a command on the workstation (its own namespace: 192.168.0.1, no default route). */
+export async function wsExec(name: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return run(wsCommand(name, argv), { input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
+}
+
+/** ssh from the workstation to a host with the lab's key and strict host key checking. */
+export async function sshExec(name: string, host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  const { state, h } = hostOf(name, host);
+  return wsExec(name, ['ssh', ...sshOptions(state.sshKeyPath, state.knownHostsPath), `root@${h.address}`, command], opts);
+}
+
+/** Adds pod `pod` on `host` like kubelet + flannel's CNI plugin; returns its IP. */
+export async function podAdd(name: string, host: string, pod: string): Promise<{ ip: string }> {
+  validatePodName(pod);
+  const env = await labExec(name, host, ['cat', SUBNET_ENV]);
+  if (env.code !== 0) {
+    throw new Error(`${host} has no ${SUBNET_ENV}: pods are wired from the flannel subnet lease, which podnet's agent writes; apply podnet to the lab first (or write the file yourself)`);
+  }
+  const conf = JSON.stringify(flannelBridgeConf(parseSubnetEnv(env.stdout)));
+  const r = await labExec(name, host, ['sh', '-c', addScript(pod)], { input: conf });
+  if (r.code !== 0) throw new Error(`pod add ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
+  return { ip: podIpFromResult(r) };
+}
+
+export async function podExec(name: string, host: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  validatePodName(pod);
+  return labExec(name, host, ['ip', 'netns', 'exec', pod, ...argv], opts);
+}
+
+export async function podDel(name: string, host: string, pod: string): Promise<void> {
+  validatePodName(pod);
+  const r = await labExec(name, host, ['sh', '-c', delScript(pod)]);
+  if (r.code !== 0) throw new Error(`pod del ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
+}
+
+/** Lab namespaces present on the machine (for checks that nothing was left behind). */
+export function labNetnsPresent(name: string): string[] {
+  return listNetns().filter((n) => n === switchNetns(name) || n === workstationNetns(name) || n.startsWith(`${name}-master`) || /^.+-node\d+$/.test(n) && n.startsWith(`${name}-node`));
+}
+
+export { nspawnPid, isMountpoint };
+export type { RunResult };

@@ -1,0 +1,45 @@
+// The lab's network: an underlay switch (bridge br0 in its own namespace), one namespace per host
+// with eth0 on that switch, and a workstation namespace. Veths are created inside a lab namespace
+// with their peer placed straight into the switch namespace, so the machine's own namespace never
+// holds a lab link, address or route.
+import { existsSync, readdirSync } from 'node:fs';
+import { must, run } from './exec';
+
+export function netnsExists(name: string): boolean { return existsSync(`/run/netns/${name}`); }
+export function listNetns(): string[] { return existsSync('/run/netns') ? readdirSync('/run/netns') : []; }
+
+export async function addNetns(name: string): Promise<void> {
+  await must(['ip', 'netns', 'add', name]);
+}
+
+export async function delNetns(name: string): Promise<void> {
+  if (!netnsExists(name)) return;
+  const r = await run(['ip', 'netns', 'del', name]);
+  if (r.code !== 0 && netnsExists(name)) throw new Error(`ip netns del ${name}: ${r.stderr.trim()}`);
+}
+
+async function batch(netns: string, lines: string[]): Promise<void> {
+  await must(['ip', '-n', netns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+}
+
+async function sysctl(netns: string, settings: Record<string, string>): Promise<void> {
+  await must(['ip', 'netns', 'exec', netns, 'sysctl', '-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
+}
+
+/** The switch: bridge br0, no address; IPv6 off so the underlay carries only what the lab sends. */
+export async function setupSwitch(sw: string): Promise<void> {
+  await sysctl(sw, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
+  await batch(sw, ['link set lo up', 'link add br0 type bridge', 'link set br0 up']);
+}
+
+/** eth0 in `netns` with `address`/prefix, cabled to port `port` of the switch. No default route. */
+export async function plugIn(netns: string, sw: string, port: string, address: string, prefix: number): Promise<void> {
+  await batch(netns, [
+    'link set lo up',
+    `link add eth0 type veth peer name ${port} netns ${sw}`,
+    `addr add ${address}/${prefix} dev eth0`,
+    'link set eth0 up',
+  ]);
+  await sysctl(netns, { 'net.ipv6.conf.eth0.disable_ipv6': '1' });
+  await batch(sw, [`link set ${port} master br0`, `link set ${port} up`]);
+}
