@@ -6,6 +6,7 @@ type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
 
 const commands: Record<string, () => Promise<CommandModule>> = {
   plan: () => import('./commands/plan'),
+  lab: () => import('./commands/lab'),
 };
 
 function usage(): string {

@@ -272,6 +272,23 @@ export async function podDel(name: string, host: string, pod: string): Promise<v
   if (r.code !== 0) throw new Error(`pod del ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
+// Creates a one-entry BPF array map and pins it to /sys/fs/bpf, then unpins it (x86-64 syscall
+// numbers; perl-base is in every Debian). Run as a transient service of the host's own systemd,
+// so nspawn's seccomp filter applies exactly as it does to podnet's agent.
+// The script goes on stdin: systemd would expand the $ signs of an argument.
+const BPF_CHECK = [
+  'my $a = pack("LLLL", 2, 4, 4, 1) . ("\\0" x 56); my $fd = syscall(321, 0, $a, length($a));',
+  'if ($fd < 0) { print "bpf: $!\\n"; exit 1 }',
+  'my $p = "/sys/fs/bpf/podnet-lab-check-$$"; my $b = pack("QL", unpack("Q", pack("p", $p)), $fd) . ("\\0" x 52);',
+  'if (syscall(321, 6, $b, length($b)) != 0) { print "pin: $!\\n"; exit 2 } unlink $p; print "ok\\n";',
+].join('\n') + '\n';
+
+/** Whether a host's own services can use bpf() and pin to its /sys/fs/bpf (false for --no-bpf hosts). */
+export async function hostCanLoadBpf(name: string, host: string): Promise<{ ok: boolean; detail: string }> {
+  const r = await labExec(name, host, ['systemd-run', '--wait', '--pipe', '--quiet', '--collect', 'perl'], { input: BPF_CHECK, timeoutMs: 30_000 });
+  return { ok: r.code === 0 && r.stdout.trim() === 'ok', detail: (r.stdout + r.stderr).trim() };
+}
+
 /** Lab namespaces present on the machine (for checks that nothing was left behind). */
 export function labNetnsPresent(name: string): string[] {
   return listNetns().filter((n) => n === switchNetns(name) || n === workstationNetns(name) || n.startsWith(`${name}-master`) || /^.+-node\d+$/.test(n) && n.startsWith(`${name}-node`));

@@ -64,6 +64,7 @@ export function addScript(pod: string): string {
     `mkdir -p ${POD_CONF_DIR}`,
     `cat > ${POD_CONF_DIR}/${pod}.json`,
     `ip netns add ${pod}`,
+    `ip -n ${pod} link set lo up`,
     `if ! out=$(${cniEnv('ADD', pod)} ${CNI_BIN_DIR}/bridge < ${POD_CONF_DIR}/${pod}.json); then`,
     `  echo "$out" >&2; ip netns del ${pod}; rm -f ${POD_CONF_DIR}/${pod}.json; exit 1`,
     'fi',
