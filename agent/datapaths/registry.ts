@@ -1,0 +1,6 @@
+// The datapaths this agent carries, in the order `auto` tries them.
+import type { DatapathFactory } from './datapath';
+import { kernelDatapathFactory } from './kernel';
+import { ebpfDatapathFactory } from './ebpf';
+
+export const DATAPATH_FACTORIES: readonly DatapathFactory[] = [kernelDatapathFactory, ebpfDatapathFactory];

@@ -1,0 +1,169 @@
+// podnet-agent: runs under systemd on each host and does what flanneld's ipip backend does,
+// from the desired state the shared model computes out of /etc/podnet/<network>.json.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { desiredHostState, parseAgentConfig, resolveNetwork, statusPath, type DesiredHostState } from '../src/model';
+import type { Datapath, DatapathKind } from './datapaths/datapath';
+import { DATAPATH_FACTORIES } from './datapaths/registry';
+import { selectDatapath } from './datapaths/select';
+import { ChangeWatcher } from './reconcile/change-watcher';
+import { Reconciler } from './reconcile/reconciler';
+import { STATUS_SCHEMA, writeStatus, type AgentStatus } from './status';
+import { teardownHost } from './teardown';
+import { AGENT_BUILD, AGENT_VERSION } from './version';
+
+const FULL_CHECK_MS = 5_000;
+const RETRY_MS = 5_000;
+
+function log(line: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+interface Loaded {
+  readonly state: DesiredHostState;
+  readonly configHash: string;
+}
+
+function loadConfig(path: string): Loaded {
+  const text = readFileSync(path, 'utf8');
+  const config = parseAgentConfig(text, path);
+  const state = desiredHostState(resolveNetwork(config.network), config.node);
+  return { state, configHash: createHash('sha256').update(text).digest('hex').slice(0, 16) };
+}
+
+async function run(configPath: string): Promise<void> {
+  const { state, configHash } = loadConfig(configPath);
+  const file = statusPath(state.network);
+  let status: AgentStatus = {
+    schema: STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
+    configHash, state: 'starting', passedOver: {}, peers: state.peers, repairs: 0, remaining: [],
+  };
+  const publish = (patch: Partial<AgentStatus>) => {
+    status = { ...status, ...patch };
+    return writeStatus(file, status).catch((e: Error) => log(`cannot write status: ${e.message}`));
+  };
+  log(`podnet-agent ${AGENT_VERSION} (${AGENT_BUILD}) network ${state.network} node ${state.node} pod subnet ${state.podCidr}`);
+
+  // Choose a datapath; if none works yet, say why and try again (a module may be loaded later).
+  let datapath: Datapath | undefined;
+  let passedOver: Partial<Record<DatapathKind, string>> = {};
+  while (!datapath) {
+    try {
+      const selection = await selectDatapath(state.datapath, { tunnelDevice: state.tunnel.device, localAddress: state.tunnel.local, underlayDevice: state.underlay.device, mtu: state.tunnel.mtu, tunnelAddress: state.tunnel.address, podCidr: state.podCidr, clusterCidr: state.clusterCidr }, DATAPATH_FACTORIES);
+      datapath = selection.datapath;
+      passedOver = { ...selection.passedOver };
+    } catch (err) {
+      log((err as Error).message);
+      await publish({ state: 'failed', error: (err as Error).message });
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+  }
+  log(`datapath ${datapath.kind}${Object.keys(passedOver).length ? ` (passed over: ${Object.entries(passedOver).map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
+  const chosen = datapath;
+  const reconciler = new Reconciler(state, chosen, log);
+
+  const reconcile = async (why: string) => {
+    try {
+      const outcome = await reconciler.reconcile();
+      if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
+      await publish({
+        state: outcome.remaining.length === 0 ? 'converged' : 'degraded',
+        datapath: chosen.kind,
+        passedOver,
+        repairs: status.repairs + (status.lastReconcile ? outcome.repaired.length : 0),
+        lastReconcile: new Date().toISOString(),
+        remaining: outcome.remaining,
+        counters: await chosen.counters().catch(() => status.counters ?? { peers: [], dropped: 0 }),
+      });
+    } catch (err) {
+      log(`reconcile failed (${why}): ${(err as Error).message}`);
+      await publish({ state: 'degraded', error: (err as Error).message });
+    }
+  };
+
+  await reconcile('start');
+  const watcher = new ChangeWatcher((source) => void reconcile(source));
+  watcher.start(state.subnetEnv.path);
+  const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
+
+  // SIGTERM (systemctl stop/restart) leaves the network in place: pinned BPF state and
+  // kernel routes keep carrying traffic while the agent is away.
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  clearInterval(timer);
+  watcher.stop();
+  await chosen.close();
+  log('stopped; network left in place');
+}
+
+async function teardown(configPath: string): Promise<void> {
+  const { state } = loadConfig(configPath);
+  await teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log);
+}
+
+function printStatus(configPath: string | undefined, network: string | undefined, json: boolean): number {
+  const net = network ?? (configPath ? parseAgentConfig(readFileSync(configPath, 'utf8'), configPath).network.name : undefined);
+  if (!net) throw new Error('status needs --network NAME or --config FILE');
+  let text: string;
+  try {
+    text = readFileSync(statusPath(net), 'utf8');
+  } catch {
+    process.stderr.write(`no status for network ${net} (is the agent running?)\n`);
+    return 3;
+  }
+  if (json) {
+    process.stdout.write(text);
+    return 0;
+  }
+  const s = JSON.parse(text) as AgentStatus;
+  const lines = [
+    `network ${s.network} node ${s.node}: ${s.state}`,
+    `agent ${s.version} build ${s.build} pid ${s.pid} config ${s.configHash}`,
+    `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver).map(([k, v]) => `\n  passed over ${k}: ${v}`).join('')}`,
+    `peers: ${s.peers.map((p) => `${p.node} ${p.address} ${p.podCidr}${p.tunnelled ? '' : ' (direct)'}`).join(', ') || 'none'}`,
+    `repairs ${s.repairs}, last reconcile ${s.lastReconcile ?? 'never'}`,
+    ...(s.counters ? [`dropped ${s.counters.dropped}`, ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`)] : []),
+    ...(s.error ? [`error: ${s.error}`] : []),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, network: { type: 'string' }, json: { type: 'boolean' }, version: { type: 'boolean' } },
+  });
+  if (values.version) {
+    process.stdout.write(`podnet-agent ${AGENT_VERSION} ${AGENT_BUILD}\n`);
+    return 0;
+  }
+  const [command] = positionals;
+  switch (command) {
+    case 'run':
+      if (!values.config) throw new Error('run needs --config FILE');
+      await run(values.config);
+      return 0;
+    case 'teardown':
+      if (!values.config) throw new Error('teardown needs --config FILE');
+      await teardown(values.config);
+      return 0;
+    case 'status':
+      return printStatus(values.config, values.network, values.json ?? false);
+    default:
+      process.stderr.write('usage: podnet-agent run|teardown --config FILE | status [--network NAME|--config FILE] [--json] | --version\n');
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`podnet-agent: ${err.message}\n`);
+    process.exit(1);
+  },
+);

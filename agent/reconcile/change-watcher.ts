@@ -1,0 +1,49 @@
+// What wakes the reconciler: netlink (ip monitor), nftables (nft monitor), tc filter
+// changes (tc monitor) and subnet.env's directory. Each is a long-running reader whose
+// every line means "something changed"; the reconciler decides what, by diffing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+
+export class ChangeWatcher {
+  private readonly children: ChildProcess[] = [];
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly onChange: (source: string) => void, private readonly debounceMs = 30) {}
+
+  start(subnetEnvPath: string): void {
+    this.follow('ip', ['monitor', 'link', 'address', 'route']);
+    this.follow('nft', ['monitor']);
+    this.follow('tc', ['monitor']);
+    mkdirSync(dirname(subnetEnvPath), { recursive: true });
+    this.watcher = watch(dirname(subnetEnvPath), () => this.fire('file'));
+  }
+
+  private follow(file: string, args: string[]): void {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.on('error', () => undefined); // a missing tool only means one fewer trigger
+    child.stdout?.on('data', () => this.fire(file));
+    child.on('exit', () => {
+      // Monitors should live as long as the agent; restart one that dies, a second later.
+      if (!this.stopped) setTimeout(() => !this.stopped && this.follow(file, args), 1000).unref();
+    });
+    this.children.push(child);
+  }
+
+  private fire(source: string): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.onChange(source);
+    }, this.debounceMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const c of this.children) c.kill();
+    this.watcher?.close();
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

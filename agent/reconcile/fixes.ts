@@ -1,0 +1,56 @@
+// Turns differences into the changes that repair them. Pure: the reconciler runs the
+// result, and tests check the exact iproute2 lines.
+import type { HostDifference } from '../../src/planner/host-diff';
+import { nftTableName, ROUTE_PROTOCOL, type DesiredHostState, type DesiredRoute } from '../../src/model';
+
+export interface FixPlan {
+  /** The datapath must (re)create or repair the tunnel device. */
+  readonly ensureTunnel: boolean;
+  /** Tunnel device to delete first (wrong kind or wrong local address). */
+  readonly recreateTunnel: boolean;
+  /** `ip -batch` lines for the bridge and routes, in order. */
+  readonly ipBatch: readonly string[];
+  readonly writeSubnetEnv: boolean;
+  /** `nft -f -` script replacing podnet's table atomically, if it needs replacing. */
+  readonly nftScript?: string;
+  readonly enableIpForward: boolean;
+}
+
+export function routeLine(verb: 'replace', r: DesiredRoute): string {
+  return `route ${verb} ${r.destination} via ${r.gateway} dev ${r.device}${r.onlink ? ' onlink' : ''} proto ${ROUTE_PROTOCOL}`;
+}
+
+/** Replacing a table atomically: create it if absent (so delete cannot fail), delete, add. */
+export function nftReplaceScript(state: DesiredHostState): string {
+  const table = nftTableName(state.network);
+  return `table ip ${table}\ndelete table ip ${table}\n${state.nftTable}`;
+}
+
+export function planFixes(state: DesiredHostState, diffs: readonly HostDifference[]): FixPlan {
+  const kinds = new Set(diffs.map((d) => d.kind));
+  const tunnelKinds = ['tunnel-missing', 'tunnel-wrong-kind', 'tunnel-wrong-local', 'tunnel-mtu', 'tunnel-address', 'tunnel-down'] as const;
+  const ensureTunnel = tunnelKinds.some((k) => kinds.has(k));
+  const recreateTunnel = kinds.has('tunnel-wrong-kind') || kinds.has('tunnel-wrong-local');
+
+  const batch: string[] = [];
+  const b = state.bridge;
+  if (kinds.has('bridge-missing')) batch.push(`link add ${b.device} type bridge`);
+  if (kinds.has('bridge-missing') || kinds.has('bridge-address')) batch.push(`addr replace ${b.address} dev ${b.device}`);
+  if (kinds.has('bridge-missing') || kinds.has('bridge-down')) batch.push(`link set ${b.device} up`);
+
+  // A new or recreated tunnel device loses its routes, so re-add every tunnel route then.
+  const routeFix = new Set(diffs.filter((d) => d.kind === 'route-missing' || d.kind === 'route-wrong').map((d) => d.subject));
+  for (const r of state.routes) {
+    if (routeFix.has(r.destination) || (ensureTunnel && r.device === state.tunnel.device)) batch.push(routeLine('replace', r));
+  }
+  for (const d of diffs) if (d.kind === 'route-extra') batch.push(`route del ${d.subject} proto ${ROUTE_PROTOCOL}`);
+
+  return {
+    ensureTunnel,
+    recreateTunnel,
+    ipBatch: batch,
+    writeSubnetEnv: kinds.has('subnet-env'),
+    ...(kinds.has('masquerade') ? { nftScript: nftReplaceScript(state) } : {}),
+    enableIpForward: kinds.has('ip-forward'),
+  };
+}

@@ -1,0 +1,97 @@
+// The agent's control loop: converge at start, then repair whatever differs, triggered by
+// netlink events and file changes, with a periodic full check as the safety net.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { DesiredHostState } from '../../src/model';
+import { diffHost, type HostDifference } from '../../src/planner/host-diff';
+import { ipBatch, mustRun, runCommand } from '../host/command';
+import { readLiveState } from '../host/read-live-state';
+import type { Datapath, DatapathHost, DatapathPeer } from '../datapaths/datapath';
+import { planFixes } from './fixes';
+import { enableIpForward } from '../host/ip-forward';
+
+export function datapathHostOf(state: DesiredHostState): DatapathHost {
+  return {
+    tunnelDevice: state.tunnel.device,
+    localAddress: state.tunnel.local,
+    underlayDevice: state.underlay.device,
+    mtu: state.tunnel.mtu,
+    tunnelAddress: state.tunnel.address,
+    podCidr: state.podCidr,
+    clusterCidr: state.clusterCidr,
+  };
+}
+
+export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
+  return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+}
+
+async function writeAtomic(path: string, content: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.podnet-tmp`;
+  await writeFile(tmp, content, { mode: 0o644 });
+  await rename(tmp, path);
+}
+
+export interface ReconcileOutcome {
+  /** What differed before this pass (empty when in sync). */
+  readonly repaired: readonly HostDifference[];
+  /** What still differs after it (should be empty). */
+  readonly remaining: readonly HostDifference[];
+}
+
+export class Reconciler {
+  private running: Promise<ReconcileOutcome> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly state: DesiredHostState,
+    private readonly datapath: Datapath,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Runs one pass; concurrent calls coalesce into at most one more pass. */
+  reconcile(): Promise<ReconcileOutcome> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        let outcome = await this.pass();
+        while (this.again) {
+          this.again = false;
+          outcome = await this.pass();
+        }
+        return outcome;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async pass(): Promise<ReconcileOutcome> {
+    const host = datapathHostOf(this.state);
+    // Peers are pushed on every pass: it is an in-place map update for ebpf (cheap, and a
+    // restarted agent re-asserts them), and a no-op for the kernel datapath.
+    await this.datapath.ensure(host);
+    await this.datapath.setPeers(tunnelledPeers(this.state));
+    const diffs = diffHost(this.state, await readLiveState(this.state.network));
+    if (diffs.length === 0) return { repaired: [], remaining: [] };
+
+    for (const d of diffs) this.log(`drift ${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`);
+    const plan = planFixes(this.state, diffs);
+    if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', host.tunnelDevice]);
+    if (plan.ensureTunnel) await this.datapath.ensure(host);
+    if (plan.enableIpForward) await enableIpForward(this.state.network);
+    const batch = await ipBatch(plan.ipBatch);
+    if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
+    if (plan.writeSubnetEnv) await writeAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
+    if (plan.nftScript) await mustRun('nft', ['-f', '-'], { input: plan.nftScript });
+
+    const remaining = diffHost(this.state, await readLiveState(this.state.network));
+    for (const d of remaining) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
+    return { repaired: diffs, remaining };
+  }
+}

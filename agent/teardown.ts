@@ -1,0 +1,31 @@
+// `podnet-agent teardown`: removes exactly what the agent created — its routes (by proto
+// number), the tunnel and whatever its datapath made, the cni0 bridge, podnet's nftables
+// table, subnet.env — and puts ip_forward back as it found it.
+import { readFile, rm } from 'node:fs/promises';
+import { parseRoutes } from '../src/host/live-state';
+import { isPodnetRoute } from '../src/planner/host-diff';
+import { nftTableName, ROUTE_PROTOCOL, type DesiredHostState } from '../src/model';
+import { ipBatch, mustRun, runCommand } from './host/command';
+import type { Datapath } from './datapaths/datapath';
+import { datapathHostOf } from './reconcile/reconciler';
+import { ipForwardMemoPath } from './host/ip-forward';
+
+export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
+  const routes = parseRoutes(await mustRun('ip', ['-json', '-4', 'route', 'show', 'table', 'main']));
+  const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
+  await ipBatch(own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
+  log(`removed ${own.length} podnet routes`);
+  for (const dp of datapaths) await dp.teardown(datapathHostOf(state));
+  await runCommand('ip', ['link', 'del', 'dev', state.tunnel.device]);
+  await runCommand('ip', ['link', 'del', 'dev', state.bridge.device]);
+  await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
+  await rm(state.subnetEnv.path, { force: true });
+  try {
+    const before = (await readFile(ipForwardMemoPath(state.network), 'utf8')).trim();
+    if (before === '0' || before === '1') await runCommand('sysctl', ['-qw', `net.ipv4.ip_forward=${before}`]);
+    await rm(ipForwardMemoPath(state.network), { force: true });
+  } catch {
+    // No memo: podnet never changed ip_forward on this host.
+  }
+  log('teardown complete');
+}

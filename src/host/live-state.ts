@@ -1,0 +1,93 @@
+// Live network state of one host as iproute2 reports it, parsed from `ip -json` output.
+// Pure parsing: the agent reads these locally, the engine reads them over SSH.
+
+export interface LiveLink {
+  readonly name: string;
+  readonly ifindex: number;
+  /** `ipip`, `tun`, `bridge`, `veth`, ... (linkinfo.info_kind); undefined for plain devices. */
+  readonly kind?: string;
+  readonly mtu: number;
+  readonly up: boolean;
+  /** For ipip links: the local address. */
+  readonly ipipLocal?: string;
+  readonly master?: string;
+}
+
+export interface LiveAddress {
+  readonly device: string;
+  readonly cidr: string; // e.g. 10.244.1.0/32
+}
+
+export interface LiveRoute {
+  readonly destination: string; // always with a prefix length
+  readonly gateway?: string;
+  readonly device?: string;
+  readonly onlink: boolean;
+  readonly protocol: string; // as ip prints it: "kernel", "boot", "152", or a name
+}
+
+export interface LiveHostState {
+  readonly links: readonly LiveLink[];
+  readonly addresses: readonly LiveAddress[];
+  readonly routes: readonly LiveRoute[];
+  /** Content of subnet.env, or undefined when absent. */
+  readonly subnetEnv?: string;
+  /** `nft list table` text of podnet's table, or undefined when absent. */
+  readonly nftTable?: string;
+  /** /proc/sys/net/ipv4/ip_forward. */
+  readonly ipForward: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+function asArray(text: string): Json[] {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  const value: unknown = JSON.parse(trimmed);
+  if (!Array.isArray(value)) throw new Error('expected a JSON array from ip -json');
+  return value as Json[];
+}
+
+/** Parses `ip -json -details link show`. */
+export function parseLinks(text: string): LiveLink[] {
+  return asArray(text).map((l) => {
+    const info = (l.linkinfo ?? {}) as Json;
+    const data = (info.info_data ?? {}) as Json;
+    const flags = (l.flags ?? []) as string[];
+    return {
+      name: String(l.ifname),
+      ifindex: Number(l.ifindex),
+      ...(typeof info.info_kind === 'string' ? { kind: info.info_kind } : {}),
+      mtu: Number(l.mtu),
+      up: flags.includes('UP'),
+      ...(info.info_kind === 'ipip' && typeof data.local === 'string' ? { ipipLocal: data.local } : {}),
+      ...(typeof l.master === 'string' ? { master: l.master } : {}),
+    };
+  });
+}
+
+/** Parses `ip -json -4 addr show` (IPv4 only). */
+export function parseAddresses(text: string): LiveAddress[] {
+  const out: LiveAddress[] = [];
+  for (const l of asArray(text)) {
+    for (const a of (l.addr_info ?? []) as Json[]) {
+      if (a.family === 'inet') out.push({ device: String(l.ifname), cidr: `${String(a.local)}/${Number(a.prefixlen)}` });
+    }
+  }
+  return out;
+}
+
+/** Parses `ip -json -4 route show` (main table). */
+export function parseRoutes(text: string): LiveRoute[] {
+  return asArray(text).map((r) => {
+    const dst = String(r.dst);
+    const flags = (r.flags ?? []) as string[];
+    return {
+      destination: dst === 'default' ? '0.0.0.0/0' : dst.includes('/') ? dst : `${dst}/32`,
+      ...(typeof r.gateway === 'string' ? { gateway: r.gateway } : {}),
+      ...(typeof r.dev === 'string' ? { device: r.dev } : {}),
+      onlink: flags.includes('onlink'),
+      protocol: String(r.protocol ?? 'boot'),
+    };
+  });
+}

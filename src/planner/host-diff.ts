@@ -1,0 +1,121 @@
+// Desired vs live for one host: a list of differences, each with the fix the agent makes.
+// Pure and shared: the agent's reconcile applies the fixes; `podnet drift` reports them.
+import { cidrContains, parseCidr, ROUTE_PROTOCOL, type DesiredHostState, type DesiredRoute } from '../model';
+import type { LiveHostState, LiveRoute } from '../host/live-state';
+
+export type DifferenceKind =
+  | 'tunnel-missing'
+  | 'tunnel-wrong-kind'
+  | 'tunnel-wrong-local'
+  | 'tunnel-mtu'
+  | 'tunnel-address'
+  | 'tunnel-down'
+  | 'bridge-missing'
+  | 'bridge-address'
+  | 'bridge-down'
+  | 'route-missing'
+  | 'route-wrong'
+  | 'route-extra'
+  | 'subnet-env'
+  | 'masquerade'
+  | 'ip-forward';
+
+export interface HostDifference {
+  readonly kind: DifferenceKind;
+  /** What it is about: a device, a route's destination, a file path. */
+  readonly subject: string;
+  readonly expected?: string;
+  readonly actual?: string;
+}
+
+/** Device kinds each datapath gives flannel.ipip; `auto` accepts any of them. */
+export function acceptableTunnelKinds(datapath: DesiredHostState['datapath']): string[] {
+  switch (datapath) {
+    case 'kernel':
+      return ['ipip'];
+    case 'ebpf':
+    case 'userspace':
+      return ['tun'];
+    case 'auto':
+      return ['ipip', 'tun'];
+  }
+}
+
+export function describeRoute(r: { destination: string; gateway?: string; device?: string; onlink: boolean }): string {
+  return `${r.destination}${r.gateway ? ` via ${r.gateway}` : ''}${r.device ? ` dev ${r.device}` : ''}${r.onlink ? ' onlink' : ''}`;
+}
+
+function routeMatches(desired: DesiredRoute, live: LiveRoute): boolean {
+  return live.gateway === desired.gateway && live.device === desired.device && live.onlink === desired.onlink;
+}
+
+/** Is this live route one podnet owns (its proto number, inside the cluster CIDR)? */
+export function isPodnetRoute(route: LiveRoute, clusterCidr: string): boolean {
+  const cluster = parseCidr(clusterCidr);
+  const dst = parseCidr(route.destination);
+  return route.protocol === String(ROUTE_PROTOCOL) && cluster.ok && dst.ok && cidrContains(cluster.cidr, dst.cidr);
+}
+
+export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDifference[] {
+  const diffs: HostDifference[] = [];
+  const t = desired.tunnel;
+  const tunnel = live.links.find((l) => l.name === t.device);
+  if (!tunnel) {
+    diffs.push({ kind: 'tunnel-missing', subject: t.device, expected: `${desired.datapath} tunnel, local ${t.local}, mtu ${t.mtu}` });
+  } else {
+    const kinds = acceptableTunnelKinds(desired.datapath);
+    if (!kinds.includes(tunnel.kind ?? '')) diffs.push({ kind: 'tunnel-wrong-kind', subject: t.device, expected: kinds.join(' or '), actual: tunnel.kind ?? 'plain' });
+    if (tunnel.kind === 'ipip' && tunnel.ipipLocal !== t.local) diffs.push({ kind: 'tunnel-wrong-local', subject: t.device, expected: t.local, actual: tunnel.ipipLocal ?? 'any' });
+    if (tunnel.mtu !== t.mtu) diffs.push({ kind: 'tunnel-mtu', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
+    if (!tunnel.up) diffs.push({ kind: 'tunnel-down', subject: t.device, expected: 'up', actual: 'down' });
+    if (!live.addresses.some((a) => a.device === t.device && a.cidr === t.address)) {
+      const actual = live.addresses.filter((a) => a.device === t.device).map((a) => a.cidr).join(', ');
+      diffs.push({ kind: 'tunnel-address', subject: t.device, expected: t.address, actual: actual || 'none' });
+    }
+  }
+
+  const b = desired.bridge;
+  const bridge = live.links.find((l) => l.name === b.device);
+  if (!bridge) {
+    diffs.push({ kind: 'bridge-missing', subject: b.device, expected: `bridge ${b.address}` });
+  } else {
+    if (!live.addresses.some((a) => a.device === b.device && a.cidr === b.address)) {
+      diffs.push({ kind: 'bridge-address', subject: b.device, expected: b.address, actual: live.addresses.filter((a) => a.device === b.device).map((a) => a.cidr).join(', ') || 'none' });
+    }
+    if (!bridge.up) diffs.push({ kind: 'bridge-down', subject: b.device, expected: 'up', actual: 'down' });
+  }
+
+  for (const route of desired.routes) {
+    const live_ = live.routes.find((r) => r.destination === route.destination);
+    if (!live_) diffs.push({ kind: 'route-missing', subject: route.destination, expected: describeRoute(route) });
+    else if (!routeMatches(route, live_)) diffs.push({ kind: 'route-wrong', subject: route.destination, expected: describeRoute(route), actual: describeRoute(live_) });
+  }
+  const wanted = new Set(desired.routes.map((r) => r.destination));
+  for (const route of live.routes) {
+    if (!wanted.has(route.destination) && isPodnetRoute(route, desired.clusterCidr)) {
+      diffs.push({ kind: 'route-extra', subject: route.destination, actual: describeRoute(route) });
+    }
+  }
+
+  if (live.subnetEnv !== desired.subnetEnv.content) {
+    diffs.push({ kind: 'subnet-env', subject: desired.subnetEnv.path, expected: desired.subnetEnv.content.trim().replace(/\n/g, ' '), ...(live.subnetEnv !== undefined ? { actual: live.subnetEnv.trim().replace(/\n/g, ' ') } : { actual: 'missing' }) });
+  }
+  if (live.nftTable === undefined || normalizeNft(live.nftTable) !== normalizeNft(desired.nftTable)) {
+    diffs.push({ kind: 'masquerade', subject: 'nftables', expected: 'podnet table as declared', actual: live.nftTable === undefined ? 'missing' : 'different rules' });
+  }
+  if (!live.ipForward) diffs.push({ kind: 'ip-forward', subject: 'net.ipv4.ip_forward', expected: '1', actual: '0' });
+  return diffs;
+}
+
+/**
+ * nft prints tables in its own canonical shape (tabs, `srcnat` as a number on old versions,
+ * `random,fully-random` order); compare rule lines only, whitespace-normalised.
+ */
+export function normalizeNft(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim().replace(/\s+/g, ' '))
+    .filter((l) => l.startsWith('ip ') || l.startsWith('type '))
+    .map((l) => l.replace(/priority (srcnat|filter|\d+)/, 'priority P').replace(/ random,fully-random| fully-random,random| fully-random| random/g, ''))
+    .join('\n');
+}

@@ -1,0 +1,127 @@
+import { parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../../src/host/live-state';
+import { desiredHostState, resolveNetwork } from '../../src/model';
+import { diffHost, normalizeNft } from '../../src/planner/host-diff';
+import { planFixes } from '../../agent/reconcile/fixes';
+import { kernelTunnelBatch } from '../../agent/datapaths/kernel';
+import { datapathHostOf } from '../../agent/reconcile/reconciler';
+import { referenceSpec } from './reference-network';
+
+const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
+
+// Shapes as iproute2 6.1 prints them (captured on a lab host, trimmed).
+const linksJson = JSON.stringify([
+  { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536 },
+  { ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, linkinfo: { info_kind: 'veth' } },
+  { ifindex: 3, ifname: 'flannel.ipip', flags: ['POINTOPOINT', 'MULTICAST', 'NOARP', 'UP'], mtu: 1480, linkinfo: { info_kind: 'tun', info_data: { type: 'tun' } } },
+  { ifindex: 4, ifname: 'cni0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, linkinfo: { info_kind: 'bridge' } },
+]);
+const addrJson = JSON.stringify([
+  { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.168.0.81', prefixlen: 24 }] },
+  { ifname: 'flannel.ipip', addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }] },
+  { ifname: 'cni0', addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }] },
+]);
+const routesJson = JSON.stringify([
+  { dst: '10.244.0.0/24', gateway: '192.168.0.80', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
+  { dst: '10.244.1.0/24', dev: 'cni0', protocol: 'kernel', scope: 'link', prefsrc: '10.244.1.1', flags: [] },
+  { dst: '10.244.2.0/24', gateway: '192.168.0.82', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
+  { dst: '192.168.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', flags: [] },
+]);
+const nftListed = `table ip podnet_cluster {
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tip saddr 10.244.0.0/16 accept
+\t\tip daddr 10.244.0.0/16 accept
+\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return
+\t\tip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random,random
+\t\tip saddr != 10.244.0.0/16 ip daddr 10.244.1.0/24 return
+\t\tip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random,random
+\t}
+}`;
+
+const inSync: LiveHostState = {
+  links: parseLinks(linksJson),
+  addresses: parseAddresses(addrJson),
+  routes: parseRoutes(routesJson),
+  subnetEnv: state.subnetEnv.content,
+  nftTable: nftListed,
+  ipForward: true,
+};
+
+describe('host diff and fixes', () => {
+  it('parses iproute2 JSON', () => {
+    expect(inSync.links.find((l) => l.name === 'flannel.ipip')).toEqual({ name: 'flannel.ipip', ifindex: 3, kind: 'tun', mtu: 1480, up: true });
+    expect(inSync.routes[0]).toEqual({ destination: '10.244.0.0/24', gateway: '192.168.0.80', device: 'flannel.ipip', onlink: true, protocol: '152' });
+  });
+
+  it('finds nothing when the host matches (nft canonical form included)', () => {
+    expect(diffHost(state, inSync)).toEqual([]);
+    expect(normalizeNft(nftListed)).toBe(normalizeNft(state.nftTable));
+  });
+
+  it('a deleted route is missing and is re-added with podnet proto', () => {
+    const live = { ...inSync, routes: inSync.routes.filter((r) => r.destination !== '10.244.2.0/24') };
+    const diffs = diffHost(state, live);
+    expect(diffs).toEqual([{ kind: 'route-missing', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink' }]);
+    expect(planFixes(state, diffs).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);
+  });
+
+  it('removes only podnet-owned extra routes, never a user route', () => {
+    const live = {
+      ...inSync,
+      routes: [
+        ...inSync.routes,
+        { destination: '10.244.9.0/24', gateway: '192.168.0.89', device: 'flannel.ipip', onlink: true, protocol: '152' },
+        { destination: '10.244.8.0/24', gateway: '192.168.0.88', device: 'eth0', onlink: false, protocol: 'boot' },
+        { destination: '172.16.0.0/24', gateway: '192.168.0.1', device: 'eth0', onlink: false, protocol: '152' },
+      ],
+    };
+    const diffs = diffHost(state, live);
+    expect(diffs.map((d) => [d.kind, d.subject])).toEqual([['route-extra', '10.244.9.0/24']]);
+    expect(planFixes(state, diffs).ipBatch).toEqual(['route del 10.244.9.0/24 proto 152']);
+  });
+
+  it('a missing tunnel device is recreated and its routes re-added', () => {
+    const live = { ...inSync, links: inSync.links.filter((l) => l.name !== 'flannel.ipip'), routes: inSync.routes.filter((r) => r.device !== 'flannel.ipip'), addresses: inSync.addresses.filter((a) => a.device !== 'flannel.ipip') };
+    const plan = planFixes(state, diffHost(state, live));
+    expect(plan.ensureTunnel).toBe(true);
+    expect(plan.ipBatch).toEqual([
+      'route replace 10.244.0.0/24 via 192.168.0.80 dev flannel.ipip onlink proto 152',
+      'route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152',
+    ]);
+  });
+
+  it('detects a wrong MTU, a wrong kind for a kernel datapath, subnet.env and masquerade drift', () => {
+    const live: LiveHostState = {
+      ...inSync,
+      links: inSync.links.map((l) => (l.name === 'flannel.ipip' ? { ...l, mtu: 1400 } : l)),
+      subnetEnv: undefined,
+      nftTable: undefined,
+      ipForward: false,
+    };
+    const kinds = diffHost(state, live).map((d) => d.kind);
+    expect(kinds).toEqual(['tunnel-mtu', 'subnet-env', 'masquerade', 'ip-forward']);
+    const kernelState = { ...state, datapath: 'kernel' as const };
+    expect(diffHost(kernelState, inSync).map((d) => d.kind)).toEqual(['tunnel-wrong-kind']);
+    const plan = planFixes(state, diffHost(state, live));
+    expect(plan.writeSubnetEnv).toBe(true);
+    expect(plan.nftScript).toMatch(/^table ip podnet_cluster\ndelete table ip podnet_cluster\ntable ip podnet_cluster \{/);
+    expect(plan.enableIpForward).toBe(true);
+  });
+
+  it('the kernel datapath creates flannel.ipip exactly as flannel does', () => {
+    expect(kernelTunnelBatch(datapathHostOf(state))).toEqual([
+      'link add flannel.ipip type ipip remote any local 192.168.0.81 ttl inherit nopmtudisc',
+      'link set flannel.ipip mtu 1480',
+      'addr replace 10.244.1.0/32 dev flannel.ipip',
+      'link set flannel.ipip up',
+    ]);
+  });
+
+  it('a missing bridge is created with its gateway address', () => {
+    const live = { ...inSync, links: inSync.links.filter((l) => l.name !== 'cni0'), addresses: inSync.addresses.filter((a) => a.device !== 'cni0') };
+    expect(planFixes(state, diffHost(state, live)).ipBatch).toEqual(['link add cni0 type bridge', 'addr replace 10.244.1.1/24 dev cni0', 'link set cni0 up']);
+  });
+});
