@@ -1,0 +1,55 @@
+// Helpers for tests that need a lab of real hosts (test/lab/*.test.ts and later end-to-end
+// tests). Lab tests are skipped, with the reason printed, where the machine cannot run a lab.
+import { execFileSync } from 'node:child_process';
+import { labDown, labUnavailableReason, labUp, readLab, sshExec, type ExecResult, type LabInfo } from '../../src/lab';
+
+/** Why lab tests cannot run here (not root, no systemd-nspawn, ...), or undefined if they can. */
+export function requireLabOrSkip(): string | undefined {
+  if (process.env.PODNET_SKIP_LAB_TESTS) return `PODNET_SKIP_LAB_TESTS is set (${process.env.PODNET_SKIP_LAB_TESTS})`;
+  return labUnavailableReason();
+}
+
+/**
+ * `describe` for lab tests: runs `body` when a lab can run here; otherwise registers one skipped
+ * test whose name says why, and prints the reason, so a skip is never silent.
+ */
+export function describeLab(title: string, body: () => void): void {
+  const reason = requireLabOrSkip();
+  if (!reason) { describe(title, body); return; }
+  describe(title, () => {
+    process.stderr.write(`[lab tests skipped] ${title}: ${reason}\n`);
+    it.skip(`skipped: ${reason}`, () => undefined);
+  });
+}
+
+export interface LabFixture {
+  /** The running lab (throws if called before beforeAll finished). */
+  readonly info: () => LabInfo;
+  readonly name: string;
+  /** ssh from the workstation with the lab's key and strict host key checking. */
+  readonly ssh: (host: string, command: string) => Promise<ExecResult>;
+}
+
+/**
+ * Brings a lab up in beforeAll and takes it down in afterAll. A lab of the same name left over by
+ * an earlier, killed run is taken down first. The first run on a machine builds the base image
+ * (about a minute), hence the long hook timeout.
+ */
+export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[] } = {}): LabFixture {
+  let info: LabInfo | undefined;
+  beforeAll(async () => {
+    if (readLab(name)) await labDown(name);
+    info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, log: (l) => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); } });
+  }, 10 * 60_000);
+  afterAll(async () => { await labDown(name); }, 3 * 60_000);
+  return {
+    name,
+    info: () => { if (!info) throw new Error(`lab ${name} is not up`); return info; },
+    ssh: (host, command) => sshExec(name, host, command, { timeoutMs: 30_000 }),
+  };
+}
+
+/** IPv4 routes of the machine's own network namespace (to prove a lab never adds any). */
+export function rootRoutes(): string[] {
+  return execFileSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+}
