@@ -129,6 +129,7 @@ int pn_tun_egress(struct __sk_buff *skb)
 	struct pn_peer *peer;
 	struct pn_peer_counters *ctr;
 	struct iphdr inner, outer;
+	__u64 segs;
 	__u8 ecn;
 	__u32 len;
 
@@ -153,6 +154,7 @@ int pn_tun_egress(struct __sk_buff *skb)
 	if (len > 0xffff)
 		return drop(PN_DROP_MALFORMED);
 
+	segs = wire_packets(skb); /* before adjust_room, which resets gso_segs */
 	ecn = inner.tos & 3;
 	__builtin_memset(&outer, 0, sizeof(outer));
 	outer.version = 4;
@@ -187,7 +189,7 @@ int pn_tun_egress(struct __sk_buff *skb)
 
 	ctr = bpf_map_lookup_elem(&pn_counters, &peer->index);
 	if (ctr) {
-		ctr->tx_packets += wire_packets(skb);
+		ctr->tx_packets += segs;
 		ctr->tx_bytes += len;
 	}
 	/* NULL next hop: the kernel routes the outer destination on the underlay and resolves

@@ -1,0 +1,37 @@
+// How the eBPF datapath runs programs (podnet-bpf, ip, bridge, mount). Injectable so the
+// pure parts can be unit-tested without root.
+import { execFile } from 'node:child_process';
+
+export interface CmdResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export type Runner = (file: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }) => Promise<CmdResult>;
+
+/** child_process.execFile with optional stdin; never rejects on a non-zero exit. */
+export const execRunner: Runner = (file, args, opts = {}) =>
+  new Promise((resolve) => {
+    const child = execFile(file, [...args], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
+      const code = !e ? 0 : typeof e.code === 'number' ? e.code : 127;
+      resolve({ code, stdout: stdout ?? '', stderr: stderr || (e && typeof e.code !== 'number' ? e.message : '') || '' });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+
+export class CommandError extends Error {
+  constructor(readonly argv: readonly string[], readonly result: CmdResult) {
+    super(`${argv.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
+    this.name = 'CommandError';
+  }
+}
+
+/** Runs and throws CommandError on a non-zero exit; returns stdout. */
+export async function mustRun(run: Runner, file: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }): Promise<string> {
+  const r = await run(file, args, opts);
+  if (r.code !== 0) throw new CommandError([file, ...args], r);
+  return r.stdout;
+}

@@ -1,0 +1,225 @@
+// The eBPF datapath: kernel-ipip wire format from tc programs, for kernels without the ipip
+// module. The programs (podnet-ipip.bpf.o) and their loader (podnet-bpf) ship beside the
+// agent bundle; see bpf/podnet-ipip.bpf.c and native/podnet-bpf.c for what they do.
+//
+// State lives in the kernel, pinned under pinDir: this class holds nothing that a restarted
+// agent would need. ensure() adopts what is attached (the loader compares program tags and
+// maps) and never interrupts traffic; peers and local pods are map updates in place.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
+import { execRunner, mustRun, type Runner } from './exec';
+import {
+  DEFAULT_PIN_DIR, attachArgs, detachArgs, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
+  type AttachAction, type LoaderCounters, type LoaderStatus,
+} from './loader';
+import { diffPods, discoverLocalPods, isEmptyDiff, type LocalPod } from './local-pods';
+
+export interface EbpfOptions {
+  /** The podnet-bpf loader. Default: beside the running agent bundle. */
+  readonly loaderPath?: string;
+  /** The BPF object. Default: podnet-ipip.bpf.o beside the loader. */
+  readonly objectPath?: string;
+  /** Where programs and maps are pinned (must be on a bpffs). Default /sys/fs/bpf/podnet. */
+  readonly pinDir?: string;
+  /** The CNI bridge whose pods get the fast path. Default cni0. */
+  readonly bridge?: string;
+  /** How often local pods are re-read (ms); 0 = only on ensure(). Default 2000. */
+  readonly podSyncIntervalMs?: number;
+  readonly run?: Runner;
+  readonly log?: (line: string) => void;
+}
+
+function defaultLoaderPath(): string {
+  return path.join(__dirname, 'podnet-bpf');
+}
+
+interface Resolved {
+  readonly loader: string;
+  readonly object: string;
+  readonly pinDir: string;
+  readonly bridge: string;
+  readonly interval: number;
+  readonly run: Runner;
+  readonly log: (line: string) => void;
+}
+
+function resolve(o: EbpfOptions): Resolved {
+  const loader = o.loaderPath ?? defaultLoaderPath();
+  return {
+    loader,
+    object: o.objectPath ?? path.join(path.dirname(loader), 'podnet-ipip.bpf.o'),
+    pinDir: o.pinDir ?? DEFAULT_PIN_DIR,
+    bridge: o.bridge ?? 'cni0',
+    interval: o.podSyncIntervalMs ?? 2000,
+    run: o.run ?? execRunner,
+    log: o.log ?? (() => undefined),
+  };
+}
+
+/** The bpffs mount point that holds `dir`, or undefined (reads /proc/self/mounts). */
+export function bpffsMountFor(dir: string, mountsText: string): string | undefined {
+  let best: string | undefined;
+  for (const line of mountsText.split('\n')) {
+    const [, mnt, fstype] = line.split(' ');
+    if (fstype !== 'bpf' || !mnt) continue;
+    const m = mnt.replace(/\\040/g, ' ');
+    if ((dir === m || dir.startsWith(m.endsWith('/') ? m : `${m}/`)) && (!best || m.length > best.length)) best = m;
+  }
+  return best;
+}
+
+export class EbpfDatapath implements Datapath {
+  readonly kind = 'ebpf' as const;
+  private readonly o: Resolved;
+  private nodeByAddress = new Map<string, string>();
+  private host?: DatapathHost;
+  private timer?: NodeJS.Timeout;
+  private syncing?: Promise<void>;
+  /** What we last wrote to pn_pods (undefined: not read yet). */
+  private podTable?: LocalPod[];
+  /** What the last ensure() did to each program (for status). */
+  lastAttach?: { egress: AttachAction; ingress: AttachAction };
+
+  constructor(options: EbpfOptions = {}) {
+    this.o = resolve(options);
+  }
+
+  private loader(args: readonly string[], input?: string): Promise<string> {
+    return mustRun(this.o.run, this.o.loader, args, { input, timeoutMs: 30_000 });
+  }
+
+  async ensure(host: DatapathHost): Promise<void> {
+    this.host = host;
+    await this.ensureTunnel(host);
+    await this.ensureBpffs();
+    this.lastAttach = parseAttach(await this.loader(attachArgs({
+      pinDir: this.o.pinDir, object: this.o.object, tunnelDevice: host.tunnelDevice, underlayDevice: host.underlayDevice, localAddress: host.localAddress,
+    })));
+    this.o.log(`ebpf: egress ${this.lastAttach.egress}, ingress ${this.lastAttach.ingress}`);
+    await this.syncPods();
+    if (this.o.interval > 0 && !this.timer) {
+      this.timer = setInterval(() => {
+        this.syncPods().catch((e: unknown) => this.o.log(`ebpf: pod sync failed: ${(e as Error).message}`));
+      }, this.o.interval);
+      this.timer.unref();
+    }
+  }
+
+  /** flannel.ipip as a persistent TUN nobody reads: without the program it drops (fails closed). */
+  private async ensureTunnel(host: DatapathHost): Promise<void> {
+    const run = this.o.run;
+    const dev = host.tunnelDevice;
+    const cur = await run('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
+    let kind: string | undefined;
+    if (cur.code === 0) {
+      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
+      kind = l?.linkinfo?.info_kind;
+      if (kind !== 'tun') {
+        // Another datapath's device (kernel ipip, or a stray one): this datapath owns the name.
+        this.o.log(`ebpf: replacing ${dev} (kind ${kind ?? 'unknown'}) with a TUN device`);
+        await mustRun(run, 'ip', ['link', 'del', 'dev', dev]);
+      }
+    }
+    if (kind !== 'tun') await mustRun(run, 'ip', ['tuntap', 'add', 'dev', dev, 'mode', 'tun']);
+    // The device never carries IPv6 (kernel ipip has none either): no RS/MLD noise on it.
+    try {
+      const p = `/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`;
+      if (existsSync(p) && readFileSync(p, 'utf8').trim() !== '1') writeFileSync(p, '1');
+    } catch { /* no IPv6 in this kernel/netns: nothing to silence */ }
+    await mustRun(run, 'ip', ['link', 'set', 'dev', dev, 'mtu', String(host.mtu), 'up']);
+    const addrs = JSON.parse((await mustRun(run, 'ip', ['-json', '-4', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+    const [want, len] = host.tunnelAddress.split('/');
+    const have = (addrs[0]?.addr_info ?? []).some((a) => a.local === want && a.prefixlen === Number(len ?? 32));
+    if (!have) await mustRun(run, 'ip', ['addr', 'add', host.tunnelAddress, 'dev', dev]);
+  }
+
+  private async ensureBpffs(): Promise<void> {
+    let mounts = '';
+    try { mounts = readFileSync('/proc/self/mounts', 'utf8'); } catch { return; }
+    if (bpffsMountFor(this.o.pinDir, mounts)) return;
+    if (this.o.pinDir.startsWith('/sys/fs/bpf/') && existsSync('/sys/fs/bpf')) {
+      // What systemd does at boot; absent only on hosts booted without it.
+      this.o.log('ebpf: mounting bpffs on /sys/fs/bpf');
+      await mustRun(this.o.run, 'mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+      return;
+    }
+    throw new Error(`${this.o.pinDir} is not on a bpf filesystem: mount one (mount -t bpf bpf <dir>) or choose another pinDir`);
+  }
+
+  async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
+    const local = this.host?.localAddress;
+    const remote = peers.filter((p) => p.address !== local);
+    const input = peersSyncInput(remote); // validates before anything is touched
+    await this.loader(['--pin-dir', this.o.pinDir, 'peers-sync'], input);
+    this.nodeByAddress = new Map(remote.map((p) => [p.address, p.node]));
+  }
+
+  /** Re-reads local pods and writes the difference to pn_pods (skipped when nothing changed). */
+  async syncPods(): Promise<void> {
+    if (this.syncing) return this.syncing;
+    this.syncing = (async () => {
+      const host = this.host;
+      if (!host) return;
+      const desired = await discoverLocalPods(this.o.run, { bridge: this.o.bridge, podCidr: host.podCidr });
+      if (this.podTable && isEmptyDiff(diffPods(desired, this.podTable))) return;
+      await this.loader(['--pin-dir', this.o.pinDir, 'pods-sync'], podsSyncInput(desired));
+      this.podTable = desired;
+    })().finally(() => { this.syncing = undefined; });
+    return this.syncing;
+  }
+
+  async loaderCounters(): Promise<LoaderCounters> {
+    return parseLoaderCounters(await this.loader(['--pin-dir', this.o.pinDir, 'counters', '--json']));
+  }
+
+  async counters(): Promise<DatapathCounters> {
+    return toDatapathCounters(await this.loaderCounters(), this.nodeByAddress);
+  }
+
+  async status(): Promise<LoaderStatus> {
+    const args = ['--pin-dir', this.o.pinDir, 'status'];
+    if (this.host) args.push('--tunnel-dev', this.host.tunnelDevice, '--underlay-dev', this.host.underlayDevice);
+    return parseLoaderStatus(await this.loader(args));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.syncing;
+    // Programs and maps stay attached and pinned: traffic keeps flowing while the agent is away.
+  }
+
+  async teardown(host: DatapathHost): Promise<void> {
+    await this.close();
+    if (existsSync(this.o.loader)) await this.loader(detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice));
+    const cur = await this.o.run('ip', ['-json', '-d', 'link', 'show', 'dev', host.tunnelDevice]);
+    if (cur.code === 0) {
+      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
+      if (l?.linkinfo?.info_kind === 'tun') await mustRun(this.o.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
+    }
+    this.podTable = undefined;
+    this.host = undefined;
+  }
+}
+
+/** Can the eBPF datapath run here? Loads a two-instruction tc program and an LPM map; attaches nothing. */
+export async function probeEbpf(options: EbpfOptions = {}): Promise<ProbeResult> {
+  const o = resolve(options);
+  if (!existsSync(o.loader)) return { ok: false, reason: `loader ${o.loader} is missing (the agent bundle ships it beside podnet-agent.js)` };
+  if (!existsSync(o.object)) return { ok: false, reason: `BPF object ${o.object} is missing` };
+  const r = await o.run(o.loader, ['probe', '--object', o.object], { timeoutMs: 10_000 });
+  if (r.code === 0) return { ok: true };
+  const why = (r.stderr || r.stdout).trim().replace(/^podnet-bpf: /, '');
+  return { ok: false, reason: why || `podnet-bpf probe exited ${r.code}` };
+}
+
+export function makeEbpfDatapathFactory(options: EbpfOptions = {}): DatapathFactory {
+  return {
+    kind: 'ebpf',
+    probe: (_host: DatapathHost) => probeEbpf(options),
+    create: () => new EbpfDatapath(options),
+  };
+}
+
+export const ebpfDatapathFactory: DatapathFactory = makeEbpfDatapathFactory();

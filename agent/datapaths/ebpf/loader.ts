@@ -1,0 +1,125 @@
+// Pure helpers around the podnet-bpf loader: argument lists, stdin for the *-sync commands,
+// and parsing its JSON. No I/O here.
+import type { DatapathCounters, DatapathPeer, PeerCounters } from '../datapath';
+import type { LocalPod } from './local-pods';
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/podnet';
+
+export interface AttachParams {
+  readonly pinDir: string;
+  readonly object: string;
+  readonly tunnelDevice: string;
+  readonly underlayDevice: string;
+  readonly localAddress: string;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIpv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+export function ipv4ToInt(s: string): number {
+  if (!isIpv4(s)) throw new Error(`not an IPv4 address: '${s}'`);
+  return s.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+}
+
+/** "10.244.2.0/24" with host bits zero, or an Error saying why not. */
+export function checkCidr(cidr: string): void {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
+  if (!m || !isIpv4(m[1]!) || Number(m[2]) > 32) throw new Error(`not an IPv4 CIDR: '${cidr}'`);
+  const bits = Number(m[2]);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  if ((ipv4ToInt(m[1]!) & ~mask) >>> 0 !== 0) throw new Error(`CIDR '${cidr}' has host bits set`);
+}
+
+export function cidrContains(cidr: string, ip: string): boolean {
+  const [net, len] = cidr.split('/');
+  const bits = Number(len);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(net!) & mask) >>> 0);
+}
+
+export function attachArgs(p: AttachParams): string[] {
+  return ['--pin-dir', p.pinDir, 'attach', '--json', '--object', p.object, '--tunnel-dev', p.tunnelDevice, '--underlay-dev', p.underlayDevice, '--local', p.localAddress];
+}
+
+export function detachArgs(pinDir: string, tunnelDevice: string, underlayDevice: string): string[] {
+  return ['--pin-dir', pinDir, 'detach', '--json', '--tunnel-dev', tunnelDevice, '--underlay-dev', underlayDevice];
+}
+
+/** stdin of `podnet-bpf peers-sync`: one `CIDR ADDRESS` per line, validated, sorted, no duplicates. */
+export function peersSyncInput(peers: readonly DatapathPeer[]): string {
+  const seen = new Map<string, string>();
+  for (const p of peers) {
+    checkCidr(p.podCidr);
+    if (!isIpv4(p.address)) throw new Error(`peer ${p.node}: address '${p.address}' is not IPv4`);
+    const prev = seen.get(p.podCidr);
+    if (prev !== undefined && prev !== p.address) throw new Error(`pod CIDR ${p.podCidr} is claimed by two peers (${prev}, ${p.address})`);
+    seen.set(p.podCidr, p.address);
+  }
+  return [...seen].sort(([a], [b]) => a.localeCompare(b)).map(([c, a]) => `${c} ${a}\n`).join('');
+}
+
+/** stdin of `podnet-bpf pods-sync`: `IP HOSTIFINDEX PODMAC HOSTMAC` per line. */
+export function podsSyncInput(pods: readonly LocalPod[]): string {
+  return pods.map((p) => `${p.ip} ${p.ifindex} ${p.podMac} ${p.hostMac}\n`).join('');
+}
+
+export interface LoaderDrops {
+  readonly noPeer: number;
+  readonly unknownSource: number;
+  readonly malformed: number;
+  readonly notIpv4: number;
+  readonly error: number;
+  readonly unconfigured: number;
+}
+
+export interface LoaderCounters {
+  readonly peers: readonly { address: string; index: number; cidrs: string[]; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  readonly drops: LoaderDrops;
+  readonly dropped: number;
+}
+
+export function parseLoaderCounters(json: string): LoaderCounters {
+  const v = JSON.parse(json) as LoaderCounters;
+  if (!v || !Array.isArray(v.peers) || typeof v.drops !== 'object' || typeof v.dropped !== 'number') throw new Error(`podnet-bpf counters: unexpected output: ${json.slice(0, 200)}`);
+  return v;
+}
+
+/**
+ * Loader counters -> the Datapath interface's shape. Peers are named by node (from the last
+ * setPeers); `dropped` counts protocol-4 and encapsulation drops, not the non-IPv4 packets the
+ * tunnel device itself emits (IPv6 router solicitations and the like), which are not traffic.
+ */
+export function toDatapathCounters(c: LoaderCounters, nodeByAddress: ReadonlyMap<string, string>): DatapathCounters {
+  const peers: PeerCounters[] = c.peers
+    .map((p) => ({ node: nodeByAddress.get(p.address) ?? p.address, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes }))
+    .sort((a, b) => a.node.localeCompare(b.node));
+  const d = c.drops;
+  return { peers, dropped: d.noPeer + d.unknownSource + d.malformed + d.error + d.unconfigured };
+}
+
+export interface HookStatus { readonly dev: string; readonly present: boolean; readonly attached: boolean; readonly progId: number; readonly name: string; readonly tag: string }
+export interface LoaderStatus {
+  readonly pinDir: string;
+  readonly pinnedMaps: number;
+  readonly mapsExpected: number;
+  readonly local: string;
+  readonly egress: HookStatus;
+  readonly ingress: HookStatus;
+}
+
+export function parseLoaderStatus(json: string): LoaderStatus {
+  const v = JSON.parse(json) as LoaderStatus;
+  if (!v || typeof v.egress !== 'object' || typeof v.ingress !== 'object') throw new Error(`podnet-bpf status: unexpected output: ${json.slice(0, 200)}`);
+  return v;
+}
+
+export type AttachAction = 'adopted' | 'attached' | 'replaced';
+export function parseAttach(json: string): { egress: AttachAction; ingress: AttachAction } {
+  const v = JSON.parse(json) as { egress: AttachAction; ingress: AttachAction };
+  const ok = (a: unknown): boolean => a === 'adopted' || a === 'attached' || a === 'replaced';
+  if (!ok(v?.egress) || !ok(v?.ingress)) throw new Error(`podnet-bpf attach: unexpected output: ${json.slice(0, 200)}`);
+  return v;
+}
