@@ -31,6 +31,8 @@ export const WRITE_ATOMIC_SCRIPT = [
   'chmod "$mode" "$tmp"',
   'mv -f "$tmp" "$dest"',
   'trap - EXIT',
+  // Temp files left by uploads whose connection died mid-way (their trap could not run).
+  'rm -f "$dir/.$base.podnet-tmp-"* 2>/dev/null || true',
 ].join('\n');
 
 /** Exit code of READ_SCRIPT when the file does not exist. */

@@ -440,13 +440,28 @@ export class SshConnection {
         // Plain SFTP rename refuses to replace an existing file; fall back to mv (atomic rename(2)).
         await this.execRaw(shScript('mv -f "$1" "$2"', 'podnet-mv', [tmp, path]), `mv ${tmp} ${path}`, {});
       }
+      await this.removeStaleTemps(sftp, dir, posix.basename(path));
     } catch (e) {
-      if (!this.closedBy) {
-        if (open) await new Promise<void>((r) => sftp.close(handle, () => r()));
-        await new Promise<void>((r) => sftp.unlink(tmp, () => r()));
+      if (this.closedBy) {
+        // The temp file stays behind (nothing can remove it now); the next write to `path` does.
+        throw new SshError('disconnected', this.describe, `connection lost while writing ${path}; the file was not replaced`, { cause: e });
       }
+      if (open) await new Promise<void>((r) => sftp.close(handle, () => r()));
+      await new Promise<void>((r) => sftp.unlink(tmp, () => r()));
       throw e;
     }
+  }
+
+  /**
+   * Temp files of earlier uploads to the same path whose connection died mid-way (SFTP cannot
+   * clean up after a dropped connection). Best effort; they never hide the real file.
+   */
+  private async removeStaleTemps(sftp: SFTPWrapper, dir: string, base: string): Promise<void> {
+    const prefix = `.${base}.podnet-tmp-`;
+    const names = await new Promise<string[]>((resolve) =>
+      sftp.readdir(dir, (err, list) => resolve(err ? [] : list.map((e) => e.filename).filter((f) => f.startsWith(prefix)))),
+    );
+    for (const name of names) await new Promise<void>((r) => sftp.unlink(`${dir}/${name}`, () => r()));
   }
 
   private async mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
