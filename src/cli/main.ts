@@ -6,6 +6,9 @@ type CommandModule = { run(argv: string[]): Promise<number>; summary: string };
 
 const commands: Record<string, () => Promise<CommandModule>> = {
   plan: () => import('./commands/plan'),
+  apply: () => import('./commands/apply'),
+  drift: () => import('./commands/drift'),
+  destroy: () => import('./commands/destroy'),
   lab: () => import('./commands/lab'),
 };
 

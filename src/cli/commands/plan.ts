@@ -1,32 +1,24 @@
-// `podnet plan`: what each host should look like. With --offline it needs no hosts: it
-// prints the desired state computed from the manifest alone (leases as synth decided them).
+// `podnet plan`: what apply would change on each host. With --offline it contacts no host
+// and prints the desired state computed from the manifest alone.
 import { desiredHostState, resolveManifest, type DesiredHostState } from '../../model';
+import { hostPlanHasChanges, planHost, type HostPlan } from '../../engine/host-plan';
+import { palette, renderHostPlan } from '../../views/plan-view';
+import { renderHostState } from '../../views/host-state-view';
 import { parseCommandArgs } from '../args';
 import { CliError } from '../cli-error';
+import { ENGINE_USAGE, runEngineCommand } from '../engine-command';
 import { readManifestFile } from '../manifest-file';
-import { renderHostState } from '../../views/host-state-view';
 
-export const summary = 'show the desired state of each host (--offline: from the manifest alone)';
+export const summary = 'show what apply would change on each host (--offline: desired state only)';
 
-const USAGE = `usage: podnet plan --offline [--manifest FILE] [--node NAME] [--json]
+const USAGE = `usage: podnet plan [options]
 
-  --offline        compute the desired state from the manifest without contacting hosts
-  --manifest FILE  network manifest (default: the one under ./cdktf.out)
-  --node NAME      only this node
-  --json           print JSON: { "network": ..., "hosts": [DesiredHostState...] }`;
+${ENGINE_USAGE}
+  --offline               contact no host: print each host's desired state from the manifest
+  --detailed-exitcode     exit 0 when nothing would change, 2 when something would, 1 on error`;
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs(argv, {
-    offline: { type: 'boolean' },
-    manifest: { type: 'string' },
-    node: { type: 'string' },
-    json: { type: 'boolean' },
-  }, USAGE);
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  if (!values.offline) throw new CliError(`plan against live hosts is not built yet; use --offline\n\n${USAGE}`);
+function offline(argv: string[]): number {
+  const { values } = parseCommandArgs(argv, { offline: { type: 'boolean' }, manifest: { type: 'string' }, node: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   const { manifest } = readManifestFile(values.manifest);
   const network = resolveManifest(manifest);
   const nodes = values.node ? network.nodes.filter((n) => n.name === values.node) : network.nodes;
@@ -39,4 +31,30 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(states.map((s, i) => renderHostState(s, nodes[i]!.address)).join('\n\n') + '\n');
   }
   return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--offline')) return offline(argv);
+  return runEngineCommand(argv, { 'detailed-exitcode': { type: 'boolean' } }, USAGE, async (ctx, values) => {
+    const reads = await ctx.session.readHosts(ctx.nodes);
+    const network = ctx.session.resolveWithHostLeases(reads);
+    const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
+    const plans: HostPlan[] = [];
+    const errors: Array<{ node: string; error: string }> = [];
+    for (const r of reads) {
+      if (r.ok) plans.push(planHost(targets.get(r.node)!, r.reading, ctx.artifacts));
+      else errors.push({ node: r.node, error: r.error });
+    }
+    const changes = plans.some(hostPlanHasChanges);
+    if (ctx.json) {
+      process.stdout.write(JSON.stringify({ schema: 'podnet.dev/plan/v1', network: network.name, changes, hosts: plans.map((p) => ({ ...p, uploads: p.uploads.map((u) => ({ name: u.name, remotePath: u.remotePath })) })), errors }, null, 2) + '\n');
+    } else {
+      const p = palette(ctx.color);
+      for (const plan of plans) process.stdout.write(renderHostPlan(plan, p).join('\n') + '\n');
+      for (const e of errors) process.stdout.write(p.remove(`# ${e.node}: ERROR ${e.error}`) + '\n');
+      process.stdout.write(changes ? `plan: changes on ${plans.filter(hostPlanHasChanges).map((x) => x.node).join(', ')}\n` : 'plan: no changes\n');
+    }
+    if (errors.length) return 1;
+    return values['detailed-exitcode'] && changes ? 2 : 0;
+  });
 }

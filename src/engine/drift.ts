@@ -1,0 +1,70 @@
+// Drift: live state vs the declared model, per host, read-only. The network part is the
+// same diff the agent repairs from; the agent part checks the unit, config and version.
+import { parseAgentConfig } from '../model';
+import { diffHost } from '../planner/host-diff';
+import type { ArtifactSet } from './artifacts';
+import type { HostReading } from './host-reading';
+import type { HostTarget } from './host-plan';
+
+export const DRIFT_SCHEMA = 'podnet.dev/drift/v1';
+
+export type AgentDifferenceKind =
+  | 'agent-not-installed'
+  | 'agent-wrong-version'
+  | 'agent-not-enabled'
+  | 'agent-not-running'
+  | 'agent-degraded'
+  | 'config-mismatch'
+  | 'unit-mismatch';
+
+export interface DriftItem {
+  readonly kind: string;
+  readonly subject: string;
+  readonly expected?: string;
+  readonly actual?: string;
+}
+
+export interface HostDrift {
+  readonly node: string;
+  readonly address: string;
+  readonly inSync: boolean;
+  readonly differences: readonly DriftItem[];
+  /** Set when the host could not be read; then inSync is false and differences empty. */
+  readonly error?: string;
+}
+
+export interface DriftReport {
+  readonly schema: typeof DRIFT_SCHEMA;
+  readonly network: string;
+  readonly inSync: boolean;
+  readonly hosts: readonly HostDrift[];
+}
+
+export function hostDrift(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): HostDrift {
+  const items: DriftItem[] = [];
+  const agentHash = reading.hashes[artifacts.agent.remotePath];
+  if (agentHash === undefined) items.push({ kind: 'agent-not-installed', subject: artifacts.agent.remotePath });
+  else if (agentHash !== artifacts.agent.sha256) items.push({ kind: 'agent-wrong-version', subject: artifacts.agent.remotePath, expected: artifacts.agent.sha256.slice(0, 16), actual: agentHash.slice(0, 16) });
+  if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
+  if (reading.config !== target.config) {
+    let actual = reading.config === undefined ? 'missing' : 'different';
+    try {
+      if (reading.config) actual = `different (node ${parseAgentConfig(reading.config).node})`;
+    } catch {
+      actual = 'unreadable';
+    }
+    items.push({ kind: 'config-mismatch', subject: target.configPath, expected: target.configHash, actual });
+  }
+  if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
+  if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
+  else if (reading.status) {
+    try {
+      const status = JSON.parse(reading.status) as { state?: string; configHash?: string };
+      if (status.state !== 'converged') items.push({ kind: 'agent-degraded', subject: 'agent status', expected: 'converged', actual: status.state ?? 'unknown' });
+    } catch {
+      items.push({ kind: 'agent-degraded', subject: 'agent status', actual: 'unreadable' });
+    }
+  }
+  items.push(...diffHost(target.state, reading.live));
+  return { node: target.node, address: target.address, inSync: items.length === 0, differences: items };
+}

@@ -1,0 +1,115 @@
+// Reading everything podnet cares about on a host in one SSH round trip: a shell script
+// prints tagged sections, parsed here. One exec per host keeps plan and drift fast.
+import { parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../host/live-state';
+import {
+  AGENT_BUNDLE_PATH,
+  agentConfigPath,
+  INSTALL_DIR,
+  nftTableName,
+  RUNTIME_PATH,
+  statusPath,
+  SUBNET_ENV_PATH,
+  unitName,
+  unitPath,
+} from '../model';
+
+export interface UnitState {
+  readonly activeState: string; // active, inactive, failed, ...
+  readonly unitFileState: string; // enabled, disabled, "" when absent
+}
+
+export interface HostReading {
+  readonly live: LiveHostState;
+  readonly unit: UnitState;
+  readonly unitFile?: string;
+  readonly config?: string;
+  readonly revision?: string;
+  /** The agent's status file, raw JSON. */
+  readonly status?: string;
+  /** sha256 of installed files by remote path. */
+  readonly hashes: Readonly<Record<string, string>>;
+  /** Where the runtime symlink points, if installed. */
+  readonly runtimeTarget?: string;
+}
+
+export function revisionPath(network: string): string {
+  return `/etc/podnet/${network}.revision`;
+}
+
+const MARK = '@@podnet:';
+
+export function hostReadScript(network: string): string {
+  const unit = unitName(network);
+  return [
+    'set +e',
+    `sec() { printf '\\n${MARK}%s\\n' "$1"; }`,
+    'sec links; ip -json -details link show',
+    'sec addrs; ip -json -4 addr show',
+    'sec routes; ip -json -4 route show table main',
+    `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '${MARK}present'`,
+    `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '${MARK}present'`,
+    'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',
+    `sec unit; systemctl show -p ActiveState -p UnitFileState ${unit} 2>/dev/null`,
+    `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '${MARK}present'`,
+    `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '${MARK}present'`,
+    `sec revision; cat ${revisionPath(network)} 2>/dev/null`,
+    `sec status; cat ${statusPath(network)} 2>/dev/null`,
+    `sec hashes; sha256sum ${AGENT_BUNDLE_PATH} ${INSTALL_DIR}/podnet-bpf ${INSTALL_DIR}/podnet-ipip.bpf.o 2>/dev/null`,
+    `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
+    'sec end',
+    'exit 0',
+  ].join('\n');
+}
+
+function sections(output: string): Map<string, string> {
+  const map = new Map<string, string>();
+  const parts = output.split(`\n${MARK}`);
+  for (const part of parts.slice(1)) {
+    const nl = part.indexOf('\n');
+    const name = nl < 0 ? part : part.slice(0, nl);
+    map.set(name, nl < 0 ? '' : part.slice(nl + 1));
+  }
+  return map;
+}
+
+/** A section whose command printed a trailing presence marker: undefined when the file was absent. */
+function optionalFile(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const end = text.lastIndexOf(`${MARK}present`);
+  return end < 0 ? undefined : text.slice(0, end);
+}
+
+export function parseHostReading(output: string): HostReading {
+  const s = sections(output);
+  if (!s.has('end')) throw new Error('host read was cut short (no end marker)');
+  const unitProps = new Map((s.get('unit') ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((kv) => kv.length === 2));
+  const hashes: Record<string, string> = {};
+  for (const line of (s.get('hashes') ?? '').split('\n')) {
+    const m = /^([0-9a-f]{64})\s+(\S+)$/.exec(line.trim());
+    if (m) hashes[m[2]!] = m[1]!;
+  }
+  const subnetEnv = optionalFile(s.get('subnetenv'));
+  const nftTable = optionalFile(s.get('nft'));
+  const unitFile = optionalFile(s.get('unitfile'));
+  const config = optionalFile(s.get('config'));
+  const revision = (s.get('revision') ?? '').trim();
+  const status = (s.get('status') ?? '').trim();
+  const runtime = (s.get('runtime') ?? '').trim();
+  return {
+    live: {
+      links: parseLinks(s.get('links') ?? '[]'),
+      addresses: parseAddresses(s.get('addrs') ?? '[]'),
+      routes: parseRoutes(s.get('routes') ?? '[]'),
+      ...(subnetEnv !== undefined ? { subnetEnv } : {}),
+      ...(nftTable !== undefined ? { nftTable } : {}),
+      ipForward: (s.get('ipforward') ?? '').trim() === '1',
+    },
+    unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '' },
+    ...(unitFile !== undefined ? { unitFile } : {}),
+    ...(config !== undefined ? { config } : {}),
+    ...(revision ? { revision } : {}),
+    ...(status ? { status } : {}),
+    hashes,
+    ...(runtime ? { runtimeTarget: runtime } : {}),
+  };
+}

@@ -1,0 +1,92 @@
+// One run of plan/apply/drift/destroy against a manifest: SSH targets, host readings,
+// leases from hosts, and the resolved network. The side-effecting edge of the engine.
+import { parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import { SshPool, type SshConnection, type SshTarget } from '../ssh';
+import type { SshError } from '../ssh';
+import { hostReadScript, parseHostReading, type HostReading } from './host-reading';
+import { hostTargets, type HostTarget } from './host-plan';
+
+export interface SshOverrides {
+  readonly privateKeyPath?: string;
+  readonly knownHostsPath?: string;
+  readonly acceptNewHostKeys?: boolean;
+  readonly connectTimeoutMs?: number;
+}
+
+export function sshTargetOf(node: NetworkNode, overrides: SshOverrides = {}): SshTarget {
+  const ssh = node.ssh;
+  const privateKeyPath = overrides.privateKeyPath ?? ssh.privateKeyPath;
+  const knownHostsPath = overrides.knownHostsPath ?? ssh.knownHostsPath;
+  return {
+    host: node.address,
+    port: ssh.port,
+    user: ssh.user,
+    ...(privateKeyPath ? { privateKeyPath } : {}),
+    ...(knownHostsPath ? { knownHostsPath } : {}),
+    acceptNewHostKeys: overrides.acceptNewHostKeys ?? ssh.acceptNewHostKeys,
+    sudo: ssh.user !== 'root',
+    connectTimeoutMs: overrides.connectTimeoutMs ?? 10_000,
+    label: node.name,
+  };
+}
+
+export type HostRead = { readonly node: string; readonly ok: true; readonly reading: HostReading } | { readonly node: string; readonly ok: false; readonly error: string };
+
+export class EngineSession {
+  readonly pool: SshPool;
+  private readonly targetsByNode = new Map<string, SshTarget>();
+
+  constructor(readonly manifest: NetworkManifest, private readonly overrides: SshOverrides = {}, maxParallel = 16) {
+    this.pool = new SshPool({ maxParallel });
+  }
+
+  /** Nodes as synth declared them (before host leases): who to contact. */
+  declaredNetwork(): Network {
+    return resolveManifest(this.manifest);
+  }
+
+  sshTarget(node: NetworkNode): SshTarget {
+    let t = this.targetsByNode.get(node.name);
+    if (!t) {
+      t = sshTargetOf(node, this.overrides);
+      this.targetsByNode.set(node.name, t);
+    }
+    return t;
+  }
+
+  connection(node: NetworkNode): Promise<SshConnection> {
+    return this.pool.get(this.sshTarget(node));
+  }
+
+  /** Reads the given nodes in parallel; a host that fails is reported, not thrown. */
+  async readHosts(nodes: readonly NetworkNode[]): Promise<HostRead[]> {
+    const network = this.manifest.network.name;
+    const script = hostReadScript(network);
+    const outcomes = await this.pool.forEachHost(nodes.map((n) => this.sshTarget(n)), async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout));
+    return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: (o.error as SshError).message }));
+  }
+
+  /** The network resolved with the leases hosts hold now, so no live subnet ever moves. */
+  resolveWithHostLeases(reads: readonly HostRead[]): Network {
+    const leases: Record<string, string> = {};
+    for (const r of reads) {
+      if (!r.ok || !r.reading.config) continue;
+      try {
+        const config = parseAgentConfig(r.reading.config);
+        const self = config.network.nodes.find((n) => n.name === r.node);
+        if (config.node === r.node && self?.podCidr) leases[r.node] = self.podCidr;
+      } catch {
+        // An unreadable config on a host holds no lease; apply will replace it.
+      }
+    }
+    return resolveManifest(this.manifest, leases);
+  }
+
+  targets(network: Network): HostTarget[] {
+    return hostTargets(this.manifest.network, network);
+  }
+
+  close(): Promise<void> {
+    return this.pool.closeAll();
+  }
+}
