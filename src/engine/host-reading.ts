@@ -46,12 +46,12 @@ export function hostReadScript(network: string): string {
     'sec links; ip -json -details link show',
     'sec addrs; ip -json -4 addr show',
     'sec routes; ip -json -4 route show table main',
-    `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '${MARK}present'`,
-    `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '${MARK}present'`,
+    `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '@@present@@'`,
+    `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '@@present@@'`,
     'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',
     `sec unit; systemctl show -p ActiveState -p UnitFileState ${unit} 2>/dev/null`,
-    `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '${MARK}present'`,
-    `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '${MARK}present'`,
+    `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '@@present@@'`,
+    `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec revision; cat ${revisionPath(network)} 2>/dev/null`,
     `sec status; cat ${statusPath(network)} 2>/dev/null`,
     `sec hashes; sha256sum ${AGENT_BUNDLE_PATH} ${INSTALL_DIR}/podnet-bpf ${INSTALL_DIR}/podnet-ipip.bpf.o 2>/dev/null`,
@@ -75,7 +75,7 @@ function sections(output: string): Map<string, string> {
 /** A section whose command printed a trailing presence marker: undefined when the file was absent. */
 function optionalFile(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
-  const end = text.lastIndexOf(`${MARK}present`);
+  const end = text.lastIndexOf('@@present@@');
   return end < 0 ? undefined : text.slice(0, end);
 }
 
