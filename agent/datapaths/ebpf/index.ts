@@ -5,10 +5,10 @@
 // State lives in the kernel, pinned under pinDir: this class holds nothing that a restarted
 // agent would need. ensure() adopts what is attached (the loader compares program tags and
 // maps) and never interrupts traffic; peers and local pods are map updates in place.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
-import { execRunner, mustRun, type Runner } from './exec';
+import { CommandError, execRunner, mustRun, type Runner } from './exec';
 import {
   DEFAULT_PIN_DIR, attachArgs, detachArgs, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
   type AttachAction, type LoaderCounters, type LoaderStatus,
@@ -123,10 +123,8 @@ export class EbpfDatapath implements Datapath {
     }
     if (kind !== 'tun') await mustRun(run, 'ip', ['tuntap', 'add', 'dev', dev, 'mode', 'tun']);
     // The device never carries IPv6 (kernel ipip has none either): no RS/MLD noise on it.
-    try {
-      const p = `/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`;
-      if (existsSync(p) && readFileSync(p, 'utf8').trim() !== '1') writeFileSync(p, '1');
-    } catch { /* no IPv6 in this kernel/netns: nothing to silence */ }
+    // sysctl spells the dot in the device name as '/'. Failure (no IPv6 here) is fine.
+    await run('sysctl', ['-qw', `net.ipv6.conf.${dev.replace(/\./g, '/')}.disable_ipv6=1`]);
     await mustRun(run, 'ip', ['link', 'set', 'dev', dev, 'mtu', String(host.mtu), 'up']);
     const addrs = JSON.parse((await mustRun(run, 'ip', ['-json', '-4', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
     const [want, len] = host.tunnelAddress.split('/');
@@ -135,10 +133,11 @@ export class EbpfDatapath implements Datapath {
   }
 
   private async ensureBpffs(): Promise<void> {
-    let mounts = '';
-    try { mounts = readFileSync('/proc/self/mounts', 'utf8'); } catch { return; }
-    if (bpffsMountFor(this.o.pinDir, mounts)) return;
-    if (this.o.pinDir.startsWith('/sys/fs/bpf/') && existsSync('/sys/fs/bpf')) {
+    // Through the runner, like every other host access, so the class can drive a remote host.
+    const m = await this.o.run('cat', ['/proc/self/mounts']);
+    if (m.code !== 0) return; // cannot tell: let the loader's own check speak
+    if (bpffsMountFor(this.o.pinDir, m.stdout)) return;
+    if (this.o.pinDir.startsWith('/sys/fs/bpf/')) {
       // What systemd does at boot; absent only on hosts booted without it.
       this.o.log('ebpf: mounting bpffs on /sys/fs/bpf');
       await mustRun(this.o.run, 'mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
@@ -192,7 +191,9 @@ export class EbpfDatapath implements Datapath {
 
   async teardown(host: DatapathHost): Promise<void> {
     await this.close();
-    if (existsSync(this.o.loader)) await this.loader(detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice));
+    const r = await this.o.run(this.o.loader, detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice), { timeoutMs: 30_000 });
+    // 127: no loader on this host (never installed): nothing of ours can be attached either.
+    if (r.code !== 0 && r.code !== 127) throw new CommandError([this.o.loader, ...detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice)], r);
     const cur = await this.o.run('ip', ['-json', '-d', 'link', 'show', 'dev', host.tunnelDevice]);
     if (cur.code === 0) {
       const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
