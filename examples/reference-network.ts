@@ -5,17 +5,25 @@ import { App, TerraformStack } from 'cdktf';
 import { PodNetwork } from '../stacks';
 import type { NodeSpec } from '../src/model';
 
-/** The lab's SSH key and known_hosts (written by `podnet lab up`); override for real hosts. */
-const labDir = process.env.PODNET_LAB_DIR ?? '/var/lib/podnet/lab/podnet';
-
 export const referenceNodes: NodeSpec[] = [
   { name: 'master', address: '192.168.0.80' },
   { name: 'node1', address: '192.168.0.81' },
   { name: 'node2', address: '192.168.0.82' },
 ];
 
-export function referenceApp(outdir?: string): App {
-  const app = new App(outdir ? { outdir } : {});
+export interface ReferenceAppOptions {
+  readonly outdir?: string;
+  /** The podnet lab whose hosts play master/node1/node2 (default `podnet`, or $PODNET_LAB). */
+  readonly lab?: string;
+  readonly nodes?: readonly NodeSpec[];
+}
+
+export function referenceApp(opts: ReferenceAppOptions = {}): App {
+  const lab = opts.lab ?? process.env.PODNET_LAB ?? 'podnet';
+  // The lab's SSH key and known_hosts, written by `podnet lab up`; for real hosts, point
+  // these at your own key and known_hosts and drop podnetArgs.
+  const labDir = `/var/lib/podnet/lab/${lab}`;
+  const app = new App(opts.outdir ? { outdir: opts.outdir } : {});
   const stack = new TerraformStack(app, 'reference');
   new PodNetwork(stack, 'cluster', {
     name: 'cluster',
@@ -23,9 +31,9 @@ export function referenceApp(outdir?: string): App {
     subnetLength: 24,
     backend: { type: 'ipip', directRouting: false, datapath: 'auto' },
     ssh: { user: 'root', privateKeyPath: `${labDir}/id_ed25519`, knownHostsPath: `${labDir}/known_hosts` },
-    nodes: referenceNodes,
-    // terraform runs podnet inside the lab's workstation namespace (see `podnet --lab`).
-    podnetArgs: ['--lab', process.env.PODNET_LAB ?? 'podnet'],
+    nodes: opts.nodes ?? referenceNodes,
+    // terraform's local-exec runs podnet inside the lab's workstation namespace.
+    podnetArgs: ['--lab', lab],
   });
   return app;
 }

@@ -122,7 +122,16 @@ export class PodNetwork extends Construct {
     const base = [this.props.podnetCommand ?? 'podnet'];
     const common = ['--manifest', this.manifestPath, '--node', name, ...(this.props.podnetArgs ?? [])];
     const applyCommand = [...base, 'apply', ...common, '--revision'].map(shellQuote).join(' ');
-    const destroyCommand = [...base, 'destroy', ...common, '--if-revision'].map(shellQuote).join(' ');
+    // The destroy command names the host itself: when a node is removed from the model, the
+    // manifest synth writes no longer lists it, but its old resource must still be destroyed.
+    const ssh = { ...this.props.ssh, ...node.ssh };
+    const destroyCommand = [
+      ...base, 'destroy', '--network', this.props.name, '--node', name, '--address', node.address,
+      '--ssh-user', ssh.user ?? 'root', '--ssh-port', String(ssh.port ?? 22),
+      ...(ssh.privateKeyPath ? ['--ssh-key', ssh.privateKeyPath] : []),
+      ...(ssh.knownHostsPath ? ['--known-hosts', ssh.knownHostsPath] : []),
+      ...(this.props.podnetArgs ?? []), '--if-revision',
+    ].map(shellQuote).join(' ');
 
     return new NullResource(this, `node-${name}`, {
       triggers: {

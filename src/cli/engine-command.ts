@@ -15,12 +15,16 @@ export const ENGINE_OPTIONS = {
   json: { type: 'boolean' },
   parallel: { type: 'string' },
   'accept-new-host-keys': { type: 'boolean' },
+  'ssh-key': { type: 'string' },
+  'known-hosts': { type: 'string' },
 } as const satisfies OptionSpec;
 
 export const ENGINE_USAGE = `  --manifest FILE         network manifest (default: the one under ./cdktf.out)
   --node NAME             only this node (repeatable)
   --lab NAME              reach hosts from lab NAME's workstation namespace, with its key and known_hosts
   --parallel N            hosts at a time (default 16)
+  --ssh-key FILE          private key for every node (overrides the manifest and --lab)
+  --known-hosts FILE      known_hosts for every node (overrides the manifest and --lab)
   --accept-new-host-keys  trust unknown host keys on first use and record them
   --json                  machine-readable output`;
 
@@ -58,7 +62,12 @@ export async function runEngineCommand<O extends OptionSpec>(
   const { manifest } = readManifestFile(values.manifest as string | undefined);
   const parallel = values.parallel ? Number(values.parallel) : 16;
   if (!Number.isInteger(parallel) || parallel < 1) throw new CliError(`--parallel ${String(values.parallel)}: must be a whole number >= 1`);
-  const session = new EngineSession(manifest, { ...labSshOverrides(lab), ...(values['accept-new-host-keys'] ? { acceptNewHostKeys: true } : {}) }, parallel);
+  const session = new EngineSession(manifest, {
+    ...labSshOverrides(lab),
+    ...(values['ssh-key'] ? { privateKeyPath: values['ssh-key'] as string } : {}),
+    ...(values['known-hosts'] ? { knownHostsPath: values['known-hosts'] as string } : {}),
+    ...(values['accept-new-host-keys'] ? { acceptNewHostKeys: true } : {}),
+  }, parallel);
   const declared = session.declaredNetwork();
   const wanted = (values.node as string[] | undefined) ?? [];
   for (const name of wanted) {

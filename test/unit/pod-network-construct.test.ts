@@ -50,7 +50,7 @@ describe('PodNetwork construct', () => {
     const revision = r.triggers.revision;
     expect(r.provisioner[0]!['local-exec']!.command).toBe(`podnet apply --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --revision ${revision}`);
     expect(r.provisioner[1]!['local-exec']).toEqual({ command: '${self.triggers.destroy_command}', when: 'destroy' });
-    expect(r.triggers.destroy_command).toBe(`podnet destroy --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --if-revision ${revision}`);
+    expect(r.triggers.destroy_command).toBe(`podnet destroy --network cluster --node node1 --address 192.168.0.81 --ssh-user root --ssh-port 22 --lab podnet --if-revision ${revision}`);
     expect(r.lifecycle).toEqual({ create_before_destroy: true });
   });
 
