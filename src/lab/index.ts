@@ -9,7 +9,7 @@ import {
   labStateDir, machineName, switchNetns, switchPort, validateLabName, workstationNetns,
 } from './lab-config';
 import { loadState, saveState, type HostState, type LabState } from './lab-state';
-import { addNetns, delNetns, listNetns, netnsExists, plugIn, setupSwitch } from './netns';
+import { addNetns, delNetns, listNetns, netnsExists, plugIn, replugShell, setupSwitch } from './netns';
 import {
   hostPublicKey, isMountpoint, isRunner, leaderPid, mountHost, nspawnPid, personalize, removePropagateDir, startHost, stopHosts, unmount,
 } from './nspawn-host';
@@ -122,7 +122,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
     for (const h of state.hosts) {
       state.made.propagateDirs.push(h.machine);
-      h.wrapperPid = startHost(h);
+      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX));
       saveState(state);
     }
     await waitReady(state, log, t0);
@@ -246,6 +246,24 @@ export async function wsExec(name: string, argv: string[], opts: ExecOptions = {
 export async function sshExec(name: string, host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
   const { state, h } = hostOf(name, host);
   return wsExec(name, ['ssh', ...sshOptions(state.sshKeyPath, state.knownHostsPath), `root@${h.address}`, command], opts);
+}
+
+/**
+ * Reboots a host from inside (`systemctl reboot`) and waits until it accepts SSH again. Like a
+ * real reboot, the host keeps its disk (upper layer) but loses its runtime network state, pods and
+ * pinned BPF objects: it comes back in a fresh network namespace with only eth0 configured.
+ */
+export async function hostRestart(name: string, host: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+  const { state, h, leader } = hostOf(name, host);
+  await labExec(name, host, ['systemctl', 'reboot'], { timeoutMs: 10_000 });
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (!isRunner(h, h.wrapperPid)) throw new Error(`host ${host} did not come back after reboot; console:\n${consoleTail(h)}`);
+    const now = leaderPid(h);
+    if (now && now !== leader && (await trySsh(state.workstation.netns, state.sshKeyPath, state.knownHostsPath, h.address)).ok) return;
+    if (Date.now() > deadline) throw new Error(`host ${host} did not accept SSH within ${(opts.timeoutMs ?? 60_000) / 1000} s of a reboot`);
+    await sleep(250);
+  }
 }
 
 /** Adds pod `pod` on `host` like kubelet + flannel's CNI plugin; returns its IP. */

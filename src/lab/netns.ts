@@ -32,14 +32,39 @@ export async function setupSwitch(sw: string): Promise<void> {
   await batch(sw, ['link set lo up', 'link add br0 type bridge', 'link set br0 up']);
 }
 
+/**
+ * A fixed MAC per underlay address (locally administered), so a host that reboots into a new
+ * namespace keeps its MAC and its peers' ARP caches stay right, as with a real NIC.
+ */
+export function underlayMac(address: string): string {
+  const [, , c, d] = address.split('.').map(Number);
+  return `02:70:6e:00:${c!.toString(16).padStart(2, '0')}:${d!.toString(16).padStart(2, '0')}`;
+}
+
 /** eth0 in `netns` with `address`/prefix, cabled to port `port` of the switch. No default route. */
 export async function plugIn(netns: string, sw: string, port: string, address: string, prefix: number): Promise<void> {
   await batch(netns, [
     'link set lo up',
-    `link add eth0 type veth peer name ${port} netns ${sw}`,
+    `link add eth0 address ${underlayMac(address)} type veth peer name ${port} netns ${sw}`,
     `addr add ${address}/${prefix} dev eth0`,
     'link set eth0 up',
   ]);
   await sysctl(netns, { 'net.ipv6.conf.eth0.disable_ipv6': '1' });
   await batch(sw, [`link set ${port} master br0`, `link set ${port} up`]);
+}
+
+/**
+ * Shell lines that give a host a brand-new network namespace with the same eth0 cabling, as
+ * after a real reboot (nothing configured at run time survives). Run between two boots.
+ */
+export function replugShell(netns: string, sw: string, port: string, address: string, prefix: number): string[] {
+  const lines = ['link set lo up', `link add eth0 address ${underlayMac(address)} type veth peer name ${port} netns ${sw}`, `addr add ${address}/${prefix} dev eth0`, 'link set eth0 up'];
+  return [
+    `ip -n ${sw} link del ${port} 2>/dev/null`,
+    `ip netns del ${netns} 2>/dev/null`,
+    `ip netns add ${netns} || exit 1`,
+    `printf '${lines.join('\\n')}\\n' | ip -n ${netns} -batch - || exit 1`,
+    `ip netns exec ${netns} sysctl -q -w net.ipv6.conf.eth0.disable_ipv6=1`,
+    `ip -n ${sw} link set ${port} master br0 && ip -n ${sw} link set ${port} up || exit 1`,
+  ];
 }

@@ -67,9 +67,14 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
  * Starts the host in the background: a small bash loop runs systemd-nspawn and boots the host
- * again when the guest reboots itself (nspawn exits 133), at most 50 times. Returns the loop's PID.
+ * again when the guest reboots itself (nspawn exits 133), at most 50 times. Between boots it runs
+ * `betweenBoots` (shell lines) and gives the host a fresh bpffs, so that a reboot loses what a real
+ * one loses: links, routes, sysctls and pinned BPF objects. Returns the loop's PID.
  */
-export function startHost(h: HostState): number {
+export function startHost(h: HostState, betweenBoots: string[]): number {
+  const fresh = h.bpf
+    ? [`  umount ${q(bpffsDir(h))} 2>/dev/null; mount -t bpf ${q(`podnet-lab-${h.machine}`)} ${q(bpffsDir(h))} || exit 1`]
+    : [];
   const script = join(h.dir, 'run.sh');
   writeFileSync(script, [
     '#!/bin/bash',
@@ -80,6 +85,8 @@ export function startHost(h: HostState): number {
     `  rm -rf ${q(propagateDir(h.machine))}`,
     '  echo "podnet-lab: systemd-nspawn exited with $rc"',
     '  [ "$rc" -eq 133 ] || exit "$rc"',
+    ...betweenBoots.map((l) => `  ${l}`),
+    ...fresh,
     'done',
     '',
   ].join('\n'), { mode: 0o755 });

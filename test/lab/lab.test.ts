@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  hostCanLoadBpf, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab,
+  hostCanLoadBpf, hostRestart, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab,
 } from '../../src/lab';
 import { describeLab, rootRoutes, withLab } from './lab-support';
 
@@ -100,6 +100,14 @@ describeLab('podnet lab', () => {
     await podDel(NAME, 'node1', 'pod-a'); // idempotent
     expect((await labExec(NAME, 'node1', ['ip', 'netns', 'list'])).stdout).toBe('');
   });
+
+  it('reboots a host like a real one: same disk and keys, fresh network state', async () => {
+    const before = (await labExec(NAME, 'node2', ['cat', '/etc/machine-id'])).stdout;
+    await labExec(NAME, 'node2', ['sh', '-c', 'ip link add labbr0 type bridge && echo kept > /root/disk-check']);
+    await hostRestart(NAME, 'node2');
+    const r = await lab.ssh('node2', 'cat /etc/machine-id /root/disk-check; ip -o link show labbr0 2>&1 || true');
+    expect(r.stdout).toBe(`${before}kept\nDevice "labbr0" does not exist.\n`);
+  }, 60_000);
 
   it('refuses to start a lab whose name is taken', async () => {
     await expect(labUp({ name: NAME })).rejects.toThrow(/is up or half made/);

@@ -272,7 +272,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
           const e = await c.exec('sleep 47', { timeoutMs: 700 }).catch((x: { kind: string; message: string }) => x);
           const ms = Date.now() - t0;
           await new Promise((r2) => setTimeout(r2, 300));
-          const ps = await c.exec('pgrep -x sleep || true');
+          const ps = await c.exec("ps -eo args= | grep -x 'sleep 47' || true");
           return { kind: (e as { kind: string }).kind, message: (e as { message: string }).message, ms, sleeping: ps.stdout.trim() };
         } finally {
           await c.close();
@@ -294,7 +294,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
 
   it('runs commands and writes files as a non-root user through sudo -n', async () => {
     // The lab's base image has no sudo; install the Debian package into this host when we can get it.
-    let hasSudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
+    const hasSudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
     if (!hasSudo) {
       const debDir = join(work, 'debs');
       mkdirSync(debDir);
@@ -305,9 +305,9 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
         return;
       }
       const host = lab.hosts.find((h) => h.name === 'node1')!;
-      copyFileSync(join(debDir, deb), join(host.rootDir, 'tmp', deb));
-      await onHost('node1', `dpkg -i /tmp/${deb} >/dev/null && rm /tmp/${deb}`);
-      hasSudo = true;
+      // Not /tmp: that is a tmpfs inside the running host.
+      copyFileSync(join(debDir, deb), join(host.rootDir, 'var', 'tmp', deb));
+      await onHost('node1', `dpkg -i /var/tmp/${deb} >/dev/null && rm /var/tmp/${deb}`);
     }
     const pub = readFileSync(`${lab.sshKeyPath}.pub`, 'utf8');
     await onHost(
