@@ -44,3 +44,15 @@ export const READ_SCRIPT = `if [ -e "$1" ] || [ -L "$1" ]; then exec cat "$1"; e
 export function shScript(script: string, name: string, args: string[]): string {
   return ['sh', '-c', shQuote(script), shQuote(name), ...args.map(shQuote)].join(' ');
 }
+
+/**
+ * Runs `command` under coreutils/busybox `timeout -s KILL` (which kills the command's whole
+ * process group) when the host has it, else as it is.
+ */
+export function withRemoteTimeout(command: string, seconds: number): string {
+  return shScript(
+    'if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL "$1" sh -c "$2"; else exec sh -c "$2"; fi',
+    'podnet-exec',
+    [String(seconds), command],
+  );
+}

@@ -9,7 +9,7 @@ import { join, posix } from 'node:path';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { SshError, commandFailed, describeTarget } from './errors';
 import { HostKeyVerifier } from './host-key-verifier';
-import { READ_ABSENT_EXIT, READ_SCRIPT, WRITE_ATOMIC_SCRIPT, shScript, sudoWrap } from './shell';
+import { READ_ABSENT_EXIT, READ_SCRIPT, WRITE_ATOMIC_SCRIPT, shScript, sudoWrap, withRemoteTimeout } from './shell';
 
 export interface SshTarget {
   host: string;
@@ -63,8 +63,8 @@ const MAX_CHANNELS = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 600_000;
 /** SFTP upload: bytes per WRITE request and requests in flight. */
-const SFTP_CHUNK = 64 * 1024;
-const SFTP_IN_FLIGHT = 32;
+const SFTP_CHUNK = 192 * 1024; // under sftp-server's 256 KiB message limit, so ssh2 never splits a request
+const SFTP_IN_FLIGHT = 16;
 
 interface Credentials {
   privateKey?: Buffer;
@@ -270,7 +270,11 @@ export class SshConnection {
 
   /** Runs a command (through `sudo -n sh -c` when usesSudo). Rejects with command-failed on a non-zero exit unless allowFailure. */
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const raw = await this.execRaw(this.usesSudo ? sudoWrap(command) : command, command, opts);
+    const timeoutMs = opts.timeoutMs ?? this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    // sshd ignores "signal" requests on root sessions (no privilege separation for root), so a
+    // timed-out command is also bounded on the host: killed (its process group) 2 s after we give up.
+    const bounded = timeoutMs > 0 ? withRemoteTimeout(command, Math.ceil(timeoutMs / 1000) + 2) : command;
+    const raw = await this.execRaw(this.usesSudo ? sudoWrap(bounded) : bounded, command, { ...opts, timeoutMs });
     return { code: raw.code, stdout: raw.stdout.toString('utf8'), stderr: raw.stderr.toString('utf8') };
   }
 
@@ -295,11 +299,7 @@ export class SshConnection {
                 ? setTimeout(() => {
                     if (done) return;
                     done = true;
-                    try {
-                      stream.signal('KILL'); // OpenSSH >= 7.9 delivers it to the command
-                    } catch {
-                      /* channel already gone */
-                    }
+                    killChannel(stream);
                     stream.close();
                     reject(new SshError('timeout', this.describe, `command timed out after ${timeoutMs} ms: ${shown}`, { command: shown }));
                   }, timeoutMs)
@@ -484,6 +484,21 @@ export class SshConnection {
         sftp.mkdir(d, { mode: 0o755 }, (err) => (err ? reject(asIo(err, this.describe, `cannot create directory ${d}`)) : resolve())),
       );
     }
+  }
+}
+
+/**
+ * Sends a KILL "signal" request on a session channel; OpenSSH (>= 7.9) killpg()s the command.
+ * ssh2's Channel.signal() sends nothing once our side of the channel is ended (stdin closed, as
+ * it is for every exec here), so go one level down when the channel is still open.
+ */
+function killChannel(stream: ClientChannel): void {
+  const ch = stream as unknown as { outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, sig: string): void } } };
+  try {
+    if (ch.outgoing?.state === 'open' && ch._client?._protocol) ch._client._protocol.signal(ch.outgoing.id, 'KILL');
+    else stream.signal('KILL');
+  } catch {
+    /* channel already gone */
   }
 }
 

@@ -271,7 +271,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
           const t0 = Date.now();
           const e = await c.exec('sleep 47', { timeoutMs: 700 }).catch((x: { kind: string; message: string }) => x);
           const ms = Date.now() - t0;
-          await new Promise((r2) => setTimeout(r2, 300));
+          await new Promise((r2) => setTimeout(r2, 3300)); // the host-side bound: ceil(0.7 s) + 2 s
           const ps = await c.exec("ps -eo args= | grep -x 'sleep 47' || true");
           return { kind: (e as { kind: string }).kind, message: (e as { message: string }).message, ms, sleeping: ps.stdout.trim() };
         } finally {
@@ -283,7 +283,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
     expect(r.kind).toBe('timeout');
     expect(r.message).toBe('master (192.168.0.80:22): command timed out after 700 ms: sleep 47');
     expect(r.ms).toBeLessThan(3000);
-    expect(r.sleeping).toBe(''); // the KILL signal reached the command
+    expect(r.sleeping).toBe(''); // killed on the host (root sessions ignore SSH signal requests)
 
     const unreachable = await inWsError(async (ssh, { t }) => ssh.SshConnection.connect(t as never), {
       t: { ...targets()[0], host: '192.168.0.99', connectTimeoutMs: 6000 },
