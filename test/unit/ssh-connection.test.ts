@@ -42,7 +42,6 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'podnet-sshc-'));
   writeFileSync(join(dir, 'id'), clientKey.private, { mode: 0o600 });
   writeFileSync(join(dir, 'stranger'), strangerKey.private, { mode: 0o600 });
-  writeFileSync(join(dir, 'known_hosts'), formatKnownHostsLine('127.0.0.1', 0, hostBlob).replace('[127.0.0.1]:0', 'placeholder'));
   server = new Server({ hostKeys: [hostKey.private] }, (client) => {
     connections.push(client);
     client.on('error', () => {});
