@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { run, sleep } from './exec';
 
-export const BASE_CACHE_DIR = '/var/cache/podnet/lab-base';
+/** Where bases are kept between runs (PODNET_LAB_CACHE_DIR overrides it, e.g. to time a first build). */
+export const BASE_CACHE_DIR = process.env.PODNET_LAB_CACHE_DIR || '/var/cache/podnet/lab-base';
 
 /** What a lab host has installed. No Node.js: podnet's apply must bring what its agent needs. */
 export const BASE_PACKAGES: readonly string[] = [

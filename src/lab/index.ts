@@ -309,7 +309,9 @@ export async function hostCanLoadBpf(name: string, host: string): Promise<{ ok: 
 
 /** Lab namespaces present on the machine (for checks that nothing was left behind). */
 export function labNetnsPresent(name: string): string[] {
-  return listNetns().filter((n) => n === switchNetns(name) || n === workstationNetns(name) || n.startsWith(`${name}-master`) || /^.+-node\d+$/.test(n) && n.startsWith(`${name}-node`));
+  validateLabName(name);
+  const host = new RegExp(`^${name}-(master|node\\d+)$`);
+  return listNetns().filter((n) => n === switchNetns(name) || n === workstationNetns(name) || host.test(n));
 }
 
 export { nspawnPid, isMountpoint };
