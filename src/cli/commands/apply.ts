@@ -19,7 +19,11 @@ export async function run(argv: string[]): Promise<number> {
     const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
     const results: ApplyHostResult[] = await Promise.all(
       reads.map(async (read): Promise<ApplyHostResult> => {
-        if (!read.ok) return { node: read.node, ok: false, changed: false, actions: [], error: read.error, seconds: 0 };
+        if (!read.ok) {
+          const failed: ApplyHostResult = { node: read.node, ok: false, changed: false, actions: [], error: read.error, seconds: 0 };
+          if (!ctx.json) process.stderr.write(`${renderApplyResult(failed)}\n`);
+          return failed;
+        }
         const target = targets.get(read.node)!;
         const plan = planHost(target, read.reading, ctx.artifacts);
         const node = network.nodes.find((n) => n.name === read.node)!;

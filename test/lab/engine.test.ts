@@ -1,0 +1,179 @@
+// End to end against real hosts: the lab's systemd/sshd hosts, the real podnet CLI, real
+// kernel routing and the eBPF datapath. Covers plan, apply, drift, repair, destroy, host key
+// checks, a host failing mid-apply, and a node added and removed.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { referenceApp } from '../../examples/reference-network';
+import { labExec, podAdd, podDel, podExec } from '../../src/lab';
+import { describeLab, rootRoutes, withLab } from './lab-support';
+import { runPodnet, runShell } from './engine-support';
+
+const LAB = 'pne2e';
+jest.setTimeout(180_000);
+
+type TfJson = { resource: { null_resource: Record<string, { triggers: Record<string, string>; provisioner: Array<{ 'local-exec': { command: string; when?: string } }> }> } };
+
+describeLab('podnet engine on lab hosts', () => {
+  withLab(LAB, { hosts: 4 });
+  const work = mkdtempSync(join(tmpdir(), 'podnet-e2e-'));
+  const nodes3 = [
+    { name: 'master', address: '192.168.0.80' },
+    { name: 'node1', address: '192.168.0.81' },
+    { name: 'node2', address: '192.168.0.82' },
+  ];
+  let stackDir = '';
+  let manifest = '';
+  const snapshotsBefore = new Map<string, string>();
+
+  /** What destroy must restore exactly: links, routes and the files podnet touches. */
+  async function snapshot(host: string): Promise<string> {
+    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' | sort"]);
+    return r.stdout;
+  }
+  async function agentPid(host: string): Promise<string> {
+    return (await labExec(LAB, host, ['systemctl', 'show', '-p', 'MainPID', '--value', 'podnet-cluster.service'])).stdout.trim();
+  }
+
+  beforeAll(() => {
+    const outdir = join(work, 'cdktf.out');
+    referenceApp({ outdir, lab: LAB, nodes: nodes3 }).synth();
+    stackDir = join(outdir, 'stacks', 'reference');
+    manifest = join(stackDir, 'assets', 'podnet-cluster', 'manifest.json');
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('plans changes on fresh hosts (exit 2 with --detailed-exitcode) and snapshots them', async () => {
+    for (const h of ['master', 'node1', 'node2', 'node3']) snapshotsBefore.set(h, await snapshot(h));
+    const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', LAB, '--detailed-exitcode']);
+    expect(plan.stderr).toBe('');
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain('+ route 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink');
+  });
+
+  it("applies through the exact local-exec commands cdktf synthesized (what 'cdktf deploy' runs)", async () => {
+    const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
+    const creates = Object.values(tf.resource.null_resource).map((r) => r.provisioner.find((p) => !p['local-exec'].when)!['local-exec'].command);
+    expect(creates).toHaveLength(3);
+    const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };
+    // terraform runs provisioners of independent resources in parallel, from the stack directory.
+    const results = await Promise.all(creates.map((c) => runShell('sh', ['-c', c], { cwd: stackDir, env })));
+    for (const r of results) expect(r).toMatchObject({ code: 0 });
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
+    expect(drift.code).toBe(0);
+    expect(JSON.parse(drift.stdout)).toMatchObject({ schema: 'podnet.dev/drift/v1', inSync: true });
+  });
+
+  it("node1's route table reads like flannel's and the tunnel has MTU 1480", async () => {
+    const routes = (await labExec(LAB, 'node1', ['ip', '-4', 'route'])).stdout;
+    expect(routes).toMatch(/10\.244\.0\.0\/24 via 192\.168\.0\.80 dev flannel\.ipip proto 152 onlink/);
+    expect(routes).toMatch(/10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
+    expect((await labExec(LAB, 'node1', ['cat', '/run/flannel/subnet.env'])).stdout).toBe('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n');
+    expect((await labExec(LAB, 'node1', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1480');
+  });
+
+  it('carries pod-to-pod traffic as IPIP on the underlay', async () => {
+    await podAdd(LAB, 'node1', 'web');
+    await podAdd(LAB, 'node2', 'web');
+    const capture = runShell('ip', ['netns', 'exec', `${LAB}-sw`, 'timeout', '8', 'tcpdump', '-ni', 'h1', '-c', '1', 'ip proto 4 and src 192.168.0.81']);
+    await new Promise((r) => setTimeout(r, 700));
+    const ping = await podExec(LAB, 'node1', 'web', ['ping', '-c', '3', '-W', '2', '10.244.2.2']);
+    expect(ping.stdout).toContain('3 received');
+    expect((await capture).stdout).toContain('IP 192.168.0.81 > 192.168.0.82: IP 10.244.1.2 > 10.244.2.2: ICMP echo request');
+  });
+
+  it('a no-op apply changes nothing and restarts nothing', async () => {
+    const pids = await Promise.all(['master', 'node1', 'node2'].map(agentPid));
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
+    expect(apply.code).toBe(0);
+    expect(apply.stdout).toContain('3/3 hosts ok, 0 changed');
+    expect(await Promise.all(['master', 'node1', 'node2'].map(agentPid))).toEqual(pids);
+  });
+
+  it('the agent restores a route deleted by hand within a second', async () => {
+    const r = await labExec(LAB, 'node1', ['sh', '-c', 'ip route del 10.244.2.0/24; for i in $(seq 50); do ip route show 10.244.2.0/24 | grep -q via && { echo restored $i; exit 0; }; sleep 0.02; done; exit 1']);
+    expect(r.code).toBe(0);
+  });
+
+  it('drift catches a stopped agent (exit 2) and apply repairs it', async () => {
+    await labExec(LAB, 'node2', ['systemctl', 'stop', 'podnet-cluster.service']);
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
+    expect(drift.code).toBe(2);
+    const report = JSON.parse(drift.stdout) as { hosts: Array<{ node: string; inSync: boolean; differences: Array<{ kind: string }> }> };
+    expect(report.hosts.find((h) => h.node === 'node2')!.differences.map((d) => d.kind)).toContain('agent-not-running');
+    expect(report.hosts.filter((h) => h.inSync).map((h) => h.node)).toEqual(['master', 'node1']);
+    // SIGTERM left the network in place: pods still reach each other with the agent stopped.
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '1', '-W', '2', '10.244.2.2'])).code).toBe(0);
+    expect((await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+    expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+  });
+
+  it('refuses an unknown host key, naming the host and fingerprint', async () => {
+    const empty = join(work, 'empty_known_hosts');
+    writeFileSync(empty, '');
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--known-hosts', empty, '--node', 'node1']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(/node1.*ERROR.*SHA256:/);
+  });
+
+  it('one host with sshd down fails alone; the others apply; re-apply converges', async () => {
+    const changed = join(work, 'mtu.json');
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    writeFileSync(changed, JSON.stringify({ ...m, network: { ...m.network, mtu: 1400 } }));
+    await labExec(LAB, 'node2', ['systemctl', 'stop', 'ssh.service', 'ssh.socket']);
+    try {
+      const apply = await runPodnet(['apply', '--manifest', changed, '--lab', LAB]);
+      expect(apply.code).toBe(1);
+      expect(apply.stdout).toContain('2/3 hosts ok');
+      expect(apply.stderr).toMatch(/node2: FAILED/);
+    } finally {
+      await labExec(LAB, 'node2', ['systemctl', 'start', 'ssh.service']);
+    }
+    const again = await runPodnet(['apply', '--manifest', changed, '--lab', LAB]);
+    expect(again.code).toBe(0);
+    expect((await labExec(LAB, 'node2', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1400');
+    expect((await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+  });
+
+  it('adding a node moves no subnet and never interrupts traffic between the others', async () => {
+    const outdir = join(work, 'cdktf.out.4');
+    referenceApp({ outdir, lab: LAB, nodes: [...nodes3, { name: 'node3', address: '192.168.0.83' }] }).synth();
+    const four = join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
+    // 0.05 s apart for the whole apply: any gap in node1 <-> node2 traffic shows as loss.
+    const ping = podExec(LAB, 'node1', 'web', ['ping', '-q', '-i', '0.05', '-c', '120', '-W', '1', '10.244.2.2'], { timeoutMs: 30_000 });
+    const apply = await runPodnet(['apply', '--manifest', four, '--lab', LAB]);
+    expect(apply.code).toBe(0);
+    expect((await ping).stdout).toContain(' 0% packet loss');
+    expect((await labExec(LAB, 'node1', ['cat', '/run/flannel/subnet.env'])).stdout).toContain('FLANNEL_SUBNET=10.244.1.1/24');
+    expect((await labExec(LAB, 'node3', ['cat', '/run/flannel/subnet.env'])).stdout).toContain('FLANNEL_SUBNET=10.244.3.1/24');
+    await podAdd(LAB, 'node3', 'web');
+    expect((await podExec(LAB, 'node3', 'web', ['ping', '-c', '2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
+
+    // Remove node3 again: the removed node's own destroy (as cdktf would run it), then apply.
+    const destroy = await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB]);
+    expect(destroy.code).toBe(0);
+    expect((await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+    expect((await labExec(LAB, 'node1', ['ip', 'route'])).stdout).not.toContain('10.244.3.0/24');
+    await podDel(LAB, 'node3', 'web'); // made by CNI, not podnet: a kubelet would remove it
+    expect(await snapshot('node3')).toBe(snapshotsBefore.get('node3'));
+  });
+
+  it('the cdktf destroy commands leave every host exactly as before the first apply', async () => {
+    const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
+    const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };
+    // The destroy provisioner runs `${self.triggers.destroy_command}`: substitute it as terraform does.
+    const destroys = Object.values(tf.resource.null_resource).map((r) => r.triggers.destroy_command!);
+    // The hosts were re-applied by hand since synth, so they hold no revision: the guard lets destroy through.
+    const results = await Promise.all(destroys.map((c) => runShell('sh', ['-c', c], { cwd: stackDir, env })));
+    for (const r of results) expect(r).toMatchObject({ code: 0 });
+    // Pods were made by CNI, not podnet: remove them before comparing (a real kubelet would).
+    for (const h of ['node1', 'node2']) await podDel(LAB, h, 'web');
+    for (const h of ['master', 'node1', 'node2']) {
+      expect(await snapshot(h)).toBe(snapshotsBefore.get(h));
+    }
+  });
+
+  it("never adds a lab route to the machine's own namespace", () => {
+    expect(rootRoutes().filter((r) => /^(192\.168\.0\.|10\.244\.)/.test(r))).toEqual([]);
+  });
+});
