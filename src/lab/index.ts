@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBase } from './base-image';
+import { hostCgroupDirs, joinCgroupShell, removeCgroupDirs } from './cgroups';
 import { run, sleep, type RunResult } from './exec';
 import {
   DEFAULT_HOSTS, MAX_HOSTS, UNDERLAY_PREFIX, WORKSTATION_ADDRESS, hostAddress, hostDir, hostName, hostNetns,
@@ -122,7 +123,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
     for (const h of state.hosts) {
       state.made.propagateDirs.push(h.machine);
-      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX));
+      const cgroups = hostCgroupDirs(h.machine);
+      (state.made.cgroups ??= []).push(...cgroups);
+      saveState(state);
+      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX), joinCgroupShell(cgroups));
       saveState(state);
     }
     await waitReady(state, log, t0);
@@ -180,6 +184,7 @@ export async function labDown(name: string, log: (line: string) => void = () => 
   saveState(state);
   await stopHosts(state.hosts, 15_000 + 300 * state.hosts.length, log);
   for (const m of state.made.propagateDirs) removePropagateDir(m);
+  await removeCgroupDirs(state.made.cgroups ?? []);
   for (const m of [...state.made.mounts].reverse()) await unmount(m);
   for (const ns of [...state.made.netns].reverse()) await delNetns(ns);
   releaseInotify(name);

@@ -35,6 +35,8 @@ export interface LabState {
     netns: string[];
     mounts: string[];
     propagateDirs: string[];
+    /** One cgroup per host and hierarchy (see cgroups.ts). */
+    cgroups?: string[];
     /** fs.inotify.max_user_instances before this lab raised it. */
     inotifyInstancesBefore?: number;
     inotifyInstancesSet?: number;

@@ -71,7 +71,7 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  * `betweenBoots` (shell lines) and gives the host a fresh bpffs, so that a reboot loses what a real
  * one loses: links, routes, sysctls and pinned BPF objects. Returns the loop's PID.
  */
-export function startHost(h: HostState, betweenBoots: string[]): number {
+export function startHost(h: HostState, betweenBoots: string[], beforeBoot: string[] = []): number {
   const fresh = h.bpf
     ? [`  umount ${q(bpffsDir(h))} 2>/dev/null; mount -t bpf ${q(`podnet-lab-${h.machine}`)} ${q(bpffsDir(h))} || exit 1`]
     : [];
@@ -79,6 +79,7 @@ export function startHost(h: HostState, betweenBoots: string[]): number {
   writeFileSync(script, [
     '#!/bin/bash',
     `# podnet lab host ${h.machine}: boots the host; boots it again after a reboot inside it.`,
+    ...beforeBoot,
     'for i in $(seq 1 50); do',
     `  ${nspawnArgs(h).map(q).join(' ')}`,
     '  rc=$?',

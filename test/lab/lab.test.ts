@@ -2,7 +2,7 @@
 // each other and from the machine's network, wire pods with the CNI plugins, and `down` leaves
 // nothing behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import {
   hostCanLoadBpf, hostRestart, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab,
 } from '../../src/lab';
@@ -124,6 +124,9 @@ describeLab('podnet lab', () => {
     expect(existsSync(info.stateDir)).toBe(false);
     expect(readLab(NAME)).toBeUndefined();
     expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(`--machine=${NAME}-`);
+    for (const h of ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+      if (existsSync(h)) expect(readdirSync(h).filter((d) => d.startsWith(`podnet-lab-${NAME}-`))).toEqual([]);
+    }
     await labDown(NAME); // idempotent
   }, 60_000);
 });
