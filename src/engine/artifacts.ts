@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_BUNDLE_PATH, INSTALL_DIR, RUNTIME_CACHE_DIR } from '../model';
+import { runtimePackage } from './runtime-package';
 
 export interface Artifact {
   readonly name: string;
@@ -16,7 +17,10 @@ export interface Artifact {
 
 export interface ArtifactSet {
   readonly agent: Artifact;
-  /** podnet-bpf and the BPF object, when built (the ebpf datapath needs them). */
+  /**
+   * podnet-bpf and the BPF object (the ebpf datapath), podnet-tun.node and
+   * podnet-userspace-worker.js (the userspace datapath), when built.
+   */
   readonly extras: readonly Artifact[];
   readonly runtime: Artifact;
 }
@@ -37,14 +41,16 @@ export function loadArtifacts(projectRoot = join(__dirname, '..')): ArtifactSet 
     const localPath = join(dist, name);
     return { name, localPath, remotePath: `${INSTALL_DIR}/${name}`, sha256: sha256File(localPath), mode };
   };
-  const extras = [['podnet-bpf', 0o755], ['podnet-ipip.bpf.o', 0o644]]
+  const extras = [['podnet-bpf', 0o755], ['podnet-ipip.bpf.o', 0o644], ['podnet-tun.node', 0o644], ['podnet-userspace-worker.js', 0o644]]
     .filter(([name]) => existsSync(join(dist, name as string)))
     .map(([name, mode]) => file(name as string, mode as number));
   // The runtime is this very Node.js: hosts of the same architecture and glibc run it as is.
-  const runtimeHash = sha256File(process.execPath);
+  // It travels gzip-compressed (localPath is the cached .gz).
+  const runtime = runtimePackage();
+  const runtimeHash = runtime.sha256;
   return {
     agent: { ...file('podnet-agent.js', 0o644), remotePath: AGENT_BUNDLE_PATH },
     extras,
-    runtime: { name: 'node', localPath: process.execPath, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
+    runtime: { name: 'node', localPath: runtime.gzipPath, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
   };
 }
