@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds podnet's native parts of the eBPF datapath into dist/agent/:
-#   podnet-ipip.bpf.o  tc programs (clang -O2 -g -target bpf, with BTF)
-#   podnet-bpf         the loader (C, links libbpf.so.1 dynamically: every Debian host with
+# Builds podnet's native parts into dist/agent/:
+#   podnet-ipip.bpf.o  tc programs of the eBPF datapath (clang -O2 -g -target bpf, with BTF)
+#   podnet-bpf         its loader (C, links libbpf.so.1 dynamically: every Debian host with
 #                      iproute2 has libbpf1)
+#   podnet-tun.node    the userspace datapath's N-API shim (C, compiled straight against the
+#                      Node headers: no node-gyp, nothing downloaded; N-API symbols resolve
+#                      from the node binary at load time)
 # Called by scripts/build.mjs (so `npm ci`/`npm run build` run it). Fails loudly when the
 # toolchain is missing, naming the apt packages to install.
 # PODNET_SKIP_NATIVE=1 skips it (e.g. a machine that only edits TypeScript).
@@ -44,4 +47,24 @@ LIBBPF_LIBS="$(pkg-config --libs libbpf 2>/dev/null || echo -lbpf)"
 "${CC:-cc}" -O2 -g -Wall -Wextra -Werror -o "$OUT/podnet-bpf.tmp" \
   $LIBBPF_CFLAGS "$SRC/native/podnet-bpf.c" $LIBBPF_LIBS
 mv "$OUT/podnet-bpf.tmp" "$OUT/podnet-bpf"
-echo "build-native: built $OUT/podnet-ipip.bpf.o $OUT/podnet-bpf" >&2
+
+# Userspace datapath shim. Node's headers: $PODNET_NODE_INCLUDE, else beside this node
+# (<prefix>/include/node, as the nodejs .deb and the official tarballs install them), else
+# npm's nodedir, else /usr/local/include/node.
+NODE_INCLUDE="${PODNET_NODE_INCLUDE:-}"
+if [ -z "$NODE_INCLUDE" ]; then
+  for d in "$(node -p 'require("path").join(process.execPath, "..", "..", "include", "node")' 2>/dev/null || true)" \
+           "$(npm config get nodedir 2>/dev/null | grep -v '^undefined$' | sed 's|$|/include/node|' || true)" \
+           /usr/include/node /usr/local/include/node; do
+    if [ -n "$d" ] && [ -f "$d/node_api.h" ]; then NODE_INCLUDE="$d"; break; fi
+  done
+fi
+if [ -z "$NODE_INCLUDE" ] || [ ! -f "$NODE_INCLUDE/node_api.h" ]; then
+  echo "build-native: ERROR: Node headers (node_api.h) not found; set PODNET_NODE_INCLUDE or install the nodejs package's headers" >&2
+  exit 1
+fi
+"${CC:-cc}" -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+  -DNODE_GYP_MODULE_NAME=podnet_tun -I"$NODE_INCLUDE" \
+  -o "$OUT/podnet-tun.node.tmp" agent/datapaths/userspace/native/podnet-tun.c
+mv "$OUT/podnet-tun.node.tmp" "$OUT/podnet-tun.node"
+echo "build-native: built $OUT/podnet-ipip.bpf.o $OUT/podnet-bpf $OUT/podnet-tun.node" >&2

@@ -25,6 +25,9 @@ if (existsSync('agent/main.ts')) {
   const final = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: JSON.stringify(hash) } });
   mkdirSync('dist/agent', { recursive: true });
   writeFileSync('dist/agent/podnet-agent.js', final.outputFiles[0].contents);
+  // The userspace datapath's packet loop runs in a worker thread started from this file,
+  // shipped beside the agent bundle (the agent finds it through its own __dirname).
+  await build({ entryPoints: ['agent/datapaths/userspace/packet-worker.ts'], outfile: 'dist/agent/podnet-userspace-worker.js', bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' });
 }
 
 // eBPF datapath: tc programs + the podnet-bpf loader, into dist/agent/ (fails loudly without clang/libbpf).

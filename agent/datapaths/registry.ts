@@ -2,5 +2,6 @@
 import type { DatapathFactory } from './datapath';
 import { kernelDatapathFactory } from './kernel';
 import { ebpfDatapathFactory } from './ebpf';
+import { userspaceDatapathFactory } from './userspace';
 
-export const DATAPATH_FACTORIES: readonly DatapathFactory[] = [kernelDatapathFactory, ebpfDatapathFactory];
+export const DATAPATH_FACTORIES: readonly DatapathFactory[] = [kernelDatapathFactory, ebpfDatapathFactory, userspaceDatapathFactory];

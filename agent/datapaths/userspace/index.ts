@@ -1,0 +1,299 @@
+// The userspace datapath: the last resort, for hosts with neither the ipip module nor BPF.
+// flannel.ipip is a persistent TUN device (same name, MTU, address and routes as the other
+// datapaths); a worker thread (packet-worker.ts) reads it, wraps each packet in the kernel-ipip
+// outer header (ipip-codec.ts) and sends it on a raw protocol-4 socket, and unwraps protocol 4
+// from known peers back into the TUN. The native shim (native/podnet-tun.c) does syscalls only.
+//
+// Shipped beside the agent bundle: podnet-tun.node (the shim) and podnet-userspace-worker.js
+// (the worker bundle); both are found through __dirname, i.e. /usr/local/lib/podnet on hosts.
+//
+// The device outlives the agent: close() stops the worker (packets to the TUN are dropped while
+// nobody reads it) and a restarted agent attaches to the same device by name. teardown()
+// deletes it.
+import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs';
+import * as path from 'node:path';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
+import { execRunner, mustRun, type Runner } from '../ebpf/exec';
+import { DROP_REASONS, type DropReason, type PeerSpec } from './ipip-codec';
+import type { FromWorker, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
+import { loadShim } from './shim';
+
+export interface UserspaceOptions {
+  /** The N-API shim. Default: podnet-tun.node beside the running agent bundle. */
+  readonly addonPath?: string;
+  /** The worker bundle. Default: podnet-userspace-worker.js beside the running agent bundle. */
+  readonly workerPath?: string;
+  /** Packets per JS->native crossing (default 64). */
+  readonly batch?: number;
+  readonly run?: Runner;
+  readonly log?: (line: string) => void;
+}
+
+interface Resolved {
+  readonly addon: string;
+  readonly worker: string;
+  readonly batch: number;
+  readonly run: Runner;
+  readonly log: (line: string) => void;
+}
+
+function resolve(o: UserspaceOptions): Resolved {
+  return {
+    addon: o.addonPath ?? path.join(__dirname, 'podnet-tun.node'),
+    worker: o.workerPath ?? path.join(__dirname, 'podnet-userspace-worker.js'),
+    batch: o.batch ?? 64,
+    run: o.run ?? execRunner,
+    log: o.log ?? ((l) => process.stdout.write(`${new Date().toISOString()} ${l}\n`)),
+  };
+}
+
+/** DatapathCounters plus drops by reason (shown in `podnet-agent status --json`). */
+export interface UserspaceCounters extends DatapathCounters {
+  readonly drops: Readonly<Record<DropReason, number>>;
+}
+
+/** Sums what counts as `dropped` (as for ebpf: everything but non-IPv4 noise from the device). */
+export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<DropReason, number>>): UserspaceCounters {
+  const dropped = DROP_REASONS.filter((r) => r !== 'notIpv4').reduce((s, r) => s + (drops[r] ?? 0), 0);
+  return {
+    peers: peers.map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes })).sort((a, b) => a.node.localeCompare(b.node)),
+    dropped,
+    drops: { ...drops },
+  };
+}
+
+interface Running {
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  readonly control: Int32Array;
+  readonly ifindex: string;
+  /** Set when we asked it to stop (an exit is then not a failure). */
+  stopping: boolean;
+  readonly exited: Promise<void>;
+}
+
+const emptyDrops = (): Record<DropReason, number> => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+
+export class UserspaceDatapath implements Datapath {
+  readonly kind = 'userspace' as const;
+  private readonly o: Resolved;
+  private host?: DatapathHost;
+  private peers: PeerSpec[] = [];
+  private running?: Running;
+  private starting?: Promise<void>;
+  private closed = false;
+  private restartTimer?: NodeJS.Timeout;
+  /** Counters of earlier workers (a restarted worker starts from zero). */
+  private base: { peers: Map<string, PeerCounterSnapshot>; drops: Record<DropReason, number> } = { peers: new Map(), drops: emptyDrops() };
+  private last: { peers: PeerCounterSnapshot[]; drops: Record<DropReason, number> } = { peers: [], drops: emptyDrops() };
+  private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
+
+  constructor(options: UserspaceOptions = {}) {
+    this.o = resolve(options);
+  }
+
+  async ensure(host: DatapathHost): Promise<void> {
+    this.host = host;
+    this.closed = false;
+    await this.ensureTunnel(host);
+    const ifindex = (await mustRun(this.o.run, 'cat', [`/sys/class/net/${host.tunnelDevice}/ifindex`])).trim();
+    if (this.running && this.running.ifindex !== ifindex) {
+      this.o.log(`userspace: ${host.tunnelDevice} was recreated; reattaching`);
+      await this.stopWorker();
+    }
+    if (!this.running) {
+      this.starting ??= this.startWorker(host, ifindex).finally(() => { this.starting = undefined; });
+      await this.starting;
+    }
+  }
+
+  /** flannel.ipip as a persistent TUN, like the ebpf datapath's; here the worker reads it. */
+  private async ensureTunnel(host: DatapathHost): Promise<void> {
+    const run = this.o.run;
+    const dev = host.tunnelDevice;
+    const cur = await run('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
+    let kind: string | undefined;
+    if (cur.code === 0) {
+      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
+      kind = l?.linkinfo?.info_kind;
+      if (kind !== 'tun') {
+        this.o.log(`userspace: replacing ${dev} (kind ${kind ?? 'unknown'}) with a TUN device`);
+        await mustRun(run, 'ip', ['link', 'del', 'dev', dev]);
+      }
+    }
+    if (kind !== 'tun') await mustRun(run, 'ip', ['tuntap', 'add', 'dev', dev, 'mode', 'tun']);
+    await run('sysctl', ['-qw', `net.ipv6.conf.${dev.replace(/\./g, '/')}.disable_ipv6=1`]);
+    await mustRun(run, 'ip', ['link', 'set', 'dev', dev, 'mtu', String(host.mtu), 'up']);
+    const addrs = JSON.parse((await mustRun(run, 'ip', ['-json', '-4', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+    const [want, len] = host.tunnelAddress.split('/');
+    const have = (addrs[0]?.addr_info ?? []).some((a) => a.local === want && a.prefixlen === Number(len ?? 32));
+    if (!have) await mustRun(run, 'ip', ['addr', 'add', host.tunnelAddress, 'dev', dev]);
+  }
+
+  private startWorker(host: DatapathHost, ifindex: string): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    const control = new SharedArrayBuffer(4);
+    const cfg: WorkerConfig = {
+      addonPath: this.o.addon, tunnelDevice: host.tunnelDevice, localAddress: host.localAddress, mtu: host.mtu,
+      peers: this.peers, control, port: port2, batch: this.o.batch,
+    };
+    const worker = new Worker(this.o.worker, { workerData: cfg, transferList: [port2], stdout: false, stderr: false });
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
+    let fatal: string | undefined;
+    let wasReady = false;
+    const exited = new Promise<void>((res) => worker.once('exit', () => res()));
+    const r: Running = { worker, port: port1, control: new Int32Array(control), ifindex, stopping: false, exited };
+    port1.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') {
+        wasReady = true;
+        readyResolve();
+      }
+      else if (m.type === 'counters') {
+        this.last = { peers: m.peers, drops: m.drops };
+        for (const w of this.waiters.splice(0)) w(m);
+      } else if (m.type === 'fatal') {
+        fatal = m.message;
+        readyReject(new Error(`userspace datapath: ${m.message}`));
+      }
+    });
+    worker.on('error', (e) => { fatal ??= e.message; readyReject(e); });
+    worker.once('exit', (code) => {
+      port1.close();
+      // What this worker counted becomes the base of the next one's.
+      for (const p of this.last.peers) {
+        const b = this.base.peers.get(p.address);
+        this.base.peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
+      }
+      for (const k of DROP_REASONS) this.base.drops[k] += this.last.drops[k] ?? 0;
+      this.last = { peers: [], drops: emptyDrops() };
+      if (this.running === r) this.running = undefined;
+      readyReject(new Error(`userspace datapath: worker exited (${fatal ?? `code ${code}`}) before it was ready`));
+      if (!r.stopping && wasReady) {
+        this.o.log(`userspace: packet worker stopped unexpectedly: ${fatal ?? `exit code ${code}`}; restarting`);
+        this.scheduleRestart();
+      }
+    });
+    this.running = r;
+    return ready.then(() => {
+      this.o.log(`userspace: packet worker running on ${host.tunnelDevice} (ifindex ${ifindex}), raw IPIP socket on ${host.localAddress}`);
+    }, async (e: Error) => {
+      r.stopping = true;
+      await worker.terminate();
+      throw e;
+    });
+  }
+
+  private scheduleRestart(): void {
+    if (this.closed || this.restartTimer || !this.host) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.closed || !this.host) return;
+      this.ensure(this.host).catch((e: Error) => {
+        this.o.log(`userspace: restart failed: ${e.message}`);
+        this.scheduleRestart();
+      });
+    }, 500);
+    this.restartTimer.unref();
+  }
+
+  private async stopWorker(): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    r.stopping = true;
+    Atomics.store(r.control, 0, 1);
+    // The loop polls with a 50 ms timeout; give it time to close its descriptors cleanly.
+    const t = setTimeout(() => void r.worker.terminate(), 2000);
+    await r.exited;
+    clearTimeout(t);
+    if (this.running === r) this.running = undefined;
+  }
+
+  async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
+    const local = this.host?.localAddress;
+    this.peers = peers.filter((p) => p.address !== local).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+    this.running?.port.postMessage({ type: 'peers', peers: this.peers } satisfies ToWorker);
+  }
+
+  /** Fresh counters from the worker (asked for, up to 300 ms), else the last it posted. */
+  async counters(): Promise<UserspaceCounters> {
+    const r = this.running;
+    if (r) {
+      const fresh = new Promise<void>((res) => {
+        const t = setTimeout(res, 300);
+        this.waiters.push(() => { clearTimeout(t); res(); });
+      });
+      r.port.postMessage({ type: 'counters' } satisfies ToWorker);
+      await fresh;
+    }
+    const peers = new Map(this.base.peers);
+    for (const p of this.last.peers) {
+      const b = peers.get(p.address);
+      peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
+    }
+    const current = new Set(this.peers.map((p) => p.address));
+    const drops = emptyDrops();
+    for (const k of DROP_REASONS) drops[k] = this.base.drops[k] + (this.last.drops[k] ?? 0);
+    return toUserspaceCounters([...peers.values()].filter((p) => current.has(p.address)), drops);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.starting?.catch(() => undefined);
+    await this.stopWorker();
+    // The persistent TUN, its address and routes stay: a restarted agent reattaches by name.
+  }
+
+  async teardown(host: DatapathHost): Promise<void> {
+    await this.close();
+    const cur = await this.o.run('ip', ['-json', '-d', 'link', 'show', 'dev', host.tunnelDevice]);
+    if (cur.code === 0) {
+      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
+      if (l?.linkinfo?.info_kind === 'tun') await mustRun(this.o.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
+    }
+    this.host = undefined;
+  }
+}
+
+/**
+ * Can the userspace datapath run here? The shim and worker are present and load, /dev/net/tun
+ * opens, and a raw protocol-4 socket can be opened and bound to this node's address. Creates
+ * nothing: the socket is closed at once, no TUN device is attached.
+ */
+export async function probeUserspace(host: DatapathHost, options: UserspaceOptions = {}): Promise<ProbeResult> {
+  const o = resolve(options);
+  if (!existsSync(o.addon)) return { ok: false, reason: `native shim ${o.addon} is missing (the agent bundle ships it beside podnet-agent.js)` };
+  if (!existsSync(o.worker)) return { ok: false, reason: `worker bundle ${o.worker} is missing` };
+  let shim;
+  try {
+    shim = loadShim(o.addon);
+  } catch (e) {
+    return { ok: false, reason: `cannot load ${o.addon}: ${(e as Error).message}` };
+  }
+  try {
+    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+    closeSync(openSync('/dev/net/tun', 'r+'));
+  } catch (e) {
+    return { ok: false, reason: `/dev/net/tun: ${(e as Error).message}` };
+  }
+  try {
+    shim.close(shim.openRaw(host.localAddress, 0));
+  } catch (e) {
+    return { ok: false, reason: `raw IPIP socket: ${(e as Error).message}` };
+  }
+  return { ok: true };
+}
+
+export function makeUserspaceDatapathFactory(options: UserspaceOptions = {}): DatapathFactory {
+  return {
+    kind: 'userspace',
+    probe: (host: DatapathHost) => probeUserspace(host, options),
+    create: () => new UserspaceDatapath(options),
+  };
+}
+
+export const userspaceDatapathFactory: DatapathFactory = makeUserspaceDatapathFactory();

@@ -1,0 +1,420 @@
+/*
+ * podnet-tun.node: the userspace datapath's syscall shim (N-API, C).
+ *
+ * Thin on purpose: it opens the TUN device and the raw IPPROTO_IPIP socket, and moves many
+ * packets per JS->native crossing (a read() loop on the TUN, which has no multi-packet call;
+ * recvmmsg/sendmmsg on the raw socket). It never looks inside a packet: which peer, which
+ * checks, which outer header -- all of that is TypeScript (ipip-codec.ts, packet-worker.ts).
+ *
+ * Buffers are caller-owned Node Buffers/TypedArrays laid out in fixed-size slots, so nothing is
+ * allocated per packet and the worker builds headers in place around the payload.
+ *
+ *   openTun(name, vnetHdr) -> fd          IFF_TUN | IFF_NO_PI [| IFF_VNET_HDR], non-blocking;
+ *                                          attaches to the existing persistent device by name
+ *   openRaw(localAddr, bufBytes) -> fd    SOCK_RAW IPPROTO_IPIP, IP_HDRINCL, bound to localAddr,
+ *                                          SO_RCVBUFFORCE/SO_SNDBUFFORCE (SO_*BUF as fallback)
+ *   poll(fdA, fdB, timeoutMs) -> mask     1: A readable, 2: B readable, 4: A error, 8: B error
+ *   readMany(fd, buf, slot, off, max, lens) -> n     read() until EAGAIN or max; packet i lands
+ *                                          at buf[i*slot+off], its length in lens[i]
+ *   writeMany(fd, buf, offs, lens, n) -> ok          write() each [offs[i], offs[i]+lens[i])
+ *   recvMany(fd, buf, slot, max, lens, srcs) -> n    recvmmsg(MSG_DONTWAIT); srcs[i] = source
+ *                                          IPv4 address as a host-order uint32
+ *   sendMany(fd, buf, offs, lens, dsts, n) -> ok     sendmmsg(MSG_DONTWAIT); dsts[i] host-order
+ *   close(fd)
+ *
+ * Errors opening things throw (with errno text); per-packet errors are counted by returning
+ * fewer than asked (the worker counts the difference as drops). Negative returns are -errno.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_BATCH 256
+
+static napi_value throw_errno(napi_env env, const char *what, int err)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+	napi_throw_error(env, NULL, msg);
+	return NULL;
+}
+
+static napi_value make_int(napi_env env, int64_t v)
+{
+	napi_value r;
+	napi_create_int64(env, v, &r);
+	return r;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv)
+{
+	size_t argc = want;
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+		napi_throw_type_error(env, NULL, "missing arguments");
+		return -1;
+	}
+	return 0;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out)
+{
+	if (napi_get_value_int32(env, v, out) != napi_ok) {
+		napi_throw_type_error(env, NULL, "expected a number");
+		return -1;
+	}
+	return 0;
+}
+
+/* A Buffer or any TypedArray: its bytes. */
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len)
+{
+	bool is;
+	if (napi_is_buffer(env, v, &is) == napi_ok && is) {
+		void *d;
+		if (napi_get_buffer_info(env, v, &d, len) != napi_ok)
+			return -1;
+		*data = d;
+		return 0;
+	}
+	if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+		napi_typedarray_type t;
+		size_t n, off;
+		void *d;
+		napi_value ab;
+		if (napi_get_typedarray_info(env, v, &t, &n, &d, &ab, &off) != napi_ok)
+			return -1;
+		*data = d;
+		*len = n; /* elements, checked by the typed getters below */
+		return 0;
+	}
+	napi_throw_type_error(env, NULL, "expected a Buffer");
+	return -1;
+}
+
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n)
+{
+	napi_typedarray_type t;
+	size_t off;
+	napi_value ab;
+	bool is;
+	if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+	    napi_get_typedarray_info(env, v, &t, n, data, &ab, &off) != napi_ok || t != want) {
+		napi_throw_type_error(env, NULL, want == napi_int32_array ? "expected an Int32Array" : "expected a Uint32Array");
+		return -1;
+	}
+	return 0;
+}
+
+static napi_value js_open_tun(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	char name[IFNAMSIZ + 1];
+	size_t len;
+	bool vnet = false;
+	struct ifreq ifr;
+	int fd;
+
+	if (get_args(env, info, 2, argv))
+		return NULL;
+	if (napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &len) != napi_ok || len == 0 || len >= IFNAMSIZ) {
+		napi_throw_type_error(env, NULL, "openTun: bad device name");
+		return NULL;
+	}
+	napi_get_value_bool(env, argv[1], &vnet);
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return throw_errno(env, "open /dev/net/tun", errno);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, len);
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, "TUNSETIFF", e);
+	}
+	return make_int(env, fd);
+}
+
+static napi_value js_open_raw(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	char addr[64];
+	size_t len;
+	int32_t bufbytes;
+	struct sockaddr_in sin;
+	int fd, one = 1;
+
+	if (get_args(env, info, 2, argv))
+		return NULL;
+	if (napi_get_value_string_utf8(env, argv[0], addr, sizeof(addr), &len) != napi_ok) {
+		napi_throw_type_error(env, NULL, "openRaw: bad address");
+		return NULL;
+	}
+	if (get_i32(env, argv[1], &bufbytes))
+		return NULL;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		napi_throw_type_error(env, NULL, "openRaw: not an IPv4 address");
+		return NULL;
+	}
+	fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPIP);
+	if (fd < 0)
+		return throw_errno(env, "socket(AF_INET, SOCK_RAW, IPPROTO_IPIP)", errno);
+	if (setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, "IP_HDRINCL", e);
+	}
+	if (bufbytes > 0) {
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufbytes, sizeof(bufbytes)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufbytes, sizeof(bufbytes));
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufbytes, sizeof(bufbytes)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof(bufbytes));
+	}
+	/* Bound to the node's address: only protocol-4 packets addressed to it are queued here. */
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, "bind", e);
+	}
+	return make_int(env, fd);
+}
+
+static napi_value js_poll(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	int32_t a, b, timeout;
+	struct pollfd p[2];
+	int r, mask = 0;
+
+	if (get_args(env, info, 3, argv) || get_i32(env, argv[0], &a) || get_i32(env, argv[1], &b) ||
+	    get_i32(env, argv[2], &timeout))
+		return NULL;
+	p[0].fd = a;
+	p[0].events = POLLIN;
+	p[0].revents = 0;
+	p[1].fd = b;
+	p[1].events = POLLIN;
+	p[1].revents = 0;
+	r = poll(p, 2, timeout);
+	if (r < 0)
+		return make_int(env, errno == EINTR ? 0 : -errno);
+	if (p[0].revents & POLLIN)
+		mask |= 1;
+	if (p[1].revents & POLLIN)
+		mask |= 2;
+	if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+		mask |= 4;
+	if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+		mask |= 8;
+	return make_int(env, mask);
+}
+
+static napi_value js_read_many(napi_env env, napi_callback_info info)
+{
+	napi_value argv[6];
+	int32_t fd, slot, off, max;
+	uint8_t *buf;
+	size_t buflen, nlens;
+	int32_t *lens;
+	int i;
+
+	if (get_args(env, info, 6, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	    get_i32(env, argv[2], &slot) || get_i32(env, argv[3], &off) || get_i32(env, argv[4], &max) ||
+	    get_typed(env, argv[5], napi_int32_array, (void **)&lens, &nlens))
+		return NULL;
+	if (slot <= off || off < 0 || max < 0 || (size_t)max > nlens || (size_t)max * (size_t)slot > buflen) {
+		napi_throw_range_error(env, NULL, "readMany: buffer too small for max slots");
+		return NULL;
+	}
+	for (i = 0; i < max; i++) {
+		ssize_t n = read(fd, buf + (size_t)i * slot + off, (size_t)(slot - off));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (i == 0 && errno != EAGAIN)
+				return make_int(env, -errno);
+			break;
+		}
+		lens[i] = (int32_t)n;
+	}
+	return make_int(env, i);
+}
+
+static napi_value js_write_many(napi_env env, napi_callback_info info)
+{
+	napi_value argv[5];
+	int32_t fd, count, *offs, *lens;
+	uint8_t *buf;
+	size_t buflen, noffs, nlens;
+	int i, ok = 0;
+
+	if (get_args(env, info, 5, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	    get_typed(env, argv[2], napi_int32_array, (void **)&offs, &noffs) ||
+	    get_typed(env, argv[3], napi_int32_array, (void **)&lens, &nlens) || get_i32(env, argv[4], &count))
+		return NULL;
+	if (count < 0 || (size_t)count > noffs || (size_t)count > nlens) {
+		napi_throw_range_error(env, NULL, "writeMany: count exceeds arrays");
+		return NULL;
+	}
+	for (i = 0; i < count; i++) {
+		ssize_t n;
+		if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen)
+			continue;
+		do
+			n = write(fd, buf + offs[i], (size_t)lens[i]);
+		while (n < 0 && errno == EINTR);
+		if (n == lens[i])
+			ok++;
+	}
+	return make_int(env, ok);
+}
+
+static napi_value js_recv_many(napi_env env, napi_callback_info info)
+{
+	napi_value argv[6];
+	int32_t fd, slot, max, *lens;
+	uint32_t *srcs;
+	uint8_t *buf;
+	size_t buflen, nlens, nsrcs;
+	struct mmsghdr msgs[MAX_BATCH];
+	struct iovec iov[MAX_BATCH];
+	struct sockaddr_in from[MAX_BATCH];
+	int i, n;
+
+	if (get_args(env, info, 6, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	    get_i32(env, argv[2], &slot) || get_i32(env, argv[3], &max) ||
+	    get_typed(env, argv[4], napi_int32_array, (void **)&lens, &nlens) ||
+	    get_typed(env, argv[5], napi_uint32_array, (void **)&srcs, &nsrcs))
+		return NULL;
+	if (max > MAX_BATCH)
+		max = MAX_BATCH;
+	if (slot <= 0 || max < 0 || (size_t)max > nlens || (size_t)max > nsrcs || (size_t)max * (size_t)slot > buflen) {
+		napi_throw_range_error(env, NULL, "recvMany: buffer too small for max slots");
+		return NULL;
+	}
+	memset(msgs, 0, sizeof(msgs[0]) * (size_t)max);
+	for (i = 0; i < max; i++) {
+		iov[i].iov_base = buf + (size_t)i * slot;
+		iov[i].iov_len = (size_t)slot;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &from[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+	}
+	do
+		n = recvmmsg(fd, msgs, (unsigned)max, MSG_DONTWAIT, NULL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return make_int(env, errno == EAGAIN ? 0 : -errno);
+	for (i = 0; i < n; i++) {
+		/* A packet longer than the slot is truncated (MSG_TRUNC): report it as such (len > slot). */
+		lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? slot + 1 : (int32_t)msgs[i].msg_len;
+		srcs[i] = ntohl(from[i].sin_addr.s_addr);
+	}
+	return make_int(env, n);
+}
+
+static napi_value js_send_many(napi_env env, napi_callback_info info)
+{
+	napi_value argv[6];
+	int32_t fd, count, *offs, *lens;
+	uint32_t *dsts;
+	uint8_t *buf;
+	size_t buflen, noffs, nlens, ndsts;
+	struct mmsghdr msgs[MAX_BATCH];
+	struct iovec iov[MAX_BATCH];
+	struct sockaddr_in to[MAX_BATCH];
+	int i, ok = 0, done = 0;
+
+	if (get_args(env, info, 6, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	    get_typed(env, argv[2], napi_int32_array, (void **)&offs, &noffs) ||
+	    get_typed(env, argv[3], napi_int32_array, (void **)&lens, &nlens) ||
+	    get_typed(env, argv[4], napi_uint32_array, (void **)&dsts, &ndsts) || get_i32(env, argv[5], &count))
+		return NULL;
+	if (count < 0 || (size_t)count > noffs || (size_t)count > nlens || (size_t)count > ndsts) {
+		napi_throw_range_error(env, NULL, "sendMany: count exceeds arrays");
+		return NULL;
+	}
+	while (done < count) {
+		int batch = 0, n;
+		for (i = done; i < count && batch < MAX_BATCH; i++) {
+			if (offs[i] < 0 || lens[i] <= 0 || (size_t)offs[i] + (size_t)lens[i] > buflen)
+				break;
+			memset(&msgs[batch], 0, sizeof(msgs[batch]));
+			iov[batch].iov_base = buf + offs[i];
+			iov[batch].iov_len = (size_t)lens[i];
+			memset(&to[batch], 0, sizeof(to[batch]));
+			to[batch].sin_family = AF_INET;
+			to[batch].sin_addr.s_addr = htonl(dsts[i]);
+			msgs[batch].msg_hdr.msg_iov = &iov[batch];
+			msgs[batch].msg_hdr.msg_iovlen = 1;
+			msgs[batch].msg_hdr.msg_name = &to[batch];
+			msgs[batch].msg_hdr.msg_namelen = sizeof(to[batch]);
+			batch++;
+		}
+		if (batch == 0) {
+			done++; /* a bad slot: skip it */
+			continue;
+		}
+		n = sendmmsg(fd, msgs, (unsigned)batch, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == ENOBUFS) {
+				/* Socket buffer full: wait briefly for room rather than dropping a burst. */
+				struct pollfd p = { .fd = fd, .events = POLLOUT, .revents = 0 };
+				if (poll(&p, 1, 10) > 0)
+					continue;
+			}
+			done++; /* this packet failed (e.g. EMSGSIZE, no route): skip it */
+			continue;
+		}
+		ok += n;
+		done += n;
+	}
+	return make_int(env, ok);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	int32_t fd;
+
+	if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd))
+		return NULL;
+	return make_int(env, close(fd) < 0 ? -errno : 0);
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{ "openTun", NULL, js_open_tun, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "openRaw", NULL, js_open_raw, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "poll", NULL, js_poll, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "readMany", NULL, js_read_many, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "writeMany", NULL, js_write_many, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "recvMany", NULL, js_recv_many, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "sendMany", NULL, js_send_many, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
+	};
+	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,220 @@
+// The userspace datapath's packet loop, in a worker thread so the agent's event loop (status,
+// reconcile, netlink events) stays responsive under load. Bundled on its own as
+// dist/agent/podnet-userspace-worker.js and started by UserspaceDatapath (./index.ts).
+//
+// One blocking poll() on both descriptors, then whole batches each way per JS->native crossing:
+//   TUN -> readMany into slots laid out [outer 20 | vnet 10 | inner packet], the outer header
+//          is written in place (ipip-codec encapsulate), sendMany on the raw socket.
+//   raw -> recvMany (outer header included), decapsulate checks and fixes ECN in place, the
+//          virtio_net_hdr is written over the tail of the outer header, writeMany to the TUN.
+// Control: a SharedArrayBuffer flag (stop) and a MessagePort read synchronously between
+// batches (peer updates, counter requests). Counters are posted every second and on request.
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import {
+  DROP_REASONS, Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, ipv4ToU32, writeVnetHeader,
+  type DropReason, type PeerSpec,
+} from './ipip-codec';
+import { loadShim } from './shim';
+
+export interface WorkerConfig {
+  readonly addonPath: string;
+  readonly tunnelDevice: string;
+  readonly localAddress: string;
+  readonly mtu: number;
+  readonly peers: readonly PeerSpec[];
+  /** Int32Array over it: [0] = stop requested. */
+  readonly control: SharedArrayBuffer;
+  readonly port: MessagePort;
+  /** Packets per crossing (default 64). */
+  readonly batch?: number;
+  /** Raw socket buffer size, bytes (default 4 MiB). */
+  readonly sockBuf?: number;
+}
+
+export type ToWorker = { type: 'peers'; peers: readonly PeerSpec[] } | { type: 'counters' };
+
+export interface PeerCounterSnapshot {
+  readonly node: string;
+  readonly address: string;
+  readonly txPackets: number;
+  readonly txBytes: number;
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+}
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'counters'; peers: PeerCounterSnapshot[]; drops: Record<DropReason, number> }
+  | { type: 'fatal'; message: string };
+
+interface PeerCounters {
+  node: string;
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  /** The next outer IP ID towards this peer. */
+  nextId: number;
+}
+
+function runLoop(cfg: WorkerConfig): void {
+  const shim = loadShim(cfg.addonPath);
+  const control = new Int32Array(cfg.control);
+  const port = cfg.port;
+  const post = (m: FromWorker) => port.postMessage(m);
+  const batch = Math.min(256, cfg.batch ?? 64);
+  const local = ipv4ToU32(cfg.localAddress);
+  const mtu = cfg.mtu;
+
+  // Counters live by peer address, so they (and the ID sequence) survive peer updates.
+  const byAddress = new Map<string, PeerCounters>();
+  let table = new PeerTable([]);
+  let ctr: PeerCounters[] = [];
+  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  const setPeers = (peers: readonly PeerSpec[]) => {
+    table = new PeerTable(peers.filter((p) => p.address !== cfg.localAddress));
+    ctr = table.peers.map((p) => {
+      let c = byAddress.get(p.address);
+      if (!c) byAddress.set(p.address, (c = { node: p.node, txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, nextId: (Math.random() * 0x10000) | 0 }));
+      c.node = p.node;
+      return c;
+    });
+  };
+  setPeers(cfg.peers);
+  const snapshot = (): FromWorker => ({
+    type: 'counters',
+    peers: table.peers.map((p, i) => ({ node: p.node, address: p.address, txPackets: ctr[i]!.txPackets, txBytes: ctr[i]!.txBytes, rxPackets: ctr[i]!.rxPackets, rxBytes: ctr[i]!.rxBytes })),
+    drops: { ...drops },
+  });
+
+  const tun = shim.openTun(cfg.tunnelDevice, true);
+  let raw = -1;
+  try {
+    raw = shim.openRaw(cfg.localAddress, cfg.sockBuf ?? 4 << 20);
+  } catch (e) {
+    shim.close(tun);
+    throw e;
+  }
+
+  // TUN -> raw: [outer 20 | vnet 10 | inner <= mtu], read at offset 10.
+  const txSlot = Math.max(2048, (OUTER_HLEN + VNET_HLEN + mtu + 63) & ~63);
+  const txBuf = Buffer.alloc(txSlot * batch);
+  const txLens = new Int32Array(batch);
+  const txOffs = new Int32Array(batch);
+  const txSend = new Int32Array(batch);
+  const txDsts = new Uint32Array(batch);
+  // raw -> TUN: whole IPv4 packets up to 64 KiB (GSO super-packets from offloading peers).
+  const rxSlot = 65536;
+  const rxBuf = Buffer.alloc(rxSlot * batch);
+  const rxLens = new Int32Array(batch);
+  const rxSrcs = new Uint32Array(batch);
+  const rxOffs = new Int32Array(batch);
+  const rxWrite = new Int32Array(batch);
+  const d = new Decapsulated();
+
+  post({ type: 'ready' });
+  let lastPost = Date.now();
+  try {
+    while (Atomics.load(control, 0) === 0) {
+      const ready = shim.poll(tun, raw, 50);
+      if (ready < 0) throw new Error(`poll failed: errno ${-ready}`);
+      if (ready & 4) throw new Error(`${cfg.tunnelDevice}: the TUN device went away (deleted?)`);
+
+      if (ready & 1) {
+        const n = shim.readMany(tun, txBuf, txSlot, OUTER_HLEN - VNET_HLEN, batch, txLens);
+        if (n < 0) throw new Error(`reading ${cfg.tunnelDevice} failed: errno ${-n}`);
+        let k = 0;
+        for (let i = 0; i < n; i++) {
+          const off = i * txSlot + OUTER_HLEN;
+          const len = txLens[i]! - VNET_HLEN;
+          if (len < 20) {
+            drops[len >= 1 && txBuf[off]! >>> 4 !== 4 ? 'notIpv4' : 'malformed']++;
+            continue;
+          }
+          const p = txBuf[off]! >>> 4 === 4 ? table.lookup(innerDestination(txBuf, off)) : -1;
+          if (p < 0) {
+            drops[txBuf[off]! >>> 4 === 4 ? 'noPeer' : 'notIpv4']++;
+            continue;
+          }
+          const c = ctr[p]!;
+          const r = encapsulate(txBuf, off, len, local, table.peers[p]!.addr, c.nextId);
+          if (typeof r === 'string') {
+            drops[r]++;
+            continue;
+          }
+          c.nextId = (c.nextId + 1) & 0xffff || 1; // 0 would let the kernel pick one
+          txOffs[k] = off - OUTER_HLEN;
+          txSend[k] = r + OUTER_HLEN;
+          txDsts[k] = table.peers[p]!.addr;
+          c.txPackets++;
+          c.txBytes += r + OUTER_HLEN;
+          k++;
+        }
+        if (k > 0) {
+          const sent = shim.sendMany(raw, txBuf, txOffs, txSend, txDsts, k);
+          if (sent < k) drops.sendError += k - sent;
+        }
+      }
+
+      if (ready & 10) {
+        // An error on the raw socket (8) is cleared by the next receive, which reports it.
+        const n = shim.recvMany(raw, rxBuf, rxSlot, batch, rxLens, rxSrcs);
+        if (n === -9) throw new Error('the raw socket was closed');
+        let k = 0;
+        for (let i = 0; i < n; i++) {
+          const off = i * rxSlot;
+          const len = rxLens[i]!;
+          if (len > rxSlot) {
+            drops.malformed++;
+            continue;
+          }
+          const why = decapsulate(rxBuf, off, len, local, table, mtu, d);
+          if (why) {
+            drops[why]++;
+            continue;
+          }
+          const c = ctr[d.peer]!;
+          c.rxPackets += d.gsoSize > 0 ? Math.ceil((d.innerLen - d.hdrLen) / d.gsoSize) : 1;
+          c.rxBytes += d.outerLen;
+          writeVnetHeader(rxBuf, d.innerOff - VNET_HLEN, d);
+          rxOffs[k] = d.innerOff - VNET_HLEN;
+          rxWrite[k] = d.innerLen + VNET_HLEN;
+          k++;
+        }
+        if (k > 0) {
+          const ok = shim.writeMany(tun, rxBuf, rxOffs, rxWrite, k);
+          if (ok < k) drops.tunWriteError += k - ok;
+        }
+      }
+
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+        const msg = m.message as ToWorker;
+        if (msg.type === 'peers') setPeers(msg.peers);
+        else if (msg.type === 'counters') {
+          post(snapshot());
+          lastPost = Date.now();
+        }
+      }
+      const now = Date.now();
+      if (now - lastPost >= 1000) {
+        post(snapshot());
+        lastPost = now;
+      }
+    }
+  } finally {
+    post(snapshot());
+    shim.close(raw);
+    shim.close(tun);
+  }
+}
+
+// Started as a worker: run until told to stop; a failure is reported, then the thread exits.
+if (workerData && (workerData as { addonPath?: unknown }).addonPath) {
+  const cfg = workerData as WorkerConfig;
+  try {
+    runLoop(cfg);
+  } catch (e) {
+    cfg.port.postMessage({ type: 'fatal', message: (e as Error).message } satisfies FromWorker);
+  }
+  cfg.port.close();
+}
