@@ -86,13 +86,53 @@ describeLab('podnet engine on lab hosts', () => {
     const pids = await Promise.all(['master', 'node1', 'node2'].map(agentPid));
     const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
     expect(apply.code).toBe(0);
-    expect(apply.stdout).toContain('3/3 hosts ok, 0 changed');
+    expect(`${apply.stdout}${apply.stderr}`).toContain('3/3 hosts ok, 0 changed');
     expect(await Promise.all(['master', 'node1', 'node2'].map(agentPid))).toEqual(pids);
   });
 
   it('the agent restores a route deleted by hand within a second', async () => {
     const r = await labExec(LAB, 'node1', ['sh', '-c', 'ip route del 10.244.2.0/24; for i in $(seq 50); do ip route show 10.244.2.0/24 | grep -q via && { echo restored $i; exit 0; }; sleep 0.02; done; exit 1']);
     expect(r.code).toBe(0);
+  });
+
+  it('the agent repairs a deleted device, MTU, subnet.env, masquerade table and BPF filter within a second', async () => {
+    const breakages: Array<[string, string, string]> = [
+      ['tunnel MTU', 'ip link set flannel.ipip mtu 1300', 'ip link show flannel.ipip | grep -q "mtu 1480"'],
+      ['subnet.env', 'rm /run/flannel/subnet.env', 'grep -q FLANNEL_SUBNET=10.244.1.1/24 /run/flannel/subnet.env'],
+      ['masquerade table', 'nft delete table ip podnet_cluster', 'nft list table ip podnet_cluster | grep -q masquerade'],
+      ['BPF egress filter', 'tc filter del dev flannel.ipip egress', 'tc filter show dev flannel.ipip egress | grep -q pn_'],
+      ['tunnel device', 'ip link del flannel.ipip', 'ip route show 10.244.2.0/24 | grep -q "dev flannel.ipip"'],
+    ];
+    for (const [what, breakIt, healthy] of breakages) {
+      const r = await labExec(LAB, 'node1', ['sh', '-c', `${breakIt}; t0=$(date +%s%N); for i in $(seq 100); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.01; done; exit 1`]);
+      expect({ what, code: r.code }).toEqual({ what, code: 0 });
+      expect(Number(r.stdout.trim())).toBeLessThan(1000);
+    }
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '1', '-W', '2', '10.244.2.2'])).code).toBe(0);
+  });
+
+  it('kill -9 of the agent does not stop traffic, and the restarted agent adopts the pinned datapath', async () => {
+    const ping = podExec(LAB, 'node1', 'web', ['ping', '-q', '-i', '0.05', '-c', '60', '-W', '1', '10.244.2.2'], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await agentPid('node1');
+    await labExec(LAB, 'node1', ['kill', '-9', before]);
+    expect((await ping).stdout).toContain(' 0% packet loss');
+    let after = '0';
+    for (let i = 0; i < 50 && (after === '0' || after === before); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await agentPid('node1');
+    }
+    expect(after).not.toBe(before);
+    const status = await labExec(LAB, 'node1', ['sh', '-c', 'sleep 1; /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js status --network cluster --json']);
+    expect(JSON.parse(status.stdout)).toMatchObject({ state: 'converged', datapath: 'ebpf', pid: Number(after) });
+  });
+
+  it('the installed unit passes systemd-analyze verify and the agent reports its version', async () => {
+    const verify = await labExec(LAB, 'node1', ['systemd-analyze', 'verify', '/etc/systemd/system/podnet-cluster.service']);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    const version = await labExec(LAB, 'node1', ['/usr/local/lib/podnet/node', '/usr/local/lib/podnet/podnet-agent.js', '--version']);
+    expect(version.stdout).toMatch(/^podnet-agent 0\.1\.0 [0-9a-f]{16}\n$/);
   });
 
   it('drift catches a stopped agent (exit 2) and apply repairs it', async () => {
