@@ -54,14 +54,16 @@ function checkEnvelope(value: unknown, kind: string, source: string): Record<str
   return doc;
 }
 
-export function parseManifest(text: string, source = 'manifest'): NetworkManifest {
-  let value: unknown;
+function parseJson(text: string, source: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new ManifestError(`${source}: not valid JSON (${(err as Error).message})`);
   }
-  const doc = checkEnvelope(value, 'NetworkManifest', source);
+}
+
+export function parseManifest(text: string, source = 'manifest'): NetworkManifest {
+  const doc = checkEnvelope(parseJson(text, source), 'NetworkManifest', source);
   const leases = doc.leases ?? {};
   if (typeof leases !== 'object' || leases === null || Object.values(leases).some((v) => typeof v !== 'string')) {
     throw new ManifestError(`${source}: leases must map node names to CIDR strings`);
@@ -70,13 +72,7 @@ export function parseManifest(text: string, source = 'manifest'): NetworkManifes
 }
 
 export function parseAgentConfig(text: string, source = 'agent config'): AgentConfig {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ManifestError(`${source}: not valid JSON (${(err as Error).message})`);
-  }
-  const doc = checkEnvelope(value, 'AgentConfig', source);
+  const doc = checkEnvelope(parseJson(text, source), 'AgentConfig', source);
   if (typeof doc.node !== 'string') throw new ManifestError(`${source}: node must be a string`);
   return { apiVersion: MANIFEST_API_VERSION, kind: 'AgentConfig', node: doc.node, network: doc.network as NetworkSpec };
 }
