@@ -1,0 +1,232 @@
+// The userspace datapath end to end, through the real agent: a lab whose node1 may not load BPF
+// (`noBpfHosts`), the reference network applied with the real CLI (`datapath: auto`), so node1's
+// agent passes over kernel and ebpf and runs TUN + raw socket, while master and node2 run ebpf.
+// Proves: the choice and its reasons in status, pod pings both ways, the same outer header from
+// both datapaths on the switch, 100 MB each way intact (byte-exact, sha256), a non-peer's
+// protocol-4 packet dropped and counted, traffic back within 2 s after `kill -9` of the agent,
+// and clean teardown by destroy. Logs iperf3 throughput of userspace vs ebpf for the record.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { referenceApp } from '../../examples/reference-network';
+import { labExec, podAdd, podExec, wsExec } from '../../src/lab';
+import { run } from '../../src/lab/exec';
+import { switchPort } from '../../src/lab/lab-config';
+import { describeLab, rootRoutes, withLab } from './lab-support';
+import { projectRoot, runPodnet } from './engine-support';
+
+const LAB = 'usdp';
+const NODE = '/usr/local/lib/podnet/node';
+const AGENT = '/usr/local/lib/podnet/podnet-agent.js';
+const UNIT = 'podnet-cluster.service';
+jest.setTimeout(120_000);
+
+const SERVER = `const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;
+const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{console.log(JSON.stringify({bytes:n,sha:h.digest('hex')}));s.close()})});
+s.listen(9000,()=>console.error('listening'));setTimeout(()=>process.exit(3),60000).unref();`;
+const CLIENT = `const net=require('net'),c=require('crypto');const [host,mb]=process.argv.slice(1);const h=c.createHash('sha256');
+let left=Number(mb)*1048576,n=0;const k=net.connect(9000,host,()=>{const w=()=>{while(left>0){const b=c.randomBytes(Math.min(left,65536));left-=b.length;n+=b.length;h.update(b);if(!k.write(b))return k.once('drain',w)}k.end()};w()});
+k.on('close',()=>console.log(JSON.stringify({bytes:n,sha:h.digest('hex')})));`;
+
+/** One ICMP echo inside protocol 4 from the workstation (192.168.0.1, not a peer). */
+const IPIP_SENDER = `import socket,struct,sys
+def cs(b):
+  s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
+i=struct.pack('!BBHHH',8,0,0,1,1)+b'podnet-probe!!'
+i=i[:2]+struct.pack('!H',cs(i))+i[4:]
+h=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(i),7,0,64,1,0,socket.inet_aton('10.244.9.9'),socket.inet_aton(sys.argv[2]))
+h=h[:10]+struct.pack('!H',cs(h))+h[12:]
+socket.socket(socket.AF_INET,socket.SOCK_RAW,4).sendto(h+i,(sys.argv[1],0))`;
+
+interface Status {
+  state: string;
+  pid: number;
+  datapath?: string;
+  passedOver: Record<string, string>;
+  counters?: { dropped: number; drops?: Record<string, number>; peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[] };
+}
+
+async function must(host: string, argv: string[]): Promise<string> {
+  const r = await labExec(LAB, host, argv, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`${host}: ${argv.join(' ')} -> ${r.code}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+const status = async (host: string): Promise<Status> => JSON.parse(await must(host, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as Status;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` on the agent's status (written after every reconcile, at least every 5 s). */
+async function waitStatus(host: string, cond: (s: Status) => boolean, ms = 12_000): Promise<Status> {
+  const end = Date.now() + ms;
+  let s = await status(host);
+  while (!cond(s) && Date.now() < end) {
+    await sleep(250);
+    s = await status(host);
+  }
+  return s;
+}
+
+/** Byte-exact transfer from a pod on `from` to the pod on `to` (sha256 at both ends). */
+async function transfer(from: string, to: string, toIp: string, mb: number): Promise<void> {
+  const server = podExec(LAB, to, 'pa', [NODE, '-e', SERVER], { timeoutMs: 90_000 });
+  await sleep(1200);
+  const c = await podExec(LAB, from, 'pa', [NODE, '-e', CLIENT, toIp, String(mb)], { timeoutMs: 90_000 });
+  const s = await server;
+  expect(c.code).toBe(0);
+  expect(s.code).toBe(0);
+  const sent = JSON.parse(c.stdout.trim()) as { bytes: number; sha: string };
+  expect(sent.bytes).toBe(mb * 1048576);
+  expect(JSON.parse(s.stdout.trim())).toEqual(sent);
+}
+
+/** Captures one IPIP-wrapped echo request sent by `src` on its switch port, plain and verbose. */
+function capture(hostIndex: number, src: string): Promise<[{ stdout: string }, { stdout: string }]> {
+  const sw = `${LAB}-sw`;
+  const port = switchPort(hostIndex);
+  // Outer and inner headers without options: inner protocol at byte 29, ICMP type at byte 40.
+  const filter = `ip proto 4 and src host ${src} and ip[29] = 1 and ip[40] = 8`;
+  return Promise.all([
+    run(['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nl', '-i', port, '-c', '1', filter], { timeoutMs: 15_000 }),
+    run(['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nlv', '-i', port, '-c', '1', filter], { timeoutMs: 15_000 }),
+  ]);
+}
+
+const OUTER_INNER = /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\), length \d+\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/;
+
+describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
+  const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1'] });
+  const work = mkdtempSync(join(tmpdir(), 'podnet-usdp-'));
+  const routesBefore = rootRoutes();
+
+  beforeAll(async () => {
+    const dist = join(projectRoot, 'dist', 'agent');
+    if (!['podnet-agent.js', 'podnet-tun.node', 'podnet-userspace-worker.js'].every((f) => existsSync(join(dist, f)))) {
+      execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: projectRoot, stdio: 'inherit' });
+    }
+    expect(lab.info().hosts.find((h) => h.name === 'node1')!.bpf).toBe(false);
+    const outdir = join(work, 'cdktf.out');
+    referenceApp({ outdir, lab: LAB }).synth();
+    const manifest = join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
+    if (apply.code !== 0) throw new Error(`apply failed: ${apply.stdout}\n${apply.stderr}`);
+    await podAdd(LAB, 'node1', 'pa');
+    await podAdd(LAB, 'node2', 'pa');
+    await podAdd(LAB, 'master', 'pa');
+  }, 5 * 60_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('auto chose userspace on node1, saying why kernel and ebpf were passed over; ebpf on node2', async () => {
+    const s1 = await waitStatus('node1', (s) => s.state === 'converged');
+    expect(s1).toMatchObject({ state: 'converged', datapath: 'userspace' });
+    expect(s1.passedOver.kernel).toMatch(/ipip/);
+    expect(s1.passedOver.ebpf).toMatch(/not permitted|BPF/i);
+    expect((await status('node2')).datapath).toBe('ebpf');
+    const link = JSON.parse(await must('node1', ['ip', '-json', '-d', 'link', 'show', 'flannel.ipip']))[0];
+    expect(link.linkinfo.info_kind).toBe('tun');
+    expect(link.mtu).toBe(1480);
+    expect(link.flags).toContain('LOWER_UP'); // read by the worker: carrier on
+    expect(await must('node1', ['ip', '-4', 'route', 'show', '10.244.2.0/24'])).toMatch(/^10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
+    // Nothing BPF on the userspace host.
+    expect(await must('node1', ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).toBe('');
+  });
+
+  it('pods ping both ways, and both datapaths put the same outer header on the wire', async () => {
+    const fromUserspace = capture(1, '192.168.0.81');
+    const fromEbpf = capture(2, '192.168.0.82');
+    await sleep(1000);
+    const a = await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-i', '0.3', '-W', '2', '10.244.2.2']);
+    expect(a.stdout).toMatch(/3 received/);
+    const b = await podExec(LAB, 'node2', 'pa', ['ping', '-c', '3', '-i', '0.3', '-W', '2', '10.244.1.2']);
+    expect(b.stdout).toMatch(/3 received/);
+    const [[u, uv], [e, ev]] = await Promise.all([fromUserspace, fromEbpf]);
+    expect(u.stdout).toContain('IP 192.168.0.81 > 192.168.0.82: IP 10.244.1.2 > 10.244.2.2: ICMP echo request');
+    expect(e.stdout).toContain('IP 192.168.0.82 > 192.168.0.81: IP 10.244.2.2 > 10.244.1.2: ICMP echo request');
+    const fields = (v: string) => {
+      const m = OUTER_INNER.exec(v);
+      if (!m) throw new Error(`unexpected tcpdump output: ${v}`);
+      const [, oTos, oTtl, oFlags, , , iTos, iTtl, iFlags] = m;
+      return { oTos, oTtl, oFlags, iTos, iTtl, iFlags };
+    };
+    for (const f of [fields(uv.stdout), fields(ev.stdout)]) {
+      expect(f.oTtl).toBe(f.iTtl); // ttl inherit
+      expect(f.oFlags).toBe(f.iFlags); // DF copied (nopmtudisc)
+      expect(f.oFlags).toBe('DF'); // ping sets DF
+      expect(f.oTos).toBe('0x0'); // inner not-ECT: no ECN bits outside
+    }
+    expect(fields(uv.stdout).oTtl).toBe(fields(ev.stdout).oTtl); // one forwarding hop on either side
+  });
+
+  it('moves 100 MB each way between pods intact (userspace encap, and decap of ebpf super-packets)', async () => {
+    const before = (await status('node1')).counters!;
+    await transfer('node1', 'node2', '10.244.2.2', 100);
+    await transfer('node2', 'node1', '10.244.1.2', 100);
+    const s = await waitStatus('node1', (x) => (x.counters?.peers.find((p) => p.node === 'node2')?.rxBytes ?? 0) > 100 * 1048576);
+    const p = s.counters!.peers.find((x) => x.node === 'node2')!;
+    const p0 = before.peers.find((x) => x.node === 'node2')!;
+    expect(p.txBytes - p0.txBytes).toBeGreaterThan(100 * 1048576);
+    expect(p.rxBytes - p0.rxBytes).toBeGreaterThan(100 * 1048576);
+    expect(s.counters!.drops).toMatchObject({ malformed: 0, unknownSource: 0, tunWriteError: 0 });
+  }, 150_000);
+
+  it('drops and counts protocol 4 from a non-peer (the workstation)', async () => {
+    const py = await wsExec(LAB, ['sh', '-c', 'command -v python3']);
+    if (py.code !== 0) {
+      process.stderr.write('[userspace e2e] no python3 on this machine: non-peer IPIP check skipped\n');
+      return;
+    }
+    const before = (await status('node1')).counters!;
+    const r = await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', '10.244.1.2']);
+    expect(r.code).toBe(0);
+    const after = await waitStatus('node1', (s) => (s.counters?.drops?.unknownSource ?? 0) > (before.drops?.unknownSource ?? 0));
+    expect(after.counters!.drops!.unknownSource).toBe((before.drops?.unknownSource ?? 0) + 1);
+    expect(after.counters!.dropped).toBe(before.dropped + 1);
+  });
+
+  it('kill -9 of the agent: systemd restarts it, it reattaches the TUN, traffic flows again within 2 s', async () => {
+    const pid = (await must('node1', ['systemctl', 'show', '-p', 'MainPID', '--value', UNIT])).trim();
+    expect(Number(pid)).toBeGreaterThan(0);
+    // -D: timestamps; replies only (-O would print the misses). 0.1 s apart for 6 s.
+    const ping = podExec(LAB, 'node1', 'pa', ['ping', '-D', '-i', '0.1', '-c', '60', '-W', '1', '10.244.2.2'], { timeoutMs: 30_000 });
+    await sleep(1000);
+    await must('node1', ['kill', '-9', pid]);
+    const r = await ping;
+    const seqs = [...r.stdout.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+    let gap = 0;
+    for (let i = 1; i < seqs.length; i++) gap = Math.max(gap, seqs[i]! - seqs[i - 1]! - 1);
+    process.stderr.write(`[userspace e2e] kill -9 of the agent: ${60 - seqs.length} of 60 pings lost, longest gap ${gap} (~${(gap * 0.1).toFixed(1)} s)\n`);
+    expect(seqs.length).toBeGreaterThan(30);
+    expect(gap).toBeLessThanOrEqual(20);
+    expect(seqs[seqs.length - 1]).toBe(60); // flowing at the end
+    const s = await waitStatus('node1', (x) => x.pid !== Number(pid) && x.state === 'converged');
+    expect(s).toMatchObject({ datapath: 'userspace', state: 'converged' });
+  }, 60_000);
+
+  it('throughput, pod to pod (iperf3 -t 5, one stream): userspace vs ebpf in the same run', async () => {
+    const iperf = async (from: string, to: string, toIp: string): Promise<number> => {
+      const server = podExec(LAB, to, 'pa', ['timeout', '20', 'iperf3', '-s', '-1'], { timeoutMs: 25_000 });
+      await sleep(800);
+      const c = await podExec(LAB, from, 'pa', ['iperf3', '-c', toIp, '-t', '5', '-J'], { timeoutMs: 25_000 });
+      await server;
+      expect(c.code).toBe(0);
+      return (JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+    };
+    const u = await iperf('node1', 'node2', '10.244.2.2');
+    const d = await iperf('node2', 'node1', '10.244.1.2');
+    const e = await iperf('master', 'node2', '10.244.2.2');
+    process.stderr.write(`[userspace e2e] iperf3 Gbit/s: node1->node2 (userspace encap) ${u.toFixed(2)}, node2->node1 (ebpf encap, userspace decap) ${d.toFixed(2)}, master->node2 (ebpf both ends) ${e.toFixed(2)}\n`);
+    expect(u).toBeGreaterThan(0.05);
+    expect(d).toBeGreaterThan(0.05);
+  }, 60_000);
+
+  it('destroy tears it down: no TUN, no routes, and the machine itself never got lab routes', async () => {
+    const manifest = join(work, 'cdktf.out', 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
+    const d = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB]);
+    expect(d.code).toBe(0);
+    expect((await labExec(LAB, 'node1', ['ip', 'link', 'show', 'flannel.ipip'])).code).not.toBe(0);
+    expect(await must('node1', ['ip', '-4', 'route', 'show', 'proto', '152'])).toBe('');
+    expect((await labExec(LAB, 'node1', ['systemctl', 'is-active', UNIT])).stdout.trim()).not.toBe('active');
+    const lab = (r: string) => /(^|\s)(192\.168\.0\.|10\.244\.)/.test(r);
+    expect(rootRoutes().filter(lab)).toEqual(routesBefore.filter(lab));
+  });
+});
