@@ -1,0 +1,128 @@
+// Medians per mode, the table and the JSON line.
+import type { TcpResult, UdpResult } from './measure';
+import type { ModeId } from './modes';
+import { median, round } from './util';
+
+export interface RunRecord {
+  round: number; mode: ModeId; startedAt: string; seconds?: number;
+  facts?: Record<string, unknown>; tcp?: TcpResult; udp?: UdpResult; after?: Record<string, unknown>; error?: string;
+}
+
+export interface ModeSummary {
+  mode: ModeId;
+  runs: number; ok: number;
+  gbps: number | null;
+  /** each run's figure, in round order */
+  gbpsRuns: number[];
+  pps: number | null;
+  retransmits: number | null;
+  /** iperf3 (both ends) + the datapath's daemons + the machine's ksoftirqd, in cores, per Gbit/s */
+  cpuPerGbps: number | null;
+  /** the whole machine's busy cores (everyone's load) per Gbit/s */
+  machineCpuPerGbps: number | null;
+  /** daemons alone (agent / openvpn), cores */
+  daemonCores: number | null;
+  /** the larger of the two hosts' agent VmRSS, MB */
+  agentRssMb: number | null;
+  errors: string[];
+  unavailable?: string;
+}
+
+export interface Summary {
+  modes: Partial<Record<ModeId, ModeSummary>>;
+  ratios: { ebpfOverVxlan: number | null; userspaceOverOpenvpn: number | null; underlayOverVxlan: number | null };
+  targets: { ebpfOverVxlan: { target: 1.0; met: boolean | null }; userspaceOverOpenvpn: { target: 1.5; met: boolean | null } };
+}
+
+function attributedCores(t: TcpResult): number {
+  return t.iperfCores + t.daemonCores + t.ksoftirqdCores;
+}
+
+function rssOf(after: Record<string, unknown> | undefined): number | undefined {
+  if (!after) return undefined;
+  const v = Object.entries(after).filter(([k, x]) => k.endsWith('.agentRssMb') && typeof x === 'number').map(([, x]) => x as number);
+  return v.length ? Math.max(...v) : undefined;
+}
+
+export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], unavailable: ReadonlyMap<ModeId, string>): Summary {
+  const out: Partial<Record<ModeId, ModeSummary>> = {};
+  for (const m of modes) {
+    const all = runs.filter((r) => r.mode === m);
+    const ok = all.filter((r) => r.tcp && r.udp && !r.error);
+    const per = (f: (r: RunRecord) => number | undefined): number | null => median(ok.map(f).filter((x): x is number => x !== undefined));
+    out[m] = {
+      mode: m, runs: all.length, ok: ok.length,
+      gbps: per((r) => r.tcp!.gbps),
+      gbpsRuns: ok.map((r) => round(r.tcp!.gbps, 3)!),
+      pps: per((r) => r.udp!.pps),
+      retransmits: per((r) => r.tcp!.retransmits),
+      cpuPerGbps: per((r) => attributedCores(r.tcp!) / r.tcp!.gbps),
+      machineCpuPerGbps: per((r) => r.tcp!.machineCores / r.tcp!.gbps),
+      daemonCores: per((r) => r.tcp!.daemonCores),
+      agentRssMb: per((r) => rssOf(r.after)),
+      errors: all.filter((r) => r.error).map((r) => `round ${r.round}: ${r.error}`),
+      ...(unavailable.has(m) ? { unavailable: unavailable.get(m)! } : {}),
+    };
+  }
+  const g = (m: ModeId): number | null => out[m]?.gbps ?? null;
+  const ratio = (a: ModeId, b: ModeId): number | null => { const x = g(a); const y = g(b); return x !== null && y ? x / y : null; };
+  const ebpfOverVxlan = ratio('ebpf', 'vxlan');
+  const userspaceOverOpenvpn = ratio('userspace', 'openvpn');
+  return {
+    modes: out,
+    ratios: { ebpfOverVxlan, userspaceOverOpenvpn, underlayOverVxlan: ratio('underlay', 'vxlan') },
+    targets: {
+      ebpfOverVxlan: { target: 1.0, met: ebpfOverVxlan === null ? null : ebpfOverVxlan >= 1.0 },
+      userspaceOverOpenvpn: { target: 1.5, met: userspaceOverOpenvpn === null ? null : userspaceOverOpenvpn >= 1.5 },
+    },
+  };
+}
+
+const LABELS: Record<ModeId, string> = {
+  underlay: '(a) underlay, no encap (podnet directRouting)',
+  vxlan: '(b) kernel vxlan, flannel style',
+  ebpf: '(c) podnet ebpf (auto)',
+  userspace: '(d) podnet userspace',
+  openvpn: '(e) OpenVPN p2p UDP, no crypto',
+};
+
+const fmt = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '-' : x.toFixed(d));
+
+export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number; udpSeconds: number }): string {
+  const vx = s.modes.vxlan?.gbps ?? null;
+  const head = ['mode', 'TCP Gbit/s', 'runs', '/ vxlan', 'UDP 64 B kpps', 'CPU cores per Gbit/s', 'machine cores per Gbit/s', 'agent RSS MB'];
+  const rows = (Object.values(s.modes) as ModeSummary[]).map((m) => [
+    LABELS[m.mode],
+    m.unavailable ? 'n/a' : fmt(m.gbps),
+    `${m.ok}/${m.runs}`,
+    m.gbps !== null && vx ? fmt(m.gbps / vx) : '-',
+    m.pps === null ? '-' : fmt(m.pps / 1000, 1),
+    fmt(m.cpuPerGbps, 3),
+    fmt(m.machineCpuPerGbps, 3),
+    fmt(m.agentRssMb, 1),
+  ]);
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+  lines.push('');
+  lines.push(`medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}`);
+  lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${s.targets.ebpfOverVxlan.met === null ? 'n/a' : s.targets.ebpfOverVxlan.met ? 'met' : 'NOT met'})`);
+  lines.push(`d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${s.targets.userspaceOverOpenvpn.met === null ? 'n/a' : s.targets.userspaceOverOpenvpn.met ? 'met' : 'NOT met'})`);
+  for (const m of Object.values(s.modes) as ModeSummary[]) {
+    if (m.unavailable) lines.push(`${m.mode}: unavailable: ${m.unavailable}`);
+    else for (const e of m.errors) lines.push(`${m.mode}: ${e}`);
+  }
+  return lines.join('\n');
+}
+
+/** The issue's JSON line (last line of stdout). */
+export function jsonLine(s: Summary): string {
+  const g = (m: ModeId): number | null => round(s.modes[m]?.gbps, 3);
+  return JSON.stringify({
+    underlay_gbps: g('underlay'),
+    vxlan_gbps: g('vxlan'),
+    ebpf_gbps: g('ebpf'),
+    ebpf_pps: round(s.modes.ebpf?.pps, 0),
+    agent_rss_mb: round(s.modes.ebpf?.agentRssMb, 1),
+    userspace_gbps: g('userspace'),
+    openvpn_gbps: g('openvpn'),
+  });
+}
