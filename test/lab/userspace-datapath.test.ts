@@ -202,6 +202,15 @@ describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
     expect(s).toMatchObject({ datapath: 'userspace', state: 'converged' });
   }, 60_000);
 
+  it('systemctl restart (SIGTERM): the worker stops cleanly, the device stays, the new agent carries traffic', async () => {
+    const pid = (await status('node1')).pid;
+    await must('node1', ['systemctl', 'restart', UNIT]);
+    const s = await waitStatus('node1', (x) => x.pid !== pid && x.state === 'converged');
+    expect(s).toMatchObject({ datapath: 'userspace', state: 'converged' });
+    expect(await must('node1', ['journalctl', '-u', UNIT, '--no-pager', '-n', '50'])).toContain('stopped; network left in place');
+    expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toMatch(/3 received/);
+  });
+
   it('throughput, pod to pod (iperf3 -t 5, one stream): userspace vs ebpf in the same run', async () => {
     const iperf = async (from: string, to: string, toIp: string): Promise<number> => {
       const server = podExec(LAB, to, 'pa', ['timeout', '20', 'iperf3', '-s', '-1'], { timeoutMs: 25_000 });
