@@ -31,8 +31,11 @@ export interface Mode {
   readonly label: string;
   /** Sets the hosts up and adds the pods; throws if the mode cannot run (after cleaning up). */
   up(round: number): Promise<ModeUp>;
-  /** Removes the pods and everything up() made; safe to call after a failed up(). */
-  down(): Promise<void>;
+  /**
+   * Removes the pods and everything up() made; safe to call after a failed up(). Returns notes
+   * on what the mode's own teardown left behind and the benchmark removed.
+   */
+  down(): Promise<string[]>;
   /** After a measurement: extra facts (agent RSS, datapath counters). */
   after?(): Promise<Record<string, unknown>>;
 }
@@ -125,10 +128,23 @@ class PodnetMode implements Mode {
     return out;
   }
 
-  async down(): Promise<void> {
+  async down(): Promise<string[]> {
     await delPods();
     const r = await runPodnet(['destroy', '--manifest', this.manifest, '--lab', LAB], 120_000);
     if (r.code !== 0) throw new Error(`podnet destroy failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    // podnet destroy removes its tc filters but leaves the (then empty) clsact qdisc on the
+    // underlay; remove it so the next mode starts from the same host. Any filter left is not ours
+    // to remove: the footprint check then reports it.
+    const notes: string[] = [];
+    for (const h of HOSTS) {
+      const r2 = await hostShQuiet(h.name, [
+        'tc qdisc show dev eth0 | grep -q clsact || exit 0',
+        '[ -z "$(tc filter show dev eth0 ingress)$(tc filter show dev eth0 egress)" ] || exit 0',
+        'tc qdisc del dev eth0 clsact && echo removed',
+      ].join('\n'));
+      if (r2.stdout.includes('removed')) notes.push(`${h.name}: podnet destroy left an empty clsact qdisc on eth0 (removed)`);
+    }
+    return notes;
   }
 }
 
@@ -188,9 +204,10 @@ class VxlanMode implements Mode {
     }
   }
 
-  async down(): Promise<void> {
+  async down(): Promise<string[]> {
     await delPods();
     for (const h of HOSTS) await hostShQuiet(h.name, `ip link del flannel.1 2>/dev/null\n${HAND_BASE_DOWN}`);
+    return [];
   }
 }
 
@@ -231,12 +248,13 @@ class OpenvpnMode implements Mode {
     }
   }
 
-  async down(): Promise<void> {
+  async down(): Promise<string[]> {
     await delPods();
     for (const h of HOSTS) {
       if (this.unit) await hostShQuiet(h.name, `systemctl stop ${this.unit} 2>/dev/null; for i in $(seq 50); do ip link show ovpn0 >/dev/null 2>&1 || break; sleep 0.1; done`);
       await hostShQuiet(h.name, HAND_BASE_DOWN);
     }
+    return [];
   }
 }
 
@@ -248,6 +266,25 @@ export function makeModes(): Record<ModeId, Mode> {
     userspace: new PodnetMode('userspace', 'podnet userspace (node override)', { directRouting: false, nodeDatapath: 'userspace', expect: 'userspace' }),
     openvpn: new OpenvpnMode(),
   };
+}
+
+/**
+ * What a host looks like with no mode set up: links, routes, namespaces, firewall, qdiscs on the
+ * underlay (the eBPF programs hang there), forwarding, flannel's lease, running units. Compared
+ * after every teardown with the same text taken right after the lab came up.
+ */
+export async function hostFootprint(host: string): Promise<string> {
+  return hostSh(host, [
+    "ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort",
+    'ip -4 route show table main',
+    'ip netns list',
+    'nft list ruleset',
+    'tc qdisc show dev eth0',
+    'tc filter show dev eth0 ingress 2>/dev/null',
+    'sysctl -n net.ipv4.ip_forward',
+    'ls /run/flannel 2>/dev/null',
+    "systemctl list-units --no-legend --plain 'podnet*' 'dpbench*' | awk '{print $1, $3, $4}'",
+  ].join('; echo --; '));
 }
 
 /** Waits a moment between modes so one mode's teardown does not overlap the next's traffic. */

@@ -6,6 +6,8 @@ import { median, round } from './util';
 export interface RunRecord {
   round: number; mode: ModeId; startedAt: string; seconds?: number;
   facts?: Record<string, unknown>; tcp?: TcpResult; udp?: UdpResult; after?: Record<string, unknown>; error?: string;
+  /** What the mode's own teardown left and the benchmark removed. */
+  leftovers?: string[];
 }
 
 export interface ModeSummary {
@@ -25,6 +27,8 @@ export interface ModeSummary {
   /** the larger of the two hosts' agent VmRSS, MB */
   agentRssMb: number | null;
   errors: string[];
+  /** what the mode's teardown left behind (the benchmark removed it), once each */
+  leftovers: string[];
   unavailable?: string;
 }
 
@@ -61,6 +65,7 @@ export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], 
       daemonCores: per((r) => r.tcp!.daemonCores),
       agentRssMb: per((r) => rssOf(r.after)),
       errors: all.filter((r) => r.error).map((r) => `round ${r.round}: ${r.error}`),
+      leftovers: [...new Set(all.flatMap((r) => r.leftovers ?? []))],
       ...(unavailable.has(m) ? { unavailable: unavailable.get(m)! } : {}),
     };
   }
@@ -109,6 +114,7 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
   for (const m of Object.values(s.modes) as ModeSummary[]) {
     if (m.unavailable) lines.push(`${m.mode}: unavailable: ${m.unavailable}`);
     else for (const e of m.errors) lines.push(`${m.mode}: ${e}`);
+    for (const l of m.leftovers) lines.push(`${m.mode}: teardown left: ${l}`);
   }
   return lines.join('\n');
 }

@@ -8,9 +8,10 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labUp, readLab } from '../../src/lab';
 import { measureTcp, measureUdp, podIp, startServer, stopServer, warmUp, type TcpResult, type UdpResult } from './measure';
-import { MODE_IDS, makeModes, settle, type ModeId } from './modes';
+import { MODE_IDS, hostFootprint, makeModes, settle, type ModeId } from './modes';
 import { summarize, renderTable, jsonLine, type RunRecord } from './report';
-import { HOST_A, HOST_B, LAB, OUT_DIR, log } from './util';
+import { HOSTS, HOST_A, HOST_B, LAB, OUT_DIR, POD, log } from './util';
+import { podExec } from '../../src/lab';
 
 interface Options { rounds: number; tcpSeconds: number; udpSeconds: number; modes: ModeId[]; quick: boolean }
 
@@ -67,6 +68,8 @@ async function main(): Promise<number> {
   try {
     await labUp({ name: LAB, hosts: 2, log: (l) => log(`lab: ${l}`) });
     const modes = makeModes();
+    const clean = new Map<string, string>();
+    for (const h of HOSTS) clean.set(h.name, await hostFootprint(h.name));
     for (let r = 0; r < opts.rounds && !stopping; r++) {
       // Rotate the order each round so no mode always follows the same one.
       const order = opts.modes.map((_, i) => opts.modes[(i + r) % opts.modes.length]!);
@@ -80,6 +83,7 @@ async function main(): Promise<number> {
           const up = await mode.up(r + 1);
           rec.facts = up.facts;
           const ip = await podIp(HOST_B);
+          rec.facts.podMtu = Number((await podExec(LAB, HOST_A.name, POD, ['cat', '/sys/class/net/eth0/mtu'])).stdout.trim());
           await warmUp(ip);
           await startServer();
           try {
@@ -99,7 +103,12 @@ async function main(): Promise<number> {
           if (id === 'userspace' && /datapath|userspace/i.test(rec.error)) unavailable.set(id, rec.error);
         } finally {
           try {
-            await mode.down();
+            const notes = await mode.down();
+            if (notes.length) rec.leftovers = notes;
+            for (const h of HOSTS) {
+              const now = await hostFootprint(h.name);
+              if (now !== clean.get(h.name)) throw new Error(`${h.name} is not as before the mode:\n--- before\n${clean.get(h.name)}\n--- after\n${now}`);
+            }
           } catch (err) {
             // A mode that cannot be torn down would spoil every later one: stop here.
             rec.error = `${rec.error ? `${rec.error}; ` : ''}teardown: ${err instanceof Error ? err.message : String(err)}`;
