@@ -6,7 +6,8 @@
 import {
   Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, ipHeaderValid, ipv4ToU32, onesSum, outerTos, parseCidr, u32ToIpv4, writeVnetHeader,
 } from '../../agent/datapaths/userspace/ipip-codec';
-import { toUserspaceCounters } from '../../agent/datapaths/userspace/index';
+import { makeUserspaceDatapathFactory, toUserspaceCounters } from '../../agent/datapaths/userspace/index';
+import { DATAPATH_FACTORIES } from '../../agent/datapaths/registry';
 
 const NODE1 = ipv4ToU32('192.168.0.81');
 const NODE2 = ipv4ToU32('192.168.0.82');
@@ -278,5 +279,21 @@ describe('counters', () => {
     expect(c.dropped).toBe(4);
     expect(c.drops.unknownSource).toBe(2);
     expect(c.peers.map((p) => p.node)).toEqual(['master', 'node2']);
+  });
+});
+
+describe('userspace datapath factory', () => {
+  const host = { tunnelDevice: 'flannel.ipip', localAddress: '192.168.0.81', underlayDevice: 'eth0', mtu: 1480, tunnelAddress: '10.244.1.0/32', podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' };
+
+  it('is the last datapath auto tries', () => {
+    expect(DATAPATH_FACTORIES.map((f) => f.kind)).toEqual(['kernel', 'ebpf', 'userspace']);
+  });
+
+  it('probe says what is missing, side-effect free', async () => {
+    const f = makeUserspaceDatapathFactory({ addonPath: '/nonexistent/podnet-tun.node', workerPath: __filename });
+    expect(f.kind).toBe('userspace');
+    expect(await f.probe(host)).toEqual({ ok: false, reason: expect.stringMatching(/native shim .*podnet-tun\.node is missing/) });
+    const g = makeUserspaceDatapathFactory({ addonPath: __filename, workerPath: '/nonexistent/worker.js' });
+    expect(await g.probe(host)).toEqual({ ok: false, reason: expect.stringMatching(/worker bundle .* is missing/) });
   });
 });

@@ -93,7 +93,16 @@ export class UserspaceDatapath implements Datapath {
     this.o = resolve(options);
   }
 
-  async ensure(host: DatapathHost): Promise<void> {
+  /** Serialized: the reconciler and a worker restart may both call it. */
+  ensure(host: DatapathHost): Promise<void> {
+    const next = this.ensureQueue.catch(() => undefined).then(() => this.ensureOnce(host));
+    this.ensureQueue = next;
+    return next;
+  }
+
+  private ensureQueue: Promise<void> = Promise.resolve();
+
+  private async ensureOnce(host: DatapathHost): Promise<void> {
     this.host = host;
     this.closed = false;
     await this.ensureTunnel(host);
