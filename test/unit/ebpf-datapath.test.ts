@@ -1,5 +1,5 @@
 import { EbpfDatapath, makeEbpfDatapathFactory } from '../../agent/datapaths/ebpf/index';
-import type { Runner } from '../../agent/datapaths/ebpf/exec';
+import type { Runner } from '../../agent/host/runner';
 
 const host = { tunnelDevice: 'flannel.ipip', localAddress: '192.168.0.81', underlayDevice: 'eth0', mtu: 1480, tunnelAddress: '10.244.1.0/32', podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' };
 

@@ -1,7 +1,7 @@
 import {
   diffPods, discoverLocalPods, isEmptyDiff, mergePods, parseBridgePorts, parseNetnsIds, parsePodInterface, podsFromNeighbours, type LocalPod,
 } from '../../agent/datapaths/ebpf/local-pods';
-import type { Runner } from '../../agent/datapaths/ebpf/exec';
+import type { Runner } from '../../agent/host/runner';
 
 const HOST = '6e:a1:72:a0:f1:ad';
 const PORTS_JSON = JSON.stringify([

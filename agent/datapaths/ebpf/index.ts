@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
-import { CommandError, execRunner, mustRun, type Runner } from './exec';
+import { ensurePersistentTun } from '../tun-device';
+import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
   DEFAULT_PIN_DIR, attachArgs, detachArgs, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
   type AttachAction, type LoaderCounters, type LoaderStatus,
@@ -107,29 +108,8 @@ export class EbpfDatapath implements Datapath {
   }
 
   /** flannel.ipip as a persistent TUN nobody reads: without the program it drops (fails closed). */
-  private async ensureTunnel(host: DatapathHost): Promise<void> {
-    const run = this.o.run;
-    const dev = host.tunnelDevice;
-    const cur = await run('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
-    let kind: string | undefined;
-    if (cur.code === 0) {
-      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
-      kind = l?.linkinfo?.info_kind;
-      if (kind !== 'tun') {
-        // Another datapath's device (kernel ipip, or a stray one): this datapath owns the name.
-        this.o.log(`ebpf: replacing ${dev} (kind ${kind ?? 'unknown'}) with a TUN device`);
-        await mustRun(run, 'ip', ['link', 'del', 'dev', dev]);
-      }
-    }
-    if (kind !== 'tun') await mustRun(run, 'ip', ['tuntap', 'add', 'dev', dev, 'mode', 'tun']);
-    // The device never carries IPv6 (kernel ipip has none either): no RS/MLD noise on it.
-    // sysctl spells the dot in the device name as '/'. Failure (no IPv6 here) is fine.
-    await run('sysctl', ['-qw', `net.ipv6.conf.${dev.replace(/\./g, '/')}.disable_ipv6=1`]);
-    await mustRun(run, 'ip', ['link', 'set', 'dev', dev, 'mtu', String(host.mtu), 'up']);
-    const addrs = JSON.parse((await mustRun(run, 'ip', ['-json', '-4', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
-    const [want, len] = host.tunnelAddress.split('/');
-    const have = (addrs[0]?.addr_info ?? []).some((a) => a.local === want && a.prefixlen === Number(len ?? 32));
-    if (!have) await mustRun(run, 'ip', ['addr', 'add', host.tunnelAddress, 'dev', dev]);
+  private ensureTunnel(host: DatapathHost): Promise<void> {
+    return ensurePersistentTun(this.o.run, host, this.o.log, 'ebpf');
   }
 
   private async ensureBpffs(): Promise<void> {

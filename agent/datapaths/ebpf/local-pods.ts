@@ -11,7 +11,7 @@
 //      packets take the normal stack path, which is slower but correct.
 // A pod missing from the table is never wrong, only slower; a stale entry could misdeliver, so
 // only pods whose port is currently enslaved to the bridge are ever listed.
-import type { Runner } from './exec';
+import type { Runner } from '../../host/runner';
 import { cidrContains, isIpv4 } from './loader';
 
 export interface LocalPod {

@@ -14,7 +14,8 @@ import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs'
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
-import { execRunner, mustRun, type Runner } from '../ebpf/exec';
+import { ensurePersistentTun } from '../tun-device';
+import { execRunner, mustRun, type Runner } from '../../host/runner';
 import { DROP_REASONS, type DropReason, type PeerSpec } from './ipip-codec';
 import type { FromWorker, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
 import { loadShim } from './shim';
@@ -118,26 +119,8 @@ export class UserspaceDatapath implements Datapath {
   }
 
   /** flannel.ipip as a persistent TUN, like the ebpf datapath's; here the worker reads it. */
-  private async ensureTunnel(host: DatapathHost): Promise<void> {
-    const run = this.o.run;
-    const dev = host.tunnelDevice;
-    const cur = await run('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
-    let kind: string | undefined;
-    if (cur.code === 0) {
-      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
-      kind = l?.linkinfo?.info_kind;
-      if (kind !== 'tun') {
-        this.o.log(`userspace: replacing ${dev} (kind ${kind ?? 'unknown'}) with a TUN device`);
-        await mustRun(run, 'ip', ['link', 'del', 'dev', dev]);
-      }
-    }
-    if (kind !== 'tun') await mustRun(run, 'ip', ['tuntap', 'add', 'dev', dev, 'mode', 'tun']);
-    await run('sysctl', ['-qw', `net.ipv6.conf.${dev.replace(/\./g, '/')}.disable_ipv6=1`]);
-    await mustRun(run, 'ip', ['link', 'set', 'dev', dev, 'mtu', String(host.mtu), 'up']);
-    const addrs = JSON.parse((await mustRun(run, 'ip', ['-json', '-4', 'addr', 'show', 'dev', dev])) || '[]') as { addr_info?: { local?: string; prefixlen?: number }[] }[];
-    const [want, len] = host.tunnelAddress.split('/');
-    const have = (addrs[0]?.addr_info ?? []).some((a) => a.local === want && a.prefixlen === Number(len ?? 32));
-    if (!have) await mustRun(run, 'ip', ['addr', 'add', host.tunnelAddress, 'dev', dev]);
+  private ensureTunnel(host: DatapathHost): Promise<void> {
+    return ensurePersistentTun(this.o.run, host, this.o.log, 'userspace');
   }
 
   private startWorker(host: DatapathHost, ifindex: string): Promise<void> {

@@ -1,4 +1,4 @@
-// How the eBPF datapath runs programs (podnet-bpf, ip, bridge, mount). Injectable so the
+// How the agent runs programs (ip, nft, podnet-bpf, bridge, mount). Injectable so the
 // pure parts can be unit-tested without root.
 import { execFile } from 'node:child_process';
 
