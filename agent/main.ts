@@ -125,7 +125,7 @@ function printStatus(configPath: string | undefined, network: string | undefined
     `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver).map(([k, v]) => `\n  passed over ${k}: ${v}`).join('')}`,
     `peers: ${s.peers.map((p) => `${p.node} ${p.address} ${p.podCidr}${p.tunnelled ? '' : ' (direct)'}`).join(', ') || 'none'}`,
     `repairs ${s.repairs}, last reconcile ${s.lastReconcile ?? 'never'}`,
-    ...(s.counters ? [`dropped ${s.counters.dropped}`, ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`)] : []),
+    ...(s.counters ? [`dropped ${s.counters.dropped}${s.counters.drops ? ` (${Object.entries(s.counters.drops).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ') || 'none'})` : ''}`, ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`)] : []),
     ...(s.error ? [`error: ${s.error}`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -43,6 +43,8 @@ export interface DatapathCounters {
   readonly peers: readonly PeerCounters[];
   /** Protocol-4 packets dropped because they came from no known peer or were malformed. */
   readonly dropped: number;
+  /** `dropped` by reason, where the datapath tells them apart (e.g. unknownSource, malformed). */
+  readonly drops?: Readonly<Record<string, number>>;
 }
 
 /** Whether a datapath can run on this host, and if not, why (shown in `podnet-agent status`). */
