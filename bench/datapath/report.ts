@@ -34,7 +34,10 @@ export interface ModeSummary {
 
 export interface Summary {
   modes: Partial<Record<ModeId, ModeSummary>>;
+  /** ratios of the medians */
   ratios: { ebpfOverVxlan: number | null; userspaceOverOpenvpn: number | null; underlayOverVxlan: number | null };
+  /** median of the per-round ratios (both modes measured in the same round): less sensitive to load drift between rounds */
+  pairedRatios: { ebpfOverVxlan: number | null; userspaceOverOpenvpn: number | null; underlayOverVxlan: number | null };
   targets: { ebpfOverVxlan: { target: 1.0; met: boolean | null }; userspaceOverOpenvpn: { target: 1.5; met: boolean | null } };
 }
 
@@ -71,11 +74,17 @@ export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], 
   }
   const g = (m: ModeId): number | null => out[m]?.gbps ?? null;
   const ratio = (a: ModeId, b: ModeId): number | null => { const x = g(a); const y = g(b); return x !== null && y ? x / y : null; };
+  const paired = (a: ModeId, b: ModeId): number | null => {
+    const rounds = [...new Set(runs.map((r) => r.round))];
+    const ok = (m: ModeId, n: number): RunRecord | undefined => runs.find((r) => r.mode === m && r.round === n && r.tcp && !r.error);
+    return median(rounds.flatMap((n) => { const x = ok(a, n); const y = ok(b, n); return x && y ? [x.tcp!.gbps / y.tcp!.gbps] : []; }));
+  };
   const ebpfOverVxlan = ratio('ebpf', 'vxlan');
   const userspaceOverOpenvpn = ratio('userspace', 'openvpn');
   return {
     modes: out,
     ratios: { ebpfOverVxlan, userspaceOverOpenvpn, underlayOverVxlan: ratio('underlay', 'vxlan') },
+    pairedRatios: { ebpfOverVxlan: paired('ebpf', 'vxlan'), userspaceOverOpenvpn: paired('userspace', 'openvpn'), underlayOverVxlan: paired('underlay', 'vxlan') },
     targets: {
       ebpfOverVxlan: { target: 1.0, met: ebpfOverVxlan === null ? null : ebpfOverVxlan >= 1.0 },
       userspaceOverOpenvpn: { target: 1.5, met: userspaceOverOpenvpn === null ? null : userspaceOverOpenvpn >= 1.5 },
@@ -109,8 +118,10 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
   lines.push('');
   lines.push(`medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}`);
-  lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${s.targets.ebpfOverVxlan.met === null ? 'n/a' : s.targets.ebpfOverVxlan.met ? 'met' : 'NOT met'})`);
-  lines.push(`d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${s.targets.userspaceOverOpenvpn.met === null ? 'n/a' : s.targets.userspaceOverOpenvpn.met ? 'met' : 'NOT met'})`);
+  const met = (t: { met: boolean | null }): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met');
+  lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${met(s.targets.ebpfOverVxlan)}); per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`);
+  lines.push(`d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${met(s.targets.userspaceOverOpenvpn)}); per-round median ${fmt(s.pairedRatios.userspaceOverOpenvpn)}`);
+  lines.push(`a/b (underlay / vxlan) = ${fmt(s.ratios.underlayOverVxlan)}; per-round median ${fmt(s.pairedRatios.underlayOverVxlan)}`);
   for (const m of Object.values(s.modes) as ModeSummary[]) {
     if (m.unavailable) lines.push(`${m.mode}: unavailable: ${m.unavailable}`);
     else for (const e of m.errors) lines.push(`${m.mode}: ${e}`);
