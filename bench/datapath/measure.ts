@@ -108,12 +108,19 @@ async function iperfClient(args: string[], seconds: number): Promise<Record<stri
   throw new Error(`iperf3 ${args.join(' ')}: ${last}`);
 }
 
-export async function measureTcp(serverIp: string, seconds: number, daemons: readonly Daemon[]): Promise<TcpResult> {
+/**
+ * iperf3 `-A client,server`: pins the two ends to different CPUs (with 2 vCPUs, the scheduler
+ * otherwise sometimes puts both on one and the run loses 20-30%), or nothing.
+ */
+export type Affinity = string | undefined;
+const affinityArgs = (a: Affinity): string[] => (a ? ['-A', a] : []);
+
+export async function measureTcp(serverIp: string, seconds: number, daemons: readonly Daemon[], affinity?: Affinity): Promise<TcpResult> {
   const d0 = await daemonTicks(daemons);
   const k0 = ksoftirqdTicks();
   const m0 = machineTicks();
   const t0 = process.hrtime.bigint();
-  const doc = await iperfClient([serverIp], seconds);
+  const doc = await iperfClient([serverIp, ...affinityArgs(affinity)], seconds);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const m1 = machineTicks();
   const k1 = ksoftirqdTicks();
@@ -133,8 +140,8 @@ export async function measureTcp(serverIp: string, seconds: number, daemons: rea
   };
 }
 
-export async function measureUdp(serverIp: string, seconds: number): Promise<UdpResult> {
-  const doc = await iperfClient([serverIp, '-u', '-l', '64', '-b', '0'], seconds);
+export async function measureUdp(serverIp: string, seconds: number, affinity?: Affinity): Promise<UdpResult> {
+  const doc = await iperfClient([serverIp, '-u', '-l', '64', '-b', '0', ...affinityArgs(affinity)], seconds);
   const rcv = doc.end.sum_received ?? doc.end.sum;
   const snt = doc.end.sum_sent ?? doc.end.sum;
   return {

@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { podAdd, podDel } from '../../src/lab';
-import { buildManifest, type DatapathChoice, type NetworkSpec } from '../../src/model';
+import { buildManifest, renderNftTable, type DatapathChoice, type NetworkSpec } from '../../src/model';
 import type { Daemon } from './measure';
 import {
   CLUSTER_CIDR, HOSTS, LAB, OUT_DIR, POD, hostSh, hostShQuiet, log, podSubnetOf, runPodnet, sleep, type BenchHost,
@@ -152,12 +152,25 @@ class PodnetMode implements Mode {
 // By-hand modes: what flannel's vxlan backend and an OpenVPN tunnel would set up, with iproute2.
 
 const IP_FORWARD_MEMO = '/run/dpbench-ip_forward';
+const MASQ_TABLE = 'dpbench_flannel';
 
-/** subnet.env (as flannel writes it: the pods' MTU comes from here) and ip_forward, remembered. */
+/**
+ * flannel's --ip-masq rules (its default, and what FLANNEL_IPMASQ=true in subnet.env promises):
+ * the same rules podnet installs, from the same model function, in a table of the benchmark's
+ * own. Besides being flannel style, this keeps the comparison fair: a nat chain turns on
+ * conntrack for every packet of the host, and podnet's modes have one.
+ */
+function masqTable(h: BenchHost): string {
+  return renderNftTable({ network: 'dpbench', clusterCidr: CLUSTER_CIDR, podCidr: podSubnetOf(h), ipMasq: true })
+    .replace(/^table ip \S+/, `table ip ${MASQ_TABLE}`);
+}
+
+/** subnet.env (as flannel writes it: the pods' MTU comes from here), masquerade rules and ip_forward, remembered. */
 function handBase(h: BenchHost, mtu: number): string {
   return [
     `[ -f ${IP_FORWARD_MEMO} ] || cat /proc/sys/net/ipv4/ip_forward > ${IP_FORWARD_MEMO}`,
     'sysctl -qw net.ipv4.ip_forward=1',
+    `nft -f - <<'NFT'\n${masqTable(h)}NFT`,
     'mkdir -p /run/flannel',
     `printf 'FLANNEL_NETWORK=${CLUSTER_CIDR}\\nFLANNEL_SUBNET=10.244.${h.index}.1/24\\nFLANNEL_MTU=${mtu}\\nFLANNEL_IPMASQ=true\\n' > /run/flannel/subnet.env`,
   ].join('\n');
@@ -166,6 +179,7 @@ function handBase(h: BenchHost, mtu: number): string {
 /** Undoes handBase and the CNI bridge the pods were plugged into. */
 const HAND_BASE_DOWN = [
   'ip link del cni0 2>/dev/null',
+  `nft delete table ip ${MASQ_TABLE} 2>/dev/null`,
   'rm -f /run/flannel/subnet.env',
   `if [ -f ${IP_FORWARD_MEMO} ]; then sysctl -qw net.ipv4.ip_forward=$(cat ${IP_FORWARD_MEMO}); rm -f ${IP_FORWARD_MEMO}; fi`,
   'true',

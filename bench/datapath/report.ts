@@ -102,7 +102,7 @@ const LABELS: Record<ModeId, string> = {
 
 const fmt = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 
-export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number; udpSeconds: number }): string {
+export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number; udpSeconds: number; affinity?: string }): string {
   const vx = s.modes.vxlan?.gbps ?? null;
   const head = ['mode', 'TCP Gbit/s', 'runs', '/ vxlan', 'UDP 64 B kpps', 'CPU cores per Gbit/s', 'machine cores per Gbit/s', 'agent RSS MB'];
   const rows = (Object.values(s.modes) as ModeSummary[]).map((m) => [
@@ -117,7 +117,7 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
   ]);
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
   lines.push('');
-  lines.push(`medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}`);
+  lines.push(`medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}; iperf3 ${o.affinity ? `-A ${o.affinity}` : 'not pinned'}`);
   const met = (t: { met: boolean | null }): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met');
   lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${met(s.targets.ebpfOverVxlan)}); per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`);
   lines.push(`d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${met(s.targets.userspaceOverOpenvpn)}); per-round median ${fmt(s.pairedRatios.userspaceOverOpenvpn)}`);

@@ -13,16 +13,18 @@ import { summarize, renderTable, jsonLine, type RunRecord } from './report';
 import { HOSTS, HOST_A, HOST_B, LAB, OUT_DIR, POD, log } from './util';
 import { podExec } from '../../src/lab';
 
-interface Options { rounds: number; tcpSeconds: number; udpSeconds: number; modes: ModeId[]; quick: boolean }
+interface Options { rounds: number; tcpSeconds: number; udpSeconds: number; modes: ModeId[]; quick: boolean; affinity?: string }
 
 const USAGE = `usage: npx tsx bench/datapath/run.ts [--quick] [--rounds N] [--time S] [--udp-time S] [--modes a,b,...]
   --quick        1 round, TCP -t 2, UDP -t 1 (about a minute)
   default        3 rounds, TCP -t 5, UDP -t 5
-  --modes        subset of ${MODE_IDS.join(',')}`;
+  --modes        subset of ${MODE_IDS.join(',')}
+  --affinity C,S iperf3 -A: pin the client to CPU C and the server to CPU S (default 0,1 on 2+ CPUs;
+                 'none': let the scheduler place them)`;
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
-  const o: Options = { rounds: quick ? 1 : 3, tcpSeconds: quick ? 2 : 5, udpSeconds: quick ? 1 : 5, modes: [...MODE_IDS], quick };
+  const o: Options = { rounds: quick ? 1 : 3, tcpSeconds: quick ? 2 : 5, udpSeconds: quick ? 1 : 5, modes: [...MODE_IDS], quick, ...(cpus().length >= 2 ? { affinity: '0,1' } : {}) };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`); return v; };
@@ -31,6 +33,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--rounds') o.rounds = num();
     else if (a === '--time') o.tcpSeconds = num();
     else if (a === '--udp-time') o.udpSeconds = num();
+    else if (a === '--affinity') {
+      const v = val();
+      if (v === 'none') delete o.affinity;
+      else if (/^\d+,\d+$/.test(v)) o.affinity = v;
+      else throw new Error(`--affinity wants C,S (CPU numbers) or none\n${USAGE}`);
+    }
     else if (a === '--modes') {
       o.modes = val().split(',').map((m) => m.trim()) as ModeId[];
       const bad = o.modes.filter((m) => !MODE_IDS.includes(m));
@@ -55,7 +63,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const loadStart = uptime();
   log(`machine: ${JSON.stringify(machine())}; ${loadStart}`);
-  log(`plan: ${opts.rounds} round(s) x [${opts.modes.join(', ')}], TCP -t ${opts.tcpSeconds}, UDP 64 B -t ${opts.udpSeconds}`);
+  log(`plan: ${opts.rounds} round(s) x [${opts.modes.join(', ')}], TCP -t ${opts.tcpSeconds}, UDP 64 B -t ${opts.udpSeconds}, iperf3 ${opts.affinity ? `-A ${opts.affinity}` : 'not pinned'}`);
 
   if (readLab(LAB)) { log(`lab '${LAB}' is up from an earlier run: taking it down first`); await labDown(LAB, log); }
   const runs: RunRecord[] = [];
@@ -87,8 +95,8 @@ async function main(): Promise<number> {
           await warmUp(ip);
           await startServer();
           try {
-            const tcp: TcpResult = await measureTcp(ip, opts.tcpSeconds, up.daemons);
-            const udp: UdpResult = await measureUdp(ip, opts.udpSeconds);
+            const tcp: TcpResult = await measureTcp(ip, opts.tcpSeconds, up.daemons, opts.affinity);
+            const udp: UdpResult = await measureUdp(ip, opts.udpSeconds, opts.affinity);
             rec.tcp = tcp;
             rec.udp = udp;
           } finally {
