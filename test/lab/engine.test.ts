@@ -28,7 +28,7 @@ describeLab('podnet engine on lab hosts', () => {
 
   /** What destroy must restore exactly: links, routes and the files podnet touches. */
   async function snapshot(host: string): Promise<string> {
-    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' | sort"]);
+    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' | sort"]);
     return r.stdout;
   }
   async function agentPid(host: string): Promise<string> {

@@ -179,8 +179,24 @@ export class EbpfDatapath implements Datapath {
       const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
       if (l?.linkinfo?.info_kind === 'tun') await mustRun(this.o.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
     }
+    await this.removeEmptyClsact(host.underlayDevice);
     this.podTable = undefined;
     this.host = undefined;
+  }
+
+  /**
+   * Attaching created a clsact qdisc on the underlay; once no filter is left on it (ours are
+   * gone, and nobody else's is there), remove it too, so destroy leaves the host as it found
+   * it. A clsact that still holds someone else's filters stays.
+   */
+  private async removeEmptyClsact(device: string): Promise<void> {
+    const qdiscs = await this.o.run('tc', ['qdisc', 'show', 'dev', device]);
+    if (qdiscs.code !== 0 || !qdiscs.stdout.includes('clsact')) return;
+    for (const direction of ['ingress', 'egress']) {
+      const filters = await this.o.run('tc', ['filter', 'show', 'dev', device, direction]);
+      if (filters.code !== 0 || filters.stdout.trim() !== '') return;
+    }
+    await this.o.run('tc', ['qdisc', 'del', 'dev', device, 'clsact']);
   }
 }
 
