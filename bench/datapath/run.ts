@@ -69,7 +69,8 @@ async function main(): Promise<number> {
   const runs: RunRecord[] = [];
   const unavailable = new Map<ModeId, string>();
   let stopping = false;
-  const onSignal = (sig: string): void => { log(`${sig}: finishing the current step, then taking the lab down`); stopping = true; };
+  let interrupted = false;
+  const onSignal = (sig: string): void => { log(`${sig}: finishing the current step, then taking the lab down`); stopping = true; interrupted = true; };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
@@ -140,6 +141,7 @@ async function main(): Promise<number> {
     schema: 'podnet.dev/bench-datapath/v1',
     startedAt: started.toISOString(),
     wallSeconds: (Date.now() - t0) / 1000,
+    ...(interrupted ? { interrupted: true } : {}),
     options: opts,
     machine: machine(),
     load: { start: loadStart, end: loadEnd },
@@ -156,6 +158,7 @@ async function main(): Promise<number> {
   log(`wrote ${file} (${result.wallSeconds.toFixed(1)} s)`);
   process.stdout.write(renderTable(summary, opts) + '\n');
   process.stdout.write(jsonLine(summary) + '\n');
+  if (interrupted) return 130;
   return runs.some((r) => r.error && !unavailable.has(r.mode)) ? 1 : 0;
 }
 
