@@ -45,6 +45,11 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
   const agentHash = reading.hashes[artifacts.agent.remotePath];
   if (agentHash === undefined) items.push({ kind: 'agent-not-installed', subject: artifacts.agent.remotePath });
   else if (agentHash !== artifacts.agent.sha256) items.push({ kind: 'agent-wrong-version', subject: artifacts.agent.remotePath, expected: artifacts.agent.sha256.slice(0, 16), actual: agentHash.slice(0, 16) });
+  // The agent's native helpers and worker are part of its version too.
+  for (const extra of artifacts.extras) {
+    const have = reading.hashes[extra.remotePath];
+    if (agentHash !== undefined && have !== extra.sha256) items.push({ kind: 'agent-wrong-version', subject: extra.remotePath, expected: extra.sha256.slice(0, 16), actual: have?.slice(0, 16) ?? 'missing' });
+  }
   if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
   if (reading.config !== target.config) {
     let actual = reading.config === undefined ? 'missing' : 'different';

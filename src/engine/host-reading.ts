@@ -2,7 +2,6 @@
 // prints tagged sections, parsed here. One exec per host keeps plan and drift fast.
 import { parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../host/live-state';
 import {
-  AGENT_BUNDLE_PATH,
   agentConfigPath,
   INSTALL_DIR,
   nftTableName,
@@ -54,7 +53,8 @@ export function hostReadScript(network: string): string {
     `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec revision; cat ${revisionPath(network)} 2>/dev/null`,
     `sec status; cat ${statusPath(network)} 2>/dev/null`,
-    `sec hashes; sha256sum ${AGENT_BUNDLE_PATH} ${INSTALL_DIR}/podnet-bpf ${INSTALL_DIR}/podnet-ipip.bpf.o 2>/dev/null`,
+    // Every shipped file sits directly in INSTALL_DIR (the runtime is in a subdirectory).
+    `sec hashes; find ${INSTALL_DIR} -maxdepth 1 -type f -exec sha256sum {} + 2>/dev/null`,
     `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
     'sec end',
     'exit 0',
