@@ -13,7 +13,8 @@ import { STATUS_SCHEMA, writeStatus, type AgentStatus } from './status';
 import { teardownHost } from './teardown';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
 
-const FULL_CHECK_MS = 5_000;
+/** The safety net: events repair within a second, this catches whatever no event reports. */
+const FULL_CHECK_MS = 10_000;
 const RETRY_MS = 5_000;
 
 function log(line: string): void {
@@ -65,7 +66,9 @@ async function run(configPath: string): Promise<void> {
 
   const reconcile = async (why: string) => {
     try {
-      const outcome = await reconciler.reconcile();
+      // Netlink, nftables and file events need only a diff; tc events (our filters?), start
+      // and the periodic check re-assert the datapath too.
+      const outcome = await reconciler.reconcile(why === 'ip' || why === 'nft' || why === 'file' ? 'light' : 'full');
       if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
       await publish({
         state: outcome.remaining.length === 0 ? 'converged' : 'degraded',

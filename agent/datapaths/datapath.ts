@@ -60,6 +60,8 @@ export interface Datapath {
   ensure(host: DatapathHost): Promise<void>;
   /** Replaces the peer set in place; traffic to peers that stay is never interrupted. */
   setPeers(peers: readonly DatapathPeer[]): Promise<void>;
+  /** Optional, cheap: re-read what changes without the agent (e.g. local pods) after a netlink event. */
+  refresh?(): Promise<void>;
   counters(): Promise<DatapathCounters>;
   /** Stops carrying packets but leaves the network in place (SIGTERM: a restart must not flap it). */
   close(): Promise<void>;

@@ -40,9 +40,17 @@ export interface ReconcileOutcome {
   readonly remaining: readonly HostDifference[];
 }
 
+/**
+ * `full` re-asserts the datapath (programs, maps, device) and its peers; `light` only diffs
+ * the host's network state, and lets the datapath re-read what changes on its own (local
+ * pods). Netlink and file events ask for light passes; start, tc events and the periodic
+ * safety net ask for full ones. Keeping event passes light keeps an idle agent cheap.
+ */
+export type PassKind = 'full' | 'light';
+
 export class Reconciler {
   private running: Promise<ReconcileOutcome> | undefined;
-  private again = false;
+  private queued: PassKind | undefined;
 
   constructor(
     private readonly state: DesiredHostState,
@@ -50,18 +58,19 @@ export class Reconciler {
     private readonly log: (line: string) => void,
   ) {}
 
-  /** Runs one pass; concurrent calls coalesce into at most one more pass. */
-  reconcile(): Promise<ReconcileOutcome> {
+  /** Runs one pass; concurrent calls coalesce into at most one more pass (full if any asked). */
+  reconcile(kind: PassKind = 'full'): Promise<ReconcileOutcome> {
     if (this.running) {
-      this.again = true;
+      this.queued = this.queued === 'full' || kind === 'full' ? 'full' : 'light';
       return this.running;
     }
     this.running = (async () => {
       try {
-        let outcome = await this.pass();
-        while (this.again) {
-          this.again = false;
-          outcome = await this.pass();
+        let outcome = await this.pass(kind);
+        while (this.queued) {
+          const next = this.queued;
+          this.queued = undefined;
+          outcome = await this.pass(next);
         }
         return outcome;
       } finally {
@@ -71,19 +80,24 @@ export class Reconciler {
     return this.running;
   }
 
-  private async pass(): Promise<ReconcileOutcome> {
+  private async pass(kind: PassKind): Promise<ReconcileOutcome> {
     const host = datapathHostOf(this.state);
-    // Peers are pushed on every pass: it is an in-place map update for ebpf (cheap, and a
-    // restarted agent re-asserts them), and a no-op for the kernel datapath.
-    await this.datapath.ensure(host);
-    await this.datapath.setPeers(tunnelledPeers(this.state));
+    if (kind === 'full') {
+      await this.datapath.ensure(host);
+      await this.datapath.setPeers(tunnelledPeers(this.state));
+    } else {
+      await this.datapath.refresh?.();
+    }
     const diffs = diffHost(this.state, await readLiveState(this.state.network));
     if (diffs.length === 0) return { repaired: [], remaining: [] };
 
     for (const d of diffs) this.log(`drift ${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`);
     const plan = planFixes(this.state, diffs);
     if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', host.tunnelDevice]);
-    if (plan.ensureTunnel) await this.datapath.ensure(host);
+    if (plan.ensureTunnel) {
+      await this.datapath.ensure(host);
+      await this.datapath.setPeers(tunnelledPeers(this.state));
+    }
     if (plan.enableIpForward) await enableIpForward(this.state.network);
     const batch = await ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);

@@ -25,7 +25,7 @@ export interface EbpfOptions {
   readonly pinDir?: string;
   /** The CNI bridge whose pods get the fast path. Default cni0. */
   readonly bridge?: string;
-  /** How often local pods are re-read (ms); 0 = only on ensure(). Default 2000. */
+  /** How often local pods are re-read as a safety net (ms); 0 = only on ensure()/refresh(). Default 10000: the agent calls refresh() on every link event. */
   readonly podSyncIntervalMs?: number;
   readonly run?: Runner;
   readonly log?: (line: string) => void;
@@ -52,7 +52,7 @@ function resolve(o: EbpfOptions): Resolved {
     object: o.objectPath ?? path.join(path.dirname(loader), 'podnet-ipip.bpf.o'),
     pinDir: o.pinDir ?? DEFAULT_PIN_DIR,
     bridge: o.bridge ?? 'cni0',
-    interval: o.podSyncIntervalMs ?? 2000,
+    interval: o.podSyncIntervalMs ?? 10_000,
     run: o.run ?? execRunner,
     log: o.log ?? (() => undefined),
   };
@@ -97,7 +97,8 @@ export class EbpfDatapath implements Datapath {
     this.lastAttach = parseAttach(await this.loader(attachArgs({
       pinDir: this.o.pinDir, object: this.o.object, tunnelDevice: host.tunnelDevice, underlayDevice: host.underlayDevice, localAddress: host.localAddress,
     })));
-    this.o.log(`ebpf: egress ${this.lastAttach.egress}, ingress ${this.lastAttach.ingress}`);
+    // Adopting is the steady state (every full reconcile); log only when something changed.
+    if (this.lastAttach.egress !== 'adopted' || this.lastAttach.ingress !== 'adopted') this.o.log(`ebpf: egress ${this.lastAttach.egress}, ingress ${this.lastAttach.ingress}`);
     await this.syncPods();
     if (this.o.interval > 0 && !this.timer) {
       this.timer = setInterval(() => {
@@ -124,6 +125,11 @@ export class EbpfDatapath implements Datapath {
       return;
     }
     throw new Error(`${this.o.pinDir} is not on a bpf filesystem: mount one (mount -t bpf bpf <dir>) or choose another pinDir`);
+  }
+
+  /** A link event may be a pod's veth coming or going. */
+  refresh(): Promise<void> {
+    return this.syncPods();
   }
 
   async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
