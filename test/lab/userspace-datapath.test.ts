@@ -1,10 +1,12 @@
-// The userspace datapath end to end, through the real agent: a lab whose node1 may not load BPF
-// (`noBpfHosts`), the reference network applied with the real CLI (`datapath: auto`), so node1's
-// agent passes over kernel and ebpf and runs TUN + raw socket, while master and node2 run ebpf.
+// The userspace datapath end to end, through the real agent: a lab whose node1 and master may not
+// load BPF (`noBpfHosts`), the reference network applied with the real CLI (`datapath: auto`), so
+// their agents pass over kernel and ebpf and run TUN + raw socket, while node2 runs ebpf.
 // Proves: the choice and its reasons in status, pod pings both ways, the same outer header from
-// both datapaths on the switch, 100 MB each way intact (byte-exact, sha256), a non-peer's
-// protocol-4 packet dropped and counted, traffic back within 2 s after `kill -9` of the agent,
-// and clean teardown by destroy. Logs iperf3 throughput of userspace vs ebpf for the record.
+// both datapaths on the switch, 100 MB each way intact (byte-exact, sha256) between userspace and
+// ebpf and between two userspace nodes (TSO reads cut into segments on one end, segments merged
+// into GSO writes on the other: the offload counters must show both), a non-peer's protocol-4
+// packet dropped and counted, traffic back within 2 s after `kill -9` of the agent, and clean
+// teardown by destroy. Logs iperf3 throughput of userspace vs ebpf for the record.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +30,7 @@ interface Status {
   pid: number;
   datapath?: string;
   passedOver: Record<string, string>;
-  counters?: { dropped: number; drops?: Record<string, number>; peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[] };
+  counters?: { dropped: number; drops?: Record<string, number>; offload?: { tunReads: number; txSegments: number; tunWrites: number; rxMerged: number }; peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[] };
 }
 
 async function must(host: string, argv: string[]): Promise<string> {
@@ -78,8 +80,8 @@ function capture(hostIndex: number, src: string): Promise<[{ stdout: string }, {
 
 const OUTER_INNER = /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\), length \d+\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/;
 
-describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
-  const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1'] });
+describeLab('userspace datapath on lab hosts (node1 and master without BPF)', () => {
+  const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1', 'master'] });
   const work = mkdtempSync(join(tmpdir(), 'podnet-usdp-'));
   const routesBefore = rootRoutes();
 
@@ -100,12 +102,13 @@ describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
   }, 5 * 60_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('auto chose userspace on node1, saying why kernel and ebpf were passed over; ebpf on node2', async () => {
+  it('auto chose userspace on node1 and master, saying why kernel and ebpf were passed over; ebpf on node2', async () => {
     const s1 = await waitStatus('node1', (s) => s.state === 'converged');
     expect(s1).toMatchObject({ state: 'converged', datapath: 'userspace' });
     expect(s1.passedOver.kernel).toMatch(/ipip/);
     expect(s1.passedOver.ebpf).toMatch(/not permitted|BPF/i);
     expect((await status('node2')).datapath).toBe('ebpf');
+    expect((await waitStatus('master', (s) => s.state === 'converged')).datapath).toBe('userspace');
     const link = JSON.parse(await must('node1', ['ip', '-json', '-d', 'link', 'show', 'flannel.ipip']))[0];
     expect(link.linkinfo.info_kind).toBe('tun');
     expect(link.mtu).toBe(1480);
@@ -153,6 +156,29 @@ describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
     expect(s.counters!.drops).toMatchObject({ malformed: 0, unknownSource: 0, tunWriteError: 0 });
   }, 150_000);
 
+  it('moves 100 MB each way between two userspace nodes intact, through TSO cutting and GSO merging', async () => {
+    const ips: Record<string, string> = { node1: '10.244.1.2', master: '10.244.0.2' };
+    for (const [from, to] of [['node1', 'master'], ['master', 'node1']] as const) {
+      const peerOf = (c: NonNullable<Status['counters']>, node: string) => c.peers.find((p) => p.node === node)!;
+      const [f0, t0] = [(await status(from)).counters!, (await status(to)).counters!];
+      await transfer(from, to, ips[to]!, 100);
+      // Status files are rewritten at least every 5 s: wait until both show the transfer.
+      const f = (await waitStatus(from, (x) => peerOf(x.counters!, to).txBytes - peerOf(f0, to).txBytes > 100 * 1048576)).counters!;
+      const t = (await waitStatus(to, (x) => peerOf(x.counters!, from).rxBytes - peerOf(t0, from).rxBytes > 100 * 1048576)).counters!;
+      const reads = f.offload!.tunReads - f0.offload!.tunReads;
+      const segs = f.offload!.txSegments - f0.offload!.txSegments;
+      const writes = t.offload!.tunWrites - t0.offload!.tunWrites;
+      const merged = t.offload!.rxMerged - t0.offload!.rxMerged;
+      process.stderr.write(`[userspace e2e] ${from} -> ${to}: ${from} cut ${reads} TUN reads into ${segs} segments; ${to} merged ${merged} received segments, ${writes} TUN writes\n`);
+      expect(peerOf(f, to).txBytes - peerOf(f0, to).txBytes).toBeGreaterThan(100 * 1048576);
+      expect(peerOf(t, from).rxBytes - peerOf(t0, from).rxBytes).toBeGreaterThan(100 * 1048576);
+      // The sender read mostly TSO super-packets; the receiver merged segments into GSO writes.
+      expect(segs).toBeGreaterThan(reads * 2);
+      expect(merged).toBeGreaterThan(0);
+      for (const c of [f, t]) expect(c.drops).toMatchObject({ malformed: 0, unknownSource: 0, tunWriteError: 0 });
+    }
+  }, 240_000);
+
   it('drops and counts protocol 4 from a non-peer (the workstation)', async () => {
     const py = await wsExec(LAB, ['sh', '-c', 'command -v python3']);
     if (py.code !== 0) {
@@ -195,7 +221,7 @@ describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
     expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toMatch(/3 received/);
   });
 
-  it('throughput, pod to pod (iperf3 -t 5, one stream): userspace vs ebpf in the same run', async () => {
+  it('throughput, pod to pod (iperf3 -t 5, one stream): userspace with ebpf and with userspace, in the same run', async () => {
     const iperf = async (from: string, to: string, toIp: string): Promise<number> => {
       const server = podExec(LAB, to, 'pa', ['timeout', '20', 'iperf3', '-s', '-1'], { timeoutMs: 25_000 });
       await sleep(800);
@@ -206,10 +232,11 @@ describeLab('userspace datapath on lab hosts (node1 without BPF)', () => {
     };
     const u = await iperf('node1', 'node2', '10.244.2.2');
     const d = await iperf('node2', 'node1', '10.244.1.2');
-    const e = await iperf('master', 'node2', '10.244.2.2');
-    process.stderr.write(`[userspace e2e] iperf3 Gbit/s: node1->node2 (userspace encap) ${u.toFixed(2)}, node2->node1 (ebpf encap, userspace decap) ${d.toFixed(2)}, master->node2 (ebpf both ends) ${e.toFixed(2)}\n`);
+    const uu = await iperf('master', 'node1', '10.244.1.2');
+    process.stderr.write(`[userspace e2e] iperf3 Gbit/s: node1->node2 (userspace encap) ${u.toFixed(2)}, node2->node1 (ebpf encap, userspace decap) ${d.toFixed(2)}, master->node1 (userspace both ends) ${uu.toFixed(2)}\n`);
     expect(u).toBeGreaterThan(0.05);
     expect(d).toBeGreaterThan(0.05);
+    expect(uu).toBeGreaterThan(0.05);
   }, 60_000);
 
   it('destroy tears it down: no TUN, no routes, and the machine itself never got lab routes', async () => {

@@ -17,7 +17,7 @@ import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, Datapat
 import { ensurePersistentTun } from '../tun-device';
 import { execRunner, mustRun, type Runner } from '../../host/runner';
 import { DROP_REASONS, type DropReason, type PeerSpec } from './ipip-codec';
-import type { FromWorker, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
+import type { FromWorker, OffloadCounters, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
 import { loadShim } from './shim';
 
 export interface UserspaceOptions {
@@ -49,20 +49,29 @@ function resolve(o: UserspaceOptions): Resolved {
   };
 }
 
-/** DatapathCounters plus drops by reason (shown in `podnet-agent status --json`). */
+/** DatapathCounters plus drops by reason and what the TUN offloads did (`podnet-agent status --json`). */
 export interface UserspaceCounters extends DatapathCounters {
   readonly drops: Readonly<Record<DropReason, number>>;
+  readonly offload?: Readonly<OffloadCounters>;
 }
 
 /** Sums what counts as `dropped` (as for ebpf: everything but non-IPv4 noise from the device). */
-export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<DropReason, number>>): UserspaceCounters {
+export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<DropReason, number>>, offload?: Readonly<OffloadCounters>): UserspaceCounters {
   const dropped = DROP_REASONS.filter((r) => r !== 'notIpv4').reduce((s, r) => s + (drops[r] ?? 0), 0);
   return {
     peers: peers.map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes })).sort((a, b) => a.node.localeCompare(b.node)),
     dropped,
     drops: { ...drops },
+    ...(offload ? { offload: { ...offload } } : {}),
   };
 }
+
+const addOffload = (a: OffloadCounters, b: Readonly<OffloadCounters>): void => {
+  a.tunReads += b.tunReads;
+  a.txSegments += b.txSegments;
+  a.tunWrites += b.tunWrites;
+  a.rxMerged += b.rxMerged;
+};
 
 interface Running {
   readonly worker: Worker;
@@ -74,6 +83,7 @@ interface Running {
   readonly exited: Promise<void>;
 }
 
+const emptyOffload = (): OffloadCounters => ({ tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 });
 const emptyDrops = (): Record<DropReason, number> => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
 
 export class UserspaceDatapath implements Datapath {
@@ -86,8 +96,8 @@ export class UserspaceDatapath implements Datapath {
   private closed = false;
   private restartTimer?: NodeJS.Timeout;
   /** Counters of earlier workers (a restarted worker starts from zero). */
-  private base: { peers: Map<string, PeerCounterSnapshot>; drops: Record<DropReason, number> } = { peers: new Map(), drops: emptyDrops() };
-  private last: { peers: PeerCounterSnapshot[]; drops: Record<DropReason, number> } = { peers: [], drops: emptyDrops() };
+  private base: { peers: Map<string, PeerCounterSnapshot>; drops: Record<DropReason, number>; offload: OffloadCounters } = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
+  private last: { peers: PeerCounterSnapshot[]; drops: Record<DropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
   private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
 
   constructor(options: UserspaceOptions = {}) {
@@ -144,7 +154,7 @@ export class UserspaceDatapath implements Datapath {
         readyResolve();
       }
       else if (m.type === 'counters') {
-        this.last = { peers: m.peers, drops: m.drops };
+        this.last = { peers: m.peers, drops: m.drops, offload: m.offload };
         for (const w of this.waiters.splice(0)) w(m);
       } else if (m.type === 'fatal') {
         fatal = m.message;
@@ -160,7 +170,8 @@ export class UserspaceDatapath implements Datapath {
         this.base.peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
       }
       for (const k of DROP_REASONS) this.base.drops[k] += this.last.drops[k] ?? 0;
-      this.last = { peers: [], drops: emptyDrops() };
+      addOffload(this.base.offload, this.last.offload);
+      this.last = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
       if (this.running === r) this.running = undefined;
       readyReject(new Error(`userspace datapath: worker exited (${fatal ?? `code ${code}`}) before it was ready`));
       if (!r.stopping && wasReady) {
@@ -228,7 +239,9 @@ export class UserspaceDatapath implements Datapath {
     const current = new Set(this.peers.map((p) => p.address));
     const drops = emptyDrops();
     for (const k of DROP_REASONS) drops[k] = this.base.drops[k] + (this.last.drops[k] ?? 0);
-    return toUserspaceCounters([...peers.values()].filter((p) => current.has(p.address)), drops);
+    const offload = { ...this.base.offload };
+    addOffload(offload, this.last.offload);
+    return toUserspaceCounters([...peers.values()].filter((p) => current.has(p.address)), drops, offload);
   }
 
   async close(): Promise<void> {
