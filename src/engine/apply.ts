@@ -54,16 +54,19 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     mark = now;
   };
   try {
-    // The runtime (large, compressed) streams on its own; every other file goes in one batch.
+    // The runtime (large) streams on its own; every other file goes in one batch.
     const small: FileToWrite[] = [];
     for (const upload of plan.uploads) {
       if (upload.name === 'node') {
-        // Unpack to a temp file beside its final place, check it runs, rename, then swap the
-        // symlink atomically (a running agent keeps its old binary open).
+        // Streamed to a temp file beside its final place, checked that it runs, renamed, then
+        // the symlink is swapped atomically (a running agent keeps its old binary open).
         const dir = dirname(upload.remotePath);
         const tmp = `${dir}/.node.podnet-tmp`;
-        const script = `set -e; mkdir -p ${shQuote(dir)}; gzip -dc > ${shQuote(tmp)}; chmod 755 ${shQuote(tmp)}; ${shQuote(tmp)} --version >/dev/null; mv -f ${shQuote(tmp)} ${shQuote(upload.remotePath)}; ln -sfn ${shQuote(upload.remotePath)} ${RUNTIME_PATH}.new; mv -T ${RUNTIME_PATH}.new ${RUNTIME_PATH}`;
-        await conn.exec(script, { input: await readFile(upload.localPath), timeoutMs: 300_000 });
+        // A cut connection ends stdin early: the size check keeps a truncated binary out.
+        const binary = await readFile(upload.localPath);
+        const t = shQuote(tmp);
+        const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ln -sfn ${shQuote(upload.remotePath)} ${RUNTIME_PATH}.new; mv -T ${RUNTIME_PATH}.new ${RUNTIME_PATH}`;
+        await conn.exec(script, { input: binary, timeoutMs: 300_000 });
         done('uploaded node runtime');
       } else {
         small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });

@@ -45,12 +45,11 @@ export function loadArtifacts(projectRoot = join(__dirname, '..')): ArtifactSet 
     .filter(([name]) => existsSync(join(dist, name as string)))
     .map(([name, mode]) => file(name as string, mode as number));
   // The runtime is this very Node.js: hosts of the same architecture and glibc run it as is.
-  // It travels gzip-compressed (localPath is the cached .gz).
   const runtime = runtimePackage();
   const runtimeHash = runtime.sha256;
   return {
     agent: { ...file('podnet-agent.js', 0o644), remotePath: AGENT_BUNDLE_PATH },
     extras,
-    runtime: { name: 'node', localPath: runtime.gzipPath, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
+    runtime: { name: 'node', localPath: runtime.path, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
   };
 }
