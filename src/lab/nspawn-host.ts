@@ -146,7 +146,8 @@ export async function stopHosts(hosts: HostState[], ms: number, log: (l: string)
     if (p.leader && alive(p.leader)) signal(p.leader, 'SIGKILL'); // PID 1 of its PID namespace: takes all with it
     if (p.nspawn && alive(p.nspawn)) signal(p.nspawn, 'SIGKILL');
   }
-  for (let i = 0; i < 100 && procs.some(live); i++) await sleep(100);
+  // Under heavy load (30+ hosts on 2 cores) a killed host can take a while to be reaped.
+  for (let i = 0; i < 300 && procs.some(live); i++) await sleep(100);
   const stuck = procs.filter(live).map((p) => p.h.name);
   if (stuck.length) throw new Error(`hosts still running after SIGKILL: ${stuck.join(', ')}`);
 }
