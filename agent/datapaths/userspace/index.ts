@@ -154,7 +154,7 @@ export class UserspaceDatapath implements Datapath {
         readyResolve();
       }
       else if (m.type === 'counters') {
-        this.last = { peers: m.peers, drops: m.drops, offload: m.offload };
+        this.last = { peers: m.peers, drops: m.drops, offload: m.offload ?? emptyOffload() };
         for (const w of this.waiters.splice(0)) w(m);
       } else if (m.type === 'fatal') {
         fatal = m.message;
