@@ -68,7 +68,8 @@ async function run(configPath: string): Promise<void> {
     try {
       // Netlink, nftables and file events need only a diff; tc events (our filters?), start
       // and the periodic check re-assert the datapath too.
-      const outcome = await reconciler.reconcile(why === 'ip' || why === 'nft' || why === 'file' ? 'light' : 'full');
+      const light = why.split('+').every((s) => s === 'ip' || s === 'nft' || s === 'file');
+      const outcome = await reconciler.reconcile(light ? 'light' : 'full');
       if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
       await publish({
         state: outcome.remaining.length === 0 ? 'converged' : 'degraded',
@@ -86,7 +87,7 @@ async function run(configPath: string): Promise<void> {
   };
 
   await reconcile('start');
-  const watcher = new ChangeWatcher((source) => void reconcile(source));
+  const watcher = new ChangeWatcher((sources) => void reconcile([...sources].join('+')));
   watcher.start(state.subnetEnv.path);
   const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
 

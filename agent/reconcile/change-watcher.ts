@@ -9,9 +9,11 @@ export class ChangeWatcher {
   private readonly children: ChildProcess[] = [];
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private pending = new Set<string>();
   private stopped = false;
 
-  constructor(private readonly onChange: (source: string) => void, private readonly debounceMs = 30) {}
+  /** `onChange` gets every source that fired during the debounce window, not just the first. */
+  constructor(private readonly onChange: (sources: ReadonlySet<string>) => void, private readonly debounceMs = 30) {}
 
   start(subnetEnvPath: string): void {
     this.follow('ip', ['monitor', 'link', 'address', 'route']);
@@ -33,10 +35,13 @@ export class ChangeWatcher {
   }
 
   private fire(source: string): void {
+    this.pending.add(source);
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.onChange(source);
+      const sources = this.pending;
+      this.pending = new Set();
+      this.onChange(sources);
     }, this.debounceMs);
   }
 

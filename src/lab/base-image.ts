@@ -15,6 +15,8 @@ export const BASE_PACKAGES: readonly string[] = [
   'systemd', 'systemd-sysv', 'dbus', 'openssh-server',
   'iproute2', 'iputils-ping', 'tcpdump', 'iperf3', 'containernetworking-plugins',
   'nftables', 'iptables', 'procps', 'openvpn', 'less',
+  // Real hosts are often managed by a non-root user with sudo; the engine's tests do that too.
+  'sudo',
 ];
 
 /** Files written into the base after debootstrap (path -> content). Part of the cache key. */

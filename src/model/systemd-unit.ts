@@ -20,6 +20,9 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice): stri
     `Description=podnet agent for network ${network} (flannel-style IP-in-IP)`,
     'Wants=network-online.target',
     'After=network-online.target',
+    // Applies restart the agent on every change; systemd's default start limit (5 in 10 s)
+    // would refuse a quick series of them. RestartSec paces crash loops instead.
+    'StartLimitIntervalSec=0',
     '',
     '[Service]',
     'Type=simple',

@@ -28,7 +28,7 @@ describeLab('podnet engine on lab hosts', () => {
 
   /** What destroy must restore exactly: links, routes and the files podnet touches. */
   async function snapshot(host: string): Promise<string> {
-    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' | sort"]);
+    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' -e '^/etc/\\(passwd\\|group\\|shadow\\|gshadow\\|subuid\\|subgid\\)-\\?$' | sort"]);
     return r.stdout;
   }
   async function agentPid(host: string): Promise<string> {
@@ -175,6 +175,28 @@ describeLab('podnet engine on lab hosts', () => {
     expect((await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
   });
 
+  it('a non-root user applies and checks drift through sudo', async () => {
+    // The user logs in with the lab's key and may run anything through sudo without a password.
+    await labExec(LAB, 'node2', ['sh', '-c', [
+      'id podop >/dev/null 2>&1 || useradd -m -s /bin/sh podop',
+      'install -d -m 700 -o podop -g podop /home/podop/.ssh',
+      'install -m 600 -o podop -g podop /root/.ssh/authorized_keys /home/podop/.ssh/authorized_keys',
+      'echo "podop ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/podop && chmod 440 /etc/sudoers.d/podop',
+    ].join(' && ')]);
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    const asUser = (network: Record<string, unknown>) => ({ ...m, network: { ...network, nodes: (network.nodes as Array<Record<string, unknown>>).map((n) => (n.name === 'node2' ? { ...n, ssh: { user: 'podop' } } : n)) } });
+    const viaSudo = join(work, 'sudo.json');
+    writeFileSync(viaSudo, JSON.stringify(asUser({ ...m.network, mtu: 1400 })));
+    const apply = await runPodnet(['apply', '--manifest', viaSudo, '--lab', LAB, '--node', 'node2']);
+    expect(apply).toMatchObject({ code: 0 });
+    expect((await labExec(LAB, 'node2', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1400');
+    expect((await runPodnet(['drift', '--manifest', viaSudo, '--lab', LAB, '--node', 'node2'])).code).toBe(0);
+    // Back to the declared MTU, as root, for the tests that follow; the test user goes (the
+    // account files it touched are left out of the destroy snapshots).
+    expect((await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+    await labExec(LAB, 'node2', ['sh', '-c', 'userdel -r podop 2>/dev/null; rm -f /etc/sudoers.d/podop']);
+  });
+
   it('adding a node moves no subnet and never interrupts traffic between the others', async () => {
     const outdir = join(work, 'cdktf.out.4');
     referenceApp({ outdir, lab: LAB, nodes: [...nodes3, { name: 'node3', address: '192.168.0.83' }] }).synth();
@@ -182,7 +204,7 @@ describeLab('podnet engine on lab hosts', () => {
     // 0.05 s apart for the whole apply: any gap in node1 <-> node2 traffic shows as loss.
     const ping = podExec(LAB, 'node1', 'web', ['ping', '-q', '-i', '0.05', '-c', '120', '-W', '1', '10.244.2.2'], { timeoutMs: 30_000 });
     const apply = await runPodnet(['apply', '--manifest', four, '--lab', LAB]);
-    expect(apply.code).toBe(0);
+    expect({ code: apply.code, output: apply.code === 0 ? '' : apply.stdout + apply.stderr }).toEqual({ code: 0, output: '' });
     expect((await ping).stdout).toContain(' 0% packet loss');
     expect((await labExec(LAB, 'node1', ['cat', '/run/flannel/subnet.env'])).stdout).toContain('FLANNEL_SUBNET=10.244.1.1/24');
     expect((await labExec(LAB, 'node3', ['cat', '/run/flannel/subnet.env'])).stdout).toContain('FLANNEL_SUBNET=10.244.3.1/24');

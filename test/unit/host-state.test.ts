@@ -72,6 +72,7 @@ describe('desired host state', () => {
   it('the unit is hardened and limits capabilities per datapath', () => {
     const unit = renderAgentUnit('cluster', 'kernel');
     expect(unit).toContain('Restart=always');
+    expect(unit).toContain('StartLimitIntervalSec=0');
     expect(unit).toContain('ProtectSystem=strict');
     expect(unit).toContain('CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n');
     expect(renderAgentUnit('cluster', 'ebpf')).toContain('CAP_BPF');
