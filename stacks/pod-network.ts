@@ -62,6 +62,8 @@ function shellQuote(arg: string): string {
 export class PodNetwork extends Construct {
   private readonly props: PodNetworkProps;
   private readonly nodes: NodeSpec[] = [];
+  /** Each node's apply and destroy commands (without the revision), part of its revision. */
+  private readonly commands = new Map<string, string>();
   private readonly agentHash: string;
   /** Path of the manifest relative to the stack's working directory (where terraform runs). */
   readonly manifestPath: string;
@@ -133,6 +135,7 @@ export class PodNetwork extends Construct {
       ...(this.props.podnetArgs ?? []), '--if-revision',
     ].map(shellQuote).join(' ');
 
+    this.commands.set(name, `${applyCommand}\n${destroyCommand}`);
     return new NullResource(this, `node-${name}`, {
       triggers: {
         network: this.props.name,
@@ -153,9 +156,14 @@ export class PodNetwork extends Construct {
     });
   }
 
-  /** A short hash of everything that decides this node's host state, plus the agent. */
+  /**
+   * A short hash of everything in this node's triggers: its host state, the agent, and the
+   * commands (SSH settings, podnet arguments). Any trigger change replaces the resource, and
+   * the replacement must bring a new revision, or the old resource's destroy guard would
+   * match the host and tear the node's network down.
+   */
   revisionOf(node: string): string {
     const state = desiredHostState(resolveManifest(this.manifest()), node);
-    return createHash('sha256').update(JSON.stringify({ state, agent: this.agentHash })).digest('hex').slice(0, 16);
+    return createHash('sha256').update(JSON.stringify({ state, agent: this.agentHash, commands: this.commands.get(node) })).digest('hex').slice(0, 16);
   }
 }

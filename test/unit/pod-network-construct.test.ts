@@ -62,9 +62,11 @@ describe('PodNetwork construct', () => {
     // Re-synthesizing the same model gives the same triggers.
     const again = synth();
     for (const n of ['master', 'node1', 'node2']) expect(resourceFor(again, n).triggers).toEqual(resourceFor(before, n).triggers);
-    // SSH settings do not change any host's state, so no trigger moves.
-    const ssh = synth({ ssh: { user: 'admin' } });
-    for (const n of ['master', 'node1', 'node2']) expect(resourceFor(ssh, n).triggers.revision).toBe(resourceFor(before, n).triggers.revision);
+    // SSH settings change the destroy command (a trigger), so the revision must move too:
+    // otherwise the replaced resource's destroy guard would match the host and tear it down.
+    const ssh = synth({ nodes: referenceSpec.nodes.map((n) => (n.name === 'node1' ? { ...n, ssh: { port: 2222 } } : n)) });
+    expect(resourceFor(ssh, 'node1').triggers.revision).not.toBe(resourceFor(before, 'node1').triggers.revision);
+    expect(resourceFor(ssh, 'node2').triggers.revision).toBe(resourceFor(before, 'node2').triggers.revision);
     // A datapath override on node2 changes node2 only.
     const dp = synth({ nodes: referenceSpec.nodes.map((n) => (n.name === 'node2' ? { ...n, datapath: 'userspace' as const } : n)) });
     expect(resourceFor(dp, 'node2').triggers.revision).not.toBe(resourceFor(before, 'node2').triggers.revision);
