@@ -28,7 +28,7 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
   let last = 'no status yet';
   const path = statusPath(target.state.network);
   while (Date.now() < deadline) {
-    const raw = await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true });
+    const raw = await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true, timeoutMs: 5_000 });
     if (raw.code === 0 && raw.stdout.trim()) {
       try {
         const s = JSON.parse(raw.stdout) as { state: string; configHash: string; pid: number; error?: string; remaining?: unknown[] };

@@ -1,6 +1,6 @@
 // One run of plan/apply/drift/destroy against a manifest: SSH targets, host readings,
 // leases from hosts, and the resolved network. The side-effecting edge of the engine.
-import { parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import { agentConfigPath, parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
 import { SshPool, type SshConnection, type SshTarget } from '../ssh';
 import type { SshError } from '../ssh';
 import { hostReadScript, parseHostReading, type HostReading } from './host-reading';
@@ -28,6 +28,17 @@ export function sshTargetOf(node: NetworkNode, overrides: SshOverrides = {}): Ss
     connectTimeoutMs: overrides.connectTimeoutMs ?? 10_000,
     label: node.name,
   };
+}
+
+/** The pod subnet a host's installed agent config gives that host, if readable. */
+function leaseIn(configText: string, node: string): string | undefined {
+  try {
+    const config = parseAgentConfig(configText);
+    const self = config.network.nodes.find((n) => n.name === node);
+    return config.node === node ? self?.podCidr : undefined;
+  } catch {
+    return undefined; // an unreadable config holds no lease; apply replaces it
+  }
 }
 
 export type HostRead = { readonly node: string; readonly ok: true; readonly reading: HostReading } | { readonly node: string; readonly ok: false; readonly error: string };
@@ -66,18 +77,28 @@ export class EngineSession {
     return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: (o.error as SshError).message }));
   }
 
-  /** The network resolved with the leases hosts hold now, so no live subnet ever moves. */
-  resolveWithHostLeases(reads: readonly HostRead[]): Network {
+  /**
+   * The network resolved with the leases hosts hold now, so no live subnet ever moves. When
+   * the command works on some nodes only (`--node`, as cdktf runs it), the other declared
+   * nodes' leases are read too (their config file only): a node's routes to its peers must
+   * use the subnets those peers really hold. A peer that cannot be reached keeps the lease
+   * the manifest gives it.
+   */
+  async resolveWithHostLeases(reads: readonly HostRead[]): Promise<Network> {
     const leases: Record<string, string> = {};
     for (const r of reads) {
-      if (!r.ok || !r.reading.config) continue;
-      try {
-        const config = parseAgentConfig(r.reading.config);
-        const self = config.network.nodes.find((n) => n.name === r.node);
-        if (config.node === r.node && self?.podCidr) leases[r.node] = self.podCidr;
-      } catch {
-        // An unreadable config on a host holds no lease; apply will replace it.
-      }
+      const lease = r.ok && r.reading.config ? leaseIn(r.reading.config, r.node) : undefined;
+      if (lease) leases[r.node] = lease;
+    }
+    const read = new Set(reads.map((r) => r.node));
+    const others = this.declaredNetwork().nodes.filter((n) => !read.has(n.name));
+    if (others.length > 0) {
+      const path = agentConfigPath(this.manifest.network.name);
+      const outcomes = await this.pool.forEachHost(others.map((n) => this.sshTarget(n)), async (conn) => (await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true, timeoutMs: 15_000 })).stdout);
+      outcomes.forEach((o, i) => {
+        const lease = o.ok && o.value ? leaseIn(o.value, others[i]!.name) : undefined;
+        if (lease) leases[others[i]!.name] = lease;
+      });
     }
     return resolveManifest(this.manifest, leases);
   }

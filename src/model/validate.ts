@@ -18,6 +18,15 @@ const NETWORK_NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const POSIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
+/** For values that arrive outside a spec (CLI flags) and end up in host paths and scripts. */
+export function isValidNetworkName(name: string): boolean {
+  return NETWORK_NAME.test(name);
+}
+
+export function isValidNodeName(name: string): boolean {
+  return HOSTNAME.test(name);
+}
+
 export const MIN_TUNNEL_MTU = 576;
 export const MIN_UNDERLAY_MTU = 596;
 export const MAX_MTU = 65535;

@@ -15,7 +15,7 @@ ${ENGINE_USAGE}
 export async function run(argv: string[]): Promise<number> {
   return runEngineCommand(argv, { revision: { type: 'string' } }, USAGE, async (ctx, values) => {
     const reads = await ctx.session.readHosts(ctx.declared.nodes.filter((n) => ctx.nodes.includes(n)));
-    const network = ctx.session.resolveWithHostLeases(reads);
+    const network = await ctx.session.resolveWithHostLeases(reads);
     const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
     const results: ApplyHostResult[] = await Promise.all(
       reads.map(async (read): Promise<ApplyHostResult> => {

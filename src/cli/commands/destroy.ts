@@ -5,7 +5,7 @@
 // destroyed after synth has already written a manifest without it.
 import { destroyHost } from '../../engine/apply';
 import { revisionPath } from '../../engine/host-reading';
-import { agentConfigPath, unitPath } from '../../model';
+import { agentConfigPath, isValidNetworkName, isValidNodeName, parseIpv4, unitPath } from '../../model';
 import { SshConnection, type SshTarget } from '../../ssh';
 import { parseCommandArgs } from '../args';
 import { CliError } from '../cli-error';
@@ -43,6 +43,12 @@ async function destroyByAddress(argv: string[]): Promise<number> {
     'ssh-key': { type: 'string' }, 'known-hosts': { type: 'string' }, lab: { type: 'string' }, 'if-revision': { type: 'string' }, json: { type: 'boolean' },
   }, USAGE);
   if (!values.network || !values.node || !values.address) throw new CliError(`--network, --node and --address go together\n\n${USAGE}`);
+  // These reach paths and a root shell on the host: the model's own rules, before connecting.
+  if (!isValidNetworkName(values.network)) throw new CliError(`--network ${JSON.stringify(values.network)}: not a valid network name`);
+  if (!isValidNodeName(values.node)) throw new CliError(`--node ${JSON.stringify(values.node)}: not a valid node name`);
+  if (parseIpv4(values.address) === undefined) throw new CliError(`--address ${JSON.stringify(values.address)}: not an IPv4 address`);
+  const port = Number(values['ssh-port'] ?? 22);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`--ssh-port ${JSON.stringify(values['ssh-port'])}: must be 1-65535`);
   if (values.lab) {
     const code = await reexecInLab(values.lab);
     if (code !== undefined) return code;
@@ -50,7 +56,7 @@ async function destroyByAddress(argv: string[]): Promise<number> {
   const lab = labSshOverrides(values.lab);
   const user = values['ssh-user'] ?? 'root';
   const target: SshTarget = {
-    host: values.address, port: Number(values['ssh-port'] ?? 22), user, sudo: user !== 'root', label: values.node,
+    host: values.address, port, user, sudo: user !== 'root', label: values.node,
     ...(values['ssh-key'] ?? lab.privateKeyPath ? { privateKeyPath: values['ssh-key'] ?? lab.privateKeyPath } : {}),
     ...(values['known-hosts'] ?? lab.knownHostsPath ? { knownHostsPath: values['known-hosts'] ?? lab.knownHostsPath } : {}),
   };

@@ -16,7 +16,7 @@ exit codes: 0 in sync, 2 drift, 1 error. --json prints schema ${DRIFT_SCHEMA}:
 export async function run(argv: string[]): Promise<number> {
   return runEngineCommand(argv, {}, USAGE, async (ctx) => {
     const reads = await ctx.session.readHosts(ctx.nodes);
-    const network = ctx.session.resolveWithHostLeases(reads);
+    const network = await ctx.session.resolveWithHostLeases(reads);
     const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
     const hosts: HostDrift[] = reads.map((r) => {
       const target = targets.get(r.node)!;

@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--offline')) return offline(argv);
   return runEngineCommand(argv, { 'detailed-exitcode': { type: 'boolean' } }, USAGE, async (ctx, values) => {
     const reads = await ctx.session.readHosts(ctx.nodes);
-    const network = ctx.session.resolveWithHostLeases(reads);
+    const network = await ctx.session.resolveWithHostLeases(reads);
     const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
     const plans: HostPlan[] = [];
     const errors: Array<{ node: string; error: string }> = [];
