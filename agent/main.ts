@@ -40,16 +40,33 @@ async function run(configPath: string): Promise<void> {
     schema: STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
     configHash, state: 'starting', passedOver: {}, peers: state.peers, repairs: 0, remaining: [],
   };
+  // Writes are chained: several callers can publish at once (events arriving during a pass
+  // share it), and each write must land whole and in order, the newest last.
+  let writing: Promise<void> = Promise.resolve();
   const publish = (patch: Partial<AgentStatus>) => {
     status = { ...status, ...patch };
-    return writeStatus(file, status).catch((e: Error) => log(`cannot write status: ${e.message}`));
+    const snapshot = status;
+    writing = writing.then(() => writeStatus(file, snapshot)).catch((e: Error) => log(`cannot write status: ${e.message}`));
+    return writing;
   };
+  // SIGTERM (systemctl stop/restart) leaves the network in place: pinned BPF state and
+  // kernel routes keep carrying traffic while the agent is away. Listen from the start, so a
+  // stop during start-up is handled the same way.
+  let stopping = false;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      stopping = true;
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
   log(`podnet-agent ${AGENT_VERSION} (${AGENT_BUILD}) network ${state.network} node ${state.node} pod subnet ${state.podCidr}`);
 
   // Choose a datapath; if none works yet, say why and try again (a module may be loaded later).
   let datapath: Datapath | undefined;
   let passedOver: Partial<Record<DatapathKind, string>> = {};
-  while (!datapath) {
+  while (!datapath && !stopping) {
     try {
       const selection = await selectDatapath(state.datapath, { tunnelDevice: state.tunnel.device, localAddress: state.tunnel.local, underlayDevice: state.underlay.device, mtu: state.tunnel.mtu, tunnelAddress: state.tunnel.address, podCidr: state.podCidr, clusterCidr: state.clusterCidr }, DATAPATH_FACTORIES);
       datapath = selection.datapath;
@@ -57,9 +74,10 @@ async function run(configPath: string): Promise<void> {
     } catch (err) {
       log((err as Error).message);
       await publish({ state: 'failed', error: (err as Error).message });
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, RETRY_MS))]);
     }
   }
+  if (!datapath) return;
   log(`datapath ${datapath.kind}${Object.keys(passedOver).length ? ` (passed over: ${Object.entries(passedOver).map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
   const chosen = datapath;
   const reconciler = new Reconciler(state, chosen, log);
@@ -72,6 +90,7 @@ async function run(configPath: string): Promise<void> {
       const outcome = await reconciler.reconcile(light ? 'light' : 'full');
       if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
       await publish({
+        error: undefined,
         state: outcome.remaining.length === 0 ? 'converged' : 'degraded',
         datapath: chosen.kind,
         passedOver,
@@ -91,15 +110,13 @@ async function run(configPath: string): Promise<void> {
   watcher.start(state.subnetEnv.path);
   const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
 
-  // SIGTERM (systemctl stop/restart) leaves the network in place: pinned BPF state and
-  // kernel routes keep carrying traffic while the agent is away.
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await stopped;
   clearInterval(timer);
   watcher.stop();
+  // Never stop half-way through a repair (say, between deleting and recreating the device).
+  await reconciler.settle();
   await chosen.close();
+  await writing;
   log('stopped; network left in place');
 }
 

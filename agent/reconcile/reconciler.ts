@@ -80,6 +80,11 @@ export class Reconciler {
     return this.running;
   }
 
+  /** Resolves when no pass is running (SIGTERM waits for this, so it never stops a repair half-way). */
+  async settle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
   private async pass(kind: PassKind): Promise<ReconcileOutcome> {
     const host = datapathHostOf(this.state);
     if (kind === 'full') {

@@ -53,6 +53,8 @@ export class KernelDatapath implements Datapath {
 export const kernelDatapathFactory: DatapathFactory = {
   kind: 'kernel',
   async probe(): Promise<ProbeResult> {
+    // A probe device left by an agent killed mid-probe would make every later add fail.
+    await runCommand('ip', ['link', 'del', PROBE_DEVICE]);
     const add = await runCommand('ip', ['link', 'add', PROBE_DEVICE, 'type', 'ipip', 'remote', 'any', 'local', '127.0.0.1']);
     if (add.code !== 0) return { ok: false, reason: `no ipip support in this kernel (ip link add type ipip: ${add.stderr.trim() || `exit ${add.code}`})` };
     await runCommand('ip', ['link', 'del', PROBE_DEVICE]);
