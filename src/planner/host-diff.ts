@@ -15,6 +15,7 @@ export type DifferenceKind =
   | 'bridge-down'
   | 'route-missing'
   | 'route-wrong'
+  | 'route-foreign'
   | 'route-extra'
   | 'subnet-env'
   | 'masquerade'
@@ -88,7 +89,9 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   for (const route of desired.routes) {
     const live_ = live.routes.find((r) => r.destination === route.destination);
     if (!live_) diffs.push({ kind: 'route-missing', subject: route.destination, expected: describeRoute(route) });
-    else if (!routeMatches(route, live_)) diffs.push({ kind: 'route-wrong', subject: route.destination, expected: describeRoute(route), actual: describeRoute(live_) });
+    // A wrong route of podnet's own is replaced; someone else's route to a peer's subnet is
+    // reported and left alone: podnet never removes a route it did not add.
+    else if (!routeMatches(route, live_)) diffs.push({ kind: live_.protocol === String(ROUTE_PROTOCOL) ? 'route-wrong' : 'route-foreign', subject: route.destination, expected: describeRoute(route), actual: `${describeRoute(live_)} proto ${live_.protocol}` });
   }
   const wanted = new Set(desired.routes.map((r) => r.destination));
   for (const route of live.routes) {

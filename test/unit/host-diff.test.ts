@@ -83,6 +83,15 @@ describe('host diff and fixes', () => {
     expect(planFixes(state, diffs).ipBatch).toEqual(['route del 10.244.9.0/24 proto 152']);
   });
 
+  it("reports someone else's route to a peer's subnet and leaves it alone", () => {
+    const live = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: 'static' } : r)) };
+    const diffs = diffHost(state, live);
+    expect(diffs).toEqual([{ kind: 'route-foreign', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink', actual: '10.244.2.0/24 via 192.168.0.99 dev eth0 proto static' }]);
+    expect(planFixes(state, diffs).ipBatch).toEqual([]);
+    const own = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99' } : r)) };
+    expect(planFixes(state, diffHost(state, own)).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);
+  });
+
   it('a missing tunnel device is recreated and its routes re-added', () => {
     const live = { ...inSync, links: inSync.links.filter((l) => l.name !== 'flannel.ipip'), routes: inSync.routes.filter((r) => r.device !== 'flannel.ipip'), addresses: inSync.addresses.filter((a) => a.device !== 'flannel.ipip') };
     const plan = planFixes(state, diffHost(state, live));
