@@ -15,7 +15,15 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
   await ipBatch(own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
   log(`removed ${own.length} podnet routes`);
-  for (const dp of datapaths) await dp.teardown(datapathHostOf(state));
+  // One datapath failing to clean up (say, a loader that cannot run here) must not keep the
+  // rest of the host from being cleaned: collect the errors and report them at the end.
+  const failures: string[] = [];
+  for (const dp of datapaths) {
+    await dp.teardown(datapathHostOf(state)).catch((e: Error) => {
+      failures.push(`${dp.kind}: ${e.message}`);
+      log(`teardown of the ${dp.kind} datapath failed: ${e.message}`);
+    });
+  }
   await runCommand('ip', ['link', 'del', 'dev', state.tunnel.device]);
   await runCommand('ip', ['link', 'del', 'dev', state.bridge.device]);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
@@ -27,5 +35,6 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   } catch {
     // No memo: podnet never changed ip_forward on this host.
   }
+  if (failures.length > 0) throw new Error(`teardown finished with errors: ${failures.join('; ')}`);
   log('teardown complete');
 }
