@@ -1,7 +1,6 @@
 // The agent's status, written atomically to /run/podnet/<network>.status.json after every
 // reconcile and every few seconds; `podnet-agent status` and the engine read it.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from './host/atomic-file';
 import type { DatapathCounters, DatapathKind } from './datapaths/datapath';
 import type { HostDifference } from '../src/planner/host-diff';
 
@@ -28,9 +27,6 @@ export interface AgentStatus {
   readonly error?: string;
 }
 
-export async function writeStatus(path: string, status: AgentStatus): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(status, null, 2) + '\n');
-  await rename(tmp, path);
+export function writeStatus(path: string, status: AgentStatus): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(status, null, 2) + '\n');
 }

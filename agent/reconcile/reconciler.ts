@@ -1,7 +1,6 @@
 // The agent's control loop: converge at start, then repair whatever differs, triggered by
 // netlink events and file changes, with a periodic full check as the safety net.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState } from '../../src/model';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import { ipBatch, mustRun, runCommand } from '../host/command';
@@ -24,13 +23,6 @@ export function datapathHostOf(state: DesiredHostState): DatapathHost {
 
 export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
   return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
-}
-
-async function writeAtomic(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.podnet-tmp`;
-  await writeFile(tmp, content, { mode: 0o644 });
-  await rename(tmp, path);
 }
 
 export interface ReconcileOutcome {
@@ -106,7 +98,7 @@ export class Reconciler {
     if (plan.enableIpForward) await enableIpForward(this.state.network);
     const batch = await ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
-    if (plan.writeSubnetEnv) await writeAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
+    if (plan.writeSubnetEnv) await writeFileAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
     if (plan.nftScript) await mustRun('nft', ['-f', '-'], { input: plan.nftScript });
 
     const remaining = diffHost(this.state, await readLiveState(this.state.network));

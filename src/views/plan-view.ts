@@ -2,7 +2,6 @@
 import type { HostPlan } from '../engine/host-plan';
 import type { ApplyHostResult } from '../engine/apply';
 import type { DriftReport } from '../engine/drift';
-import { describeRoute } from '../planner/host-diff';
 
 export interface Palette {
   add(s: string): string;
@@ -53,4 +52,3 @@ export function renderDrift(report: DriftReport, p: Palette): string {
   return lines.join('\n');
 }
 
-export { describeRoute };

@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeUnless } from './lab-support';
 
 export const REPO = join(__dirname, '..', '..');
 export const LOADER = join(REPO, 'dist', 'agent', 'podnet-bpf');
@@ -22,10 +23,5 @@ export function ensureNativeBuilt(): void {
 }
 
 export function describeRoot(title: string, body: () => void): void {
-  const reason = ebpfUnavailableReason();
-  if (!reason) { describe(title, body); return; }
-  describe(title, () => {
-    process.stderr.write(`[ebpf tests skipped] ${title}: ${reason}\n`);
-    it.skip(`skipped: ${reason}`, () => undefined);
-  });
+  describeUnless(ebpfUnavailableReason(), 'ebpf', title, body);
 }

@@ -14,10 +14,14 @@ export function requireLabOrSkip(): string | undefined {
  * test whose name says why, and prints the reason, so a skip is never silent.
  */
 export function describeLab(title: string, body: () => void): void {
-  const reason = requireLabOrSkip();
+  describeUnless(requireLabOrSkip(), 'lab', title, body);
+}
+
+/** `describe` when `reason` is undefined; otherwise one skipped test named for the reason, also printed. */
+export function describeUnless(reason: string | undefined, kind: string, title: string, body: () => void): void {
   if (!reason) { describe(title, body); return; }
   describe(title, () => {
-    process.stderr.write(`[lab tests skipped] ${title}: ${reason}\n`);
+    process.stderr.write(`[${kind} tests skipped] ${title}: ${reason}\n`);
     it.skip(`skipped: ${reason}`, () => undefined);
   });
 }
