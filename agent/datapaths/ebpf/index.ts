@@ -25,7 +25,7 @@ export interface EbpfOptions {
   readonly pinDir?: string;
   /** The CNI bridge whose pods get the fast path. Default cni0. */
   readonly bridge?: string;
-  /** How often local pods are re-read as a safety net (ms); 0 = only on ensure()/refresh(). Default 10000: the agent calls refresh() on every link event. */
+  /** How often local pods are re-read as a safety net (ms); 0 = only on ensure()/refresh(). Default 30000: the agent calls refresh() on every link event. */
   readonly podSyncIntervalMs?: number;
   readonly run?: Runner;
   readonly log?: (line: string) => void;
@@ -52,7 +52,7 @@ function resolve(o: EbpfOptions): Resolved {
     object: o.objectPath ?? path.join(path.dirname(loader), 'podnet-ipip.bpf.o'),
     pinDir: o.pinDir ?? DEFAULT_PIN_DIR,
     bridge: o.bridge ?? 'cni0',
-    interval: o.podSyncIntervalMs ?? 10_000,
+    interval: o.podSyncIntervalMs ?? 30_000,
     run: o.run ?? execRunner,
     log: o.log ?? (() => undefined),
   };
