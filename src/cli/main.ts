@@ -38,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+// `podnet plan | head`: a reader that stops early is not an error (as with any Unix tool).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
