@@ -16,6 +16,7 @@ import {
   desiredHostState,
   resolveManifest,
   validateNetworkSpec,
+  type AgentRuntimeChoice,
   type BackendSpec,
   type NetworkManifest,
   type NetworkSpec,
@@ -43,6 +44,8 @@ export interface PodNetworkProps {
   readonly ipMasq?: boolean;
   /** SSH defaults for every node. */
   readonly ssh?: SshSpec;
+  /** Which Node.js runs the agent on hosts (default `auto`: the host's if recent enough, else shipped). */
+  readonly agentRuntime?: AgentRuntimeChoice;
   readonly nodes?: readonly NodeSpec[];
   /** Subnets already handed out (node -> CIDR), e.g. from a committed lease file; kept stable. */
   readonly leases?: Readonly<Record<string, string>>;
@@ -104,6 +107,7 @@ export class PodNetwork extends Construct {
       ...(p.underlay !== undefined ? { underlay: p.underlay } : {}),
       ...(p.ipMasq !== undefined ? { ipMasq: p.ipMasq } : {}),
       ...(p.ssh !== undefined ? { ssh: p.ssh } : {}),
+      ...(p.agentRuntime !== undefined ? { agentRuntime: p.agentRuntime } : {}),
       nodes: [...this.nodes],
     };
   }
@@ -163,7 +167,11 @@ export class PodNetwork extends Construct {
    * match the host and tear the node's network down.
    */
   revisionOf(node: string): string {
-    const state = desiredHostState(resolveManifest(this.manifest()), node);
-    return createHash('sha256').update(JSON.stringify({ state, agent: this.agentHash, commands: this.commands.get(node) })).digest('hex').slice(0, 16);
+    const network = resolveManifest(this.manifest());
+    const state = desiredHostState(network, node);
+    return createHash('sha256')
+      .update(JSON.stringify({ state, runtime: network.agentRuntime, agent: this.agentHash, commands: this.commands.get(node) }))
+      .digest('hex')
+      .slice(0, 16);
   }
 }

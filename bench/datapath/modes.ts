@@ -52,6 +52,9 @@ function manifestFor(id: ModeId, spec: { directRouting: boolean; nodeDatapath?: 
     clusterCidr: CLUSTER_CIDR,
     subnetLength: 24,
     backend: { type: 'ipip', directRouting: spec.directRouting, datapath: 'auto' },
+    // The figures in DATAPATH.md were taken with podnet's own Node 20 (the userspace loop runs
+    // on it); the lab hosts' Debian Node 18 would be a different runtime to measure.
+    agentRuntime: 'bundled',
     nodes: HOSTS.map((h) => ({ name: h.name, address: h.address, ...(spec.nodeDatapath ? { datapath: spec.nodeDatapath } : {}) })),
   };
   // The same function synth uses to write the manifest cdktf hands to `podnet apply`.

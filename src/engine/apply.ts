@@ -22,25 +22,62 @@ export class ConvergeTimeoutError extends Error {
   override readonly name = 'ConvergeTimeoutError';
 }
 
+/**
+ * A host-side loop that waits until the agent's status shows `configHash`, converged, from a
+ * process other than `oldPid`, then prints the status. One SSH exec for the whole wait: polling
+ * with an exec every 100 ms cost each host ~5 ms of sshd work per poll. The match is on the
+ * agent's own JSON layout (2-space indent); the caller parses what is printed and checks again.
+ * Exits 3 with the last status when `timeoutS` runs out.
+ */
+export function convergeWaitScript(path: string, configHash: string, oldPid: number | undefined, timeoutS: number): string {
+  const field = (k: string, v: string | number) => shQuote(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)},*) ;; *) printf %s "$s"; exit 0;; esac`;
+  return [
+    `i=${Math.ceil(timeoutS * 10)}`,
+    'while :; do',
+    `  s=$(cat ${shQuote(path)} 2>/dev/null)`,
+    `  case "$s" in *${field('configHash', configHash)}*) case "$s" in *${field('state', 'converged')}*) ${notOldPid};; esac;; esac`,
+    '  i=$((i - 1)); [ "$i" -gt 0 ] || { printf %s "$s"; exit 3; }',
+    '  sleep 0.1',
+    'done',
+  ].join('\n');
+}
+
+interface AgentStatusView {
+  readonly state: string;
+  readonly configHash: string;
+  readonly pid: number;
+  readonly error?: string;
+}
+
+function parseStatus(raw: string): AgentStatusView | undefined {
+  try {
+    return JSON.parse(raw) as AgentStatusView;
+  } catch {
+    return undefined; // Written atomically, so unparsable means absent or an old agent's format.
+  }
+}
+
 /** Waits for the agent's status to show this config hash, converged, from a fresh process. */
 async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid: number | undefined, timeoutMs: number): Promise<void> {
+  const timeoutS = timeoutMs / 1000;
+  const script = convergeWaitScript(statusPath(target.state.network), target.configHash, oldPid, timeoutS);
   const deadline = Date.now() + timeoutMs;
   let last = 'no status yet';
-  const path = statusPath(target.state.network);
+  // The loop normally returns once; a second round only if its match and ours ever disagree.
   while (Date.now() < deadline) {
-    const raw = await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true, timeoutMs: 5_000 });
-    if (raw.code === 0 && raw.stdout.trim()) {
-      try {
-        const s = JSON.parse(raw.stdout) as { state: string; configHash: string; pid: number; error?: string; remaining?: unknown[] };
-        last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
-        if (s.configHash === target.configHash && s.pid !== oldPid && s.state === 'converged') return;
-      } catch {
-        // Written atomically, so a parse error means an old agent format; keep waiting.
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
+    const r = await conn.exec(script, { allowFailure: true, timeoutMs: timeoutMs + 5_000 });
+    const s = r.stdout.trim() ? parseStatus(r.stdout) : undefined;
+    if (s) last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
+    if (s && s.configHash === target.configHash && s.pid !== oldPid && s.state === 'converged') return;
+    if (r.code !== 0) break;
   }
-  throw new ConvergeTimeoutError(`the agent did not report the new config converged within ${timeoutMs / 1000} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`);
+  throw new ConvergeTimeoutError(`the agent did not report the new config converged within ${timeoutS} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`);
+}
+
+/** Points the runtime symlink at `target`, atomically (a new link renamed over the old one). */
+function linkRuntimeCommand(target: string): string {
+  return `ln -sfn ${shQuote(target)} ${RUNTIME_PATH}.new && mv -T ${RUNTIME_PATH}.new ${RUNTIME_PATH}`;
 }
 
 export async function applyHost(conn: SshConnection, target: HostTarget, plan: HostPlan, revision: string | undefined, oldStatus: string | undefined): Promise<ApplyHostResult> {
@@ -54,24 +91,23 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     mark = now;
   };
   try {
-    // The runtime (large) streams on its own; every other file goes in one batch.
-    const small: FileToWrite[] = [];
-    for (const upload of plan.uploads) {
-      if (upload.name === 'node') {
-        // Streamed to a temp file beside its final place, checked that it runs, renamed, then
-        // the symlink is swapped atomically (a running agent keeps its old binary open).
-        const dir = dirname(upload.remotePath);
-        const tmp = `${dir}/.node.podnet-tmp`;
-        // A cut connection ends stdin early: the size check keeps a truncated binary out.
-        const binary = await readFile(upload.localPath);
-        const t = shQuote(tmp);
-        const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ln -sfn ${shQuote(upload.remotePath)} ${RUNTIME_PATH}.new; mv -T ${RUNTIME_PATH}.new ${RUNTIME_PATH}`;
-        await conn.exec(script, { input: binary, timeoutMs: 300_000 });
-        done('uploaded node runtime');
-      } else {
-        small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });
-      }
+    if (plan.runtime.action === 'ship') {
+      // The runtime (large) streams on its own to a temp file beside its final place, is
+      // checked that it runs, renamed, then the symlink is swapped atomically (a running agent
+      // keeps its old binary open).
+      const upload = plan.runtime.artifact;
+      const dir = dirname(upload.remotePath);
+      const tmp = `${dir}/.node.podnet-tmp`;
+      // A cut connection ends stdin early: the size check keeps a truncated binary out.
+      const binary = await readFile(upload.localPath);
+      const t = shQuote(tmp);
+      const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}`;
+      await conn.exec(script, { input: binary, timeoutMs: 300_000 });
+      done('uploaded node runtime');
     }
+    // Every other file goes in one batch.
+    const small: FileToWrite[] = [];
+    for (const upload of plan.uploads) small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });
     for (const file of plan.files) small.push({ path: file.path, content: file.path === target.unitPath ? target.unit : target.config, mode: 0o644 });
     if (revision) small.push({ path: revisionPath(target.state.network), content: `${revision}\n`, mode: 0o644 });
     if (small.length > 0) {
@@ -81,13 +117,20 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     }
     const unit = unitName(target.state.network);
     const commands: string[] = [];
-    if (plan.daemonReload) commands.push('systemctl daemon-reload');
-    if (plan.enable) commands.push(`systemctl enable -q ${unit}`);
-    if (plan.service === 'start') commands.push(`systemctl start ${unit}`);
-    if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`);
+    const steps: string[] = [];
+    if (plan.runtime.action === 'link-host') {
+      commands.push(`mkdir -p ${dirname(RUNTIME_PATH)} && ${linkRuntimeCommand(plan.runtime.path)}`);
+      steps.push(`linked ${plan.runtime.path} (${plan.runtime.version})`);
+    }
+    if (plan.daemonReload) commands.push('systemctl daemon-reload'), steps.push('daemon-reload');
+    // Enabling only links the unit into multi-user.target.wants, read at boot: no reload needed.
+    if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), steps.push('enable');
+    // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
+    if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), steps.push('start');
+    if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), steps.push('restart');
     if (commands.length > 0) {
       await conn.exec(commands.join(' && '), { timeoutMs: 60_000 });
-      done(commands.map((c) => c.replace(/^systemctl /, '').replace(` ${unit}`, '').replace(' -q', '')).join('+'));
+      done(steps.join('+'));
     }
     if (plan.service !== 'none' || plan.network.length > 0) {
       let oldPid: number | undefined;
@@ -111,7 +154,8 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
   const actions: string[] = [];
   const script = [
     'set -e',
-    `systemctl disable --now -q ${unit} 2>/dev/null || true`,
+    // One reload at the end (to forget the removed unit) instead of one in disable as well.
+    `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
     `if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${dirname(RUNTIME_PATH)}/podnet-agent.js teardown --config ${configPath}; fi`,
     `rm -f ${unitPath} ${configPath} ${revisionPath(network)} ${statusPath(network)} ${statusPath(network)}.tmp`,
     'systemctl daemon-reload',

@@ -8,6 +8,7 @@ import {
   renderAgentConfig,
   renderAgentUnit,
   unitPath,
+  type AgentRuntimeChoice,
   type DesiredHostState,
   type Network,
   type NetworkSpec,
@@ -15,6 +16,7 @@ import {
 import { diffHost, type HostDifference } from '../planner/host-diff';
 import type { Artifact, ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
+import { chooseRuntime, runtimeTarget, type RuntimeChoice } from './runtime-choice';
 
 /** Everything podnet installs on one host, rendered from the model. */
 export interface HostTarget {
@@ -27,6 +29,7 @@ export interface HostTarget {
   readonly configHash: string;
   readonly unitPath: string;
   readonly unit: string;
+  readonly runtimePolicy: AgentRuntimeChoice;
 }
 
 export function configHashOf(text: string): string {
@@ -46,17 +49,31 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
       configHash: configHashOf(config),
       unitPath: unitPath(network.name),
       unit: renderAgentUnit(network.name, n.datapath),
+      runtimePolicy: network.agentRuntime,
     };
   });
 }
 
 export type FileAction = { readonly path: string; readonly action: 'create' | 'update'; readonly what: string };
 
+/** What happens to the host's runtime symlink (`/usr/local/lib/podnet/node`). */
+export type RuntimeStep =
+  | { readonly action: 'keep'; readonly target: string }
+  | { readonly action: 'link-host'; readonly path: string; readonly version: string }
+  | { readonly action: 'ship'; readonly artifact: Artifact };
+
 export interface HostPlan {
   readonly node: string;
   readonly address: string;
+  readonly runtime: RuntimeStep;
+  /** The agent bundle and its helpers that differ from the host's copies. */
   readonly uploads: readonly Artifact[];
   readonly files: readonly FileAction[];
+  /**
+   * Only when systemd holds a definition of the unit that the new file replaces: one it never
+   * found is loaded from the new file on start (systemd >= 246; older ones get a fallback
+   * reload), and each reload costs a host ~0.15 CPU-s.
+   */
   readonly daemonReload: boolean;
   readonly enable: boolean;
   readonly service: 'start' | 'restart' | 'none';
@@ -65,7 +82,7 @@ export interface HostPlan {
 }
 
 export function hostPlanHasChanges(plan: HostPlan): boolean {
-  return plan.uploads.length > 0 || plan.files.length > 0 || plan.enable || plan.service !== 'none' || plan.network.length > 0;
+  return plan.runtime.action !== 'keep' || plan.uploads.length > 0 || plan.files.length > 0 || plan.enable || plan.service !== 'none' || plan.network.length > 0;
 }
 
 function fileAction(path: string, current: string | undefined, wanted: string, what: string): FileAction[] {
@@ -73,10 +90,16 @@ function fileAction(path: string, current: string | undefined, wanted: string, w
   return [{ path, action: current === undefined ? 'create' : 'update', what }];
 }
 
+function runtimeStep(choice: RuntimeChoice, installed: string | undefined): RuntimeStep {
+  const target = runtimeTarget(choice);
+  if (installed === target) return { action: 'keep', target };
+  return choice.kind === 'host' ? { action: 'link-host', path: choice.path, version: choice.version } : { action: 'ship', artifact: choice.artifact };
+}
+
+/** Throws RuntimeUnavailableError when the network asks for the host's Node and it has none usable. */
 export function planHost(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): HostPlan {
+  const runtime = runtimeStep(chooseRuntime(target.runtimePolicy, reading.hostNode, artifacts.runtime), reading.runtimeTarget);
   const uploads: Artifact[] = [];
-  const runtimeInstalled = reading.runtimeTarget === artifacts.runtime.remotePath;
-  if (!runtimeInstalled) uploads.push(artifacts.runtime);
   for (const a of [artifacts.agent, ...artifacts.extras]) if (reading.hashes[a.remotePath] !== a.sha256) uploads.push(a);
 
   const files = [
@@ -85,13 +108,14 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
   ];
   const unitChanged = files.some((f) => f.path === target.unitPath);
   const active = reading.unit.activeState === 'active';
-  const restartNeeded = uploads.length > 0 || files.length > 0;
+  const restartNeeded = runtime.action !== 'keep' || uploads.length > 0 || files.length > 0;
   return {
     node: target.node,
     address: target.address,
+    runtime,
     uploads,
     files,
-    daemonReload: unitChanged,
+    daemonReload: unitChanged && reading.unit.loadState !== 'not-found',
     enable: reading.unit.unitFileState !== 'enabled',
     service: !active ? 'start' : restartNeeded ? 'restart' : 'none',
     network: diffHost(target.state, reading.live),

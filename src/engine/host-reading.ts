@@ -11,10 +11,13 @@ import {
   unitName,
   unitPath,
 } from '../model';
+import type { HostNode } from './runtime-choice';
 
 export interface UnitState {
   readonly activeState: string; // active, inactive, failed, ...
   readonly unitFileState: string; // enabled, disabled, "" when absent
+  /** loaded, not-found, ...: whether systemd holds a definition a changed file would need reloading over. */
+  readonly loadState: string;
 }
 
 export interface HostReading {
@@ -29,6 +32,8 @@ export interface HostReading {
   readonly hashes: Readonly<Record<string, string>>;
   /** Where the runtime symlink points, if installed. */
   readonly runtimeTarget?: string;
+  /** The `node` on the host's PATH, if any (a candidate runtime for the agent). */
+  readonly hostNode?: HostNode;
 }
 
 export function revisionPath(network: string): string {
@@ -48,7 +53,7 @@ export function hostReadScript(network: string): string {
     `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '@@present@@'`,
     `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '@@present@@'`,
     'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',
-    `sec unit; systemctl show -p ActiveState -p UnitFileState ${unit} 2>/dev/null`,
+    `sec unit; systemctl show -p LoadState -p ActiveState -p UnitFileState ${unit} 2>/dev/null`,
     `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec revision; cat ${revisionPath(network)} 2>/dev/null`,
@@ -56,6 +61,8 @@ export function hostReadScript(network: string): string {
     // Every shipped file sits directly in INSTALL_DIR (the runtime is in a subdirectory).
     `sec hashes; find ${INSTALL_DIR} -maxdepth 1 -type f -exec sha256sum {} + 2>/dev/null`,
     `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
+    // `node --version` answers before the VM starts: a few milliseconds.
+    'sec hostnode; p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && "$p" --version 2>/dev/null',
     'sec end',
     'exit 0',
   ].join('\n');
@@ -95,6 +102,7 @@ export function parseHostReading(output: string): HostReading {
   const revision = (s.get('revision') ?? '').trim();
   const status = (s.get('status') ?? '').trim();
   const runtime = (s.get('runtime') ?? '').trim();
+  const [nodePath, nodeVersion] = (s.get('hostnode') ?? '').trim().split('\n').map((l) => l.trim());
   return {
     live: {
       links: parseLinks(s.get('links') ?? '[]'),
@@ -104,12 +112,13 @@ export function parseHostReading(output: string): HostReading {
       ...(nftTable !== undefined ? { nftTable } : {}),
       ipForward: (s.get('ipforward') ?? '').trim() === '1',
     },
-    unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '' },
+    unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '', loadState: unitProps.get('LoadState') ?? 'unknown' },
     ...(unitFile !== undefined ? { unitFile } : {}),
     ...(config !== undefined ? { config } : {}),
     ...(revision ? { revision } : {}),
     ...(status ? { status } : {}),
     hashes,
     ...(runtime ? { runtimeTarget: runtime } : {}),
+    ...(nodePath?.startsWith('/') ? { hostNode: { path: nodePath, version: nodeVersion ?? '' } } : {}),
   };
 }

@@ -10,9 +10,13 @@ import { run, sleep } from './exec';
 /** Where bases are kept between runs (PODNET_LAB_CACHE_DIR overrides it, e.g. to time a first build). */
 export const BASE_CACHE_DIR = process.env.PODNET_LAB_CACHE_DIR || '/var/cache/podnet/lab-base';
 
-/** What a lab host has installed. No Node.js: podnet's apply must bring what its agent needs. */
+/**
+ * What a lab host has installed. Node.js is Debian's own `nodejs` (18.x in bookworm), as on a
+ * host that has it from apt: apply runs the agent on it (agentRuntime `auto`); tests that need a
+ * host without a suitable Node ask for `bundled`, which ships podnet's.
+ */
 export const BASE_PACKAGES: readonly string[] = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server',
+  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'nodejs',
   'iproute2', 'iputils-ping', 'tcpdump', 'iperf3', 'containernetworking-plugins',
   'nftables', 'iptables', 'procps', 'openvpn', 'less',
   // Real hosts are often managed by a non-root user with sudo; the engine's tests do that too.

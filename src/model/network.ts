@@ -1,6 +1,6 @@
 // A validated network with every node's pod subnet decided: the one value the constructs,
 // the engine, the drift check and the agent all compute desired host state from.
-import { DatapathChoice, NetworkSpec, SshSpec } from './spec';
+import { AgentRuntimeChoice, DatapathChoice, NetworkSpec, SshSpec } from './spec';
 import { cidrSize, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 import { allocatePodSubnets, type SubnetPool } from './subnet-allocator';
 import { validateNetworkSpec } from './validate';
@@ -32,6 +32,7 @@ export interface Network {
   readonly mtu: number;
   readonly underlay: { readonly mtu: number; readonly prefixLength: number };
   readonly ipMasq: boolean;
+  readonly agentRuntime: AgentRuntimeChoice;
   readonly nodes: readonly NetworkNode[];
 }
 
@@ -94,6 +95,7 @@ export function resolveNetwork(spec: unknown, leases: Readonly<Record<string, st
     mtu: valid.mtu ?? underlayMtu - 20,
     underlay: { mtu: underlayMtu, prefixLength: valid.underlay?.prefixLength ?? 24 },
     ipMasq: valid.ipMasq ?? true,
+    agentRuntime: valid.agentRuntime ?? 'auto',
     nodes: valid.nodes.map((n) => ({
       name: n.name,
       address: n.address,

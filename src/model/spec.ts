@@ -5,6 +5,14 @@
 export type DatapathChoice = 'auto' | 'kernel' | 'ebpf' | 'userspace';
 export const DATAPATH_CHOICES: readonly DatapathChoice[] = ['auto', 'kernel', 'ebpf', 'userspace'];
 
+/**
+ * Which Node.js runs the agent on a host. `auto`: the host's own `node` when it is recent
+ * enough (see MIN_HOST_NODE_MAJOR), else podnet ships its own (~100 MB, once per host, cached
+ * by hash). `host`: the host's `node` or a clear error. `bundled`: always ship podnet's.
+ */
+export type AgentRuntimeChoice = 'auto' | 'host' | 'bundled';
+export const AGENT_RUNTIME_CHOICES: readonly AgentRuntimeChoice[] = ['auto', 'host', 'bundled'];
+
 export interface SshSpec {
   /** Login user (default `root`); a non-root user runs commands through `sudo -n`. */
   readonly user?: string;
@@ -70,5 +78,7 @@ export interface NetworkSpec {
   readonly ipMasq?: boolean;
   /** SSH defaults for every node. */
   readonly ssh?: SshSpec;
+  /** Which Node.js runs the agent (default `auto`: the host's when recent enough, else shipped). */
+  readonly agentRuntime?: AgentRuntimeChoice;
   readonly nodes: readonly NodeSpec[];
 }

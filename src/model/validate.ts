@@ -1,10 +1,10 @@
 // Structural and semantic validation of a NetworkSpec. It accepts `unknown` because specs
 // also arrive as JSON files; every message names the field and the value.
-import { DATAPATH_CHOICES, type NetworkSpec } from './spec';
+import { AGENT_RUNTIME_CHOICES, DATAPATH_CHOICES, type NetworkSpec } from './spec';
 import { cidrContains, cidrContainsAddress, cidrsOverlap, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 import type { ModelProblem } from './validation-error';
 
-const NETWORK_FIELDS = ['name', 'clusterCidr', 'subnetLength', 'subnetMin', 'subnetMax', 'backend', 'mtu', 'underlay', 'ipMasq', 'ssh', 'nodes'];
+const NETWORK_FIELDS = ['name', 'clusterCidr', 'subnetLength', 'subnetMin', 'subnetMax', 'backend', 'mtu', 'underlay', 'ipMasq', 'ssh', 'agentRuntime', 'nodes'];
 const NODE_FIELDS = ['name', 'address', 'podCidr', 'underlayInterface', 'datapath', 'ssh'];
 const BACKEND_FIELDS = ['type', 'directRouting', 'datapath'];
 const UNDERLAY_FIELDS = ['mtu', 'prefixLength', 'interface'];
@@ -192,6 +192,9 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
   }
   checkBoolean(spec.ipMasq, 'ipMasq', problems);
   checkSsh(spec.ssh, 'ssh', problems);
+  if (spec.agentRuntime !== undefined && !AGENT_RUNTIME_CHOICES.includes(spec.agentRuntime as never)) {
+    problems.push({ field: 'agentRuntime', value: spec.agentRuntime, message: `unknown agent runtime (expected one of ${AGENT_RUNTIME_CHOICES.join(', ')})` });
+  }
 
   if (!Array.isArray(spec.nodes)) {
     problems.push({ field: 'nodes', value: spec.nodes, message: 'must be a list of nodes' });

@@ -17,6 +17,8 @@ export function palette(color: boolean): Palette {
 
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   const lines = [p.bold(`# ${plan.node} (${plan.address})`)];
+  if (plan.runtime.action === 'link-host') lines.push(p.change(`  ~ run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`));
+  if (plan.runtime.action === 'ship') lines.push(p.change(`  ~ upload node runtime -> ${plan.runtime.artifact.remotePath}`));
   for (const u of plan.uploads) lines.push(p.change(`  ~ upload ${u.name} -> ${u.remotePath}`));
   for (const f of plan.files) lines.push(f.action === 'create' ? p.add(`  + ${f.what} ${f.path}`) : p.change(`  ~ ${f.what} ${f.path}`));
   if (plan.daemonReload) lines.push(p.change('  ~ systemctl daemon-reload'));

@@ -220,6 +220,37 @@ describeLab('podnet engine on lab hosts', () => {
     expect(await snapshot('node3')).toBe(snapshotsBefore.get('node3'));
   });
 
+  it("ships podnet's own Node to a host without one, refuses when told to use the host's, and moves to the host's once it has one", async () => {
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    const withRuntime = (agentRuntime: string) => {
+      const path = join(work, `runtime-${agentRuntime}.json`);
+      writeFileSync(path, JSON.stringify({ ...m, network: { ...m.network, agentRuntime, nodes: [...m.network.nodes, { name: 'node3', address: '192.168.0.83' }] } }));
+      return path;
+    };
+    const runtimeLink = async () => (await labExec(LAB, 'node3', ['readlink', '/usr/local/lib/podnet/node'])).stdout.trim();
+    await labExec(LAB, 'node3', ['mv', '/usr/bin/node', '/root/node.hidden']);
+    try {
+      const refused = await runPodnet(['apply', '--manifest', withRuntime('host'), '--lab', LAB, '--node', 'node3']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/node3: FAILED .*no `node` on its PATH.*agentRuntime is 'host'/);
+      expect((await labExec(LAB, 'node3', ['test', '-e', '/etc/podnet/cluster.json'])).code).not.toBe(0);
+
+      const shipped = await runPodnet(['apply', '--manifest', withRuntime('auto'), '--lab', LAB, '--node', 'node3']);
+      expect({ code: shipped.code, err: shipped.stderr }).toMatchObject({ code: 0, err: expect.stringContaining('uploaded node runtime') });
+      expect(await runtimeLink()).toMatch(/^\/usr\/local\/lib\/podnet\/runtimes\/[0-9a-f]{16}\/node$/);
+      expect((await runPodnet(['drift', '--manifest', withRuntime('auto'), '--lab', LAB, '--node', 'node3'])).code).toBe(0);
+    } finally {
+      await labExec(LAB, 'node3', ['mv', '/root/node.hidden', '/usr/bin/node']);
+    }
+    // The host has a Node again: auto moves the agent onto it (a restart, nothing uploaded).
+    const moved = await runPodnet(['apply', '--manifest', withRuntime('auto'), '--lab', LAB, '--node', 'node3']);
+    expect({ code: moved.code, err: moved.stderr }).toMatchObject({ code: 0, err: expect.stringMatching(/linked \/usr\/bin\/node \(v\d+/) });
+    expect(moved.stderr).not.toContain('uploaded');
+    expect(await runtimeLink()).toBe('/usr/bin/node');
+    expect((await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB])).code).toBe(0);
+    expect(await snapshot('node3')).toBe(snapshotsBefore.get('node3'));
+  });
+
   it('the cdktf destroy commands leave every host exactly as before the first apply', async () => {
     const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
     const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };

@@ -38,6 +38,7 @@ const badInputs: Array<[string, unknown, string, RegExp]> = [
   ['subnetMin outside cluster', withSpec({ subnetMin: '10.245.0.0/24' }), 'subnetMin', /outside the cluster CIDR/],
   ['subnetMin above subnetMax', withSpec({ subnetMin: '10.244.9.0/24', subnetMax: '10.244.2.0/24' }), 'subnetMin', /above subnetMax/],
   ['ipMasq not a boolean', withSpec({ ipMasq: 'true' }), 'ipMasq', /true or false/],
+  ['agentRuntime unknown', withSpec({ agentRuntime: 'docker' }), 'agentRuntime', /expected one of auto, host, bundled/],
   ['bad underlay interface', withNode(0, { underlayInterface: 'a-very-long-interface-name' }), 'nodes[0].underlayInterface', /interface name/],
 ];
 

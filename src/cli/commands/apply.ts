@@ -1,7 +1,7 @@
 // `podnet apply`: make every host (or --node) match the manifest, in parallel; one host's
 // failure does not stop the others; exit 1 if any failed.
 import { applyHost, type ApplyHostResult } from '../../engine/apply';
-import { planHost } from '../../engine/host-plan';
+import { planHost, type RuntimeStep } from '../../engine/host-plan';
 import { renderApplyResult } from '../../views/plan-view';
 import { ENGINE_USAGE, runEngineCommand } from '../engine-command';
 
@@ -11,6 +11,11 @@ const USAGE = `usage: podnet apply [options]
 
 ${ENGINE_USAGE}
   --revision R            record R on the host (used by the cdktf destroy guard)`;
+
+function describeRuntime(step: RuntimeStep): string {
+  if (step.action === 'ship') return 'shipping the node runtime';
+  return `runtime ${step.action === 'link-host' ? step.path : step.target}`;
+}
 
 export async function run(argv: string[]): Promise<number> {
   return runEngineCommand(argv, { revision: { type: 'string' } }, USAGE, async (ctx, values) => {
@@ -25,16 +30,18 @@ export async function run(argv: string[]): Promise<number> {
           return failed;
         }
         const target = targets.get(read.node)!;
-        const plan = planHost(target, read.reading, ctx.artifacts);
         const node = network.nodes.find((n) => n.name === read.node)!;
-        if (!ctx.json) process.stderr.write(`${read.node}: applying (${plan.uploads.length} upload(s), ${plan.files.length} file(s), service ${plan.service})\n`);
         try {
+          const plan = planHost(target, read.reading, ctx.artifacts);
+          if (!ctx.json) process.stderr.write(`${read.node}: applying (${describeRuntime(plan.runtime)}, ${plan.uploads.length} upload(s), ${plan.files.length} file(s), service ${plan.service})\n`);
           const conn = await ctx.session.connection(node);
           const result = await applyHost(conn, target, plan, values.revision as string | undefined, read.reading.status);
           if (!ctx.json) process.stderr.write(`${renderApplyResult(result)}\n`);
           return result;
         } catch (err) {
-          return { node: read.node, ok: false, changed: false, actions: [], error: (err as Error).message, seconds: 0 };
+          const failed: ApplyHostResult = { node: read.node, ok: false, changed: false, actions: [], error: (err as Error).message, seconds: 0 };
+          if (!ctx.json) process.stderr.write(`${renderApplyResult(failed)}\n`);
+          return failed;
         }
       }),
     );

@@ -1,0 +1,48 @@
+// Which Node.js runs the agent on one host: the host's own `node` or the one podnet ships.
+// Pure: decided from the host reading and the network's `agentRuntime`.
+//
+// Shipping costs a fresh host ~100 MB through SSH and about a CPU-second on both ends; a host
+// that already has a recent enough Node (Debian's `nodejs`, NodeSource, ...) needs none of it.
+import type { AgentRuntimeChoice } from '../model';
+import type { Artifact } from './artifacts';
+
+/** The agent bundle targets Node 18 (esbuild `target: 'node18'`, N-API 8 for the userspace shim). */
+export const MIN_HOST_NODE_MAJOR = 18;
+
+/** The `node` on the host's PATH, as the host reading found it. */
+export interface HostNode {
+  readonly path: string;
+  /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */
+  readonly version: string;
+}
+
+export type RuntimeChoice =
+  | { readonly kind: 'host'; readonly path: string; readonly version: string }
+  | { readonly kind: 'bundled'; readonly artifact: Artifact };
+
+export class RuntimeUnavailableError extends Error {
+  override readonly name = 'RuntimeUnavailableError';
+}
+
+/** Why the host's `node` cannot run the agent, or undefined when it can. */
+export function hostNodeProblem(node: HostNode | undefined): string | undefined {
+  if (!node) return 'the host has no `node` on its PATH';
+  const m = /^v(\d+)\.\d+\.\d+/.exec(node.version);
+  if (!m) return `${node.path} did not report a version (\`${node.path} --version\` printed '${node.version}')`;
+  if (Number(m[1]) < MIN_HOST_NODE_MAJOR) return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE_MAJOR}`;
+  return undefined;
+}
+
+/** The runtime for a host; throws RuntimeUnavailableError when `host` is asked for and unusable. */
+export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undefined, bundled: Artifact): RuntimeChoice {
+  if (policy === 'bundled') return { kind: 'bundled', artifact: bundled };
+  const problem = hostNodeProblem(node);
+  if (!problem) return { kind: 'host', path: node!.path, version: node!.version };
+  if (policy === 'auto') return { kind: 'bundled', artifact: bundled };
+  throw new RuntimeUnavailableError(`${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE_MAJOR} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`);
+}
+
+/** Where the host's runtime symlink must point for this choice. */
+export function runtimeTarget(choice: RuntimeChoice): string {
+  return choice.kind === 'host' ? choice.path : choice.artifact.remotePath;
+}

@@ -1,0 +1,140 @@
+// The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { convergeWaitScript } from '../../src/engine/apply';
+import type { Artifact, ArtifactSet } from '../../src/engine/artifacts';
+import { hostTargets, planHost, type HostTarget } from '../../src/engine/host-plan';
+import { parseHostReading, type HostReading } from '../../src/engine/host-reading';
+import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../src/engine/runtime-choice';
+import { resolveNetwork, type AgentRuntimeChoice } from '../../src/model';
+import { referenceSpec } from './reference-network';
+
+const artifact = (name: string, remotePath: string): Artifact => ({ name, localPath: `/dist/${name}`, remotePath, sha256: `sha-${name}`, mode: 0o644 });
+const artifacts: ArtifactSet = {
+  agent: artifact('podnet-agent.js', '/usr/local/lib/podnet/podnet-agent.js'),
+  extras: [],
+  runtime: artifact('node', '/usr/local/lib/podnet/runtimes/abcd/node'),
+};
+
+function target(agentRuntime?: AgentRuntimeChoice): HostTarget {
+  const spec = { ...referenceSpec, ...(agentRuntime ? { agentRuntime } : {}) };
+  return hostTargets(spec, resolveNetwork(spec)).find((t) => t.node === 'node1')!;
+}
+
+/** A host as `podnet apply` left it (agent running this config), with edits. */
+function installed(t: HostTarget, edit: Partial<HostReading> = {}): HostReading {
+  return {
+    live: { links: [], addresses: [], routes: [], ipForward: true },
+    unit: { activeState: 'active', unitFileState: 'enabled', loadState: 'loaded' },
+    unitFile: t.unit,
+    config: t.config,
+    hashes: { [artifacts.agent.remotePath]: artifacts.agent.sha256 },
+    ...edit,
+  };
+}
+
+const fresh: HostReading = { live: { links: [], addresses: [], routes: [], ipForward: false }, unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' }, hashes: {} };
+const node18 = { path: '/usr/bin/node', version: 'v18.20.4' };
+
+describe('which Node.js runs the agent', () => {
+  it("takes the host's node when it is 18 or newer, and ships one otherwise (auto)", () => {
+    expect(chooseRuntime('auto', node18, artifacts.runtime)).toEqual({ kind: 'host', path: '/usr/bin/node', version: 'v18.20.4' });
+    expect(chooseRuntime('auto', { path: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime).kind).toBe('bundled');
+    expect(chooseRuntime('auto', undefined, artifacts.runtime).kind).toBe('bundled');
+    expect(chooseRuntime('bundled', node18, artifacts.runtime).kind).toBe('bundled');
+  });
+
+  it("says why when the network insists on the host's node and it has none usable", () => {
+    expect(() => chooseRuntime('host', { path: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime)).toThrow(RuntimeUnavailableError);
+    expect(() => chooseRuntime('host', undefined, artifacts.runtime)).toThrow(/no `node` on its PATH.*agentRuntime is 'host'/);
+    expect(hostNodeProblem({ path: '/opt/node', version: '' })).toMatch(/did not report a version/);
+    expect(hostNodeProblem({ path: '/usr/bin/node', version: 'v20.20.2' })).toBeUndefined();
+  });
+
+  it('reads the host node from the host reading', () => {
+    const out = ['', '@@podnet:hostnode', '/usr/bin/node', 'v18.20.4', '@@podnet:end', ''].join('\n');
+    expect(parseHostReading(out).hostNode).toEqual(node18);
+    expect(parseHostReading('\n@@podnet:hostnode\n\n@@podnet:end\n').hostNode).toBeUndefined();
+  });
+});
+
+describe('planHost', () => {
+  it("links the host's node on a fresh host, and ships nothing 100 MB large", () => {
+    const plan = planHost(target(), { ...fresh, hostNode: node18 }, artifacts);
+    expect(plan.runtime).toEqual({ action: 'link-host', path: '/usr/bin/node', version: 'v18.20.4' });
+    expect(plan.uploads.map((u) => u.name)).toEqual(['podnet-agent.js']);
+    expect(plan.service).toBe('start');
+  });
+
+  it('ships the runtime when asked to (bundled) or when the host has no usable node', () => {
+    expect(planHost(target('bundled'), { ...fresh, hostNode: node18 }, artifacts).runtime).toEqual({ action: 'ship', artifact: artifacts.runtime });
+    expect(planHost(target(), fresh, artifacts).runtime.action).toBe('ship');
+  });
+
+  it('keeps a runtime already in place, and restarts the agent when the runtime changes', () => {
+    const t = target();
+    const linked = installed(t, { hostNode: node18, runtimeTarget: '/usr/bin/node' });
+    const same = planHost(t, linked, artifacts);
+    expect(same.runtime).toEqual({ action: 'keep', target: '/usr/bin/node' });
+    expect(same.service).toBe('none');
+    const toBundled = planHost(target('bundled'), { ...linked, config: target('bundled').config }, artifacts);
+    expect(toBundled.runtime.action).toBe('ship');
+    expect(toBundled.service).toBe('restart');
+  });
+
+  it('fails the host, not the run, when the host must bring its own node and cannot', () => {
+    expect(() => planHost(target('host'), fresh, artifacts)).toThrow(RuntimeUnavailableError);
+  });
+
+  it('reloads systemd only when it holds an old definition of the unit', () => {
+    const t = target();
+    expect(planHost(t, { ...fresh, hostNode: node18 }, artifacts).daemonReload).toBe(false);
+    const changedUnit = installed(t, { unitFile: t.unit.replace('Restart=', '# Restart='), runtimeTarget: '/usr/bin/node', hostNode: node18 });
+    expect(planHost(t, changedUnit, artifacts).daemonReload).toBe(true);
+    // Removed by hand after a reload: systemd no longer knows it, start loads the new file.
+    const gone = installed(t, { unitFile: undefined, unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' }, runtimeTarget: '/usr/bin/node', hostNode: node18 });
+    expect(planHost(t, gone, artifacts).daemonReload).toBe(false);
+    // Removed by hand without a reload: systemd still runs the old definition.
+    const stale = installed(t, { unitFile: undefined, runtimeTarget: '/usr/bin/node', hostNode: node18 });
+    expect(planHost(t, stale, artifacts).daemonReload).toBe(true);
+  });
+});
+
+describe('convergeWaitScript (run by sh here, on a status file of the agent layout)', () => {
+  let dir: string;
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'podnet-wait-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const status = (s: object) => JSON.stringify({ schema: 'podnet.dev/agent-status/v1', ...s }, null, 2);
+  const wait = (path: string, oldPid: number | undefined, timeoutS: number) => {
+    try {
+      return { code: 0, out: execFileSync('sh', ['-c', convergeWaitScript(path, 'abc123', oldPid, timeoutS)], { encoding: 'utf8' }) };
+    } catch (err) {
+      const e = err as { status: number; stdout: string };
+      return { code: e.status, out: e.stdout };
+    }
+  };
+
+  it('returns the status once it shows the config converged from a new process', () => {
+    const path = join(dir, 'ok.json');
+    writeFileSync(path, status({ pid: 42, configHash: 'abc123', state: 'converged' }));
+    const r = wait(path, 7, 2);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ pid: 42, state: 'converged' });
+  });
+
+  it('keeps waiting on the old process, another config, or a repair in progress, then gives up with the last status', () => {
+    for (const [name, s, oldPid] of [
+      ['old-pid', { pid: 7, configHash: 'abc123', state: 'converged' }, 7],
+      ['old-config', { pid: 42, configHash: 'zzz', state: 'converged' }, 7],
+      ['repairing', { pid: 42, configHash: 'abc123', state: 'repairing' }, undefined],
+    ] as const) {
+      const path = join(dir, `${name}.json`);
+      writeFileSync(path, status(s));
+      const r = wait(path, oldPid, 0.3);
+      expect(r.code).toBe(3);
+      expect(JSON.parse(r.out)).toMatchObject(s);
+    }
+  });
+});
