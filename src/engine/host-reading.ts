@@ -61,8 +61,9 @@ export function hostReadScript(network: string): string {
     // Every shipped file sits directly in INSTALL_DIR (the runtime is in a subdirectory).
     `sec hashes; find ${INSTALL_DIR} -maxdepth 1 -type f -exec sha256sum {} + 2>/dev/null`,
     `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
-    // `node --version` answers before the VM starts: a few milliseconds.
-    'sec hostnode; p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && "$p" --version 2>/dev/null',
+    // The host's node, and its version unless the agent already runs on it (checked when it
+    // was linked): `node --version` costs ~25 ms of CPU, a fifth of a whole no-op read.
+    `sec hostnode; p=$(command -v node 2>/dev/null) && printf '%s\\n' "$p" && { [ "$(readlink ${RUNTIME_PATH} 2>/dev/null)" = "$p" ] && echo linked || "$p" --version 2>/dev/null; }`,
     'sec end',
     'exit 0',
   ].join('\n');
@@ -119,6 +120,6 @@ export function parseHostReading(output: string): HostReading {
     ...(status ? { status } : {}),
     hashes,
     ...(runtime ? { runtimeTarget: runtime } : {}),
-    ...(nodePath?.startsWith('/') ? { hostNode: { path: nodePath, version: nodeVersion ?? '' } } : {}),
+    ...(nodePath?.startsWith('/') ? { hostNode: nodeVersion === 'linked' ? { path: nodePath, linked: true } : { path: nodePath, version: nodeVersion ?? '' } } : {}),
   };
 }

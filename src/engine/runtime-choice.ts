@@ -9,12 +9,13 @@ import type { Artifact } from './artifacts';
 /** The agent bundle targets Node 18 (esbuild `target: 'node18'`, N-API 8 for the userspace shim). */
 export const MIN_HOST_NODE_MAJOR = 18;
 
-/** The `node` on the host's PATH, as the host reading found it. */
-export interface HostNode {
-  readonly path: string;
-  /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */
-  readonly version: string;
-}
+/**
+ * The `node` on the host's PATH, as the host reading found it: with its version, or marked as
+ * the runtime the agent is already linked to (its version was checked when it was linked).
+ */
+export type HostNode =
+  | { readonly path: string; /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */ readonly version: string }
+  | { readonly path: string; readonly linked: true };
 
 export type RuntimeChoice =
   | { readonly kind: 'host'; readonly path: string; readonly version: string }
@@ -27,6 +28,7 @@ export class RuntimeUnavailableError extends Error {
 /** Why the host's `node` cannot run the agent, or undefined when it can. */
 export function hostNodeProblem(node: HostNode | undefined): string | undefined {
   if (!node) return 'the host has no `node` on its PATH';
+  if ('linked' in node) return undefined;
   const m = /^v(\d+)\.\d+\.\d+/.exec(node.version);
   if (!m) return `${node.path} did not report a version (\`${node.path} --version\` printed '${node.version}')`;
   if (Number(m[1]) < MIN_HOST_NODE_MAJOR) return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE_MAJOR}`;
@@ -37,7 +39,7 @@ export function hostNodeProblem(node: HostNode | undefined): string | undefined 
 export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undefined, bundled: Artifact): RuntimeChoice {
   if (policy === 'bundled') return { kind: 'bundled', artifact: bundled };
   const problem = hostNodeProblem(node);
-  if (!problem) return { kind: 'host', path: node!.path, version: node!.version };
+  if (!problem) return { kind: 'host', path: node!.path, version: 'version' in node! ? node.version : 'in use' };
   if (policy === 'auto') return { kind: 'bundled', artifact: bundled };
   throw new RuntimeUnavailableError(`${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE_MAJOR} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`);
 }

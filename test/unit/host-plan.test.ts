@@ -58,6 +58,14 @@ describe('which Node.js runs the agent', () => {
     expect(parseHostReading(out).hostNode).toEqual(node18);
     expect(parseHostReading('\n@@podnet:hostnode\n\n@@podnet:end\n').hostNode).toBeUndefined();
   });
+
+  it("does not re-run the version check of a node the agent is already linked to, and keeps it", () => {
+    const linked = parseHostReading(['', '@@podnet:hostnode', '/usr/bin/node', 'linked', '@@podnet:runtime', '/usr/bin/node', '@@podnet:end', ''].join('\n'));
+    expect(linked.hostNode).toEqual({ path: '/usr/bin/node', linked: true });
+    expect(hostNodeProblem(linked.hostNode)).toBeUndefined();
+    const t = target();
+    expect(planHost(t, installed(t, { hostNode: linked.hostNode, runtimeTarget: linked.runtimeTarget }), artifacts).runtime).toEqual({ action: 'keep', target: '/usr/bin/node' });
+  });
 });
 
 describe('planHost', () => {
@@ -102,14 +110,14 @@ describe('planHost', () => {
   });
 });
 
-describe('convergeWaitScript (run by sh here, on a status file of the agent layout)', () => {
+describe.each(['sh', 'bash'])('convergeWaitScript (run by %s here, on a status file of the agent layout)', (shell) => {
   let dir: string;
   beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'podnet-wait-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const status = (s: object) => JSON.stringify({ schema: 'podnet.dev/agent-status/v1', ...s }, null, 2);
-  const wait = (path: string, oldPid: number | undefined, timeoutS: number) => {
+  const wait = (path: string, oldPid: number | undefined, timeoutS: number, shell = 'sh') => {
     try {
-      return { code: 0, out: execFileSync('sh', ['-c', convergeWaitScript(path, 'abc123', oldPid, timeoutS)], { encoding: 'utf8' }) };
+      return { code: 0, out: execFileSync(shell, ['-s'], { input: convergeWaitScript(path, 'abc123', oldPid, timeoutS), encoding: 'utf8' }) };
     } catch (err) {
       const e = err as { status: number; stdout: string };
       return { code: e.status, out: e.stdout };
@@ -119,7 +127,7 @@ describe('convergeWaitScript (run by sh here, on a status file of the agent layo
   it('returns the status once it shows the config converged from a new process', () => {
     const path = join(dir, 'ok.json');
     writeFileSync(path, status({ pid: 42, configHash: 'abc123', state: 'converged' }));
-    const r = wait(path, 7, 2);
+    const r = wait(path, 7, 2, shell);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ pid: 42, state: 'converged' });
   });
@@ -132,7 +140,9 @@ describe('convergeWaitScript (run by sh here, on a status file of the agent layo
     ] as const) {
       const path = join(dir, `${name}.json`);
       writeFileSync(path, status(s));
-      const r = wait(path, oldPid, 0.3);
+      const t0 = Date.now();
+      const r = wait(path, oldPid, 0.3, shell);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(180); // three looks, 0.1 s apart: it napped, it did not spin
       expect(r.code).toBe(3);
       expect(JSON.parse(r.out)).toMatchObject(s);
     }
