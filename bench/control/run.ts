@@ -1,7 +1,7 @@
-// npm run bench:control -- --hosts N
+// npm run bench:control -- --hosts N          (or --hosts 3,30: both labs, rounds interleaved)
 // Control-plane timings on N lab hosts: fresh apply, no-op apply, drift, destroy, each
 // measured end to end through the real CLI (process start and the lab re-exec included).
-// Ends with one JSON line. Before it, per step: the lab hosts' CPU time (their cgroups) and the
+// Ends with one JSON line per host count. Before it, per step: the lab hosts' CPU time (their cgroups) and the
 // whole machine's, because on one machine the hosts share its cores and their CPU sets the floor.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,66 +44,89 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+type Step = 'fresh' | 'noop' | 'drift' | 'destroy';
+const STEPS: readonly Step[] = ['fresh', 'noop', 'drift', 'destroy'];
+
+/** One lab of N hosts and what was measured on it. */
+interface Subject {
+  readonly hosts: number;
+  readonly lab: string;
+  manifest: string;
+  readonly wall: Record<Step, number[]>;
+  readonly cpu: Record<Step, string[]>;
+}
+
+async function prepare(subject: Subject, work: string, runtime: AgentRuntimeChoice): Promise<void> {
+  const { hosts, lab } = subject;
+  if (readLab(lab)) await labDown(lab);
+  const t0 = Date.now();
+  await labUp({ name: lab, hosts });
+  process.stderr.write(`lab ${lab}: ${hosts} hosts up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  const names = ['master', ...Array.from({ length: hosts - 1 }, (_, i) => `node${i + 1}`)];
+  const nodes: NodeSpec[] = names.map((name, i) => ({ name, address: `192.168.0.${80 + i}` }));
+  const outdir = join(work, `out-${hosts}`);
+  referenceApp({ outdir, lab, nodes }).synth();
+  const synthesized = JSON.parse(readFileSync(join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json'), 'utf8'));
+  subject.manifest = join(work, `manifest-${hosts}.json`);
+  writeFileSync(subject.manifest, JSON.stringify({ ...synthesized, network: { ...synthesized.network, agentRuntime: runtime } }));
+}
+
+/** fresh apply, no-op apply, drift, destroy: every round is fresh (destroy removes podnet's files). */
+async function measureRound(subject: Subject, round: number): Promise<void> {
+  const common = ['--manifest', subject.manifest, '--lab', subject.lab, '--parallel', '32'];
+  const args: Record<Step, string[]> = { fresh: ['apply', ...common], noop: ['apply', ...common], drift: ['drift', ...common], destroy: ['destroy', ...common] };
+  for (const step of STEPS) {
+    const [hostsBefore, machineBefore] = [hostsCpuSeconds(subject.lab), machineCpuSeconds()];
+    const r = await podnet(args[step]);
+    if (r.code !== 0) throw new Error(`${args[step][0]} on ${subject.hosts} hosts exited ${r.code}:\n${r.out}`);
+    const [hostsCpu, machineCpu] = [hostsCpuSeconds(subject.lab) - hostsBefore, machineCpuSeconds() - machineBefore];
+    subject.wall[step].push(r.seconds);
+    subject.cpu[step].push(`hosts ${hostsCpu.toFixed(1)} / machine ${machineCpu.toFixed(1)} CPU-s`);
+    process.stderr.write(`round ${round + 1}, ${subject.hosts} hosts, ${step}: ${r.seconds.toFixed(2)} s (${subject.cpu[step].at(-1)})\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { hosts: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' }, lab: { type: 'string', default: 'ctlbench' }, runtime: { type: 'string', default: 'auto' } },
   });
   const runtime = values.runtime as AgentRuntimeChoice;
   if (!AGENT_RUNTIME_CHOICES.includes(runtime)) throw new Error(`--runtime must be one of ${AGENT_RUNTIME_CHOICES.join(', ')}`);
-  const hosts = Number(values.hosts);
+  // Several counts (--hosts 3,30) are measured in one run, rounds interleaved, so that their
+  // ratio is not skewed by what else the machine did between two runs.
+  const counts = values.hosts!.split(',').map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 150)) throw new Error('--hosts takes host counts from 1 to 150, e.g. 3 or 3,30');
   const rounds = Number(values.rounds);
-  const lab = values.lab!;
-  const names = ['master', ...Array.from({ length: hosts - 1 }, (_, i) => `node${i + 1}`)];
-  const nodes: NodeSpec[] = names.map((name, i) => ({ name, address: `192.168.0.${80 + i}` }));
+  const empty = <T>(): Record<Step, T[]> => ({ fresh: [], noop: [], drift: [], destroy: [] });
+  const subjects: Subject[] = counts.map((hosts) => ({ hosts, lab: counts.length > 1 ? `${values.lab}${hosts}` : values.lab!, manifest: '', wall: empty(), cpu: empty() }));
   const work = mkdtempSync(join(tmpdir(), 'podnet-bench-'));
-  const results = { fresh: [] as number[], noop: [] as number[], drift: [] as number[], destroy: [] as number[] };
-  const cpu = { fresh: [] as string[], noop: [] as string[], drift: [] as string[], destroy: [] as string[] };
   try {
-    if (readLab(lab)) await labDown(lab);
-    const t0 = Date.now();
-    await labUp({ name: lab, hosts });
-    process.stderr.write(`lab ${lab}: ${hosts} hosts up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    const outdir = join(work, 'out');
-    referenceApp({ outdir, lab, nodes }).synth();
-    const synthesized = JSON.parse(readFileSync(join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json'), 'utf8'));
-    const manifest = join(work, 'manifest.json');
-    writeFileSync(manifest, JSON.stringify({ ...synthesized, network: { ...synthesized.network, agentRuntime: runtime } }));
-    const common = ['--manifest', manifest, '--lab', lab, '--parallel', '32'];
-    for (let round = 0; round < rounds; round++) {
-      // Round 0's fresh apply also ships the runtime; later rounds reuse the host's cache of it
-      // (destroy removes podnet's files, so later rounds are fresh too: runtime re-shipped).
-      const steps: Array<[keyof typeof results, string[], number]> = [
-        ['fresh', ['apply', ...common], 0],
-        ['noop', ['apply', ...common], 0],
-        ['drift', ['drift', ...common], 0],
-        ['destroy', ['destroy', ...common], 0],
-      ];
-      for (const [key, args, want] of steps) {
-        const [hostsBefore, machineBefore] = [hostsCpuSeconds(lab), machineCpuSeconds()];
-        const r = await podnet(args);
-        if (r.code !== want) throw new Error(`${args[0]} exited ${r.code}:\n${r.out}`);
-        const [hostsCpu, machineCpu] = [hostsCpuSeconds(lab) - hostsBefore, machineCpuSeconds() - machineBefore];
-        results[key].push(r.seconds);
-        cpu[key].push(`hosts ${hostsCpu.toFixed(1)} / machine ${machineCpu.toFixed(1)} CPU-s`);
-        process.stderr.write(`round ${round + 1} ${key}: ${r.seconds.toFixed(2)} s (${cpu[key].at(-1)})\n`);
-      }
-    }
+    for (const subject of subjects) await prepare(subject, work, runtime);
+    for (let round = 0; round < rounds; round++) for (const subject of subjects) await measureRound(subject, round);
   } finally {
-    await labDown(lab);
+    // Last up, first down: each lab puts back the sysctls it raised as it found them.
+    for (const subject of [...subjects].reverse()) await labDown(subject.lab).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
-  process.stderr.write(`hosts ${hosts}, agentRuntime ${runtime}; medians (wall) and the CPU of each round:\n`);
-  for (const key of Object.keys(results) as Array<keyof typeof results>) {
-    process.stderr.write(`  ${key.padEnd(7)} ${median(results[key]).toFixed(2)} s   ${cpu[key].join('; ')}\n`);
+  for (const subject of subjects) {
+    process.stderr.write(`${subject.hosts} hosts, agentRuntime ${runtime}: medians (wall), and the CPU of each round\n`);
+    for (const step of STEPS) process.stderr.write(`  ${step.padEnd(7)} ${median(subject.wall[step]).toFixed(2)} s   ${subject.cpu[step].join('; ')}\n`);
   }
-  const line = {
-    hosts,
-    fresh_apply_s: +median(results.fresh).toFixed(2),
-    noop_apply_s: +median(results.noop).toFixed(2),
-    drift_s: +median(results.drift).toFixed(2),
-    destroy_s: +median(results.destroy).toFixed(2),
-  };
-  process.stdout.write(JSON.stringify(line) + '\n');
+  if (subjects.length > 1) {
+    const [first, last] = [subjects[0]!, subjects.at(-1)!];
+    const ratio = (step: Step) => (median(last.wall[step]) / median(first.wall[step])).toFixed(1);
+    process.stderr.write(`${last.hosts} / ${first.hosts} hosts: ${STEPS.map((step) => `${step} ${ratio(step)}x`).join(', ')}\n`);
+  }
+  for (const subject of subjects) {
+    const line = {
+      hosts: subject.hosts,
+      fresh_apply_s: +median(subject.wall.fresh).toFixed(2),
+      noop_apply_s: +median(subject.wall.noop).toFixed(2),
+      drift_s: +median(subject.wall.drift).toFixed(2),
+      destroy_s: +median(subject.wall.destroy).toFixed(2),
+    };
+    process.stdout.write(JSON.stringify(line) + '\n');
+  }
 }
 
 main().catch((err) => {
