@@ -2,8 +2,9 @@
 // from the desired state the shared model computes out of /etc/podnet/<network>.json.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { desiredHostState, parseAgentConfig, resolveNetwork, statusPath, type DesiredHostState } from '../src/model';
+import { desiredHostState, parseAgentConfig, resolveNetwork, statusPath, teardownRequestPath, type DesiredHostState } from '../src/model';
 import type { Datapath, DatapathKind } from './datapaths/datapath';
 import { DATAPATH_FACTORIES } from './datapaths/registry';
 import { selectDatapath } from './datapaths/select';
@@ -37,7 +38,21 @@ function loadConfig(path: string): Loaded {
   return { state, configHash: createHash('sha256').update(text).digest('hex').slice(0, 16) };
 }
 
+/**
+ * Did `podnet destroy` ask this agent to tear the host down as it stops? Only a request made
+ * after the agent started counts: one left by a destroy that died half-way is older than any
+ * agent started since, and must not turn a later restart into a teardown.
+ */
+async function teardownRequested(path: string, startedAt: number): Promise<boolean> {
+  try {
+    return (await stat(path)).mtimeMs >= startedAt;
+  } catch {
+    return false;
+  }
+}
+
 async function run(configPath: string): Promise<void> {
+  const startedAt = Date.now();
   const { state, configHash } = loadConfig(configPath);
   const file = statusPath(state.network);
   let status: AgentStatus = {
@@ -121,6 +136,16 @@ async function run(configPath: string): Promise<void> {
   await reconciler.settle();
   await chosen.close();
   await writing;
+  const request = teardownRequestPath(state.network);
+  if (await teardownRequested(request, startedAt)) {
+    log('stopping for podnet destroy: tearing the network down');
+    // On failure the request stays, and destroy runs `podnet-agent teardown`, which reports the error.
+    await teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log).then(
+      () => rm(request, { force: true }),
+      (e: Error) => log(`teardown on stop failed: ${e.message}`),
+    );
+    return;
+  }
   log('stopped; network left in place');
 }
 

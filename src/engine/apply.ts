@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFilesScript, type FileToWrite } from './file-batch';
-import { RUNTIME_PATH, statusPath, unitName } from '../model';
+import { RUNTIME_PATH, statusPath, teardownRequestPath, unitName } from '../model';
 import { shQuote, type SshConnection } from '../ssh';
 import type { HostPlan, HostTarget } from './host-plan';
 import { revisionPath } from './host-reading';
@@ -138,6 +138,8 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     // Enabling only links the unit into multi-user.target.wants, read at boot: no reload needed.
     if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), steps.push('enable');
     // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
+    // A request left by a destroy that died half-way would turn this restart into a teardown.
+    if (plan.service !== 'none') commands.push(`rm -f ${teardownRequestPath(target.state.network)}`);
     if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), steps.push('start');
     if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), steps.push('restart');
     if (commands.length > 0) {
@@ -164,11 +166,20 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
 export async function destroyHost(conn: SshConnection, network: string, configPath: string, unitPath: string): Promise<string[]> {
   const unit = unitName(network);
   const actions: string[] = [];
+  const request = teardownRequestPath(network);
   const script = [
     'set -e',
+    // A running agent is asked to tear down as it stops (no second Node boot); it removes the
+    // request when done. Otherwise (not running, an older agent, its teardown failed) a
+    // teardown process does it and reports what went wrong.
+    'asked=',
+    `if systemctl -q is-active ${unit} 2>/dev/null; then mkdir -p ${dirname(request)} && : > ${request} && asked=1; fi`,
     // One reload at the end (to forget the removed unit) instead of one in disable as well.
     `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
-    `if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${dirname(RUNTIME_PATH)}/podnet-agent.js teardown --config ${configPath}; fi`,
+    `if [ -z "$asked" ] || [ -e ${request} ]; then`,
+    `  rm -f ${request}`,
+    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${dirname(RUNTIME_PATH)}/podnet-agent.js teardown --config ${configPath}; fi`,
+    'fi',
     `rm -f ${unitPath} ${configPath} ${revisionPath(network)} ${statusPath(network)} ${statusPath(network)}.tmp`,
     'systemctl daemon-reload',
     'rmdir /etc/podnet 2>/dev/null || true',

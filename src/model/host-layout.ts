@@ -31,6 +31,14 @@ export function statusPath(network: string): string {
   return `${RUN_DIR}/${network}.status.json`;
 }
 
+/**
+ * Made by `podnet destroy` just before it stops the agent: an agent started before the file was
+ * made tears the host down on its way out (saving destroy a second Node boot), then removes it.
+ */
+export function teardownRequestPath(network: string): string {
+  return `${RUN_DIR}/${network}.teardown`;
+}
+
 export function bpfPinDir(network: string): string {
   return `${BPF_PIN_ROOT}/${network}`;
 }

@@ -247,6 +247,8 @@ describeLab('podnet engine on lab hosts', () => {
     expect({ code: moved.code, err: moved.stderr }).toMatchObject({ code: 0, err: expect.stringMatching(/linked \/usr\/bin\/node \(v\d+/) });
     expect(moved.stderr).not.toContain('uploaded');
     expect(await runtimeLink()).toBe('/usr/bin/node');
+    // With the agent stopped, destroy cannot ask it to tear down: its own teardown process does.
+    await labExec(LAB, 'node3', ['systemctl', 'stop', 'podnet-cluster.service']);
     expect((await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB])).code).toBe(0);
     expect(await snapshot('node3')).toBe(snapshotsBefore.get('node3'));
   });
@@ -263,6 +265,10 @@ describeLab('podnet engine on lab hosts', () => {
     for (const h of ['node1', 'node2']) await podDel(LAB, h, 'web');
     for (const h of ['master', 'node1', 'node2']) {
       expect(await snapshot(h)).toBe(snapshotsBefore.get(h));
+      // The running agent tore the host down as it stopped; no second teardown process ran.
+      const journal = (await labExec(LAB, h, ['journalctl', '-u', 'podnet-cluster.service', '-n', '40', '--no-pager', '-o', 'cat'])).stdout;
+      expect(journal).toContain('stopping for podnet destroy: tearing the network down');
+      expect(journal.slice(journal.lastIndexOf('stopping for podnet destroy'))).toContain('teardown complete');
     }
   });
 
