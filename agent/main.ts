@@ -21,6 +21,8 @@ import { AGENT_BUILD, AGENT_VERSION } from './version';
  */
 const FULL_CHECK_MS = 30_000;
 const RETRY_MS = 5_000;
+/** Packet counters in the status file stay this fresh without a full pass (one cheap read). */
+const COUNTERS_MS = 5_000;
 
 function log(line: string): void {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -128,9 +130,15 @@ async function run(configPath: string): Promise<void> {
   const watcher = new ChangeWatcher((sources) => void reconcile([...sources].join('+')));
   watcher.start(state.subnetEnv.path);
   const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
+  const countersTimer = setInterval(() => {
+    void chosen.counters().then((counters) => {
+      if (JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
+    }, () => undefined);
+  }, COUNTERS_MS);
 
   await stopped;
   clearInterval(timer);
+  clearInterval(countersTimer);
   watcher.stop();
   // Never stop half-way through a repair (say, between deleting and recreating the device).
   await reconciler.settle();

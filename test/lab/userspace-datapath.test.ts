@@ -42,7 +42,7 @@ async function must(host: string, argv: string[]): Promise<string> {
 const status = async (host: string): Promise<Status> => JSON.parse(await must(host, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as Status;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `cond` on the agent's status (written after every reconcile, at least every 5 s). */
+/** Polls `cond` on the agent's status (written after every reconcile; its counters refreshed every 5 s). */
 async function waitStatus(host: string, cond: (s: Status) => boolean, ms = 12_000): Promise<Status> {
   const end = Date.now() + ms;
   let s = await status(host);
@@ -162,7 +162,7 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
       const peerOf = (c: NonNullable<Status['counters']>, node: string) => c.peers.find((p) => p.node === node)!;
       const [f0, t0] = [(await status(from)).counters!, (await status(to)).counters!];
       await transfer(from, to, ips[to]!, 100);
-      // Status files are rewritten at least every 5 s: wait until both show the transfer.
+      // Status counters are refreshed every 5 s: wait until both show the transfer.
       const f = (await waitStatus(from, (x) => peerOf(x.counters!, to).txBytes - peerOf(f0, to).txBytes > 100 * 1048576)).counters!;
       const t = (await waitStatus(to, (x) => peerOf(x.counters!, from).rxBytes - peerOf(t0, from).rxBytes > 100 * 1048576)).counters!;
       const reads = f.offload!.tunReads - f0.offload!.tunReads;
