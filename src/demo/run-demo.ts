@@ -72,7 +72,7 @@ async function main(): Promise<number> {
     show(plan.stdout.split('\n').filter((l) => l.startsWith('#') || l.includes('route') || l.startsWith('plan:')).join('\n'));
     ok('plan shows the agent, unit and routes to install (exit 2: changes pending)');
 
-    step('Apply: ship the agent (and a Node.js runtime) over SSH, start it under systemd, wait for convergence');
+    step("Apply: ship the agent over SSH (it runs on the host's Node.js, or podnet ships one), start it under systemd, wait for convergence");
     const t0 = Date.now();
     const apply = await podnet(['apply', '--manifest', manifest, '--lab', LAB], true);
     expectCode('apply', apply, 0);
