@@ -2,7 +2,6 @@
 // from the desired state the shared model computes out of /etc/podnet/<network>.json.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { desiredHostState, parseAgentConfig, resolveNetwork, statusPath, teardownRequestPath, type DesiredHostState } from '../src/model';
 import type { Datapath, DatapathKind } from './datapaths/datapath';
@@ -12,6 +11,7 @@ import { ChangeWatcher } from './reconcile/change-watcher';
 import { Reconciler } from './reconcile/reconciler';
 import { STATUS_SCHEMA, writeStatus, type AgentStatus } from './status';
 import { teardownHost } from './teardown';
+import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
 
 /**
@@ -40,21 +40,13 @@ function loadConfig(path: string): Loaded {
   return { state, configHash: createHash('sha256').update(text).digest('hex').slice(0, 16) };
 }
 
-/**
- * Did `podnet destroy` ask this agent to tear the host down as it stops? Only a request made
- * after the agent started counts: one left by a destroy that died half-way is older than any
- * agent started since, and must not turn a later restart into a teardown.
- */
-async function teardownRequested(path: string, startedAt: number): Promise<boolean> {
-  try {
-    return (await stat(path)).mtimeMs >= startedAt;
-  } catch {
-    return false;
-  }
+/** Removes what the agent created, trying every datapath's teardown (whichever made it). */
+function teardownAll(state: DesiredHostState): Promise<void> {
+  return teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log);
 }
 
 async function run(configPath: string): Promise<void> {
-  const startedAt = Date.now();
+  const startedAt = processStartedAt();
   const { state, configHash } = loadConfig(configPath);
   const file = statusPath(state.network);
   let status: AgentStatus = {
@@ -132,7 +124,8 @@ async function run(configPath: string): Promise<void> {
   const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
   const countersTimer = setInterval(() => {
     void chosen.counters().then((counters) => {
-      if (JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
+      // A read still running at SIGTERM must not rewrite the status once the agent has stopped.
+      if (!stopping && JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
     }, () => undefined);
   }, COUNTERS_MS);
 
@@ -145,11 +138,11 @@ async function run(configPath: string): Promise<void> {
   await chosen.close();
   await writing;
   const request = teardownRequestPath(state.network);
-  if (await teardownRequested(request, startedAt)) {
+  if (await teardownRequested(request, process.pid, startedAt)) {
     log('stopping for podnet destroy: tearing the network down');
     // On failure the request stays, and destroy runs `podnet-agent teardown`, which reports the error.
-    await teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log).then(
-      () => rm(request, { force: true }),
+    await teardownAll(state).then(
+      () => requestServed(request),
       (e: Error) => log(`teardown on stop failed: ${e.message}`),
     );
     return;
@@ -158,8 +151,7 @@ async function run(configPath: string): Promise<void> {
 }
 
 async function teardown(configPath: string): Promise<void> {
-  const { state } = loadConfig(configPath);
-  await teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log);
+  await teardownAll(loadConfig(configPath).state);
 }
 
 function printStatus(configPath: string | undefined, network: string | undefined, json: boolean): number {

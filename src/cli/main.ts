@@ -38,10 +38,10 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-// `podnet plan | head`: a reader that stops early is not an error (as with any Unix tool).
+// `podnet drift | head`: a reader that stops early is not a crash. The rest of the output is
+// dropped and the command finishes, so its exit code (drift 2, a failed host 1) still stands.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw err;
+  if (err.code !== 'EPIPE') throw err;
 });
 
 main(process.argv.slice(2)).then(

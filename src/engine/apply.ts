@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFilesScript, type FileToWrite } from './file-batch';
-import { RUNTIME_PATH, statusPath, teardownRequestPath, unitName } from '../model';
+import { RUNTIME_CACHE_DIR, RUNTIME_PATH, statusPath, teardownRequestPath, unitName } from '../model';
 import { shQuote, type SshConnection } from '../ssh';
 import type { HostPlan, HostTarget } from './host-plan';
 import { revisionPath } from './host-reading';
@@ -34,13 +34,13 @@ export class ConvergeTimeoutError extends Error {
 export function convergeWaitScript(path: string, configHash: string, oldPid: number | undefined, timeoutS: number): string {
   const field = (k: string, v: string | number) => shQuote(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
   const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)},*) ;; *) printf %s "$s"; exit 0;; esac`;
-  const file = shQuote(path);
   return [
+    `f=${shQuote(path)}`,
     // eval keeps bash's syntax away from sh's parser; fd 3 is a pipe nobody writes: read -t naps.
     'if [ -n "${BASH_VERSION:-}" ]; then',
-    `  eval 'exec 3<> <(:); nap() { read -r -t 0.1 -u 3 _ || :; }; slurp() { s=; [ -r ${file} ] && { IFS= read -r -d "" s < ${file} || :; }; }'`,
+    `  eval 'exec 3<> <(:); nap() { read -r -t 0.1 -u 3 _ || :; }; slurp() { s=; [ -r "$f" ] && { IFS= read -r -d "" s < "$f" || :; }; }'`,
     'else',
-    `  nap() { sleep 0.1; }; slurp() { s=$(cat ${file} 2>/dev/null); }`,
+    '  nap() { sleep 0.1; }; slurp() { s=$(cat "$f" 2>/dev/null); }',
     'fi',
     `i=${Math.ceil(timeoutS * 10)}`,
     'while :; do',
@@ -83,6 +83,7 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
     if (s) last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
     if (s && s.configHash === target.configHash && s.pid !== oldPid && s.state === 'converged') return;
     if (r.code !== 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new ConvergeTimeoutError(`the agent did not report the new config converged within ${timeoutS} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`);
 }
@@ -113,7 +114,8 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       // A cut connection ends stdin early: the size check keeps a truncated binary out.
       const binary = await readFile(upload.localPath);
       const t = shQuote(tmp);
-      const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}`;
+      // Runtimes of earlier versions go once the link has moved (a running agent keeps its open).
+      const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}; for d in ${RUNTIME_CACHE_DIR}/*; do [ "$d" = ${shQuote(dir)} ] || rm -rf "$d"; done`;
       await conn.exec(script, { input: binary, timeoutMs: 300_000 });
       done('uploaded node runtime');
     }
@@ -131,7 +133,8 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     const commands: string[] = [];
     const steps: string[] = [];
     if (plan.runtime.action === 'link-host') {
-      commands.push(`mkdir -p ${dirname(RUNTIME_PATH)} && ${linkRuntimeCommand(plan.runtime.path)}`);
+      // Shipped runtimes are no longer needed once the agent runs on the host's own Node.
+      commands.push(`mkdir -p ${dirname(RUNTIME_PATH)} && ${linkRuntimeCommand(plan.runtime.path)} && rm -rf ${RUNTIME_CACHE_DIR}`);
       steps.push(`linked ${plan.runtime.path} (${plan.runtime.version})`);
     }
     if (plan.daemonReload) commands.push('systemctl daemon-reload'), steps.push('daemon-reload');
@@ -169,11 +172,14 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
   const request = teardownRequestPath(network);
   const script = [
     'set -e',
-    // A running agent is asked to tear down as it stops (no second Node boot); it removes the
-    // request when done. Otherwise (not running, an older agent, its teardown failed) a
-    // teardown process does it and reports what went wrong.
+    // A running agent is asked to tear down as it stops (no second Node boot): the request names
+    // its PID, and it removes the request when done. Otherwise (not running, an older agent,
+    // its teardown failed) a teardown process does it and reports what went wrong. Whatever
+    // happens, the request does not outlive this script.
     'asked=',
-    `if systemctl -q is-active ${unit} 2>/dev/null; then mkdir -p ${dirname(request)} && : > ${request} && asked=1; fi`,
+    `pid=$(systemctl show -p MainPID --value ${unit} 2>/dev/null || :)`,
+    `trap 'rm -f ${request}' EXIT; trap 'exit 1' HUP INT TERM`,
+    `if [ -n "$pid" ] && [ "$pid" != 0 ]; then mkdir -p ${dirname(request)} && echo "$pid" > ${request} && asked=1; fi`,
     // One reload at the end (to forget the removed unit) instead of one in disable as well.
     `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
     `if [ -z "$asked" ] || [ -e ${request} ]; then`,

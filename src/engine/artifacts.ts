@@ -1,5 +1,5 @@
-// What apply ships to each host: the agent bundle, its native BPF helper and object, and a
-// Node.js runtime (hosts usually have none). Each is identified by content hash so that
+// What apply ships to each host: the agent bundle, its native BPF helper and object, and, for
+// hosts without a usable Node.js of their own (see runtime-choice.ts), a Node.js runtime. Each is identified by content hash so that
 // apply uploads only what differs, and the runtime is cached on the host by hash.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,10 +1,11 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { parseAgentConfig } from '../model';
+import { parseAgentConfig, RUNTIME_PATH } from '../model';
 import { diffHost } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
-import type { HostTarget } from './host-plan';
+import { runtimeStep, type HostTarget } from './host-plan';
+import { chooseRuntime, RuntimeUnavailableError } from './runtime-choice';
 
 export const DRIFT_SCHEMA = 'podnet.dev/drift/v1';
 
@@ -15,7 +16,22 @@ export type AgentDifferenceKind =
   | 'agent-not-running'
   | 'agent-degraded'
   | 'config-mismatch'
-  | 'unit-mismatch';
+  | 'unit-mismatch'
+  | 'runtime-mismatch'
+  | 'runtime-unavailable';
+
+/** Is the runtime link where agentRuntime and the host's Node say it should be? */
+function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): DriftItem[] {
+  try {
+    const step = runtimeStep(chooseRuntime(target.runtimePolicy, reading.hostNode, artifacts.runtime), reading.runtimeTarget);
+    if (step.action === 'keep') return [];
+    const expected = step.action === 'link-host' ? step.path : step.artifact.remotePath;
+    return [{ kind: 'runtime-mismatch', subject: RUNTIME_PATH, expected, actual: reading.runtimeTarget ?? 'missing' }];
+  } catch (err) {
+    if (!(err instanceof RuntimeUnavailableError)) throw err;
+    return [{ kind: 'runtime-unavailable', subject: RUNTIME_PATH, actual: err.message }];
+  }
+}
 
 export interface DriftItem {
   readonly kind: string;
@@ -50,6 +66,7 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
     const have = reading.hashes[extra.remotePath];
     if (agentHash !== undefined && have !== extra.sha256) items.push({ kind: 'agent-wrong-version', subject: extra.remotePath, expected: extra.sha256.slice(0, 16), actual: have?.slice(0, 16) ?? 'missing' });
   }
+  items.push(...runtimeDrift(target, reading, artifacts));
   if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
   if (reading.config !== target.config) {
     let actual = reading.config === undefined ? 'missing' : 'different';

@@ -37,9 +37,11 @@ export function configHashOf(text: string): string {
 }
 
 export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
-  const pinned = pinnedSpec(spec, network);
+  // The agent does not need agentRuntime: left out, a policy change restarts an agent only when
+  // its runtime really changes.
+  const { agentRuntime: _runtimeIsTheEngines, ...agentSpec } = pinnedSpec(spec, network);
   return network.nodes.map((n) => {
-    const config = renderAgentConfig(n.name, pinned);
+    const config = renderAgentConfig(n.name, agentSpec);
     return {
       node: n.name,
       address: n.address,
@@ -90,7 +92,7 @@ function fileAction(path: string, current: string | undefined, wanted: string, w
   return [{ path, action: current === undefined ? 'create' : 'update', what }];
 }
 
-function runtimeStep(choice: RuntimeChoice, installed: string | undefined): RuntimeStep {
+export function runtimeStep(choice: RuntimeChoice, installed: string | undefined): RuntimeStep {
   const target = runtimeTarget(choice);
   if (installed === target) return { action: 'keep', target };
   return choice.kind === 'host' ? { action: 'link-host', path: choice.path, version: choice.version } : { action: 'ship', artifact: choice.artifact };

@@ -42,6 +42,20 @@ export function revisionPath(network: string): string {
 
 const MARK = '@@podnet:';
 
+/**
+ * Prints the host's `node` (first on PATH), then `linked` when a running agent already uses it
+ * (its version was checked when it was linked: `node --version` costs ~25 ms of CPU, a fifth of
+ * a no-op read), else the binary it resolves to and its version. Expects `$u` to hold the
+ * unit's `systemctl show` output.
+ */
+export function hostNodeProbe(runtimeLink = RUNTIME_PATH): string {
+  return [
+    'p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && {',
+    `  if [ "$(readlink ${runtimeLink} 2>/dev/null)" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;`,
+    '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
+  ].join('\n');
+}
+
 export function hostReadScript(network: string): string {
   const unit = unitName(network);
   return [
@@ -53,7 +67,7 @@ export function hostReadScript(network: string): string {
     `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '@@present@@'`,
     `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '@@present@@'`,
     'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',
-    `sec unit; systemctl show -p LoadState -p ActiveState -p UnitFileState ${unit} 2>/dev/null`,
+    `sec unit; u=$(systemctl show -p LoadState -p ActiveState -p UnitFileState ${unit} 2>/dev/null); printf '%s\\n' "$u"`,
     `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec revision; cat ${revisionPath(network)} 2>/dev/null`,
@@ -61,9 +75,7 @@ export function hostReadScript(network: string): string {
     // Every shipped file sits directly in INSTALL_DIR (the runtime is in a subdirectory).
     `sec hashes; find ${INSTALL_DIR} -maxdepth 1 -type f -exec sha256sum {} + 2>/dev/null`,
     `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
-    // The host's node, and its version unless the agent already runs on it (checked when it
-    // was linked): `node --version` costs ~25 ms of CPU, a fifth of a whole no-op read.
-    `sec hostnode; p=$(command -v node 2>/dev/null) && printf '%s\\n' "$p" && { [ "$(readlink ${RUNTIME_PATH} 2>/dev/null)" = "$p" ] && echo linked || "$p" --version 2>/dev/null; }`,
+    `sec hostnode; ${hostNodeProbe()}`,
     'sec end',
     'exit 0',
   ].join('\n');
@@ -87,6 +99,13 @@ function optionalFile(text: string | undefined): string | undefined {
   return end < 0 ? undefined : text.slice(0, end);
 }
 
+export function parseHostNode(section: string): HostNode | undefined {
+  const [path, second, version] = section.trim().split('\n').map((l) => l.trim());
+  if (!path?.startsWith('/')) return undefined;
+  if (second === 'linked') return { path, linked: true };
+  return { path, realPath: second || path, version: version ?? '' };
+}
+
 export function parseHostReading(output: string): HostReading {
   const s = sections(output);
   if (!s.has('end')) throw new Error('host read was cut short (no end marker)');
@@ -103,7 +122,7 @@ export function parseHostReading(output: string): HostReading {
   const revision = (s.get('revision') ?? '').trim();
   const status = (s.get('status') ?? '').trim();
   const runtime = (s.get('runtime') ?? '').trim();
-  const [nodePath, nodeVersion] = (s.get('hostnode') ?? '').trim().split('\n').map((l) => l.trim());
+  const hostNode = parseHostNode(s.get('hostnode') ?? '');
   return {
     live: {
       links: parseLinks(s.get('links') ?? '[]'),
@@ -120,6 +139,6 @@ export function parseHostReading(output: string): HostReading {
     ...(status ? { status } : {}),
     hashes,
     ...(runtime ? { runtimeTarget: runtime } : {}),
-    ...(nodePath?.startsWith('/') ? { hostNode: nodeVersion === 'linked' ? { path: nodePath, linked: true } : { path: nodePath, version: nodeVersion ?? '' } } : {}),
+    ...(hostNode ? { hostNode } : {}),
   };
 }

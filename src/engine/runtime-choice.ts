@@ -3,18 +3,35 @@
 //
 // Shipping costs a fresh host ~100 MB through SSH and about a CPU-second on both ends; a host
 // that already has a recent enough Node (Debian's `nodejs`, NodeSource, ...) needs none of it.
-import type { AgentRuntimeChoice } from '../model';
+import { INSTALL_DIR, type AgentRuntimeChoice } from '../model';
 import type { Artifact } from './artifacts';
 
-/** The agent bundle targets Node 18 (esbuild `target: 'node18'`, N-API 8 for the userspace shim). */
-export const MIN_HOST_NODE_MAJOR = 18;
+/**
+ * The oldest Node the agent runs on: the bundle targets Node 18 (esbuild `target: 'node18'`,
+ * util.parseArgs from 18.3, N-API 8 for the userspace shim); 18.19 is Debian 12's `nodejs`,
+ * the oldest tested (the lab runs 18.20.4).
+ */
+export const MIN_HOST_NODE: readonly [major: number, minor: number] = [18, 19];
 
 /**
- * The `node` on the host's PATH, as the host reading found it: with its version, or marked as
- * the runtime the agent is already linked to (its version was checked when it was linked).
+ * Where the agent's unit cannot run a binary from: ProtectHome hides /home, /root and
+ * /run/user; snaps need confinement the unit's capability set does not allow; and podnet's own
+ * directory would make the runtime link point at itself.
+ */
+const OUT_OF_REACH = ['/home/', '/root/', '/run/user/', '/snap/', `${INSTALL_DIR}/`];
+
+/**
+ * The `node` on the host's PATH, as the host reading found it: with the binary it resolves to
+ * and its version, or marked as the runtime a running agent already uses (checked when linked).
  */
 export type HostNode =
-  | { readonly path: string; /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */ readonly version: string }
+  | {
+      readonly path: string;
+      /** `readlink -f` of path. */
+      readonly realPath: string;
+      /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */
+      readonly version: string;
+    }
   | { readonly path: string; readonly linked: true };
 
 export type RuntimeChoice =
@@ -29,9 +46,12 @@ export class RuntimeUnavailableError extends Error {
 export function hostNodeProblem(node: HostNode | undefined): string | undefined {
   if (!node) return 'the host has no `node` on its PATH';
   if ('linked' in node) return undefined;
-  const m = /^v(\d+)\.\d+\.\d+/.exec(node.version);
+  const where = OUT_OF_REACH.find((dir) => `${node.realPath}/`.startsWith(dir));
+  if (where) return `${node.path} is ${node.realPath}, under ${where}, where the agent's sandboxed unit cannot run it`;
+  const m = /^v(\d+)\.(\d+)\.\d+/.exec(node.version);
   if (!m) return `${node.path} did not report a version (\`${node.path} --version\` printed '${node.version}')`;
-  if (Number(m[1]) < MIN_HOST_NODE_MAJOR) return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE_MAJOR}`;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major < MIN_HOST_NODE[0] || (major === MIN_HOST_NODE[0] && minor < MIN_HOST_NODE[1])) return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE.join('.')}`;
   return undefined;
 }
 
@@ -41,7 +61,7 @@ export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undef
   const problem = hostNodeProblem(node);
   if (!problem) return { kind: 'host', path: node!.path, version: 'version' in node! ? node.version : 'in use' };
   if (policy === 'auto') return { kind: 'bundled', artifact: bundled };
-  throw new RuntimeUnavailableError(`${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE_MAJOR} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`);
+  throw new RuntimeUnavailableError(`${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE.join('.')} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`);
 }
 
 /** Where the host's runtime symlink must point for this choice. */

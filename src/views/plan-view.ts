@@ -1,4 +1,5 @@
 // Renders plans, apply results and drift reports for terminals; --json prints the same data.
+import type { Artifact } from '../engine/artifacts';
 import type { HostPlan } from '../engine/host-plan';
 import type { ApplyHostResult } from '../engine/apply';
 import type { DriftReport } from '../engine/drift';
@@ -13,6 +14,16 @@ export interface Palette {
 export function palette(color: boolean): Palette {
   const wrap = (code: number) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
   return { add: wrap(32), change: wrap(33), remove: wrap(31), bold: wrap(1) };
+}
+
+/** v2: the runtime has its own `runtime` step (keep, link-host or ship) instead of an upload. */
+export const PLAN_SCHEMA = 'podnet.dev/plan/v2';
+
+/** A host's plan as `plan --json` prints it: artifacts by name and remote path only. */
+export function planToJson(plan: HostPlan): object {
+  const artifact = (a: Artifact) => ({ name: a.name, remotePath: a.remotePath });
+  const runtime = plan.runtime.action === 'ship' ? { action: 'ship', ...artifact(plan.runtime.artifact) } : plan.runtime;
+  return { ...plan, runtime, uploads: plan.uploads.map(artifact) };
 }
 
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {

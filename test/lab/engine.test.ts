@@ -247,6 +247,7 @@ describeLab('podnet engine on lab hosts', () => {
     expect({ code: moved.code, err: moved.stderr }).toMatchObject({ code: 0, err: expect.stringMatching(/linked \/usr\/bin\/node \(v\d+/) });
     expect(moved.stderr).not.toContain('uploaded');
     expect(await runtimeLink()).toBe('/usr/bin/node');
+    expect((await labExec(LAB, 'node3', ['test', '-e', '/usr/local/lib/podnet/runtimes'])).code).not.toBe(0); // shipped one gone
     // With the agent stopped, destroy cannot ask it to tear down: its own teardown process does.
     await labExec(LAB, 'node3', ['systemctl', 'stop', 'podnet-cluster.service']);
     expect((await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB])).code).toBe(0);

@@ -37,6 +37,16 @@ describe('podnet plan --offline', () => {
     expect(doc.hosts.map((h) => h.node)).toEqual(['master', 'node1', 'node2']);
   });
 
+  it('lets a reader stop early (| head) without a crash, keeping its own exit code', () => {
+    // 200 nodes print far more than a pipe holds, so podnet is still writing when head leaves.
+    const big = join(dir, 'big.json');
+    const nodes = Array.from({ length: 200 }, (_, i) => ({ name: `n${i}`, address: `192.168.${1 + (i >> 8)}.${1 + (i & 255)}` }));
+    writeFileSync(big, JSON.stringify(buildManifest({ ...referenceSpec, underlay: { prefixLength: 16 }, nodes })));
+    const script = `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, 'bin', 'podnet'))} plan --offline --manifest ${JSON.stringify(big)} | head -c 1 >/dev/null`;
+    const out = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+    expect({ status: out.status, stderr: out.stderr }).toEqual({ status: 0, stderr: '' });
+  });
+
   it('fails with a clear message for an unknown node, a bad manifest and an unknown command', () => {
     const unknownNode = podnet(['plan', '--offline', '--manifest', manifestPath, '--node', 'node9']);
     expect(unknownNode.status).toBe(1);

@@ -1,12 +1,14 @@
 // The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convergeWaitScript } from '../../src/engine/apply';
+import { hostDrift } from '../../src/engine/drift';
+import { planToJson } from '../../src/views/plan-view';
 import type { Artifact, ArtifactSet } from '../../src/engine/artifacts';
 import { hostTargets, planHost, type HostTarget } from '../../src/engine/host-plan';
-import { parseHostReading, type HostReading } from '../../src/engine/host-reading';
+import { hostNodeProbe, parseHostNode, parseHostReading, type HostReading } from '../../src/engine/host-reading';
 import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../src/engine/runtime-choice';
 import { resolveNetwork, type AgentRuntimeChoice } from '../../src/model';
 import { referenceSpec } from './reference-network';
@@ -36,27 +38,57 @@ function installed(t: HostTarget, edit: Partial<HostReading> = {}): HostReading 
 }
 
 const fresh: HostReading = { live: { links: [], addresses: [], routes: [], ipForward: false }, unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' }, hashes: {} };
-const node18 = { path: '/usr/bin/node', version: 'v18.20.4' };
+const node18 = { path: '/usr/bin/node', realPath: '/usr/bin/nodejs', version: 'v18.20.4' };
 
 describe('which Node.js runs the agent', () => {
   it("takes the host's node when it is 18 or newer, and ships one otherwise (auto)", () => {
     expect(chooseRuntime('auto', node18, artifacts.runtime)).toEqual({ kind: 'host', path: '/usr/bin/node', version: 'v18.20.4' });
-    expect(chooseRuntime('auto', { path: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime).kind).toBe('bundled');
+    expect(chooseRuntime('auto', { path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime).kind).toBe('bundled');
     expect(chooseRuntime('auto', undefined, artifacts.runtime).kind).toBe('bundled');
     expect(chooseRuntime('bundled', node18, artifacts.runtime).kind).toBe('bundled');
   });
 
   it("says why when the network insists on the host's node and it has none usable", () => {
-    expect(() => chooseRuntime('host', { path: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime)).toThrow(RuntimeUnavailableError);
+    expect(() => chooseRuntime('host', { path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime)).toThrow(RuntimeUnavailableError);
     expect(() => chooseRuntime('host', undefined, artifacts.runtime)).toThrow(/no `node` on its PATH.*agentRuntime is 'host'/);
-    expect(hostNodeProblem({ path: '/opt/node', version: '' })).toMatch(/did not report a version/);
-    expect(hostNodeProblem({ path: '/usr/bin/node', version: 'v20.20.2' })).toBeUndefined();
+    expect(hostNodeProblem({ path: '/opt/node', realPath: '/opt/node', version: '' })).toMatch(/did not report a version/);
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v20.20.2' })).toBeUndefined();
   });
 
   it('reads the host node from the host reading', () => {
-    const out = ['', '@@podnet:hostnode', '/usr/bin/node', 'v18.20.4', '@@podnet:end', ''].join('\n');
+    const out = ['', '@@podnet:hostnode', '/usr/bin/node', '/usr/bin/nodejs', 'v18.20.4', '@@podnet:end', ''].join('\n');
     expect(parseHostReading(out).hostNode).toEqual(node18);
     expect(parseHostReading('\n@@podnet:hostnode\n\n@@podnet:end\n').hostNode).toBeUndefined();
+  });
+
+  it('wants Node 18.19 or newer, from a place the sandboxed unit can run', () => {
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v18.2.0' })).toMatch(/v18.2.0; the agent needs Node.js >= 18.19/);
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v18.19.0' })).toBeUndefined();
+    expect(hostNodeProblem({ path: '/usr/local/bin/node', realPath: '/root/.nvm/versions/node/v20.1.0/bin/node', version: 'v20.1.0' })).toMatch(/under \/root\/, where the agent's sandboxed unit cannot run it/);
+    expect(hostNodeProblem({ path: '/usr/local/bin/node', realPath: '/usr/local/lib/podnet/runtimes/abcd/node', version: 'v20.20.2' })).toMatch(/under \/usr\/local\/lib\/podnet\//);
+    expect(chooseRuntime('auto', { path: '/snap/bin/node', realPath: '/snap/node/1/bin/node', version: 'v20.1.0' }, artifacts.runtime).kind).toBe('bundled');
+  });
+
+  describe('the probe in the host read (run by sh here, with a stand-in node on PATH)', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'podnet-probe-'));
+      mkdirSync(join(dir, 'bin'));
+      writeFileSync(join(dir, 'bin', 'node'), '#!/bin/sh\necho v18.20.4\n', { mode: 0o755 });
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const probe = (activeState: string) =>
+      parseHostNode(execFileSync('sh', ['-c', `u='ActiveState=${activeState}'\n${hostNodeProbe(join(dir, 'link'))}`], { encoding: 'utf8', env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` } }));
+
+    it('reports the path, the binary it resolves to and its version', () => {
+      expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), realPath: join(dir, 'bin', 'node'), version: 'v18.20.4' });
+    });
+
+    it('skips the version only while a running agent uses that node', () => {
+      symlinkSync(join(dir, 'bin', 'node'), join(dir, 'link'));
+      expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), linked: true });
+      expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
+    });
   });
 
   it("does not re-run the version check of a node the agent is already linked to, and keeps it", () => {
@@ -107,6 +139,34 @@ describe('planHost', () => {
     // Removed by hand without a reload: systemd still runs the old definition.
     const stale = installed(t, { unitFile: undefined, runtimeTarget: '/usr/bin/node', hostNode: node18 });
     expect(planHost(t, stale, artifacts).daemonReload).toBe(true);
+  });
+});
+
+describe('plan --json (podnet.dev/plan/v2)', () => {
+  it('names the runtime step and artifacts by remote path, never this machine\'s paths', () => {
+    const shipped = planToJson(planHost(target('bundled'), fresh, artifacts)) as { runtime: unknown; uploads: unknown[] };
+    expect(shipped.runtime).toEqual({ action: 'ship', name: 'node', remotePath: artifacts.runtime.remotePath });
+    expect(shipped.uploads).toEqual([{ name: 'podnet-agent.js', remotePath: artifacts.agent.remotePath }]);
+    expect(JSON.stringify(shipped)).not.toContain('/dist/');
+    expect((planToJson(planHost(target(), { ...fresh, hostNode: node18 }, artifacts)) as { runtime: unknown }).runtime).toEqual({ action: 'link-host', path: '/usr/bin/node', version: 'v18.20.4' });
+  });
+});
+
+describe('drift of the runtime', () => {
+  const kinds = (t: HostTarget, r: HostReading) => hostDrift(t, r, artifacts).differences.map((d) => d.kind).filter((k) => k.startsWith('runtime'));
+  it('is clean while the agent runs on the node it should', () => {
+    const t = target();
+    expect(kinds(t, installed(t, { hostNode: { path: '/usr/bin/node', linked: true }, runtimeTarget: '/usr/bin/node' }))).toEqual([]);
+  });
+  it("reports a host whose node went away (auto: podnet's own is due), or one that cannot run the agent at all (host)", () => {
+    const t = target();
+    const gone = hostDrift(t, installed(t, { runtimeTarget: '/usr/bin/node' }), artifacts).differences.find((d) => d.kind === 'runtime-mismatch');
+    expect(gone).toMatchObject({ expected: artifacts.runtime.remotePath, actual: '/usr/bin/node' });
+    const strict = target('host');
+    expect(kinds(strict, installed(strict, { runtimeTarget: '/usr/bin/node' }))).toEqual(['runtime-unavailable']);
+  });
+  it('keeps agentRuntime out of the agent config: a policy change alone restarts nothing', () => {
+    expect(target('bundled').config).toBe(target().config);
   });
 });
 

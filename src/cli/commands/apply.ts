@@ -24,11 +24,12 @@ export async function run(argv: string[]): Promise<number> {
     const targets = new Map(ctx.session.targets(network).map((t) => [t.node, t]));
     const results: ApplyHostResult[] = await Promise.all(
       reads.map(async (read): Promise<ApplyHostResult> => {
-        if (!read.ok) {
-          const failed: ApplyHostResult = { node: read.node, ok: false, changed: false, actions: [], error: read.error, seconds: 0 };
-          if (!ctx.json) process.stderr.write(`${renderApplyResult(failed)}\n`);
-          return failed;
-        }
+        const failed = (error: string): ApplyHostResult => {
+          const result: ApplyHostResult = { node: read.node, ok: false, changed: false, actions: [], error, seconds: 0 };
+          if (!ctx.json) process.stderr.write(`${renderApplyResult(result)}\n`);
+          return result;
+        };
+        if (!read.ok) return failed(read.error);
         const target = targets.get(read.node)!;
         const node = network.nodes.find((n) => n.name === read.node)!;
         try {
@@ -39,9 +40,7 @@ export async function run(argv: string[]): Promise<number> {
           if (!ctx.json) process.stderr.write(`${renderApplyResult(result)}\n`);
           return result;
         } catch (err) {
-          const failed: ApplyHostResult = { node: read.node, ok: false, changed: false, actions: [], error: (err as Error).message, seconds: 0 };
-          if (!ctx.json) process.stderr.write(`${renderApplyResult(failed)}\n`);
-          return failed;
+          return failed((err as Error).message);
         }
       }),
     );

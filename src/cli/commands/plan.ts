@@ -1,10 +1,9 @@
 // `podnet plan`: what apply would change on each host. With --offline it contacts no host
 // and prints the desired state computed from the manifest alone.
 import { desiredHostState, resolveManifest, type DesiredHostState } from '../../model';
-import type { Artifact } from '../../engine/artifacts';
 import { hostPlanHasChanges, planHost, type HostPlan } from '../../engine/host-plan';
 import { RuntimeUnavailableError } from '../../engine/runtime-choice';
-import { palette, renderHostPlan } from '../../views/plan-view';
+import { palette, PLAN_SCHEMA, planToJson, renderHostPlan } from '../../views/plan-view';
 import { renderHostState } from '../../views/host-state-view';
 import { parseCommandArgs } from '../args';
 import { CliError } from '../cli-error';
@@ -35,13 +34,6 @@ function offline(argv: string[]): number {
   return 0;
 }
 
-/** A plan as `--json` prints it: artifacts by name and remote path (local paths are this machine's business). */
-function planJson(p: HostPlan): object {
-  const artifact = (a: Artifact) => ({ name: a.name, remotePath: a.remotePath });
-  const runtime = p.runtime.action === 'ship' ? { action: 'ship', ...artifact(p.runtime.artifact) } : p.runtime;
-  return { ...p, runtime, uploads: p.uploads.map(artifact) };
-}
-
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--offline')) return offline(argv);
   return runEngineCommand(argv, { 'detailed-exitcode': { type: 'boolean' } }, USAGE, async (ctx, values) => {
@@ -64,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const changes = plans.some(hostPlanHasChanges);
     if (ctx.json) {
-      process.stdout.write(JSON.stringify({ schema: 'podnet.dev/plan/v1', network: network.name, changes, hosts: plans.map(planJson), errors }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ schema: PLAN_SCHEMA, network: network.name, changes, hosts: plans.map(planToJson), errors }, null, 2) + '\n');
     } else {
       const p = palette(ctx.color);
       for (const plan of plans) process.stdout.write(renderHostPlan(plan, p).join('\n') + '\n');
