@@ -140,9 +140,9 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     if (plan.daemonReload) commands.push('systemctl daemon-reload'), steps.push('daemon-reload');
     // Enabling only links the unit into multi-user.target.wants, read at boot: no reload needed.
     if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), steps.push('enable');
-    // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
-    // A request left by a destroy that died half-way would turn this restart into a teardown.
+    // A teardown request left by a destroy killed half-way must not turn this restart into a teardown.
     if (plan.service !== 'none') commands.push(`rm -f ${teardownRequestPath(target.state.network)}`);
+    // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
     if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), steps.push('start');
     if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), steps.push('restart');
     if (commands.length > 0) {
