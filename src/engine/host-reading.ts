@@ -46,15 +46,13 @@ const MARK = '@@podnet:';
  * Prints the host's `node` (first on PATH), then `linked` when a running agent already uses it
  * (its version was checked when it was linked: `node --version` costs ~25 ms of CPU, a fifth of
  * a no-op read), else the binary it resolves to and its version. Expects `$u` to hold the
- * unit's `systemctl show` output.
+ * unit's `systemctl show` output and `$r` where the runtime link points, both read earlier.
  */
-export function hostNodeProbe(runtimeLink = RUNTIME_PATH): string {
-  return [
-    'p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && {',
-    `  if [ "$(readlink ${runtimeLink} 2>/dev/null)" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;`,
-    '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
-  ].join('\n');
-}
+export const HOST_NODE_PROBE = [
+  'p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && {',
+  '  if [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
+  '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
+].join('\n');
 
 export function hostReadScript(network: string): string {
   const unit = unitName(network);
@@ -74,8 +72,8 @@ export function hostReadScript(network: string): string {
     `sec status; cat ${statusPath(network)} 2>/dev/null`,
     // Every shipped file sits directly in INSTALL_DIR (the runtime is in a subdirectory).
     `sec hashes; find ${INSTALL_DIR} -maxdepth 1 -type f -exec sha256sum {} + 2>/dev/null`,
-    `sec runtime; readlink ${RUNTIME_PATH} 2>/dev/null`,
-    `sec hostnode; ${hostNodeProbe()}`,
+    `sec runtime; r=$(readlink ${RUNTIME_PATH} 2>/dev/null); printf '%s\\n' "$r"`,
+    `sec hostnode; ${HOST_NODE_PROBE}`,
     'sec end',
     'exit 0',
   ].join('\n');

@@ -8,7 +8,7 @@ import { hostDrift } from '../../src/engine/drift';
 import { planToJson } from '../../src/views/plan-view';
 import type { Artifact, ArtifactSet } from '../../src/engine/artifacts';
 import { hostTargets, planHost, type HostTarget } from '../../src/engine/host-plan';
-import { hostNodeProbe, parseHostNode, parseHostReading, type HostReading } from '../../src/engine/host-reading';
+import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../src/engine/host-reading';
 import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../src/engine/runtime-choice';
 import { resolveNetwork, type AgentRuntimeChoice } from '../../src/model';
 import { referenceSpec } from './reference-network';
@@ -78,7 +78,7 @@ describe('which Node.js runs the agent', () => {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const probe = (activeState: string) =>
-      parseHostNode(execFileSync('sh', ['-c', `u='ActiveState=${activeState}'\n${hostNodeProbe(join(dir, 'link'))}`], { encoding: 'utf8', env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` } }));
+      parseHostNode(execFileSync('sh', ['-c', `u='ActiveState=${activeState}'; r=$(readlink ${join(dir, 'link')})\n${HOST_NODE_PROBE}`], { encoding: 'utf8', env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` } }));
 
     it('reports the path, the binary it resolves to and its version', () => {
       expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), realPath: join(dir, 'bin', 'node'), version: 'v18.20.4' });
