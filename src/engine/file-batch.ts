@@ -6,28 +6,34 @@ import { posix } from 'node:path';
 import { shQuote } from '../ssh';
 
 export interface FileToWrite {
+  /** Absolute path on the host; missing parent directories are created. */
   readonly path: string;
   readonly content: Buffer | string;
+  /** Permission bits, e.g. 0o644. */
   readonly mode: number;
 }
 
+/**
+ * A POSIX sh script that writes `files` (run it as `sh -s` with the script on stdin: as an
+ * argument it would hit the kernel's 128 KiB limit). It exits non-zero on the first failure.
+ */
 export function writeFilesScript(files: readonly FileToWrite[], tag = 'podnet-tmp'): string {
-  const lines = ['set -e', 'tmps=""', 'trap \'rm -f $tmps\' EXIT'];
+  const tmps = files.map((f, i) => shQuote(`${posix.dirname(f.path)}/.${posix.basename(f.path)}.${tag}.${i}`));
+  // The temp names are known up front, so the EXIT trap lists them quoted (removing a temp file
+  // not yet written is harmless); once all are renamed the trap is dropped.
+  const lines = ['set -e', `podnet_cleanup() { rm -f ${tmps.join(' ')}; }`, 'trap podnet_cleanup EXIT'];
   files.forEach((f, i) => {
-    const tmp = `${posix.dirname(f.path)}/.${posix.basename(f.path)}.${tag}.${i}`;
     const data = (typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : f.content).toString('base64');
     lines.push(
       `mkdir -p ${shQuote(posix.dirname(f.path))}`,
-      `tmps="$tmps ${shQuote(tmp)}"`,
-      `base64 -d > ${shQuote(tmp)} <<'PODNET_EOF_${i}'`,
+      `base64 -d > ${tmps[i]} <<'PODNET_EOF_${i}'`,
       ...(data.match(/.{1,76}/g) ?? []),
       `PODNET_EOF_${i}`,
-      `chmod ${f.mode.toString(8)} ${shQuote(tmp)}`,
+      `chmod ${f.mode.toString(8)} ${tmps[i]}`,
     );
   });
-  const tmps = files.map((f, i) => shQuote(`${posix.dirname(f.path)}/.${posix.basename(f.path)}.${tag}.${i}`));
   lines.push(`sync ${tmps.join(' ')}`);
   files.forEach((f, i) => lines.push(`mv -f ${tmps[i]} ${shQuote(f.path)}`));
-  lines.push('tmps=""');
+  lines.push('trap - EXIT');
   return lines.join('\n') + '\n';
 }

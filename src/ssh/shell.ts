@@ -1,5 +1,5 @@
-// Shell quoting and the small POSIX sh helpers the transport runs on hosts when SFTP can't be
-// used (a non-root user writing through sudo). Pure strings, unit-tested.
+// Shell quoting and the POSIX sh wrappers the transport puts around each remote command (sudo,
+// a host-side timeout). Pure strings, unit-tested.
 
 /** Quotes one word for POSIX sh: `it's` -> `'it'\''s'`. */
 export function shQuote(word: string): string {
@@ -11,34 +11,6 @@ export function shQuote(word: string): string {
 export function sudoWrap(command: string): string {
   return `sudo -n sh -c ${shQuote(command)}`;
 }
-
-/**
- * Writes stdin to "$1/$2" atomically: a temp file in the same directory, size check (a dropped
- * connection ends stdin early, and a short file must never be installed), fsync, chmod, rename.
- * The EXIT trap removes the temp file on any failure. Args: dir base octal-mode expected-size.
- */
-export const WRITE_ATOMIC_SCRIPT = [
-  'set -eu',
-  'dir=$1; base=$2; mode=$3; size=$4; dest="$dir/$base"',
-  '[ -d "$dir" ] || mkdir -p -m 755 "$dir"',
-  'if [ -d "$dest" ]; then echo "podnet: $dest is a directory" >&2; exit 1; fi',
-  'tmp=$(mktemp "$dir/.$base.podnet-tmp-XXXXXX")',
-  `trap 'rm -f "$tmp"' EXIT`,
-  'cat > "$tmp"',
-  'got=$(wc -c < "$tmp")',
-  'if [ "$got" -ne "$size" ]; then echo "podnet: upload incomplete: $got of $size bytes arrived" >&2; exit 1; fi',
-  'sync "$tmp" 2>/dev/null || sync',
-  'chmod "$mode" "$tmp"',
-  'mv -f "$tmp" "$dest"',
-  'trap - EXIT',
-  // Temp files left by uploads whose connection died mid-way (their trap could not run).
-  'rm -f "$dir/.$base.podnet-tmp-"* 2>/dev/null || true',
-].join('\n');
-
-/** Exit code of READ_SCRIPT when the file does not exist. */
-export const READ_ABSENT_EXIT = 44;
-
-export const READ_SCRIPT = `if [ -e "$1" ] || [ -L "$1" ]; then exec cat "$1"; else exit ${READ_ABSENT_EXIT}; fi`;
 
 /** `sh -c '<script>' <name> args...`, quoted for the remote shell. */
 export function shScript(script: string, name: string, args: string[]): string {

@@ -1,15 +1,15 @@
-// One authenticated SSH connection to one host, reused for every command and file operation.
-// Commands run on their own channels (at most MAX_CHANNELS at once, under OpenSSH's MaxSessions);
-// files go over one lazily opened SFTP session, or through a sh helper under `sudo -n` for
-// non-root users.
-import { randomBytes } from 'node:crypto';
+// One authenticated SSH connection to one host, reused for every command. Commands run on their
+// own channels (at most MAX_CHANNELS at once, under OpenSSH's MaxSessions), through `sudo -n` for
+// non-root users who ask for it. There is no file transfer here on purpose: the engine writes
+// files with one exec and a heredoc script (engine/file-batch.ts) and streams the runtime with
+// `cat`, so hosts need no SFTP subsystem and sudo users need nothing beyond `sudo -n sh`.
 import { existsSync, readFileSync } from 'node:fs';
 import { constants as osConstants, homedir } from 'node:os';
-import { join, posix } from 'node:path';
-import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { join } from 'node:path';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { SshError, commandFailed, describeTarget } from './errors';
 import { HostKeyVerifier } from './host-key-verifier';
-import { READ_ABSENT_EXIT, READ_SCRIPT, WRITE_ATOMIC_SCRIPT, shScript, sudoWrap, withRemoteTimeout } from './shell';
+import { sudoWrap, withRemoteTimeout } from './shell';
 
 export interface SshTarget {
   host: string;
@@ -28,7 +28,7 @@ export interface SshTarget {
   knownHostsPath?: string;
   /** Trust-on-first-use: accept and record a key for a host that known_hosts does not list. */
   acceptNewHostKeys?: boolean;
-  /** Run commands and file writes through `sudo -n` (ignored for root). */
+  /** Run commands through `sudo -n` (ignored for root). */
   sudo?: boolean;
   /** TCP connect + SSH handshake + authentication. Default 15000. */
   connectTimeoutMs?: number;
@@ -58,13 +58,10 @@ interface RawResult {
   stderr: Buffer;
 }
 
-/** OpenSSH's default MaxSessions is 10; keep two spare for SFTP and safety. */
+/** OpenSSH's default MaxSessions is 10; keep two spare for safety. */
 const MAX_CHANNELS = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 600_000;
-/** SFTP upload: bytes per WRITE request and requests in flight. */
-const SFTP_CHUNK = 192 * 1024; // under sftp-server's 256 KiB message limit, so ssh2 never splits a request
-const SFTP_IN_FLIGHT = 16;
 
 interface Credentials {
   privateKey?: Buffer;
@@ -158,7 +155,6 @@ export class SshConnection {
   /** `label (host:port)`, used in every error message. */
   readonly describe: string;
   private readonly channels = new Slots(MAX_CHANNELS);
-  private sftpSession?: Promise<SFTPWrapper | undefined>;
   private closedBy?: SshError;
   private closing?: Promise<void>;
 
@@ -338,61 +334,6 @@ export class SshConnection {
     );
   }
 
-  /** The SFTP session, opened on first use; undefined when the host has no SFTP subsystem. */
-  private sftp(): Promise<SFTPWrapper | undefined> {
-    this.sftpSession ??= new Promise<SFTPWrapper | undefined>((resolve, reject) => {
-      if (this.closedBy) return reject(this.closedBy);
-      this.client.sftp((err: Error | undefined, sftp: SFTPWrapper) => {
-        if (err) {
-          if (this.closedBy) return reject(this.closedBy);
-          return resolve(undefined); // e.g. "Unable to start subsystem: sftp"
-        }
-        sftp.on('close', () => {
-          this.sftpSession = undefined;
-        });
-        resolve(sftp);
-      });
-    });
-    return this.sftpSession;
-  }
-
-  /**
-   * Writes a file atomically: a temp file in the same directory, fsync, chmod, rename. Never
-   * leaves a half-written file at `path`; creates the parent directory (mode 755) if needed.
-   * `path` must be absolute. Default mode 0644.
-   */
-  async writeFileAtomic(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
-    assertAbsolute(path);
-    const data = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-    const sftp = this.usesSudo ? undefined : await this.sftp();
-    if (sftp) return this.writeViaSftp(sftp, path, data, mode);
-    const script = shScript(WRITE_ATOMIC_SCRIPT, 'podnet-write', [posix.dirname(path), posix.basename(path), mode.toString(8), String(data.length)]);
-    try {
-      await this.execRaw(this.usesSudo ? `sudo -n ${script}` : script, `write ${path}`, { input: data, timeoutMs: this.transferTimeout(data.length) });
-    } catch (e) {
-      throw asIo(e, this.describe, `cannot write ${path}`);
-    }
-  }
-
-  /** File contents, or undefined when the file does not exist. */
-  async readFile(path: string): Promise<Buffer | undefined> {
-    assertAbsolute(path);
-    const sftp = this.usesSudo ? undefined : await this.sftp();
-    if (sftp) {
-      try {
-        return await new Promise<Buffer>((resolve, reject) => sftp.readFile(path, (err, buf) => (err ? reject(err) : resolve(buf))));
-      } catch (e) {
-        if ((e as { code?: number }).code === 2) return undefined; // SSH_FX_NO_SUCH_FILE
-        throw asIo(e, this.describe, `cannot read ${path}`);
-      }
-    }
-    const script = shScript(READ_SCRIPT, 'podnet-read', [path]);
-    const r = await this.execRaw(this.usesSudo ? `sudo -n ${script}` : script, `read ${path}`, { allowFailure: true });
-    if (r.code === READ_ABSENT_EXIT) return undefined;
-    if (r.code !== 0) throw asIo(commandFailed(this.describe, `read ${path}`, r.code, r.stderr.toString('utf8')), this.describe, `cannot read ${path}`);
-    return r.stdout;
-  }
-
   async close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       if (this.closedBy) return resolve();
@@ -408,82 +349,6 @@ export class SshConnection {
       this.client.end();
     });
     return this.closing;
-  }
-
-  /** Generous timeout for transfers: at least 5 minutes, or 1 MB/s. */
-  private transferTimeout(bytes: number): number {
-    return Math.max(this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, bytes / 1000);
-  }
-
-  private async writeViaSftp(sftp: SFTPWrapper, path: string, data: Buffer, mode: number): Promise<void> {
-    const dir = posix.dirname(path);
-    const tmp = `${dir}/.${posix.basename(path)}.podnet-tmp-${randomBytes(6).toString('hex')}`;
-    const call = <T>(what: string, fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> =>
-      new Promise<T>((resolve, reject) =>
-        fn((err, v) => (err ? reject(asIo(err, this.describe, `${what} failed while writing ${path}`)) : resolve(v as T))),
-      );
-    await this.mkdirp(sftp, dir);
-    // 'wx': exclusive create, so a stale temp file is never reused.
-    const handle = await call<Buffer>('open', (cb) => sftp.open(tmp, 'wx', { mode: 0o600 }, cb));
-    let open = true;
-    try {
-      await sftpWriteAll(sftp, handle, data).catch((e) => {
-        throw asIo(e, this.describe, `upload failed while writing ${path}`);
-      });
-      if (hasExtension(sftp, 'fsync@openssh.com')) await call('fsync', (cb) => sftp.ext_openssh_fsync(handle, cb));
-      await call('chmod', (cb) => sftp.fchmod(handle, mode, cb));
-      open = false;
-      await call('close', (cb) => sftp.close(handle, cb));
-      if (hasExtension(sftp, 'posix-rename@openssh.com')) {
-        await call('rename', (cb) => sftp.ext_openssh_rename(tmp, path, cb));
-      } else {
-        // Plain SFTP rename refuses to replace an existing file; fall back to mv (atomic rename(2)).
-        await this.execRaw(shScript('mv -f "$1" "$2"', 'podnet-mv', [tmp, path]), `mv ${tmp} ${path}`, {});
-      }
-      await this.removeStaleTemps(sftp, dir, posix.basename(path));
-    } catch (e) {
-      if (this.closedBy) {
-        // The temp file stays behind (nothing can remove it now); the next write to `path` does.
-        throw new SshError('disconnected', this.describe, `connection lost while writing ${path}; the file was not replaced`, { cause: e });
-      }
-      if (open) await new Promise<void>((r) => sftp.close(handle, () => r()));
-      await new Promise<void>((r) => sftp.unlink(tmp, () => r()));
-      throw e;
-    }
-  }
-
-  /**
-   * Temp files of earlier uploads to the same path whose connection died mid-way (SFTP cannot
-   * clean up after a dropped connection). Best effort; they never hide the real file.
-   */
-  private async removeStaleTemps(sftp: SFTPWrapper, dir: string, base: string): Promise<void> {
-    const prefix = `.${base}.podnet-tmp-`;
-    const names = await new Promise<string[]>((resolve) =>
-      sftp.readdir(dir, (err, list) => resolve(err ? [] : list.map((e) => e.filename).filter((f) => f.startsWith(prefix)))),
-    );
-    for (const name of names) await new Promise<void>((r) => sftp.unlink(`${dir}/${name}`, () => r()));
-  }
-
-  private async mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
-    const missing: string[] = [];
-    for (let d = dir, i = 0; i < 64; d = posix.dirname(d), i++) {
-      const exists = await new Promise<boolean>((resolve, reject) =>
-        sftp.stat(d, (err, st) => {
-          if (!err) {
-            if (!st.isDirectory()) reject(new SshError('io', this.describe, `${d} exists and is not a directory`));
-            else resolve(true);
-          } else if ((err as { code?: number }).code === 2) resolve(false);
-          else reject(asIo(err, this.describe, `cannot stat ${d}`));
-        }),
-      );
-      if (exists || d === '/') break;
-      missing.unshift(d);
-    }
-    for (const d of missing) {
-      await new Promise<void>((resolve, reject) =>
-        sftp.mkdir(d, { mode: 0o755 }, (err) => (err ? reject(asIo(err, this.describe, `cannot create directory ${d}`)) : resolve())),
-      );
-    }
   }
 }
 
@@ -502,50 +367,3 @@ function killChannel(stream: ClientChannel): void {
   }
 }
 
-function hasExtension(sftp: SFTPWrapper, name: string): boolean {
-  // ssh2 keeps the server's advertised extensions here; its ext_* methods throw without them.
-  return (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.[name] === '1';
-}
-
-/** Writes all of `data` with up to SFTP_IN_FLIGHT WRITE requests outstanding (latency hiding). */
-function sftpWriteAll(sftp: SFTPWrapper, handle: Buffer, data: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let next = 0;
-    let inFlight = 0;
-    let failed = false;
-    const pump = (): void => {
-      while (!failed && inFlight < SFTP_IN_FLIGHT && next < data.length) {
-        const pos = next;
-        const len = Math.min(SFTP_CHUNK, data.length - pos);
-        next += len;
-        inFlight++;
-        sftp.write(handle, data, pos, len, pos, (err) => {
-          inFlight--;
-          if (failed) return;
-          if (err) {
-            failed = true;
-            return reject(err);
-          }
-          if (next >= data.length && inFlight === 0) return resolve();
-          pump();
-        });
-      }
-    };
-    if (data.length === 0) return resolve();
-    pump();
-  });
-}
-
-function assertAbsolute(path: string): void {
-  if (!path.startsWith('/')) throw new TypeError(`remote path must be absolute: '${path}'`);
-}
-
-function asIo(e: unknown, describe: string, what: string): SshError {
-  if (e instanceof SshError) {
-    if (e.kind === 'command-failed') {
-      return new SshError('io', describe, `${what}: ${e.details.stderrTail || `exit code ${e.details.exitCode}`}`, { ...e.details, cause: e });
-    }
-    return e;
-  }
-  return new SshError('io', describe, `${what}: ${(e as Error).message}`, { cause: e });
-}

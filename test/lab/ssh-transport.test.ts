@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { labDown, labExec, labUnavailableReason, labUp, readLab, type LabInfo } from '../../src/lab';
 import { run } from '../../src/lab/exec';
+import { writeFilesScript } from '../../src/engine/file-batch';
 
 type Ssh = typeof import('../../src/ssh');
 type Outcome = { ok: true; value: unknown } | { ok: false; error: { name: string; kind?: string; message: string; details?: Record<string, unknown> } };
@@ -206,59 +207,6 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
     expect(r.file).toBe(`192.168.0.81 ${hostKey}\n`);
   });
 
-  it('writes files atomically over SFTP as root: content, mode, parent dir, no temp file; reads them back', async () => {
-    const r = await inWs(
-      async (ssh, { t }) => {
-        const c = await ssh.SshConnection.connect(t as never);
-        try {
-          await c.writeFileAtomic('/etc/podnet-sshtest/sub/net.json', '{"v":1}\n', 0o640);
-          await c.writeFileAtomic('/etc/podnet-sshtest/sub/net.json', '{"v":2}\n', 0o600);
-          const back = (await c.readFile('/etc/podnet-sshtest/sub/net.json'))?.toString();
-          const absent = await c.readFile('/etc/podnet-sshtest/absent');
-          return { back, absent: absent === undefined };
-        } finally {
-          await c.close();
-        }
-      },
-      { t: targets()[2] },
-    );
-    expect(r).toEqual({ back: '{"v":2}\n', absent: true });
-    expect(await onHost('node2', 'stat -c "%a %U" /etc/podnet-sshtest/sub/net.json /etc/podnet-sshtest/sub /etc/podnet-sshtest; ls -A /etc/podnet-sshtest/sub')).toBe(
-      '600 root\n755 root\n755 root\nnet.json\n',
-    );
-  });
-
-  it('keeps the old file when an upload is cut off mid-way, and cleans the temp up on the next write', async () => {
-    await onHost('node2', 'mkdir -p /opt/podnet-sshtest && echo old > /opt/podnet-sshtest/bin');
-    const r = await inWs(
-      async (ssh, { t }) => {
-        const c = await ssh.SshConnection.connect(t as never);
-        const big = Buffer.alloc(200 * 1024 * 1024, 7);
-        const p = c.writeFileAtomic('/opt/podnet-sshtest/bin', big, 0o755).then(
-          () => 'completed',
-          (e: { kind: string }) => e.kind,
-        );
-        await new Promise((r2) => setTimeout(r2, 400));
-        await c.close(); // the connection goes away mid-upload
-        return p;
-      },
-      { t: targets()[2] },
-    );
-    expect(r).toBe('disconnected');
-    expect(await onHost('node2', 'cat /opt/podnet-sshtest/bin')).toBe('old\n');
-    const left = await onHost('node2', 'ls -A /opt/podnet-sshtest');
-    console.log(`after the cut-off upload: ${JSON.stringify(left)}`);
-    await inWs(
-      async (ssh, { t }) => {
-        const c = await ssh.SshConnection.connect(t as never);
-        await c.writeFileAtomic('/opt/podnet-sshtest/bin', 'new\n', 0o755);
-        await c.close();
-      },
-      { t: targets()[2] },
-    );
-    expect(await onHost('node2', 'ls -A /opt/podnet-sshtest; cat /opt/podnet-sshtest/bin; stat -c %a /opt/podnet-sshtest/bin')).toBe('bin\nnew\n755\n');
-  });
-
   it('gives refused for a closed port, and timeout for a slow command (which is killed)', async () => {
     const refused = await inWsError(async (ssh, { t }) => ssh.SshConnection.connect(t as never), { t: { ...targets()[0], port: 2222 } });
     expect(refused.kind).toBe('refused');
@@ -292,7 +240,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
     console.log(`no host at 192.168.0.99: ${unreachable.kind}: ${unreachable.message}`);
   });
 
-  it('runs commands and writes files as a non-root user through sudo -n', async () => {
+  it('runs commands and writes files (the engine\'s file batch) as a non-root user through sudo -n', async () => {
     // The lab's base image has no sudo; install the Debian package into this host when we can get it.
     const hasSudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
     if (!hasSudo) {
@@ -322,71 +270,37 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
       pub,
     );
     const r = await inWs(
-      async (ssh, { t }) => {
+      async (ssh, { t, clobber, write }) => {
         const asUser = await ssh.SshConnection.connect({ ...(t as object), sudo: false } as never);
         const plainId = (await asUser.exec('id -un')).stdout.trim();
-        const denied = await asUser.writeFileAtomic('/etc/podnet-sudo/keep', 'clobbered').catch((e: { kind: string; message: string }) => `${e.kind}: ${e.message}`);
+        const denied = await asUser.exec('sh -s', { input: clobber as string }).catch((e: { kind: string; message: string }) => `${e.kind}: ${e.message}`);
         await asUser.close();
         const c = await ssh.SshConnection.connect({ ...(t as object), sudo: true } as never);
         try {
           const id = (await c.exec('id -u; echo "$HOME"')).stdout;
           const quoted = (await c.exec(`printf '%s|' "it's" '$HOME'`)).stdout;
-          await c.writeFileAtomic('/etc/podnet-sudo/deep/cfg.json', '{"sudo":true}\n', 0o640);
-          const back = (await c.readFile('/etc/podnet-sudo/deep/cfg.json'))?.toString();
-          const absent = (await c.readFile('/etc/podnet-sudo/nope')) === undefined;
+          await c.exec('sh -s', { input: write as string }); // as the engine writes files (apply.ts)
+          const back = (await c.exec('cat /etc/podnet-sudo/deep/cfg.json')).stdout;
           const failed = await c.exec('echo nope >&2; exit 4').catch((e: { kind: string; message: string }) => `${e.kind}: ${e.message}`);
-          return { plainId, denied, id, quoted, back, absent, failed };
+          return { plainId, denied, id, quoted, back, failed };
         } finally {
           await c.close();
         }
       },
-      { t: { ...targets()[1], user: 'podop' } },
+      {
+        t: { ...targets()[1], user: 'podop' },
+        clobber: writeFilesScript([{ path: '/etc/podnet-sudo/keep', content: 'clobbered', mode: 0o644 }]),
+        write: writeFilesScript([{ path: '/etc/podnet-sudo/deep/cfg.json', content: '{"sudo":true}\n', mode: 0o640 }]),
+      },
     );
     expect(r.plainId).toBe('podop');
-    expect(r.denied).toMatch(/^io: node1 \(podop@192\.168\.0\.81:22\): .*[Pp]ermission denied/);
+    expect(r.denied).toMatch(/^command-failed: node1 \(podop@192\.168\.0\.81:22\): [^]*[Pp]ermission denied/);
     expect(r.id).toBe('0\n/root\n');
     expect(r.quoted).toBe("it's|$HOME|");
     expect(r.back).toBe('{"sudo":true}\n');
-    expect(r.absent).toBe(true);
     expect(r.failed).toBe('command-failed: node1 (podop@192.168.0.81:22): command failed with exit code 4: echo nope >&2; exit 4\nstderr:\nnope');
     expect(await onHost('node1', 'cat /etc/podnet-sudo/keep; stat -c "%a %U" /etc/podnet-sudo/deep/cfg.json /etc/podnet-sudo/deep; ls -A /etc/podnet-sudo/deep')).toBe(
       'old\n640 root\n755 root\ncfg.json\n',
     );
-  });
-
-  it('uploads 100 MB: SFTP as root and sudo-sh as a user (time reported)', async () => {
-    const size = 100 * 1024 * 1024;
-    const r = await inWs(
-      async (ssh, { t, size: n }) => {
-        const crypto = require('node:crypto') as typeof import('node:crypto');
-        const data = crypto.randomBytes(n as number);
-        const sum = crypto.createHash('sha256').update(data).digest('hex');
-        const timings: Record<string, number> = {};
-        const variants: Array<[string, object]> = [['sftp-root', {}]];
-        const sudoUser = await ssh.SshConnection.connect({ ...(t as object), user: 'podop', sudo: true } as never).catch(() => undefined);
-        if (sudoUser) {
-          await sudoUser.close();
-          variants.push(['sudo-sh', { user: 'podop', sudo: true }]);
-        }
-        for (const [name, over] of variants) {
-          const c = await ssh.SshConnection.connect({ ...(t as object), ...over } as never);
-          try {
-            const t0 = Date.now();
-            await c.writeFileAtomic(`/opt/podnet-big-${name}`, data, 0o755);
-            timings[name] = Date.now() - t0;
-            const remote = (await c.exec(`sha256sum /opt/podnet-big-${name}`)).stdout.split(' ')[0];
-            if (remote !== sum) throw new Error(`${name}: checksum differs`);
-            await c.exec(`rm -f /opt/podnet-big-${name}`);
-          } finally {
-            await c.close();
-          }
-        }
-        return timings;
-      },
-      { t: targets()[1], size },
-      300_000,
-    );
-    expect(r['sftp-root']).toBeGreaterThan(0);
-    console.log(`100 MB upload to a lab host: ${Object.entries(r).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s (${(100 / (v / 1000)).toFixed(0)} MB/s)`).join(', ')}`);
   });
 });

@@ -1,10 +1,8 @@
 // SshConnection and SshPool against an in-process ssh2 server on 127.0.0.1 (loopback only):
 // host key checks, TOFU, auth, exec, timeouts, refused, reuse and bounded parallelism. The
-// server runs commands with the local sh and has no SFTP subsystem, so writeFileAtomic and
-// readFile take the sh-helper path here; SFTP and sudo are covered by the lab test.
+// server runs commands with the local sh; sudo is covered by the lab test.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,30 +202,6 @@ describe('SshConnection (loopback ssh2 server)', () => {
       expect(Date.now() - t0).toBeLessThan(3000);
     } finally {
       silent.close();
-    }
-  });
-
-  it('writes files atomically through the sh helper when there is no SFTP, and reads them back', async () => {
-    const c = await SshConnection.connect(target());
-    try {
-      const dest = join(dir, 'files', 'sub', 'cfg.json');
-      await c.writeFileAtomic(dest, '{"a":1}\n', 0o600);
-      expect(readFileSync(dest, 'utf8')).toBe('{"a":1}\n');
-      expect(statSync(dest).mode & 0o777).toBe(0o600);
-      expect((await c.readFile(dest))?.toString()).toBe('{"a":1}\n');
-      expect(await c.readFile(join(dir, 'files', 'absent'))).toBeUndefined();
-      const big = randomBytes(8 * 1024 * 1024);
-      await c.writeFileAtomic(dest, big);
-      expect(readFileSync(dest).equals(big)).toBe(true);
-      expect(statSync(dest).mode & 0o777).toBe(0o644);
-      expect(readdirSync(join(dir, 'files', 'sub'))).toEqual(['cfg.json']);
-      // A directory in the way fails with kind io, and leaves things as they were.
-      const err = await c.writeFileAtomic(join(dir, 'files'), 'x').catch((e: SshError) => e);
-      expect(err).toMatchObject({ kind: 'io' });
-      expect((err as SshError).message).toMatch(/is a directory/);
-      await expect(c.writeFileAtomic('relative/path', 'x')).rejects.toThrow(/must be absolute/);
-    } finally {
-      await c.close();
     }
   });
 });

@@ -1,13 +1,13 @@
 // Error messages name the host and say what to do; shell quoting survives a real sh.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SshError, commandFailed, describeTarget, tail } from '../../src/ssh/errors';
 import { HostKeyVerifier } from '../../src/ssh/host-key-verifier';
 import { fingerprint, formatKnownHostsLine } from '../../src/ssh/known-hosts';
-import { READ_ABSENT_EXIT, READ_SCRIPT, WRITE_ATOMIC_SCRIPT, shQuote, shScript, sudoWrap } from '../../src/ssh/shell';
+import { shQuote, sudoWrap } from '../../src/ssh/shell';
 
 function blob(type: string): Buffer {
   const t = Buffer.from(type);
@@ -91,9 +91,6 @@ describe('command-failed', () => {
 });
 
 describe('shell helpers (run with the local sh)', () => {
-  let dir: string;
-  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'podnet-sh-'))));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const sh = (cmd: string, input?: Buffer | string): { status: number; stdout: Buffer; stderr: string } => {
     try {
       const stdout = execFileSync('sh', ['-c', cmd], { input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -109,39 +106,5 @@ describe('shell helpers (run with the local sh)', () => {
       expect(sh(`printf %s ${shQuote(w)}`).stdout.toString()).toBe(w);
     }
     expect(sudoWrap("echo 'hi'")).toBe(`sudo -n sh -c 'echo '\\''hi'\\'''`);
-  });
-
-  it('write helper installs the file atomically with the mode, and creates the directory', () => {
-    const dest = join(dir, 'new dir', "it's.json");
-    const content = randomBytes(100_000);
-    const r = sh(shScript(WRITE_ATOMIC_SCRIPT, 'podnet-write', [join(dir, 'new dir'), "it's.json", '640', String(content.length)]), content);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(readFileSync(dest).equals(content)).toBe(true);
-    expect(statSync(dest).mode & 0o777).toBe(0o640);
-    expect(statSync(join(dir, 'new dir')).mode & 0o777).toBe(0o755);
-    expect(readdirSync(join(dir, 'new dir'))).toEqual(["it's.json"]);
-  });
-
-  it('write helper keeps the old file when the upload is short', () => {
-    const dest = join(dir, 'keep');
-    writeFileSync(dest, 'old');
-    const r = sh(shScript(WRITE_ATOMIC_SCRIPT, 'podnet-write', [dir, 'keep', '644', '1000']), 'only part');
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/upload incomplete: 9 of 1000 bytes/);
-    expect(readFileSync(dest, 'utf8')).toBe('old');
-    expect(readdirSync(dir).filter((f) => f.includes('podnet-tmp'))).toEqual([]);
-  });
-
-  it('write helper refuses to replace a directory', () => {
-    const r = sh(shScript(WRITE_ATOMIC_SCRIPT, 'podnet-write', [dir, 'new dir', '644', '1']), 'x');
-    expect(r.status).toBe(1);
-    expect(existsSync(join(dir, 'new dir', "it's.json"))).toBe(true);
-  });
-
-  it('read helper tells absent from present', () => {
-    writeFileSync(join(dir, 'r'), Buffer.from([0, 1, 2, 255]));
-    expect(sh(shScript(READ_SCRIPT, 'podnet-read', [join(dir, 'r')])).stdout.equals(Buffer.from([0, 1, 2, 255]))).toBe(true);
-    expect(sh(shScript(READ_SCRIPT, 'podnet-read', [join(dir, 'absent')])).status).toBe(READ_ABSENT_EXIT);
   });
 });
