@@ -18,7 +18,7 @@ export type SshErrorKind =
   | 'command-failed'
   /** The connection dropped during an operation, or the SSH protocol failed. */
   | 'disconnected'
-  /** A remote file operation (SFTP or the sudo file helper) failed. */
+  /** known_hosts could not be read or written. */
   | 'io'
   /** A callback given to SshPool.forEachHost threw something that was not an SshError. */
   | 'internal';

@@ -13,6 +13,7 @@ import {
   knownHostsName,
   knownKeyTypesFor,
   parseKnownHosts,
+  SUPPORTED_KEY_TYPES,
   type KnownHostsEntry,
 } from './known-hosts';
 
@@ -64,11 +65,16 @@ export class HostKeyVerifier {
     return [...first, ...ALL_HOST_KEY_ALGORITHMS.filter((a) => !first.includes(a))];
   }
 
+  /** Whether to accept the key the host presented, judged by known_hosts as read at construction. */
   decide(presented: Buffer): HostKeyDecision {
+    return this.decideWith(this.entries, presented);
+  }
+
+  private decideWith(entries: readonly KnownHostsEntry[], presented: Buffer): HostKeyDecision {
     const { host, port, describe } = this.opts;
     const fp = fingerprint(presented);
     const type = keyBlobType(presented) ?? 'unknown-type';
-    const check = checkHostKey(this.entries, host, port, presented);
+    const check = checkHostKey(entries, host, port, presented);
     const file = this.knownHostsPath;
     switch (check.status) {
       case 'ok':
@@ -97,6 +103,24 @@ export class HostKeyVerifier {
           ),
         };
       }
+      case 'unverifiable': {
+        // Never trust on first use here: OpenSSH would check these lines, podnet cannot.
+        const lines = check.entries.map((e) => (e.marker === 'cert-authority' ? `@cert-authority (line ${e.line})` : `key type ${e.keyType} (line ${e.line})`));
+        const what = [
+          ...(check.entries.some((e) => e.marker === 'cert-authority') ? ['podnet cannot check host certificates'] : []),
+          ...(check.entries.some((e) => e.marker !== 'cert-authority') ? [`podnet cannot check that key type (it checks ${SUPPORTED_KEY_TYPES.join(', ')})`] : []),
+        ];
+        return {
+          accept: false,
+          error: new SshError(
+            'host-key-unknown',
+            describe,
+            `cannot verify the host key ${type} ${fp}: ${file} names this host only by ${lines.join(', ')}, and ${what.join(', and ')}. ` +
+              `Check the fingerprint out of band, then add the host's plain key (ssh-keyscan -p ${port} -t ${shortType(type)} ${host} >> ${file}).`,
+            { presentedFingerprint: fp },
+          ),
+        };
+      }
       case 'unknown':
         if (this.opts.acceptNewHostKeys) return { accept: true, record: presented };
         return {
@@ -114,12 +138,18 @@ export class HostKeyVerifier {
     }
   }
 
-  /** Appends the key to known_hosts (creating the file with mode 600, its directory with 700). */
+  /**
+   * Appends a key that decide() accepted as new to known_hosts (creating the file with mode 600,
+   * its directory with 700). Another process may have written known_hosts since: it is read again
+   * and judged afresh, so the key is appended only while still unknown, nothing is appended when
+   * the same key is there now, and a different key or an @revoked line recorded meanwhile throws
+   * (an SshError `host-key-mismatch`: this connection must fail).
+   */
   record(presented: Buffer): void {
     const { host, port } = this.opts;
-    // Another connection may have recorded it meanwhile: read again, append only when still unknown.
-    const now = readKnownHosts(this.knownHostsPath, this.opts.describe);
-    if (checkHostKey(now, host, port, presented).status !== 'unknown') return;
+    const again = this.decideWith(readKnownHosts(this.knownHostsPath, this.opts.describe), presented);
+    if (!again.accept) throw again.error;
+    if (!again.record) return;
     mkdirSync(dirname(this.knownHostsPath), { recursive: true, mode: 0o700 });
     let prefix = '';
     try {

@@ -181,6 +181,11 @@ export type HostKeyCheck =
   | { readonly status: 'revoked'; readonly entry: KnownHostsEntry }
   /** Known keys exist for this host, none equals the presented one. */
   | { readonly status: 'mismatch'; readonly known: KnownHostsEntry[] }
+  /**
+   * No usable key, but lines that podnet cannot check name the host: `@cert-authority`, or key
+   * types outside SUPPORTED_KEY_TYPES. OpenSSH would check those, so this is not "unknown".
+   */
+  | { readonly status: 'unverifiable'; readonly entries: KnownHostsEntry[] }
   | { readonly status: 'unknown' };
 
 /**
@@ -188,18 +193,20 @@ export type HostKeyCheck =
  * a matching `@revoked` key always loses; a plain entry with the same key wins; keys known for
  * the host that differ mean mismatch (also when only other key types are known: the server should
  * still have them, and OpenSSH would have preferred them, so a switch of type is suspicious);
- * no entry for the host means unknown.
+ * only `@cert-authority` or unsupported-type lines for the host mean unverifiable; no entry for
+ * the host means unknown.
  */
 export function checkHostKey(entries: readonly KnownHostsEntry[], host: string, port: number, presented: Buffer): HostKeyCheck {
-  const forHost = entries.filter((e) => e.marker !== 'cert-authority' && entryMatchesHost(e, host, port));
+  const forHost = entries.filter((e) => entryMatchesHost(e, host, port));
   const revoked = forHost.find((e) => e.marker === 'revoked' && e.key.equals(presented));
   if (revoked) return { status: 'revoked', entry: revoked };
-  const plain = forHost.filter(
-    (e) => e.marker === undefined && (SUPPORTED_KEY_TYPES as readonly string[]).includes(e.keyType),
-  );
+  const supported = (e: KnownHostsEntry): boolean => (SUPPORTED_KEY_TYPES as readonly string[]).includes(e.keyType);
+  const plain = forHost.filter((e) => e.marker === undefined && supported(e));
   const same = plain.find((e) => e.key.equals(presented));
   if (same) return { status: 'ok', entry: same };
   if (plain.length > 0) return { status: 'mismatch', known: plain };
+  const unverifiable = forHost.filter((e) => e.marker === 'cert-authority' || (e.marker === undefined && !supported(e)));
+  if (unverifiable.length > 0) return { status: 'unverifiable', entries: unverifiable };
   return { status: 'unknown' };
 }
 

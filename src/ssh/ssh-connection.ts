@@ -221,7 +221,8 @@ export class SshConnection {
         try {
           verifier.record(toRecord);
         } catch (e) {
-          fail(new SshError('io', describe, `cannot record the new host key in ${verifier.knownHostsPath}: ${(e as Error).message}`, { cause: e }));
+          // An SshError is a verdict (host-key-mismatch: known_hosts changed since the handshake began).
+          fail(e instanceof SshError ? e : new SshError('io', describe, `cannot record the new host key in ${verifier.knownHostsPath}: ${(e as Error).message}`, { cause: e }));
         }
       });
       client.once('ready', () => {

@@ -189,12 +189,37 @@ describe('checkHostKey', () => {
     expect(checkHostKey(entries, '192.168.0.81', 22, keys.ed25519.blob).status).toBe('mismatch');
   });
 
-  it('refuses @revoked keys, ignores @cert-authority lines, and reports unknown hosts', () => {
+  it('refuses @revoked keys, and reports unknown hosts', () => {
     const { entries } = parseKnownHosts(text());
     expect(checkHostKey(entries, '192.168.0.99', 22, keys.ed25519b.blob).status).toBe('revoked');
-    expect(checkHostKey(entries, '192.168.0.83', 22, keys.rsa.blob).status).toBe('unknown');
     expect(checkHostKey(entries, '192.168.0.99', 22, keys.ed25519.blob).status).toBe('unknown');
     expect(checkHostKey([], 'x', 22, keys.ed25519.blob).status).toBe('unknown');
+  });
+
+  it('calls a host named only by @cert-authority or unsupported-type lines unverifiable, not unknown', () => {
+    const dss = fakeBlob('ssh-dss');
+    const { entries } = parseKnownHosts(
+      [text(), `192.168.0.84 ssh-dss ${dss.toString('base64')}`, `192.168.0.80 ssh-dss ${dss.toString('base64')}`].join('\n'),
+    );
+    expect(checkHostKey(entries, '192.168.0.83', 22, keys.rsa.blob)).toMatchObject({ status: 'unverifiable', entries: [{ line: 5 }] });
+    expect(checkHostKey(entries, '192.168.0.84', 22, keys.ed25519.blob)).toMatchObject({ status: 'unverifiable', entries: [{ line: 6 }] });
+    // A supported plain key for the host decides, as before.
+    expect(checkHostKey(entries, '192.168.0.80', 22, keys.ed25519.blob).status).toBe('ok');
+    expect(checkHostKey(entries, '192.168.0.80', 22, keys.ecdsa.blob).status).toBe('mismatch');
+  });
+
+  it('does not trust on first use a host it can only know through a certificate authority or a key type it cannot check', () => {
+    const dss = fakeBlob('ssh-dss');
+    const file = writeTmp(['@cert-authority ' + line('192.168.0.*', keys.rsa), `node9 ssh-dss ${dss.toString('base64')}`].join('\n') + '\n');
+    const tofu = (host: string) => new HostKeyVerifier({ host, port: 22, describe: host, knownHostsPath: file, acceptNewHostKeys: true });
+    const ca = tofu('192.168.0.81').decide(keys.ed25519.blob);
+    expect(ca).toMatchObject({ accept: false, error: { kind: 'host-key-unknown' } });
+    expect(!ca.accept && ca.error.message).toMatch(/^192\.168\.0\.81: .*@cert-authority \(line 1\).*podnet cannot check host certificates/);
+    const other = tofu('node9').decide(keys.ed25519.blob);
+    expect(!other.accept && other.error.message).toMatch(/key type ssh-dss \(line 2\).*podnet cannot check that key type/);
+    expect(readFileSync(file, 'utf8')).not.toContain(keys.ed25519.b64);
+    // A host no line names is still trusted on first use.
+    expect(tofu('node5').decide(keys.ed25519.blob)).toEqual({ accept: true, record: keys.ed25519.blob });
   });
 
   it('lists the known key types for ordering host key algorithms', () => {
@@ -253,6 +278,26 @@ describe('TOFU recording', () => {
     expect(readFileSync(file2, 'utf8')).toBe(`${line('other', keys.rsa)}\n[n]:2200 ${keys.ecdsa.type} ${keys.ecdsa.b64}\n`);
     const strict = new HostKeyVerifier({ host: 'n', port: 2200, describe: 'n', knownHostsPath: file2 });
     expect(strict.decide(keys.ecdsa.blob)).toEqual({ accept: true });
+  });
+
+  it('fails this connection when another process recorded a different key, or revoked this one, meanwhile', () => {
+    for (const [meanwhile, expected] of [
+      [line('192.168.0.81', keys.ecdsa), /HOST KEY MISMATCH: the host presented ssh-ed25519 .* known_hosts has ecdsa-sha2-nistp256/],
+      ['@revoked ' + line('192.168.0.81', keys.ed25519), /is marked @revoked/],
+    ] as const) {
+      const file = writeTmp('');
+      const v = new HostKeyVerifier({ host: '192.168.0.81', port: 22, describe: 'node1', knownHostsPath: file, acceptNewHostKeys: true });
+      expect(v.decide(keys.ed25519.blob)).toEqual({ accept: true, record: keys.ed25519.blob });
+      writeFileSync(file, meanwhile + '\n'); // another podnet process, between handshake and record
+      let err: unknown;
+      try {
+        v.record(keys.ed25519.blob);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ kind: 'host-key-mismatch', message: expect.stringMatching(expected) });
+      expect(readFileSync(file, 'utf8')).toBe(meanwhile + '\n');
+    }
   });
 
   (hasKeygen ? it : it.skip)('writes lines ssh-keygen -F can find', () => {
