@@ -2,7 +2,7 @@
 // number), the tunnel and whatever its datapath made, the cni0 bridge, podnet's nftables
 // table, subnet.env — and puts ip_forward back as it found it.
 import { readFile, rm } from 'node:fs/promises';
-import { parseRoutes } from '../src/host/live-state';
+import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
 import { nftTableName, ROUTE_PROTOCOL, type DesiredHostState } from '../src/model';
 import { ipBatch, mustRun, runCommand } from './host/command';
@@ -11,7 +11,7 @@ import { datapathHostOf } from './reconcile/reconciler';
 import { ipForwardMemoPath } from './host/ip-forward';
 
 export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
-  const routes = parseRoutes(await mustRun('ip', ['-json', '-4', 'route', 'show', 'table', 'main']));
+  const routes = parseRoutes(await mustRun(IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
   await ipBatch(own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
   log(`removed ${own.length} podnet routes`);

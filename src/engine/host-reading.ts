@@ -1,6 +1,6 @@
 // Reading everything podnet cares about on a host in one SSH round trip: a shell script
 // prints tagged sections, parsed here. One exec per host keeps plan and drift fast.
-import { parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../host/live-state';
+import { IP_ROUTES_ARGV, parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../host/live-state';
 import {
   agentConfigPath,
   INSTALL_DIR,
@@ -61,7 +61,7 @@ export function hostReadScript(network: string): string {
     `sec() { printf '\\n${MARK}%s\\n' "$1"; }`,
     'sec links; ip -json -details link show',
     'sec addrs; ip -json -4 addr show',
-    'sec routes; ip -json -4 route show table main',
+    `sec routes; ${IP_ROUTES_ARGV.join(' ')}`,
     `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '@@present@@'`,
     `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '@@present@@'`,
     'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',

@@ -77,7 +77,17 @@ export function parseAddresses(text: string): LiveAddress[] {
   return out;
 }
 
-/** Parses `ip -json -4 route show` (main table). */
+/**
+ * How routes are read (argv): the main table, with protocols as numbers (`-N`). Without `-N`,
+ * iproute2 prints a protocol's name from /etc/iproute2/rt_protos(.d), and a `152 something`
+ * line there would hide podnet's ROUTE_PROTOCOL from isPodnetRoute.
+ */
+export const IP_ROUTES_ARGV = ['ip', '-N', '-json', '-4', 'route', 'show', 'table', 'main'] as const;
+
+/** iproute2 omits the protocol of RTPROT_BOOT routes (3, the kernel's number for `boot`). */
+const RTPROT_BOOT = '3';
+
+/** Parses IP_ROUTES_ARGV's output. `protocol` is the number as a string, e.g. '152'. */
 export function parseRoutes(text: string): LiveRoute[] {
   return asArray(text).map((r) => {
     const dst = String(r.dst);
@@ -87,7 +97,7 @@ export function parseRoutes(text: string): LiveRoute[] {
       ...(typeof r.gateway === 'string' ? { gateway: r.gateway } : {}),
       ...(typeof r.dev === 'string' ? { device: r.dev } : {}),
       onlink: flags.includes('onlink'),
-      protocol: String(r.protocol ?? 'boot'),
+      protocol: String(r.protocol ?? RTPROT_BOOT),
     };
   });
 }

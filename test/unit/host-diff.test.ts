@@ -1,4 +1,5 @@
-import { parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../../src/host/live-state';
+import { IP_ROUTES_ARGV, parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../../src/host/live-state';
+import { hostReadScript } from '../../src/engine/host-reading';
 import { desiredHostState, resolveNetwork } from '../../src/model';
 import { diffHost, normalizeNft } from '../../src/planner/host-diff';
 import { planFixes } from '../../agent/reconcile/fixes';
@@ -20,11 +21,12 @@ const addrJson = JSON.stringify([
   { ifname: 'flannel.ipip', addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }] },
   { ifname: 'cni0', addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }] },
 ]);
+// Routes as `ip -N` prints them (numeric protocol and scope; 2 is the kernel's RTPROT_KERNEL).
 const routesJson = JSON.stringify([
   { dst: '10.244.0.0/24', gateway: '192.168.0.80', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
-  { dst: '10.244.1.0/24', dev: 'cni0', protocol: 'kernel', scope: 'link', prefsrc: '10.244.1.1', flags: [] },
+  { dst: '10.244.1.0/24', dev: 'cni0', protocol: '2', scope: '253', prefsrc: '10.244.1.1', flags: [] },
   { dst: '10.244.2.0/24', gateway: '192.168.0.82', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
-  { dst: '192.168.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', flags: [] },
+  { dst: '192.168.0.0/24', dev: 'eth0', protocol: '2', scope: '253', flags: [] },
 ]);
 const nftListed = `table ip podnet_cluster {
 \tchain forward {
@@ -74,7 +76,7 @@ describe('host diff and fixes', () => {
       routes: [
         ...inSync.routes,
         { destination: '10.244.9.0/24', gateway: '192.168.0.89', device: 'flannel.ipip', onlink: true, protocol: '152' },
-        { destination: '10.244.8.0/24', gateway: '192.168.0.88', device: 'eth0', onlink: false, protocol: 'boot' },
+        { destination: '10.244.8.0/24', gateway: '192.168.0.88', device: 'eth0', onlink: false, protocol: '3' },
         { destination: '172.16.0.0/24', gateway: '192.168.0.1', device: 'eth0', onlink: false, protocol: '152' },
       ],
     };
@@ -83,10 +85,18 @@ describe('host diff and fixes', () => {
     expect(planFixes(state, diffs).ipBatch).toEqual(['route del 10.244.9.0/24 proto 152']);
   });
 
+  it('reads routes with numeric protocols, so a name for 152 in rt_protos.d cannot hide podnet routes', () => {
+    // Agent (read and teardown) and engine read routes with this one argv.
+    expect(IP_ROUTES_ARGV).toEqual(['ip', '-N', '-json', '-4', 'route', 'show', 'table', 'main']);
+    expect(hostReadScript('cluster')).toContain('sec routes; ip -N -json -4 route show table main\n');
+    // iproute2 leaves the protocol out for boot routes.
+    expect(parseRoutes(JSON.stringify([{ dst: '10.244.5.0/24', dev: 'eth0', flags: [] }]))[0]!.protocol).toBe('3');
+  });
+
   it("reports someone else's route to a peer's subnet and leaves it alone", () => {
-    const live = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: 'static' } : r)) };
+    const live = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: '4' } : r)) };
     const diffs = diffHost(state, live);
-    expect(diffs).toEqual([{ kind: 'route-foreign', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink', actual: '10.244.2.0/24 via 192.168.0.99 dev eth0 proto static' }]);
+    expect(diffs).toEqual([{ kind: 'route-foreign', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink', actual: '10.244.2.0/24 via 192.168.0.99 dev eth0 proto 4' }]);
     expect(planFixes(state, diffs).ipBatch).toEqual([]);
     const own = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99' } : r)) };
     expect(planFixes(state, diffHost(state, own)).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);
