@@ -2,10 +2,12 @@
 // version and a build hash embedded, so hosts need no npm and drift can compare versions.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 mkdirSync('dist', { recursive: true });
+const rmIfExists = (path) => { if (existsSync(path)) rmSync(path); };
+let agentBuild;
 
 await build({
   entryPoints: ['src/cli/main.ts'],
@@ -24,7 +26,10 @@ if (existsSync('agent/main.ts')) {
   const hash = createHash('sha256').update(first.outputFiles[0].contents).digest('hex').slice(0, 16);
   const final = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: JSON.stringify(hash) } });
   mkdirSync('dist/agent', { recursive: true });
+  // An old manifest must not outlive the files it described while they are rebuilt.
+  rmIfExists('dist/agent/manifest.json');
   writeFileSync('dist/agent/podnet-agent.js', final.outputFiles[0].contents);
+  agentBuild = hash;
   // The userspace datapath's packet loop runs in a worker thread started from this file,
   // shipped beside the agent bundle (the agent finds it through its own __dirname).
   await build({ entryPoints: ['agent/datapaths/userspace/packet-worker.ts'], outfile: 'dist/agent/podnet-userspace-worker.js', bundle: true, platform: 'node', target: 'node18', logLevel: 'warning' });
@@ -32,3 +37,19 @@ if (existsSync('agent/main.ts')) {
 
 // eBPF datapath: tc programs + the podnet-bpf loader, into dist/agent/ (fails loudly without clang/libbpf).
 (await import('node:child_process')).execFileSync('bash', ['scripts/build-native.sh'], { stdio: 'inherit' });
+
+// Last, once every part is built: the manifest of what ships (format: src/model/agent-manifest.ts).
+// The engine uploads exactly these files and the construct's revision covers all of them.
+if (agentBuild) {
+  const files = readdirSync('dist/agent')
+    .filter((name) => name !== 'manifest.json' && !name.endsWith('.tmp') && statSync(`dist/agent/${name}`).isFile())
+    .sort()
+    .map((name) => ({
+      name,
+      sha256: createHash('sha256').update(readFileSync(`dist/agent/${name}`)).digest('hex'),
+      mode: statSync(`dist/agent/${name}`).mode & 0o111 ? 0o755 : 0o644,
+    }));
+  const manifest = { schema: 'podnet.dev/agent-manifest/v1', version: pkg.version, build: agentBuild, files };
+  writeFileSync('dist/agent/manifest.json.tmp', JSON.stringify(manifest, null, 2) + '\n');
+  renameSync('dist/agent/manifest.json.tmp', 'dist/agent/manifest.json');
+}

@@ -1,14 +1,20 @@
-// The agent's identity for null_resource triggers: when the bundled agent changes, every
-// node's resource is replaced and `podnet apply` re-delivers it.
+// The agent's identity for the per-node resources' revision: a hash over every file the build's
+// manifest says podnet ships (bundle, worker, BPF loader and object, TUN shim), so a change to
+// any of them, not only the JS bundle, changes every node's revision and `cdktf deploy`
+// re-delivers it.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AGENT_MANIFEST_NAME, agentIdentity, parseAgentManifest } from '../src/model';
 
-/** Hash of the built agent bundle (dist/agent/podnet-agent.js), or of the package version if unbuilt. */
+/**
+ * agentIdentity of dist/agent/manifest.json (16 hex digits). Unbuilt (no manifest), the
+ * package version stands in, so synth works before a build. A manifest that exists but cannot
+ * be read throws AgentManifestError: a revision must never silently stop covering the agent.
+ */
 export function agentFingerprint(projectRoot = join(__dirname, '..')): string {
-  const bundle = join(projectRoot, 'dist', 'agent', 'podnet-agent.js');
-  const hash = createHash('sha256');
-  if (existsSync(bundle)) hash.update(readFileSync(bundle));
-  else hash.update(`version:${JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')).version}`);
-  return hash.digest('hex').slice(0, 16);
+  const manifestPath = join(projectRoot, 'dist', 'agent', AGENT_MANIFEST_NAME);
+  if (existsSync(manifestPath)) return agentIdentity(parseAgentManifest(readFileSync(manifestPath, 'utf8'), manifestPath));
+  const version = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')).version;
+  return createHash('sha256').update(`version:${version}`).digest('hex').slice(0, 16);
 }
