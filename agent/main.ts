@@ -1,15 +1,26 @@
 // podnet-agent: runs under systemd on each host and does what flanneld's ipip backend does,
-// from the desired state the shared model computes out of /etc/podnet/<network>.json.
-import { createHash } from 'node:crypto';
+// from the desired state the shared model computes out of its config (the model's agentConfigPath).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { desiredHostState, parseAgentConfig, resolveNetwork, statusPath, teardownRequestPath, type DesiredHostState } from '../src/model';
-import type { Datapath, DatapathKind } from './datapaths/datapath';
+import {
+  AGENT_STATUS_SCHEMA,
+  configHashOf,
+  desiredHostState,
+  parseAgentConfig,
+  parseAgentStatus,
+  resolveNetwork,
+  statusPath,
+  teardownRequestPath,
+  type AgentStatus,
+  type DatapathKind,
+  type DesiredHostState,
+} from '../src/model';
+import type { Datapath } from './datapaths/datapath';
 import { DATAPATH_FACTORIES } from './datapaths/registry';
 import { selectDatapath } from './datapaths/select';
 import { ChangeWatcher } from './reconcile/change-watcher';
 import { Reconciler } from './reconcile/reconciler';
-import { STATUS_SCHEMA, writeStatus, type AgentStatus } from './status';
+import { writeStatus } from './status';
 import { teardownHost } from './teardown';
 import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
@@ -37,7 +48,7 @@ function loadConfig(path: string): Loaded {
   const text = readFileSync(path, 'utf8');
   const config = parseAgentConfig(text, path);
   const state = desiredHostState(resolveNetwork(config.network), config.node);
-  return { state, configHash: createHash('sha256').update(text).digest('hex').slice(0, 16) };
+  return { state, configHash: configHashOf(text) };
 }
 
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */
@@ -50,7 +61,7 @@ async function run(configPath: string): Promise<void> {
   const { state, configHash } = loadConfig(configPath);
   const file = statusPath(state.network);
   let status: AgentStatus = {
-    schema: STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
+    schema: AGENT_STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
     configHash, state: 'starting', passedOver: {}, peers: state.peers, repairs: 0, remaining: [],
   };
   // Writes are chained: several callers can publish at once (events arriving during a pass
@@ -168,7 +179,12 @@ function printStatus(configPath: string | undefined, network: string | undefined
     process.stdout.write(text);
     return 0;
   }
-  const s = JSON.parse(text) as AgentStatus;
+  const parsed = parseAgentStatus(text);
+  if (!parsed.ok) {
+    process.stderr.write(`the status file ${statusPath(net)} cannot be read: ${parsed.reason}\n`);
+    return 3;
+  }
+  const s = parsed.status;
   const lines = [
     `network ${s.network} node ${s.node}: ${s.state}`,
     `agent ${s.version} build ${s.build} pid ${s.pid} config ${s.configHash}`,

@@ -2,7 +2,10 @@
 // pkg/backend: each datapath lives in its own folder and knows nothing of the others;
 // `auto` chooses among them in one place (./select.ts).
 
-export type DatapathKind = 'kernel' | 'ebpf' | 'userspace';
+import type { DatapathCounters, DatapathKind } from '../../src/model';
+
+// The kinds and counters are part of the agent's status, whose one home is the model.
+export type { DatapathCounters, DatapathKind, PeerCounters } from '../../src/model';
 
 /** A peer node as a datapath needs it: where its pods live and where to send them. */
 export interface DatapathPeer {
@@ -29,22 +32,6 @@ export interface DatapathHost {
   readonly podCidr: string;
   /** The cluster CIDR, e.g. "10.244.0.0/16". */
   readonly clusterCidr: string;
-}
-
-export interface PeerCounters {
-  readonly node: string;
-  readonly txPackets: number;
-  readonly txBytes: number;
-  readonly rxPackets: number;
-  readonly rxBytes: number;
-}
-
-export interface DatapathCounters {
-  readonly peers: readonly PeerCounters[];
-  /** Protocol-4 packets dropped because they came from no known peer or were malformed. */
-  readonly dropped: number;
-  /** `dropped` by reason, where the datapath tells them apart (e.g. unknownSource, malformed). */
-  readonly drops?: Readonly<Record<string, number>>;
 }
 
 /** Whether a datapath can run on this host, and if not, why (shown in `podnet-agent status`). */

@@ -1,6 +1,6 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { parseAgentConfig, RUNTIME_PATH } from '../model';
+import { parseAgentConfig, parseAgentStatus, RUNTIME_PATH } from '../model';
 import { diffHost } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
@@ -80,12 +80,9 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
   if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
   if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
   else if (reading.status) {
-    try {
-      const status = JSON.parse(reading.status) as { state?: string; configHash?: string };
-      if (status.state !== 'converged') items.push({ kind: 'agent-degraded', subject: 'agent status', expected: 'converged', actual: status.state ?? 'unknown' });
-    } catch {
-      items.push({ kind: 'agent-degraded', subject: 'agent status', actual: 'unreadable' });
-    }
+    const parsed = parseAgentStatus(reading.status);
+    if (!parsed.ok) items.push({ kind: 'agent-degraded', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
+    else if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
   }
   items.push(...diffHost(target.state, reading.live));
   return { node: target.node, address: target.address, inSync: items.length === 0, differences: items };

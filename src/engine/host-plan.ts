@@ -1,8 +1,8 @@
 // The plan for one host: plain data computed by pure code from what the host should have
 // and what it has. Apply executes it without re-deciding; views render it.
-import { createHash } from 'node:crypto';
 import {
   agentConfigPath,
+  configHashOf,
   desiredHostState,
   pinnedSpec,
   renderAgentConfig,
@@ -30,10 +30,6 @@ export interface HostTarget {
   readonly unitPath: string;
   readonly unit: string;
   readonly runtimePolicy: AgentRuntimeChoice;
-}
-
-export function configHashOf(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
 export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {

@@ -16,7 +16,7 @@ export interface NetworkManifest {
   readonly leases: Readonly<Record<string, string>>;
 }
 
-/** What the engine installs on each host as /etc/podnet/<network>.json. */
+/** What the engine installs on each host as its agent config (host-layout.ts's agentConfigPath). */
 export interface AgentConfig {
   readonly apiVersion: typeof MANIFEST_API_VERSION;
   readonly kind: 'AgentConfig';

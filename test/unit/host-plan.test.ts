@@ -3,7 +3,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { convergeWaitScript } from '../../src/engine/apply';
 import { hostDrift } from '../../src/engine/drift';
 import { planToJson } from '../../src/views/plan-view';
 import type { Artifact, ArtifactSet } from '../../src/engine/artifacts';
@@ -167,44 +166,5 @@ describe('drift of the runtime', () => {
   });
   it('keeps agentRuntime out of the agent config: a policy change alone restarts nothing', () => {
     expect(target('bundled').config).toBe(target().config);
-  });
-});
-
-describe.each(['sh', 'bash'])('convergeWaitScript (run by %s here, on a status file of the agent layout)', (shell) => {
-  let dir: string;
-  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'podnet-wait-'))));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const status = (s: object) => JSON.stringify({ schema: 'podnet.dev/agent-status/v1', ...s }, null, 2);
-  const wait = (path: string, oldPid: number | undefined, timeoutS: number, shell = 'sh') => {
-    try {
-      return { code: 0, out: execFileSync(shell, ['-s'], { input: convergeWaitScript(path, 'abc123', oldPid, timeoutS), encoding: 'utf8' }) };
-    } catch (err) {
-      const e = err as { status: number; stdout: string };
-      return { code: e.status, out: e.stdout };
-    }
-  };
-
-  it('returns the status once it shows the config converged from a new process', () => {
-    const path = join(dir, 'ok.json');
-    writeFileSync(path, status({ pid: 42, configHash: 'abc123', state: 'converged' }));
-    const r = wait(path, 7, 2, shell);
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ pid: 42, state: 'converged' });
-  });
-
-  it('keeps waiting on the old process, another config, or a repair in progress, then gives up with the last status', () => {
-    for (const [name, s, oldPid] of [
-      ['old-pid', { pid: 7, configHash: 'abc123', state: 'converged' }, 7],
-      ['old-config', { pid: 42, configHash: 'zzz', state: 'converged' }, 7],
-      ['repairing', { pid: 42, configHash: 'abc123', state: 'repairing' }, undefined],
-    ] as const) {
-      const path = join(dir, `${name}.json`);
-      writeFileSync(path, status(s));
-      const t0 = Date.now();
-      const r = wait(path, oldPid, 0.3, shell);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(180); // three looks, 0.1 s apart: it napped, it did not spin
-      expect(r.code).toBe(3);
-      expect(JSON.parse(r.out)).toMatchObject(s);
-    }
   });
 });
