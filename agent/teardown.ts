@@ -4,11 +4,10 @@
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
-import { nftTableName, ROUTE_PROTOCOL, type DesiredHostState } from '../src/model';
+import { ipForwardMemoPath, nftTableName, ROUTE_PROTOCOL, type DesiredHostState } from '../src/model';
 import { ipBatch, mustRun, runCommand } from './host/command';
 import type { Datapath } from './datapaths/datapath';
 import { datapathHostOf } from './reconcile/reconciler';
-import { ipForwardMemoPath } from './host/ip-forward';
 
 export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
   const routes = parseRoutes(await mustRun(IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));

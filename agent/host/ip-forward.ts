@@ -1,11 +1,7 @@
 // Routing between pods needs net.ipv4.ip_forward=1. The agent notes the value it found
 // before changing it, so teardown can put the host back as it was.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { RUN_DIR } from '../../src/model';
-
-export function ipForwardMemoPath(network: string): string {
-  return `${RUN_DIR}/${network}.ip_forward-before`;
-}
+import { ipForwardMemoPath, RUN_DIR } from '../../src/model';
 
 export async function enableIpForward(network: string): Promise<void> {
   await mkdir(RUN_DIR, { recursive: true });

@@ -1,32 +1,19 @@
-// Reads this host's live state with iproute2 and nft, for the reconciler.
+// Reads this host's live state for the reconciler: the shared list of reads (src/host/live-state.ts),
+// run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
-import { IP_ROUTES_ARGV, parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../../src/host/live-state';
-import { nftTableName, SUBNET_ENV_PATH } from '../../src/model';
+import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
 import { mustRun, runCommand } from './command';
 
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
+async function runRead(read: LiveRead): Promise<string | undefined> {
+  if (read.source === 'file') return readFile(read.path, 'utf8').catch(() => undefined);
+  const [file, ...args] = read.argv;
+  if (read.required) return mustRun(file, args);
+  const r = await runCommand(file, args);
+  return r.code === 0 ? r.stdout : undefined;
 }
 
 export async function readLiveState(network: string): Promise<LiveHostState> {
-  const [links, addresses, routes, subnetEnv, nft, forward] = await Promise.all([
-    mustRun('ip', ['-json', '-details', 'link', 'show']),
-    mustRun('ip', ['-json', '-4', 'addr', 'show']),
-    mustRun(IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)),
-    readOptional(SUBNET_ENV_PATH),
-    runCommand('nft', ['list', 'table', 'ip', nftTableName(network)]),
-    readOptional('/proc/sys/net/ipv4/ip_forward'),
-  ]);
-  return {
-    links: parseLinks(links),
-    addresses: parseAddresses(addresses),
-    routes: parseRoutes(routes),
-    ...(subnetEnv !== undefined ? { subnetEnv } : {}),
-    ...(nft.code === 0 ? { nftTable: nft.stdout } : {}),
-    ipForward: forward?.trim() === '1',
-  };
+  const reads = liveStateReads(network);
+  const outputs = await Promise.all(LIVE_READ_NAMES.map((name) => runRead(reads[name])));
+  return parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name, i) => [name, outputs[i]])));
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceApp } from '../../examples/reference-network';
 import { labDown, labExec, labUnavailableReason, labUp, podAdd, podExec, readLab } from '../lab';
+import { AGENT_BUNDLE_PATH, CONFIG_DIR, INSTALL_DIR, RUNTIME_PATH } from '../model';
 
 const LAB = process.env.PODNET_DEMO_LAB ?? 'demo';
 const root = join(__dirname, '..', '..');
@@ -79,7 +80,7 @@ async function main(): Promise<number> {
     ok(`${apply.stdout.trim()} in ${((Date.now() - t0) / 1000).toFixed(1)} s`, 'apply installs and starts the agent on every host over SSH');
     const route = await labExec(LAB, 'node1', ['ip', '-4', 'route']);
     show(route.stdout);
-    const status = await labExec(LAB, 'node1', ['/usr/local/lib/podnet/node', '/usr/local/lib/podnet/podnet-agent.js', 'status', '--network', 'cluster']);
+    const status = await labExec(LAB, 'node1', [RUNTIME_PATH, AGENT_BUNDLE_PATH, 'status', '--network', 'cluster']);
     show(status.stdout);
 
     step('Create a pod on each host with the standard CNI bridge + host-local plugins (from subnet.env)');
@@ -127,7 +128,7 @@ async function main(): Promise<number> {
     const destroy = await podnet(['destroy', '--manifest', manifest, '--lab', LAB]);
     expectCode('destroy', destroy, 0);
     show(destroy.stdout);
-    const after = await labExec(LAB, 'node1', ['sh', '-c', 'ip -4 route; ls /etc/podnet /usr/local/lib/podnet 2>&1 | head -2']);
+    const after = await labExec(LAB, 'node1', ['sh', '-c', `ip -4 route; ls ${CONFIG_DIR} ${INSTALL_DIR} 2>&1 | head -2`]);
     show(after.stdout);
     ok('no podnet routes, device or files left', 'destroy returns hosts to their state before apply');
     return 0;

@@ -4,10 +4,29 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFilesScript, type FileToWrite } from './file-batch';
-import { RUNTIME_CACHE_DIR, RUNTIME_PATH, statusPath, teardownRequestPath, unitName } from '../model';
+import {
+  AGENT_BUNDLE_PATH,
+  CONFIG_DIR,
+  FLANNEL_RUN_DIR,
+  isConvergedOn,
+  parseAgentStatus,
+  statusFieldText,
+  type MatchableStatusField,
+  INSTALL_DIR,
+  revisionPath,
+  RUN_DIR,
+  RUNTIME_CACHE_DIR,
+  RUNTIME_PATH,
+  statusPath,
+  SUBNET_ENV_PATH,
+  teardownRequestPath,
+  tempFileGlob,
+  tempPathFor,
+  unitName,
+} from '../model';
 import { shQuote, type SshConnection } from '../ssh';
 import type { HostPlan, HostTarget } from './host-plan';
-import { revisionPath } from './host-reading';
+
 
 export interface ApplyHostResult {
   readonly node: string;
@@ -28,12 +47,13 @@ export class ConvergeTimeoutError extends Error {
  * with an exec every 100 ms cost each host ~5 ms of sshd work per poll. Under bash (run it with
  * WAIT_COMMAND) an iteration forks nothing: the file is read and the 100 ms nap taken with
  * builtins; plain sh forks cat and sleep, ~2 ms a round, which 30 hosts waiting at once feel.
- * The match is on the agent's own JSON layout (2-space indent); the caller parses what is
- * printed and checks again. Exits 3 with the last status when `timeoutS` runs out.
+ * It matches the text the agent's writer produces for each field (statusFieldText, in the
+ * status's one home); the caller parses what is printed and checks again. Exits 3 with the last
+ * status when `timeoutS` runs out.
  */
 export function convergeWaitScript(path: string, configHash: string, oldPid: number | undefined, timeoutS: number): string {
-  const field = (k: string, v: string | number) => shQuote(`${JSON.stringify(k)}: ${JSON.stringify(v)}`);
-  const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)},*) ;; *) printf %s "$s"; exit 0;; esac`;
+  const field = (k: MatchableStatusField, v: string | number) => shQuote(statusFieldText(k, v));
+  const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)}*) ;; *) printf %s "$s"; exit 0;; esac`;
   return [
     `f=${shQuote(path)}`,
     // eval keeps bash's syntax away from sh's parser; fd 3 is a pipe nobody writes: read -t naps.
@@ -55,21 +75,6 @@ export function convergeWaitScript(path: string, configHash: string, oldPid: num
 /** Runs a script given on stdin with bash where the host has it, else sh. */
 export const WAIT_COMMAND = 'if command -v bash >/dev/null 2>&1; then exec bash -s; else exec sh -s; fi';
 
-interface AgentStatusView {
-  readonly state: string;
-  readonly configHash: string;
-  readonly pid: number;
-  readonly error?: string;
-}
-
-function parseStatus(raw: string): AgentStatusView | undefined {
-  try {
-    return JSON.parse(raw) as AgentStatusView;
-  } catch {
-    return undefined; // Written atomically, so unparsable means absent or an old agent's format.
-  }
-}
-
 /** Waits for the agent's status to show this config hash, converged, from a fresh process. */
 async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid: number | undefined, timeoutMs: number): Promise<void> {
   const timeoutS = timeoutMs / 1000;
@@ -79,9 +84,14 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
   // The loop normally returns once; a second round only if its match and ours ever disagree.
   while (Date.now() < deadline) {
     const r = await conn.exec(WAIT_COMMAND, { input: script, allowFailure: true, timeoutMs: timeoutMs + 5_000 });
-    const s = r.stdout.trim() ? parseStatus(r.stdout) : undefined;
-    if (s) last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
-    if (s && s.configHash === target.configHash && s.pid !== oldPid && s.state === 'converged') return;
+    const parsed = r.stdout.trim() ? parseAgentStatus(r.stdout) : undefined;
+    if (parsed?.ok) {
+      const s = parsed.status;
+      last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
+      if (isConvergedOn(s, target.configHash, oldPid)) return;
+    } else if (parsed) {
+      last = `unreadable status (${parsed.reason})`;
+    }
     if (r.code !== 0) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -110,7 +120,7 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       // keeps its old binary open).
       const upload = plan.runtime.artifact;
       const dir = dirname(upload.remotePath);
-      const tmp = `${dir}/.node.podnet-tmp`;
+      const tmp = tempPathFor(`${dir}/.node`);
       // A cut connection ends stdin early: the size check keeps a truncated binary out.
       const binary = await readFile(upload.localPath);
       const t = shQuote(tmp);
@@ -150,12 +160,8 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       done(steps.join('+'));
     }
     if (plan.service !== 'none' || plan.network.length > 0) {
-      let oldPid: number | undefined;
-      try {
-        oldPid = plan.service === 'none' ? undefined : (JSON.parse(oldStatus ?? '{}') as { pid?: number }).pid;
-      } catch {
-        oldPid = undefined;
-      }
+      const old = plan.service === 'none' || oldStatus === undefined ? undefined : parseAgentStatus(oldStatus);
+      const oldPid = old?.ok ? old.status.pid : undefined;
       await waitForConverged(conn, target, oldPid, 30_000);
       done('converged');
     }
@@ -184,13 +190,15 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
     `if [ -z "$asked" ] || [ -e ${request} ]; then`,
     `  rm -f ${request}`,
-    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${dirname(RUNTIME_PATH)}/podnet-agent.js teardown --config ${configPath}; fi`,
+    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${configPath}; fi`,
     'fi',
-    `rm -f ${unitPath} ${configPath} ${revisionPath(network)} ${statusPath(network)} ${statusPath(network)}.tmp`,
+    // With each file, the temp files a crash in the middle of writing it may have left.
+    // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
+    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
     'systemctl daemon-reload',
-    'rmdir /etc/podnet 2>/dev/null || true',
-    `if [ -z "$(ls /etc/podnet 2>/dev/null)" ]; then rm -rf ${dirname(RUNTIME_PATH)}; fi`,
-    'rmdir /run/podnet /run/flannel 2>/dev/null || true',
+    `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
+    `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,
+    `rmdir ${RUN_DIR} ${FLANNEL_RUN_DIR} 2>/dev/null || true`,
   ].join('\n');
   await conn.exec(script, { timeoutMs: 60_000 });
   actions.push('stopped and disabled agent', 'tore down network', 'removed files');

@@ -3,6 +3,7 @@
 // each is renamed into place. A failure part-way leaves every target either old or new,
 // never half-written (temp files are removed on the way out).
 import { posix } from 'node:path';
+import { tempPathFor } from '../model';
 import { shQuote } from '../ssh';
 
 export interface FileToWrite {
@@ -17,8 +18,9 @@ export interface FileToWrite {
  * A POSIX sh script that writes `files` (run it as `sh -s` with the script on stdin: as an
  * argument it would hit the kernel's 128 KiB limit). It exits non-zero on the first failure.
  */
-export function writeFilesScript(files: readonly FileToWrite[], tag = 'podnet-tmp'): string {
-  const tmps = files.map((f, i) => shQuote(`${posix.dirname(f.path)}/.${posix.basename(f.path)}.${tag}.${i}`));
+export function writeFilesScript(files: readonly FileToWrite[]): string {
+  // Temp names follow the host layout's rule, so destroy's clean-up finds a crash's leftovers.
+  const tmps = files.map((f, i) => shQuote(tempPathFor(f.path, String(i))));
   // The temp names are known up front, so the EXIT trap lists them quoted (removing a temp file
   // not yet written is harmless); once all are renamed the trap is dropped.
   const lines = ['set -e', `podnet_cleanup() { rm -f ${tmps.join(' ')}; }`, 'trap podnet_cleanup EXIT'];

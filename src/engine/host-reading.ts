@@ -1,17 +1,17 @@
 // Reading everything podnet cares about on a host in one SSH round trip: a shell script
 // prints tagged sections, parsed here. One exec per host keeps plan and drift fast.
-import { IP_ROUTES_ARGV, parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../host/live-state';
+import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../host/live-state';
 import {
   agentConfigPath,
   INSTALL_DIR,
-  nftTableName,
+  revisionPath,
   RUNTIME_PATH,
   statusPath,
-  SUBNET_ENV_PATH,
   unitName,
   unitPath,
 } from '../model';
 import type { HostNode } from './runtime-choice';
+import { shQuote } from '../ssh';
 
 export interface UnitState {
   readonly activeState: string; // active, inactive, failed, ...
@@ -36,10 +36,6 @@ export interface HostReading {
   readonly hostNode?: HostNode;
 }
 
-export function revisionPath(network: string): string {
-  return `/etc/podnet/${network}.revision`;
-}
-
 const MARK = '@@podnet:';
 
 /**
@@ -54,17 +50,19 @@ export const HOST_NODE_PROBE = [
   '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
 ].join('\n');
 
+/** A live-state read as a script line; every output ends with a presence marker (see optionalFile). */
+function readCommand(read: LiveRead): string {
+  const argv = read.source === 'file' ? ['cat', read.path] : read.argv;
+  return `${argv.map(shQuote).join(' ')} 2>/dev/null && echo '@@present@@'`;
+}
+
 export function hostReadScript(network: string): string {
   const unit = unitName(network);
+  const reads = liveStateReads(network);
   return [
     'set +e',
     `sec() { printf '\\n${MARK}%s\\n' "$1"; }`,
-    'sec links; ip -json -details link show',
-    'sec addrs; ip -json -4 addr show',
-    `sec routes; ${IP_ROUTES_ARGV.join(' ')}`,
-    `sec subnetenv; cat ${SUBNET_ENV_PATH} 2>/dev/null && echo '@@present@@'`,
-    `sec nft; nft list table ip ${nftTableName(network)} 2>/dev/null && echo '@@present@@'`,
-    'sec ipforward; cat /proc/sys/net/ipv4/ip_forward',
+    ...LIVE_READ_NAMES.map((name) => `sec ${name}; ${readCommand(reads[name])}`),
     `sec unit; u=$(systemctl show -p LoadState -p ActiveState -p UnitFileState ${unit} 2>/dev/null); printf '%s\\n' "$u"`,
     `sec unitfile; cat ${unitPath(network)} 2>/dev/null && echo '@@present@@'`,
     `sec config; cat ${agentConfigPath(network)} 2>/dev/null && echo '@@present@@'`,
@@ -113,8 +111,6 @@ export function parseHostReading(output: string): HostReading {
     const m = /^([0-9a-f]{64})\s+(\S+)$/.exec(line.trim());
     if (m) hashes[m[2]!] = m[1]!;
   }
-  const subnetEnv = optionalFile(s.get('subnetenv'));
-  const nftTable = optionalFile(s.get('nft'));
   const unitFile = optionalFile(s.get('unitfile'));
   const config = optionalFile(s.get('config'));
   const revision = (s.get('revision') ?? '').trim();
@@ -122,14 +118,7 @@ export function parseHostReading(output: string): HostReading {
   const runtime = (s.get('runtime') ?? '').trim();
   const hostNode = parseHostNode(s.get('hostnode') ?? '');
   return {
-    live: {
-      links: parseLinks(s.get('links') ?? '[]'),
-      addresses: parseAddresses(s.get('addrs') ?? '[]'),
-      routes: parseRoutes(s.get('routes') ?? '[]'),
-      ...(subnetEnv !== undefined ? { subnetEnv } : {}),
-      ...(nftTable !== undefined ? { nftTable } : {}),
-      ipForward: (s.get('ipforward') ?? '').trim() === '1',
-    },
+    live: parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name) => [name, optionalFile(s.get(name))]))),
     unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '', loadState: unitProps.get('LoadState') ?? 'unknown' },
     ...(unitFile !== undefined ? { unitFile } : {}),
     ...(config !== undefined ? { config } : {}),

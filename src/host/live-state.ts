@@ -1,5 +1,8 @@
 // Live network state of one host as iproute2 reports it, parsed from `ip -json` output.
-// Pure parsing: the agent reads these locally, the engine reads them over SSH.
+// What to read (liveStateReads) and how to parse it (parseLiveState) are one list shared by
+// both readers: the agent runs the commands itself, the engine renders them into its one SSH
+// round trip (engine/host-reading.ts). A field read on one side only cannot happen.
+import { nftTableName, SUBNET_ENV_PATH } from '../model';
 
 export interface LiveLink {
   readonly name: string;
@@ -36,6 +39,46 @@ export interface LiveHostState {
   readonly nftTable?: string;
   /** /proc/sys/net/ipv4/ip_forward. */
   readonly ipForward: boolean;
+}
+
+/** One read: a command's standard output, or a file's content. */
+export type LiveRead =
+  | {
+      readonly source: 'command';
+      readonly argv: readonly [string, ...string[]];
+      /** The agent fails its pass when a required read fails; an optional one is just absent. */
+      readonly required: boolean;
+    }
+  | { readonly source: 'file'; readonly path: string };
+
+export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward'] as const;
+export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
+
+/** What a host is asked for its live state, by name; the names tag the engine's script sections. */
+export function liveStateReads(network: string): Readonly<Record<LiveReadName, LiveRead>> {
+  return {
+    links: { source: 'command', argv: ['ip', '-json', '-details', 'link', 'show'], required: true },
+    addrs: { source: 'command', argv: ['ip', '-json', '-4', 'addr', 'show'], required: true },
+    routes: { source: 'command', argv: [...IP_ROUTES_ARGV], required: true },
+    subnetenv: { source: 'file', path: SUBNET_ENV_PATH },
+    nft: { source: 'command', argv: ['nft', 'list', 'table', 'ip', nftTableName(network)], required: false },
+    ipforward: { source: 'file', path: '/proc/sys/net/ipv4/ip_forward' },
+  };
+}
+
+/** Each read's output; undefined where the file was absent or an optional command failed. */
+export type LiveReadOutputs = Readonly<Partial<Record<LiveReadName, string>>>;
+
+/** The live state from the reads' outputs (an absent `ip` output counts as no entries). */
+export function parseLiveState(out: LiveReadOutputs): LiveHostState {
+  return {
+    links: parseLinks(out.links ?? '[]'),
+    addresses: parseAddresses(out.addrs ?? '[]'),
+    routes: parseRoutes(out.routes ?? '[]'),
+    ...(out.subnetenv !== undefined ? { subnetEnv: out.subnetenv } : {}),
+    ...(out.nft !== undefined ? { nftTable: out.nft } : {}),
+    ipForward: out.ipforward?.trim() === '1',
+  };
 }
 
 type Json = Record<string, unknown>;

@@ -1,19 +1,41 @@
 // Where podnet puts things on a host. One place, so the engine (which writes them), the
-// agent (which reads them) and the drift check (which compares them) agree.
+// agent (which reads them) and the drift check (which compares them) agree. Nothing else in
+// the code base spells out /etc/podnet, /run/podnet or /run/flannel (a unit test checks).
 
 export const TUNNEL_DEVICE = 'flannel.ipip';
 export const BRIDGE_DEVICE = 'cni0';
 /** rt_protos number marking routes podnet owns; only routes with it are ever removed. */
 export const ROUTE_PROTOCOL = 152;
-export const SUBNET_ENV_PATH = '/run/flannel/subnet.env';
+/** flanneld's lease file, read by CNI plugins (`FLANNEL_NETWORK`, `FLANNEL_SUBNET`, ...). */
+export const FLANNEL_RUN_DIR = '/run/flannel';
+export const SUBNET_ENV_PATH = `${FLANNEL_RUN_DIR}/subnet.env`;
 export const INSTALL_DIR = '/usr/local/lib/podnet';
+/** Where the agent bundle (agent-manifest.ts's AGENT_BUNDLE_NAME) is installed. */
 export const AGENT_BUNDLE_PATH = `${INSTALL_DIR}/podnet-agent.js`;
 /** A symlink to the Node.js runtime podnet shipped (cached by hash in runtimes/). */
 export const RUNTIME_PATH = `${INSTALL_DIR}/node`;
 export const RUNTIME_CACHE_DIR = `${INSTALL_DIR}/runtimes`;
 export const CONFIG_DIR = '/etc/podnet';
 export const RUN_DIR = '/run/podnet';
+/** Where the ebpf datapath pins its programs and maps (a bpffs; `podnet-bpf --pin-dir`). */
 export const BPF_PIN_ROOT = '/sys/fs/bpf/podnet';
+
+/**
+ * Every file podnet writes atomically goes first to a temp name beside it that starts with the
+ * target's name and this marker, then is renamed over it; a crash can leave one behind, so
+ * teardown removes `<path>.podnet-tmp*` ({@link tempFileGlob}) with the file.
+ */
+export const TEMP_MARKER = '.podnet-tmp';
+
+/** The temp name `path` is written to before the rename (`unique` tells concurrent writers apart). */
+export function tempPathFor(path: string, unique?: string): string {
+  return unique === undefined ? `${path}${TEMP_MARKER}` : `${path}${TEMP_MARKER}.${unique}`;
+}
+
+/** A shell glob matching every temp file {@link tempPathFor} can make for `path` (unquoted use). */
+export function tempFileGlob(path: string): string {
+  return `${path}${TEMP_MARKER}*`;
+}
 
 export function agentConfigPath(network: string): string {
   return `${CONFIG_DIR}/${network}.json`;
@@ -31,16 +53,22 @@ export function statusPath(network: string): string {
   return `${RUN_DIR}/${network}.status.json`;
 }
 
+/** The revision `cdktf deploy` applied (`podnet apply --revision`), for destroy's guard. */
+export function revisionPath(network: string): string {
+  return `${CONFIG_DIR}/${network}.revision`;
+}
+
+/** The value of net.ipv4.ip_forward the agent found before it turned forwarding on. */
+export function ipForwardMemoPath(network: string): string {
+  return `${RUN_DIR}/${network}.ip_forward-before`;
+}
+
 /**
  * Made by `podnet destroy` just before it stops the agent: an agent started before the file was
  * made tears the host down on its way out (saving destroy a second Node boot), then removes it.
  */
 export function teardownRequestPath(network: string): string {
   return `${RUN_DIR}/${network}.teardown`;
-}
-
-export function bpfPinDir(network: string): string {
-  return `${BPF_PIN_ROOT}/${network}`;
 }
 
 /** nftables table holding masquerade and forward rules; deleting it removes all of them. */

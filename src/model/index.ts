@@ -12,3 +12,5 @@ export * from './masquerade';
 export * from './systemd-unit';
 export * from './host-state';
 export * from './manifest';
+export * from './agent-status';
+export * from './agent-manifest';

@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceApp } from '../../examples/reference-network';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
-import { describeLab, rootRoutes, withLab } from './lab-support';
+import { agentConfigPath, statusPath, SUBNET_ENV_PATH, tempPathFor } from '../../src/model';
+import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 import { runPodnet, runShell } from './engine-support';
 
-const LAB = 'pne2e';
+const LAB = testLabName('pne2e');
 jest.setTimeout(180_000);
 
 type TfJson = { resource: { null_resource: Record<string, { triggers: Record<string, string>; provisioner: Array<{ 'local-exec': { command: string; when?: string } }> }> } };
@@ -259,6 +260,10 @@ describeLab('podnet engine on lab hosts', () => {
     const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };
     // The destroy provisioner runs `${self.triggers.destroy_command}`: substitute it as terraform does.
     const destroys = Object.values(tf.resource.null_resource).map((r) => r.triggers.destroy_command!);
+    // What a crash between writing a temp file and renaming it leaves behind: destroy removes it with the file.
+    for (const h of ['master', 'node1', 'node2']) {
+      await labExec(LAB, h, ['touch', tempPathFor(statusPath('cluster')), tempPathFor(SUBNET_ENV_PATH), tempPathFor(agentConfigPath('cluster'), '0')]);
+    }
     // The hosts were re-applied by hand since synth, so they hold no revision: the guard lets destroy through.
     const results = await Promise.all(destroys.map((c) => runShell('sh', ['-c', c], { cwd: stackDir, env })));
     for (const r of results) expect(r).toMatchObject({ code: 0 });

@@ -26,6 +26,14 @@ export function describeUnless(reason: string | undefined, kind: string, title: 
   });
 }
 
+/**
+ * A test file's lab name: `base`, plus `$PODNET_TEST_LAB_SUFFIX` when set, so two checkouts
+ * on one machine can run the same test file at once without taking each other's lab down.
+ */
+export function testLabName(base: string): string {
+  return `${base}${process.env.PODNET_TEST_LAB_SUFFIX ?? ''}`;
+}
+
 export interface LabFixture {
   /** The running lab (throws if called before beforeAll finished). */
   readonly info: () => LabInfo;

@@ -2,8 +2,9 @@
 // and parsing its JSON. No I/O here.
 import type { DatapathCounters, DatapathPeer, PeerCounters } from '../datapath';
 import type { LocalPod } from './local-pods';
+import { BPF_PIN_ROOT } from '../../../src/model';
 
-export const DEFAULT_PIN_DIR = '/sys/fs/bpf/podnet';
+export const DEFAULT_PIN_DIR = BPF_PIN_ROOT;
 
 export interface AttachParams {
   readonly pinDir: string;

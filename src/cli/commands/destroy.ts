@@ -4,8 +4,7 @@
 // With --network and --address it needs no manifest: a node removed from the model is
 // destroyed after synth has already written a manifest without it.
 import { destroyHost } from '../../engine/apply';
-import { revisionPath } from '../../engine/host-reading';
-import { agentConfigPath, isValidNetworkName, isValidNodeName, parseIpv4, unitPath } from '../../model';
+import { agentConfigPath, isValidNetworkName, isValidNodeName, parseIpv4, revisionPath, unitPath } from '../../model';
 import { SshConnection, type SshTarget } from '../../ssh';
 import { parseCommandArgs } from '../args';
 import { CliError } from '../cli-error';
