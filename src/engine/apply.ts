@@ -24,7 +24,7 @@ import {
   tempPathFor,
   unitName,
 } from '../model';
-import { shQuote, type SshConnection } from '../ssh';
+import { shQuote, wholeScript, type SshConnection } from '../ssh';
 import type { HostPlan, HostTarget } from './host-plan';
 
 
@@ -54,7 +54,7 @@ export class ConvergeTimeoutError extends Error {
 export function convergeWaitScript(path: string, configHash: string, oldPid: number | undefined, timeoutS: number): string {
   const field = (k: MatchableStatusField, v: string | number) => shQuote(statusFieldText(k, v));
   const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)}*) ;; *) printf %s "$s"; exit 0;; esac`;
-  return [
+  return wholeScript([
     `f=${shQuote(path)}`,
     // eval keeps bash's syntax away from sh's parser; fd 3 is a pipe nobody writes: read -t naps.
     'if [ -n "${BASH_VERSION:-}" ]; then',
@@ -69,7 +69,7 @@ export function convergeWaitScript(path: string, configHash: string, oldPid: num
     '  i=$((i - 1)); [ "$i" -gt 0 ] || { printf %s "$s"; exit 3; }',
     '  nap',
     'done',
-  ].join('\n') + '\n';
+  ].join('\n'));
 }
 
 /** Runs a script given on stdin with bash where the host has it, else sh. */

@@ -4,7 +4,7 @@
 // never half-written (temp files are removed on the way out).
 import { posix } from 'node:path';
 import { tempPathFor } from '../model';
-import { shQuote } from '../ssh';
+import { shQuote, wholeScript } from '../ssh';
 
 export interface FileToWrite {
   /** Absolute path on the host; missing parent directories are created. */
@@ -16,7 +16,8 @@ export interface FileToWrite {
 
 /**
  * A POSIX sh script that writes `files` (run it as `sh -s` with the script on stdin: as an
- * argument it would hit the kernel's 128 KiB limit). It exits non-zero on the first failure.
+ * argument it would hit the kernel's 128 KiB limit). It exits non-zero on the first failure, and
+ * runs whole or not at all when the stream is cut (wholeScript).
  */
 export function writeFilesScript(files: readonly FileToWrite[]): string {
   // Temp names follow the host layout's rule, so destroy's clean-up finds a crash's leftovers.
@@ -37,5 +38,5 @@ export function writeFilesScript(files: readonly FileToWrite[]): string {
   lines.push(`sync ${tmps.join(' ')}`);
   files.forEach((f, i) => lines.push(`mv -f ${tmps[i]} ${shQuote(f.path)}`));
   lines.push('trap - EXIT');
-  return lines.join('\n') + '\n';
+  return wholeScript(lines.join('\n'));
 }

@@ -16,4 +16,4 @@ export {
   type KnownHostsEntry,
   type ParsedKnownHosts,
 } from './known-hosts';
-export { shQuote } from './shell';
+export { shQuote, wholeScript } from './shell';

@@ -28,3 +28,14 @@ export function withRemoteTimeout(command: string, seconds: number): string {
     [String(seconds), command],
   );
 }
+
+/**
+ * A script to stream to `sh -s` that runs whole or not at all: the body becomes a function
+ * called on the last line. A shell reading stdin runs each line as it arrives, and at EOF dash
+ * even runs an unterminated last line, so a connection cut mid-stream would otherwise run the
+ * first half of a script, or a `mv` to a truncated path. A cut body is a syntax error (the
+ * function never closes) and a cut call runs nothing.
+ */
+export function wholeScript(body: string): string {
+  return `podnet_main() {\n${body.replace(/\n$/, '')}\n}\npodnet_main "$@"\n`;
+}
