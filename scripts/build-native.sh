@@ -3,7 +3,8 @@
 #   podnet-ipip.bpf.o  tc programs of the eBPF datapath (clang -O2 -g -target bpf, with BTF)
 #   podnet-bpf         its loader (C, links libbpf.so.1 dynamically: every Debian host with
 #                      iproute2 has libbpf1)
-#   podnet-tun.node    the userspace datapath's N-API shim (C, compiled straight against the
+#   podnet-tun.node    the userspace datapath's N-API shim (C: the glue podnet-tun.c and the
+#                      offload byte work tun-offload.c, compiled straight against the
 #                      Node headers: no node-gyp, nothing downloaded; N-API symbols resolve
 #                      from the node binary at load time)
 # Called by scripts/build.mjs (so `npm ci`/`npm run build` run it). Fails loudly when the
@@ -65,6 +66,6 @@ if [ -z "$NODE_INCLUDE" ] || [ ! -f "$NODE_INCLUDE/node_api.h" ]; then
 fi
 "${CC:-cc}" -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
   -DNODE_GYP_MODULE_NAME=podnet_tun -I"$NODE_INCLUDE" \
-  -o "$OUT/podnet-tun.node.tmp" agent/datapaths/userspace/native/podnet-tun.c
+  -o "$OUT/podnet-tun.node.tmp" agent/datapaths/userspace/native/podnet-tun.c agent/datapaths/userspace/native/tun-offload.c
 mv "$OUT/podnet-tun.node.tmp" "$OUT/podnet-tun.node"
 echo "build-native: built $OUT/podnet-ipip.bpf.o $OUT/podnet-bpf $OUT/podnet-tun.node" >&2

@@ -1,11 +1,11 @@
 // The userspace shim's TUN offload mechanics, against the built addon (dist/agent/podnet-tun.node,
 // made by scripts/build-native.sh; skipped with a note when it is missing or older than its
-// source): a 64 KB TSO super-packet cut into segments whose every header and checksum is checked
+// sources): a 64 KB TSO super-packet cut into segments whose every header and checksum is checked
 // with an independent RFC 1071 sum, partial checksums completed, and received segments merged
 // into one GSO_TCPV4 write (virtio_net_hdr + super-packet) only where GRO would merge them.
 // writeCoalesced writes to a temporary file here: writev appends, so the file holds exactly the
 // [virtio_net_hdr | packet] records the TUN would have been given.
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadShim, type TunShim } from '../../agent/datapaths/userspace/shim';
@@ -14,9 +14,10 @@ import { toUserspaceCounters } from '../../agent/datapaths/userspace/index';
 
 const root = join(__dirname, '..', '..');
 const addon = join(root, 'dist', 'agent', 'podnet-tun.node');
-const source = join(root, 'agent', 'datapaths', 'userspace', 'native', 'podnet-tun.c');
-const fresh = existsSync(addon) && statSync(addon).mtimeMs >= statSync(source).mtimeMs;
-if (!fresh) process.stderr.write(`[userspace offload] ${addon} is ${existsSync(addon) ? 'older than its source' : 'missing'}: run npm run build; offload tests skipped\n`);
+const native = join(root, 'agent', 'datapaths', 'userspace', 'native');
+const newestSource = Math.max(...readdirSync(native).map((f) => statSync(join(native, f)).mtimeMs));
+const fresh = existsSync(addon) && statSync(addon).mtimeMs >= newestSource;
+if (!fresh) process.stderr.write(`[userspace offload] ${addon} is ${existsSync(addon) ? 'older than its sources' : 'missing'}: run npm run build; offload tests skipped\n`);
 const describeAddon = fresh ? describe : describe.skip;
 
 const GSO_NONE = 0;

@@ -1,17 +1,28 @@
-// The native shim's surface (native/podnet-tun.c): syscalls, many packets per call, and the
-// TUN's offload mechanics (cutting TSO reads into segments, checksums, merging received
-// segments into GSO writes); no policy.
+// The native shim's surface, documented here only: syscalls, many packets per call
+// (native/podnet-tun.c), and the TUN's offload mechanics (native/tun-offload.c: cutting TSO reads
+// into segments, checksums, merging received segments into GSO writes); no policy.
 // Loaded with process.dlopen from an explicit path, so the esbuild bundles leave it alone and
 // it is found beside them wherever they are installed.
+//
+// Conventions: buffers are the caller's (Node Buffers/TypedArrays), so nothing is allocated per
+// packet and the worker builds headers in place around the payload. Opening things throws an
+// Error with the errno text; per-packet failures are counted by returning fewer than asked (the
+// worker counts the difference as drops); other negative returns are -errno. Offsets, lengths
+// and sizes are in bytes. virtio_net_hdr fields are in native byte order.
 
 export interface TunShim {
   /**
-   * Attaches to (or creates) TUN device `name`: IFF_TUN | IFF_NO_PI [| IFF_VNET_HDR], non-blocking.
+   * Attaches to TUN device `name` (the existing persistent one, else a new one): IFF_TUN |
+   * IFF_NO_PI [| IFF_VNET_HDR], non-blocking. Returns the fd.
    * `offload` (needs vnetHdr): TUNSETOFFLOAD CSUM|TSO4, so reads may be TSO super-packets and
    * partial checksums (use readSegments), and writes may be GSO_TCPV4 (writeCoalesced makes them).
    */
   openTun(name: string, vnetHdr: boolean, offload?: boolean): number;
-  /** SOCK_RAW IPPROTO_IPIP with IP_HDRINCL, bound to `local`, buffers forced to `bufBytes`. */
+  /**
+   * SOCK_RAW IPPROTO_IPIP with IP_HDRINCL, bound to `local` (so only protocol-4 packets addressed
+   * to it are queued), non-blocking; buffers forced to `bufBytes` (SO_RCVBUFFORCE/SO_SNDBUFFORCE,
+   * plain SO_*BUF when not permitted; 0 leaves them). Returns the fd.
+   */
   openRaw(local: string, bufBytes: number): number;
   /** poll() both fds for input: 1 A readable, 2 B readable, 4 A error, 8 B error; < 0: -errno. */
   poll(fdA: number, fdB: number, timeoutMs: number): number;
@@ -32,7 +43,13 @@ export interface TunShim {
   writeMany(fd: number, buf: Buffer, offs: Int32Array, lens: Int32Array, count: number): number;
   /**
    * Like writeMany for items [virtio_net_hdr | packet], but runs of consecutive in-order TCP
-   * segments of one flow (GRO's rules, checksums verified) go as one GSO_TCPV4 write. Returns
+   * segments of one flow go as one GSO_TCPV4 write (writev: virtio_net_hdr + first packet + the
+   * others' payloads, no copy). GRO's rules: same addresses, TOS, TTL, DF, ports, ack and
+   * options; contiguous seq; IDs counting up (or equal with DF); equal payload sizes but a
+   * shorter last one; only ACK (ECE allowed), PSH/FIN only ending a run; no IP options or
+   * fragments; every segment's IP and TCP checksum verified first (the merged packet gets a fresh
+   * checksum, so a corrupt segment must not be merged); at most 64 per write. Items that JS gave a
+   * virtio_net_hdr of their own (partial checksums, super-packets) are written as they are. Returns
    * how many input packets were written; stats (Int32Array(2)) gets [0] += writes,
    * [1] += packets that went in merged writes.
    */

@@ -1,62 +1,13 @@
 /*
- * podnet-tun.node: the userspace datapath's syscall and offload shim (N-API, C).
+ * podnet-tun.node: the userspace datapath's N-API shim (C). This file is the glue and the
+ * syscalls: it opens the TUN device and the raw IPPROTO_IPIP socket and moves many packets per
+ * JS->native crossing (a read() loop on the TUN, which has no multi-packet call; recvmmsg/
+ * sendmmsg on the raw socket). The TUN's offload byte work (TSO segmentation, checksums, GRO
+ * merge rules) is in tun-offload.c. Which peer, which checks, which outer header -- all of that
+ * is TypeScript (ipip-codec.ts, packet-worker.ts).
  *
- * It opens the TUN device and the raw IPPROTO_IPIP socket and moves many packets per
- * JS->native crossing (a read() loop on the TUN, which has no multi-packet call;
- * recvmmsg/sendmmsg on the raw socket). Which peer, which checks, which outer header -- all of
- * that is TypeScript (ipip-codec.ts, packet-worker.ts).
- *
- * It also does the TUN's offload mechanics, which are byte work the kernel would otherwise do
- * per packet and which JS does ~20x slower (checksums): with TUNSETOFFLOAD(CSUM|TSO4) the
- * kernel hands the TUN reader whole 64 KB TCP super-packets and unchecksummed packets, and
- * accepts GSO_TCPV4 super-packets back. The shim
- *   - on read, turns what the kernel hands over back into exactly what it would have handed
- *     over without offloads: TSO super-packets cut into gso_size segments (IP total length,
- *     ID + i, header checksum; TCP seq + i*gso_size, FIN/PSH only on the last, CWR only on the
- *     first, full checksum), partial checksums completed. TypeScript then treats every
- *     segment as an ordinary packet (peer lookup, checks, outer header policy), unchanged;
- *   - on write, merges runs of consecutive in-order segments of one TCP flow (GRO's rules:
- *     same addresses, TOS, TTL, DF, ports, ack, options; contiguous seq; IDs counting up;
- *     equal sizes but a shorter last one; only ACK, plus PSH/FIN ending a run) into one
- *     GSO_TCPV4 write (writev: virtio_net_hdr + first packet + the others' payloads, no copy),
- *     after verifying every segment's TCP checksum (as GRO does: a merged packet gets a fresh
- *     checksum, so a corrupt segment must not be merged). A verified packet written alone is
- *     marked DATA_VALID. Packets JS already gave a virtio_net_hdr (partial checksums and
- *     super-packets from offloading peers) are written as they are.
- *
- * Buffers are caller-owned Node Buffers/TypedArrays, so nothing is allocated per packet and the
- * worker builds headers in place around the payload.
- *
- *   openTun(name, vnetHdr, offload?) -> fd IFF_TUN | IFF_NO_PI [| IFF_VNET_HDR], non-blocking;
- *                                          attaches to the existing persistent device by name;
- *                                          offload (needs vnetHdr): TUNSETOFFLOAD CSUM|TSO4
- *   openRaw(localAddr, bufBytes) -> fd    SOCK_RAW IPPROTO_IPIP, IP_HDRINCL, bound to localAddr,
- *                                          SO_RCVBUFFORCE/SO_SNDBUFFORCE (SO_*BUF as fallback)
- *   poll(fdA, fdB, timeoutMs) -> mask     1: A readable, 2: B readable, 4: A error, 8: B error
- *   readMany(fd, buf, slot, off, max, lens) -> n     read() until EAGAIN or max; packet i lands
- *                                          at buf[i*slot+off], its length in lens[i]
- *   readSegments(fd, scratch, state, out, headroom, maxReads, offs, lens) -> n
- *                                          read() [virtio_net_hdr | packet] into scratch until
- *                                          EAGAIN, maxReads or out is full; each packet's
- *                                          segments land in out, segment i at offs[i] with
- *                                          headroom free bytes before it, length lens[i].
- *                                          state (Int32Array(2 or 3)): [0] a packet left in
- *                                          scratch for the next call (out was full), [1] +=
- *                                          packets dropped as malformed, [2] += reads
- *   segment(src, off, len, out, headroom, offs, lens) -> n   the same for one [vnet | packet]
- *                                          at src[off..off+len) (-1: malformed, -2: no room)
- *   writeMany(fd, buf, offs, lens, n) -> ok          write() each [offs[i], offs[i]+lens[i])
- *   writeCoalesced(fd, buf, offs, lens, n, stats?) -> ok   like writeMany (each item is
- *                                          [virtio_net_hdr | packet]) but merging as above;
- *                                          ok counts input packets; stats (Int32Array(2)),
- *                                          if given, gets [0] += writes, [1] += packets merged
- *   recvMany(fd, buf, slot, max, lens, srcs) -> n    recvmmsg(MSG_DONTWAIT); srcs[i] = source
- *                                          IPv4 address as a host-order uint32
- *   sendMany(fd, buf, offs, lens, dsts, n) -> ok     sendmmsg(MSG_DONTWAIT); dsts[i] host-order
- *   close(fd)
- *
- * Errors opening things throw (with errno text); per-packet errors are counted by returning
- * fewer than asked (the worker counts the difference as drops). Negative returns are -errno.
+ * The API (each call's arguments, units, return codes and errors) is documented once, in
+ * agent/datapaths/userspace/shim.ts; keep it in step with init() below.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -78,8 +29,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "tun-offload.h"
+
 #define MAX_BATCH 256
-#define VNET_HLEN 10 /* struct virtio_net_hdr; native byte order (the TUN's legacy default) */
 
 static napi_value throw_errno(napi_env env, const char *what, int err)
 {
@@ -334,228 +286,6 @@ static napi_value js_write_many(napi_env env, napi_callback_info info)
 	return make_int(env, ok);
 }
 
-/* ---- Offloads: segmentation of TSO reads, checksums, coalescing into GSO writes ----------- */
-
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
-#define TH_PSH 0x08
-#define TH_ACK 0x10
-#define TH_URG 0x20
-#define TH_CWR 0x80
-#define IP_DF_HI 0x40       /* DF in the high byte of frag_off */
-#define SEG_ALIGN 16
-#define MAX_MERGE 64        /* packets per GSO write (iovecs) */
-#define MAX_IPV4 65535
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static inline uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-/* virtio_net_hdr fields: native byte order. */
-static inline uint16_t rdn16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return v;
-}
-static inline void wrn16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-/*
- * RFC 1071 sum over memory words in native order, 64 bits at a time with end-around carry.
- * The ones'-complement sum does not care about byte order as long as it is consistent, so the
- * folded result, stored back with memcpy, is the checksum's bytes in network order.
- */
-static uint64_t csum_add(const uint8_t *p, size_t n, uint64_t s)
-{
-	uint64_t v;
-	while (n >= 8) {
-		memcpy(&v, p, 8);
-		s += v;
-		s += s < v;
-		p += 8;
-		n -= 8;
-	}
-	if (n >= 4) {
-		uint32_t w;
-		memcpy(&w, p, 4);
-		s += w;
-		s += s < w;
-		p += 4;
-		n -= 4;
-	}
-	if (n >= 2) {
-		uint16_t h;
-		memcpy(&h, p, 2);
-		s += h;
-		s += s < h;
-		p += 2;
-		n -= 2;
-	}
-	if (n) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		v = p[0];
-#else
-		v = (uint64_t)p[0] << 8;
-#endif
-		s += v;
-		s += s < v;
-	}
-	return s;
-}
-
-static uint16_t csum_fold(uint64_t s)
-{
-	s = (s & 0xffffffffu) + (s >> 32);
-	s = (s & 0xffffffffu) + (s >> 32);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
-/* The TCP/UDP pseudo-header of the IPv4 header at ip, for an L4 length l4len. */
-static uint64_t pseudo_sum(const uint8_t *ip, uint8_t proto, uint32_t l4len)
-{
-	uint64_t s = csum_add(ip + 12, 8, 0);
-	return s + htons(proto) + htons((uint16_t)l4len);
-}
-
-static void ip_csum(uint8_t *ip, size_t ihl)
-{
-	uint16_t c;
-	ip[10] = ip[11] = 0;
-	c = (uint16_t)~csum_fold(csum_add(ip, ihl, 0));
-	memcpy(ip + 10, &c, 2);
-}
-
-/* A partial checksum (the field holds the pseudo-header sum) made whole. */
-static int csum_complete(uint8_t *pkt, size_t len, size_t start, size_t off)
-{
-	uint16_t c;
-	if (start + off + 2 > len)
-		return -1;
-	c = (uint16_t)~csum_fold(csum_add(pkt + start, len - start, 0));
-	if (c == 0 && len >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_UDP)
-		c = 0xffff; /* UDP sends a computed 0 as all ones */
-	memcpy(pkt + start + off, &c, 2);
-	return 0;
-}
-
-/* Where segments go: out[used..cap), segment i at offs[i] (after headroom bytes), lens[i]. */
-struct segs {
-	uint8_t *out;
-	size_t cap, used, headroom;
-	int32_t *offs, *lens;
-	size_t max, n;
-};
-
-static size_t seg_stride(const struct segs *o, size_t len)
-{
-	return (o->headroom + len + SEG_ALIGN - 1) & ~(size_t)(SEG_ALIGN - 1);
-}
-
-static uint8_t *seg_next(struct segs *o)
-{
-	return o->out + o->used + o->headroom;
-}
-
-static void seg_push(struct segs *o, size_t len)
-{
-	o->offs[o->n] = (int32_t)(o->used + o->headroom);
-	o->lens[o->n] = (int32_t)len;
-	o->n++;
-	o->used += seg_stride(o, len);
-}
-
-/*
- * One [virtio_net_hdr | packet] as the TUN hands it over, appended to o as the packets the
- * kernel would have handed over without offloads. 0: done; -1: malformed (nothing appended);
- * -2: does not fit in what is left of o (nothing appended).
- */
-static int seg_emit(const uint8_t *p, size_t n, struct segs *o)
-{
-	const uint8_t *pkt = p + VNET_HLEN;
-	size_t len, ihl, tot, thl, hdr, payload, mss, nsegs, need, i;
-	uint32_t seq;
-	uint16_t id;
-	uint8_t tflags;
-
-	if (n < VNET_HLEN)
-		return -1;
-	len = n - VNET_HLEN;
-	if (p[1] == VIRTIO_NET_HDR_GSO_NONE) {
-		uint8_t *d;
-		if (o->n >= o->max || o->used + seg_stride(o, len) > o->cap)
-			return -2;
-		d = seg_next(o);
-		memcpy(d, pkt, len);
-		if ((p[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) && csum_complete(d, len, rdn16(p + 6), rdn16(p + 8)))
-			return -1;
-		seg_push(o, len);
-		return 0;
-	}
-	/* Only TSO4 was offered (no ECN, UFO, TSO6): anything else is not ours to cut. */
-	if (p[1] != VIRTIO_NET_HDR_GSO_TCPV4 || len < 20 || pkt[0] >> 4 != 4)
-		return -1;
-	ihl = (size_t)(pkt[0] & 15) * 4;
-	tot = rd16(pkt + 2);
-	if (ihl < 20 || tot > len || tot < ihl + 20 || pkt[9] != IPPROTO_TCP || (rd16(pkt + 6) & 0x3fff))
-		return -1;
-	thl = (size_t)(pkt[ihl + 12] >> 4) * 4;
-	hdr = ihl + thl;
-	mss = rdn16(p + 4);
-	if (thl < 20 || hdr > tot || mss == 0)
-		return -1;
-	payload = tot - hdr;
-	nsegs = payload ? (payload + mss - 1) / mss : 1;
-	need = (nsegs - 1) * seg_stride(o, hdr + mss) + seg_stride(o, hdr + payload - (nsegs - 1) * mss);
-	if (o->n + nsegs > o->max || o->used + need > o->cap)
-		return -2;
-	id = rd16(pkt + 4);
-	seq = rd32(pkt + ihl + 4);
-	tflags = pkt[ihl + 13];
-	for (i = 0; i < nsegs; i++) {
-		size_t plen = i + 1 < nsegs ? mss : payload - i * mss;
-		uint8_t *d = seg_next(o), *th = d + ihl;
-		uint8_t f = tflags;
-		uint16_t c;
-		memcpy(d, pkt, hdr);
-		memcpy(d + hdr, pkt + hdr + i * mss, plen);
-		wr16(d + 2, (uint32_t)(hdr + plen));
-		wr16(d + 4, (uint16_t)(id + i));
-		ip_csum(d, ihl);
-		wr32(th + 4, seq + (uint32_t)(i * mss));
-		if (i + 1 < nsegs)
-			f &= (uint8_t)~(TH_FIN | TH_PSH);
-		if (i > 0)
-			f &= (uint8_t)~TH_CWR;
-		th[13] = f;
-		th[16] = th[17] = 0;
-		c = (uint16_t)~csum_fold(csum_add(th, thl + plen, pseudo_sum(d, IPPROTO_TCP, (uint32_t)(thl + plen))));
-		memcpy(th + 16, &c, 2);
-		seg_push(o, hdr + plen);
-	}
-	return 0;
-}
 
 static int get_segs(napi_env env, napi_value out, napi_value headroom, napi_value offs, napi_value lens, struct segs *o)
 {
@@ -643,69 +373,6 @@ static napi_value js_segment(napi_env env, napi_callback_info info)
 	return make_int(env, r < 0 ? r : (int64_t)o.n);
 }
 
-/* A received packet as the worker laid it out: [virtio_net_hdr | IPv4 packet]. */
-struct pk {
-	uint8_t *v, *ip;
-	size_t tot, thl, plen;
-	uint32_t seq;
-	uint8_t flags;
-};
-
-/*
- * May this packet be merged with others? JS gave it no virtio_net_hdr of its own (a full
- * checksum, not a super-packet); IPv4 without options, not a fragment; TCP with payload and
- * only ACK (ECE allowed) plus maybe PSH/FIN; IP and TCP checksums verified.
- */
-static int mergeable(uint8_t *v, size_t n, struct pk *k)
-{
-	static const uint8_t zero[VNET_HLEN];
-	uint8_t *ip = v + VNET_HLEN;
-	size_t tot, thl;
-
-	if (n < VNET_HLEN + 40 || memcmp(v, zero, VNET_HLEN) != 0)
-		return 0;
-	if (ip[0] != 0x45 || ip[9] != IPPROTO_TCP || (rd16(ip + 6) & 0x3fff))
-		return 0;
-	tot = rd16(ip + 2);
-	thl = (size_t)(ip[32] >> 4) * 4;
-	if (tot > n - VNET_HLEN || thl < 20 || 20 + thl >= tot)
-		return 0;
-	if ((ip[33] & (TH_SYN | TH_RST | TH_URG | TH_CWR)) || !(ip[33] & TH_ACK))
-		return 0;
-	if (csum_fold(csum_add(ip, 20, 0)) != 0xffff)
-		return 0;
-	if (csum_fold(csum_add(ip + 20, tot - 20, pseudo_sum(ip, IPPROTO_TCP, (uint32_t)(tot - 20)))) != 0xffff)
-		return 0;
-	k->v = v;
-	k->ip = ip;
-	k->tot = tot;
-	k->thl = thl;
-	k->plen = tot - 20 - thl;
-	k->seq = rd32(ip + 24);
-	k->flags = ip[33];
-	return 1;
-}
-
-/* Does b continue the run a (first) .. l (last so far, the run's k-th packet)? GRO's rules. */
-static int continues(const struct pk *a, const struct pk *l, size_t k, size_t total, const struct pk *b)
-{
-	const uint8_t *x = a->ip, *y = b->ip;
-	uint16_t ida = rd16(x + 4), idb = rd16(y + 4);
-
-	if (l->plen != a->plen || (l->flags & (TH_PSH | TH_FIN)) || b->plen > a->plen)
-		return 0;
-	if (20 + a->thl + total + b->plen > MAX_IPV4)
-		return 0;
-	if (x[1] != y[1] || x[8] != y[8] || ((x[6] ^ y[6]) & IP_DF_HI) || memcmp(x + 12, y + 12, 8) != 0)
-		return 0;
-	if (idb != (uint16_t)(ida + k) && !((y[6] & IP_DF_HI) && idb == ida))
-		return 0;
-	if (b->thl != a->thl || memcmp(x + 20, y + 20, 4) != 0 || b->seq != l->seq + (uint32_t)l->plen ||
-	    memcmp(x + 28, y + 28, 4) != 0 || ((a->flags ^ b->flags) & (uint8_t)~(TH_PSH | TH_FIN)))
-		return 0;
-	return a->thl == 20 || memcmp(x + 40, y + 40, a->thl - 20) == 0;
-}
-
 static ssize_t writev_all(int fd, struct iovec *iov, int n)
 {
 	ssize_t r;
@@ -722,7 +389,7 @@ static napi_value js_write_coalesced(napi_env env, napi_callback_info info)
 	int32_t fd, count, *offs, *lens, *stats = NULL;
 	uint8_t *buf;
 	struct pk run[MAX_MERGE];
-	struct iovec iov[MAX_MERGE + 1];
+	struct iovec iov[MAX_MERGE];
 	int i = 0, ok = 0;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
@@ -747,16 +414,15 @@ static napi_value js_write_coalesced(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	while (i < count) {
-		size_t k = 0, total = 0, m;
+		size_t k, want;
 		ssize_t w;
-		uint8_t *v, *ip;
-		uint16_t c;
 
-		if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > buflen) {
+		if (!item_in(offs[i], lens[i], buflen)) {
 			i++;
 			continue;
 		}
-		if (!mergeable(buf + offs[i], (size_t)lens[i], &run[0]) || (run[0].flags & (TH_PSH | TH_FIN))) {
+		k = coalesce_run(buf, buflen, offs, lens, (size_t)i, (size_t)count, run);
+		if (k == 0) {
 			/* Alone, as JS laid it out. */
 			do
 				w = write(fd, buf + offs[i], (size_t)lens[i]);
@@ -768,43 +434,9 @@ static napi_value js_write_coalesced(napi_env env, napi_callback_info info)
 			i++;
 			continue;
 		}
-		total = run[0].plen;
-		k = 1;
-		while (i + (int)k < count && k < MAX_MERGE) {
-			int j = i + (int)k;
-			if (offs[j] < 0 || lens[j] < 0 || (size_t)offs[j] + (size_t)lens[j] > buflen ||
-			    !mergeable(buf + offs[j], (size_t)lens[j], &run[k]) ||
-			    !continues(&run[0], &run[k - 1], k, total, &run[k]))
-				break;
-			total += run[k].plen;
-			k++;
-		}
-		v = run[0].v;
-		ip = run[0].ip;
-		if (k == 1) {
-			w = writev_all(fd, (struct iovec[]){ { v, VNET_HLEN + run[0].tot } }, 1);
-		} else {
-			/* One super-packet: the first packet's headers, everyone's payload in order. */
-			wr16(ip + 2, (uint32_t)(20 + run[0].thl + total));
-			ip_csum(ip, 20);
-			ip[33] |= run[k - 1].flags & (TH_PSH | TH_FIN);
-			c = csum_fold(pseudo_sum(ip, IPPROTO_TCP, (uint32_t)(run[0].thl + total)));
-			memcpy(ip + 36, &c, 2);
-			v[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-			v[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-			wrn16(v + 2, (uint16_t)(20 + run[0].thl));
-			wrn16(v + 4, (uint16_t)run[0].plen);
-			wrn16(v + 6, 20);
-			wrn16(v + 8, 16);
-			iov[0].iov_base = v;
-			iov[0].iov_len = VNET_HLEN + run[0].tot;
-			for (m = 1; m < k; m++) {
-				iov[m].iov_base = run[m].ip + 20 + run[m].thl;
-				iov[m].iov_len = run[m].plen;
-			}
-			w = writev_all(fd, iov, (int)k);
-		}
-		if (w == (ssize_t)(VNET_HLEN + 20 + run[0].thl + total))
+		want = gso_prepare(run, k, iov);
+		w = writev_all(fd, iov, (int)k);
+		if (w == (ssize_t)want)
 			ok += (int)k;
 		if (stats) {
 			stats[0]++;
