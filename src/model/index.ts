@@ -2,6 +2,7 @@
 // engine (src/engine), the drift check and the agent (agent/). No I/O here.
 export * from './spec';
 export * from './ipv4';
+export * from './pod-address';
 export * from './validation-error';
 export * from './validate';
 export * from './subnet-allocator';

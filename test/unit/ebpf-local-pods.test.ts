@@ -94,3 +94,20 @@ describe('local pod table', () => {
     expect(await discoverLocalPods(run, { bridge: 'cni0', podCidr: '10.244.1.0/24' })).toEqual([]);
   });
 });
+
+describe('local pod discovery: only addresses IPAM could have given', () => {
+  // A pod with NET_ADMIN can put any address on its own interface; the fast path must never
+  // deliver the node's traffic (tunnel .0, gateway .1) or broadcast into it.
+  const claims = JSON.stringify([
+    { ifindex: 2, link_index: 4, ifname: 'eth0', address: '3a:ab:f8:34:b9:0b', addr_info: ['10.244.1.5', '10.244.1.0', '10.244.1.1', '10.244.1.255'].map((local) => ({ family: 'inet', local, prefixlen: 24 })) },
+  ]);
+
+  it('keeps a pod address and drops the tunnel, gateway and broadcast addresses it claims', () => {
+    expect(parsePodInterface(claims, 2, '10.244.1.0/24')).toEqual({ mac: '3a:ab:f8:34:b9:0b', ips: ['10.244.1.5'] });
+  });
+
+  it('ignores neighbour entries for the tunnel, gateway and broadcast addresses', () => {
+    const neigh = JSON.stringify(['10.244.1.0', '10.244.1.1', '10.244.1.255', '10.244.1.3'].map((dst) => ({ dst, lladdr: '7a:00:00:00:00:03', state: ['REACHABLE'] })));
+    expect(podsFromNeighbours(neigh, FDB, parseBridgePorts(PORTS_JSON), '10.244.1.0/24', HOST).map((p) => p.ip)).toEqual(['10.244.1.3']);
+  });
+});

@@ -10,9 +10,13 @@
 //      FDB (MAC -> port). Such pods are found once they have talked; until then their
 //      packets take the normal stack path, which is slower but correct.
 // A pod missing from the table is never wrong, only slower; a stale entry could misdeliver, so
-// only pods whose port is currently enslaved to the bridge are ever listed.
+// only pods whose port is currently enslaved to the bridge are ever listed. And only addresses
+// IPAM could have given (isAssignablePodAddress): a pod with NET_ADMIN that puts the node's
+// tunnel address (.0), gateway (.1) or the broadcast address on its interface must not be
+// handed the node's own traffic by the decap fast path.
 import type { Runner } from '../../host/runner';
-import { cidrContains, isIpv4 } from './loader';
+import { isAssignablePodAddress } from '../../../src/model/pod-address';
+import { isIpv4 } from './loader';
 
 export interface LocalPod {
   readonly ip: string;
@@ -74,7 +78,7 @@ export function parseNetnsIds(json: string): Map<number, string> {
   return m;
 }
 
-/** `ip -n POD -json addr show` -> MAC and IPv4s (inside podCidr) of the interface with ifindex. */
+/** `ip -n POD -json addr show` -> MAC and IPv4s (assignable in podCidr) of the interface with ifindex. */
 export function parsePodInterface(json: string, ifindex: number, podCidr: string): { mac: string; ips: string[] } | undefined {
   for (const l of asArray(json)) {
     if (!isObj(l) || l.ifindex !== ifindex || typeof l.address !== 'string') continue;
@@ -83,7 +87,7 @@ export function parsePodInterface(json: string, ifindex: number, podCidr: string
     const ips = (Array.isArray(l.addr_info) ? l.addr_info : [])
       .filter((a): a is Obj => isObj(a) && a.family === 'inet' && typeof a.local === 'string' && isIpv4(a.local))
       .map((a) => a.local as string)
-      .filter((ip) => cidrContains(podCidr, ip));
+      .filter((ip) => isAssignablePodAddress(podCidr, ip));
     return { mac, ips };
   }
   return undefined;
@@ -91,8 +95,8 @@ export function parsePodInterface(json: string, ifindex: number, podCidr: string
 
 /**
  * Neighbour entries on the bridge (`ip -json neigh show dev cni0`) joined with its FDB
- * (`bridge -json fdb show br cni0`): pod IP -> MAC -> port. Only usable states, only IPs in
- * podCidr, only ports in `ports`.
+ * (`bridge -json fdb show br cni0`): pod IP -> MAC -> port. Only usable states, only IPs a pod
+ * can hold in podCidr, only ports in `ports`.
  */
 export function podsFromNeighbours(neighJson: string, fdbJson: string, ports: readonly BridgePort[], podCidr: string, hostMac: string): LocalPod[] {
   const portByName = new Map(ports.map((p) => [p.ifname, p]));
@@ -109,7 +113,7 @@ export function podsFromNeighbours(neighJson: string, fdbJson: string, ports: re
     if (!isObj(n) || typeof n.dst !== 'string' || !isIpv4(n.dst) || typeof n.lladdr !== 'string') continue;
     const states = Array.isArray(n.state) ? n.state : [];
     if (states.includes('FAILED') || states.includes('INCOMPLETE')) continue;
-    if (!cidrContains(podCidr, n.dst)) continue;
+    if (!isAssignablePodAddress(podCidr, n.dst)) continue;
     const mac = n.lladdr.toLowerCase();
     const port = portByMac.get(mac);
     if (port) out.push({ ip: n.dst, ifindex: port.ifindex, podMac: mac, hostMac });
