@@ -18,11 +18,12 @@ import { build } from 'esbuild';
 import { labDown, labExec, labUnavailableReason, labUp, readLab, type LabInfo } from '../../src/lab';
 import { run } from '../../src/lab/exec';
 import { writeFilesScript } from '../../src/engine/file-batch';
+import { testLabName } from './lab-support';
 
 type Ssh = typeof import('../../src/ssh');
 type Outcome = { ok: true; value: unknown } | { ok: false; error: { name: string; kind?: string; message: string; details?: Record<string, unknown> } };
 
-const LAB = 'sshtest';
+const LAB = testLabName('sshtest');
 const ROOT = resolve(__dirname, '../..');
 const why = labUnavailableReason();
 if (why) {

@@ -15,11 +15,11 @@ import { referenceApp } from '../../examples/reference-network';
 import { labExec, podAdd, podExec, wsExec } from '../../src/lab';
 import { run } from '../../src/lab/exec';
 import { switchPort } from '../../src/lab/lab-config';
-import { describeLab, rootRoutes, withLab } from './lab-support';
+import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 import { projectRoot, runPodnet } from './engine-support';
 import { CLIENT, IPIP_SENDER, SERVER } from './traffic-probes';
 
-const LAB = 'usdp';
+const LAB = testLabName('usdp');
 const NODE = '/usr/local/lib/podnet/node';
 const AGENT = '/usr/local/lib/podnet/podnet-agent.js';
 const UNIT = 'podnet-cluster.service';
