@@ -63,7 +63,7 @@ async function main(): Promise<number> {
     referenceApp({ outdir, lab: LAB }).synth();
     const stackDir = join(outdir, 'stacks', 'reference');
     const manifest = join(stackDir, 'assets', 'podnet-cluster', 'manifest.json');
-    ok(`cdk.tf.json with 3 null_resources, manifest ${manifest}`);
+    ok(`cdk.tf.json with one terraform_data instance per node, manifest ${manifest}`);
     const offline = await podnet(['plan', '--offline', '--manifest', manifest, '--node', 'node1']);
     show(offline.stdout.split('\n').slice(2, 12).join('\n'));
 

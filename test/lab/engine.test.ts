@@ -7,13 +7,18 @@ import { join } from 'node:path';
 import { referenceApp } from '../../examples/reference-network';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { agentConfigPath, statusPath, SUBNET_ENV_PATH, tempPathFor } from '../../src/model';
-import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
+import { describeLab, hostSnapshot, rootRoutes, testLabName, withLab } from './lab-support';
 import { runPodnet, runShell } from './engine-support';
 
 const LAB = testLabName('pne2e');
 jest.setTimeout(180_000);
 
-type TfJson = { resource: { null_resource: Record<string, { triggers: Record<string, string>; provisioner: Array<{ 'local-exec': { command: string; when?: string } }> }> } };
+type TfJson = { resource: { terraform_data: { podnet_cluster: { for_each: Record<string, { apply_command: string; destroy_command: string }> } } } };
+
+/** Each node's command as terraform runs it: the synthesized prefix, then the instance's id (a stand-in here). */
+function replayed(tf: TfJson, which: 'apply_command' | 'destroy_command'): string[] {
+  return Object.entries(tf.resource.terraform_data.podnet_cluster.for_each).map(([node, e]) => `${e[which]} replay-${node}`);
+}
 
 describeLab('podnet engine on lab hosts', () => {
   withLab(LAB, { hosts: 4 });
@@ -27,11 +32,7 @@ describeLab('podnet engine on lab hosts', () => {
   let manifest = '';
   const snapshotsBefore = new Map<string, string>();
 
-  /** What destroy must restore exactly: links, routes and the files podnet touches. */
-  async function snapshot(host: string): Promise<string> {
-    const r = await labExec(LAB, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' -e '^/etc/\\(passwd\\|group\\|shadow\\|gshadow\\|subuid\\|subgid\\)-\\?$' | sort"]);
-    return r.stdout;
-  }
+  const snapshot = (host: string): Promise<string> => hostSnapshot(LAB, host);
   async function agentPid(host: string): Promise<string> {
     return (await labExec(LAB, host, ['systemctl', 'show', '-p', 'MainPID', '--value', 'podnet-cluster.service'])).stdout.trim();
   }
@@ -52,9 +53,9 @@ describeLab('podnet engine on lab hosts', () => {
     expect(plan.stdout).toContain('+ route 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink');
   });
 
-  it("applies through the exact local-exec commands cdktf synthesized (what 'cdktf deploy' runs)", async () => {
+  it("applies through the local-exec commands cdktf synthesized (test/lab/terraform.test.ts runs the real cdktf deploy)", async () => {
     const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
-    const creates = Object.values(tf.resource.null_resource).map((r) => r.provisioner.find((p) => !p['local-exec'].when)!['local-exec'].command);
+    const creates = replayed(tf, 'apply_command');
     expect(creates).toHaveLength(3);
     const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };
     // terraform runs provisioners of independent resources in parallel, from the stack directory.
@@ -258,13 +259,13 @@ describeLab('podnet engine on lab hosts', () => {
   it('the cdktf destroy commands leave every host exactly as before the first apply', async () => {
     const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
     const env = { ...process.env, PATH: `${join(__dirname, '..', '..', 'bin')}:${process.env.PATH}` };
-    // The destroy provisioner runs `${self.triggers.destroy_command}`: substitute it as terraform does.
-    const destroys = Object.values(tf.resource.null_resource).map((r) => r.triggers.destroy_command!);
+    // The destroy provisioner runs `${self.input.destroy_command} ${self.id}`: substitute it as terraform does.
+    const destroys = replayed(tf, 'destroy_command');
     // What a crash between writing a temp file and renaming it leaves behind: destroy removes it with the file.
     for (const h of ['master', 'node1', 'node2']) {
       await labExec(LAB, h, ['touch', tempPathFor(statusPath('cluster')), tempPathFor(SUBNET_ENV_PATH), tempPathFor(agentConfigPath('cluster'), '0')]);
     }
-    // The hosts were re-applied by hand since synth, so they hold no revision: the guard lets destroy through.
+    // Later applies by hand passed no --revision: the hosts still hold the replayed id, so the guard lets destroy through.
     const results = await Promise.all(destroys.map((c) => runShell('sh', ['-c', c], { cwd: stackDir, env })));
     for (const r of results) expect(r).toMatchObject({ code: 0 });
     // Pods were made by CNI, not podnet: remove them before comparing (a real kubelet would).

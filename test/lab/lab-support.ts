@@ -1,7 +1,7 @@
 // Helpers for tests that need a lab of real hosts (test/lab/*.test.ts and later end-to-end
 // tests). Lab tests are skipped, with the reason printed, where the machine cannot run a lab.
 import { execFileSync } from 'node:child_process';
-import { labDown, labUnavailableReason, labUp, readLab, sshExec, type ExecResult, type LabInfo } from '../../src/lab';
+import { labDown, labExec, labUnavailableReason, labUp, readLab, sshExec, type ExecResult, type LabInfo } from '../../src/lab';
 
 /** Why lab tests cannot run here (not root, no systemd-nspawn, ...), or undefined if they can. */
 export function requireLabOrSkip(): string | undefined {
@@ -64,4 +64,13 @@ export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: strin
 /** IPv4 routes of the machine's own network namespace (to prove a lab never adds any). */
 export function rootRoutes(): string[] {
   return execFileSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+}
+
+/**
+ * What destroy must restore exactly on a lab host: links, routes, qdiscs, the nftables ruleset
+ * and the files under the directories podnet touches (account files a test may edit left out).
+ */
+export async function hostSnapshot(lab: string, host: string): Promise<string> {
+  const r = await labExec(lab, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' -e '^/etc/\\(passwd\\|group\\|shadow\\|gshadow\\|subuid\\|subgid\\)-\\?$' | sort"]);
+  return r.stdout;
 }
