@@ -100,7 +100,8 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
 
 /** Points the runtime symlink at `target`, atomically (a new link renamed over the old one). */
 function linkRuntimeCommand(target: string): string {
-  return `ln -sfn ${shQuote(target)} ${RUNTIME_PATH}.new && mv -T ${RUNTIME_PATH}.new ${RUNTIME_PATH}`;
+  // A unique name for the new link (ln -s refuses an existing one): two applies never share it.
+  return `l=$(mktemp -u ${tempPathFor(RUNTIME_PATH, 'XXXXXX')}) && ln -s ${shQuote(target)} "$l" && mv -T "$l" ${RUNTIME_PATH}`;
 }
 
 export async function applyHost(conn: SshConnection, target: HostTarget, plan: HostPlan, revision: string | undefined, oldStatus: string | undefined): Promise<ApplyHostResult> {
@@ -120,12 +121,11 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       // keeps its old binary open).
       const upload = plan.runtime.artifact;
       const dir = dirname(upload.remotePath);
-      const tmp = tempPathFor(`${dir}/.node`);
       // A cut connection ends stdin early: the size check keeps a truncated binary out.
       const binary = await readFile(upload.localPath);
-      const t = shQuote(tmp);
+      const t = '"$t"'; // a unique name from mktemp: two applies never write into one file
       // Runtimes of earlier versions go once the link has moved (a running agent keeps its open).
-      const script = `set -e; trap 'rm -f ${t}' EXIT; mkdir -p ${shQuote(dir)}; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}; for d in ${RUNTIME_CACHE_DIR}/*; do [ "$d" = ${shQuote(dir)} ] || rm -rf "$d"; done`;
+      const script = `set -e; mkdir -p ${shQuote(dir)}; t=$(mktemp ${shQuote(tempPathFor(`${dir}/.node`, 'XXXXXX'))}); trap 'rm -f "$t"' EXIT; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}; for d in ${RUNTIME_CACHE_DIR}/*; do [ "$d" = ${shQuote(dir)} ] || rm -rf "$d"; done`;
       await conn.exec(script, { input: binary, timeoutMs: 300_000 });
       done('uploaded node runtime');
     }

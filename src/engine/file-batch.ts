@@ -1,7 +1,8 @@
 // Writes several small files on a host in one SSH round trip, each atomically: content is
 // decoded into a temp file beside its target, all temp files are synced together, then
 // each is renamed into place. A failure part-way leaves every target either old or new,
-// never half-written (temp files are removed on the way out).
+// never half-written (temp files are removed on the way out). Temp names come from mktemp,
+// so two applies running at once never write into each other's temp file.
 import { posix } from 'node:path';
 import { tempPathFor } from '../model';
 import { shQuote, wholeScript } from '../ssh';
@@ -20,15 +21,16 @@ export interface FileToWrite {
  * runs whole or not at all when the stream is cut (wholeScript).
  */
 export function writeFilesScript(files: readonly FileToWrite[]): string {
-  // Temp names follow the host layout's rule, so destroy's clean-up finds a crash's leftovers.
-  const tmps = files.map((f, i) => shQuote(tempPathFor(f.path, String(i))));
-  // The temp names are known up front, so the EXIT trap lists them quoted (removing a temp file
-  // not yet written is harmless); once all are renamed the trap is dropped.
+  // mktemp makes each name (following the host layout's rule, so destroy's clean-up finds a
+  // crash's leftovers) into $t0, $t1, ...; the EXIT trap lists them quoted (`rm -f ""` for one
+  // not yet made is harmless); once all are renamed the trap is dropped.
+  const tmps = files.map((_, i) => `"$t${i}"`);
   const lines = ['set -e', `podnet_cleanup() { rm -f ${tmps.join(' ')}; }`, 'trap podnet_cleanup EXIT'];
   files.forEach((f, i) => {
     const data = (typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : f.content).toString('base64');
     lines.push(
       `mkdir -p ${shQuote(posix.dirname(f.path))}`,
+      `t${i}=$(mktemp ${shQuote(tempPathFor(f.path, 'XXXXXX'))})`,
       `base64 -d > ${tmps[i]} <<'PODNET_EOF_${i}'`,
       ...(data.match(/.{1,76}/g) ?? []),
       `PODNET_EOF_${i}`,

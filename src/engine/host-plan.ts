@@ -2,9 +2,9 @@
 // and what it has. Apply executes it without re-deciding; views render it.
 import {
   agentConfigPath,
+  agentNetworkSpec,
   configHashOf,
   desiredHostState,
-  pinnedSpec,
   renderAgentConfig,
   renderAgentUnit,
   unitPath,
@@ -33,9 +33,8 @@ export interface HostTarget {
 }
 
 export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
-  // The agent does not need agentRuntime: left out, a policy change restarts an agent only when
-  // its runtime really changes.
-  const { agentRuntime: _runtimeIsTheEngines, ...agentSpec } = pinnedSpec(spec, network);
+  // Without agentRuntime, a policy change restarts an agent only when its runtime really changes.
+  const agentSpec = agentNetworkSpec(spec, network);
   return network.nodes.map((n) => {
     const config = renderAgentConfig(n.name, agentSpec);
     return {

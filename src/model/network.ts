@@ -113,6 +113,18 @@ export function pinnedSpec(spec: NetworkSpec, network: Network): NetworkSpec {
   return { ...spec, nodes: spec.nodes.map((n) => ({ ...n, podCidr: byName.get(n.name)! })) };
 }
 
+/**
+ * What the agent on every host gets as its network: the pinned spec without what only the
+ * engine uses. SSH settings (key and known_hosts paths of whoever applies) and `agentRuntime`
+ * are left out, so the file on the host is a function of the model alone: applying the same
+ * model from another workstation writes the same bytes and restarts nothing, and no
+ * workstation path lands in a world-readable file on the hosts.
+ */
+export function agentNetworkSpec(spec: NetworkSpec, network: Network): NetworkSpec {
+  const { ssh: _ssh, agentRuntime: _runtime, ...pinned } = pinnedSpec(spec, network);
+  return { ...pinned, nodes: pinned.nodes.map(({ ssh: _nodeSsh, ...node }) => node) };
+}
+
 /** Is `address` on the same underlay subnet as `local` (for directRouting)? */
 export function sameUnderlaySubnet(local: string, peer: string, prefixLength: number): boolean {
   const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;

@@ -1,7 +1,7 @@
 // writeFilesScript (src/engine/file-batch.ts), the engine's only way of writing files on a host:
 // the script it renders is run here with the local sh, as apply runs it on a host (`sh -s`, the
 // script on stdin), in a temp directory.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,5 +70,23 @@ describe('writeFilesScript', () => {
     expect(runBatch([{ path, content, mode: 0o644 }]).status).toBe(0);
     expect(readFileSync(path, 'utf8')).toBe(content);
     expect(tree(dir)).toEqual(['tricky']);
+  });
+});
+
+describe('writeFilesScript under concurrency', () => {
+  it('gives every temp file a unique name (mktemp), so batches running at once never share one', async () => {
+    const target = join(dir, 'net.json');
+    expect(writeFilesScript([{ path: target, content: 'x', mode: 0o644 }])).toContain(`t0=$(mktemp ${target}.podnet-tmp.XXXXXX)`);
+    // 8 writers of 200 KB each at once: with a fixed temp name one would truncate another's file.
+    const contents = Array.from({ length: 8 }, (_, i) => Buffer.alloc(200_000, 65 + i));
+    const runs = contents.map((content) => new Promise<number | null>((resolve) => {
+      const child = spawn('sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      child.on('exit', resolve);
+      child.stdin.end(writeFilesScript([{ path: target, content, mode: 0o644 }]));
+    }));
+    expect(await Promise.all(runs)).toEqual(contents.map(() => 0));
+    const final = readFileSync(target);
+    expect(contents.some((c) => c.equals(final))).toBe(true);
+    expect(tree(dir)).toEqual(['net.json']);
   });
 });

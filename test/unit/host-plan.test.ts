@@ -168,3 +168,16 @@ describe('drift of the runtime', () => {
     expect(target('bundled').config).toBe(target().config);
   });
 });
+
+describe('host state is a function of the model alone', () => {
+  it('writes no SSH settings into the agent config, so another workstation applies the same bytes', () => {
+    const alice = { ...referenceSpec, ssh: { user: 'root', privateKeyPath: '/home/alice/.ssh/id', knownHostsPath: '/home/alice/.ssh/kh', acceptNewHostKeys: true } };
+    const ci = { ...referenceSpec, ssh: { privateKeyPath: '/runner/key', knownHostsPath: '/runner/kh' }, nodes: referenceSpec.nodes.map((n) => (n.name === 'node1' ? { ...n, ssh: { port: 2222 } } : n)) };
+    const a = hostTargets(alice, resolveNetwork(alice)).find((t) => t.node === 'node1')!;
+    const b = hostTargets(ci, resolveNetwork(ci)).find((t) => t.node === 'node1')!;
+    expect(a.config).not.toMatch(/ssh|alice|privateKey|knownHosts|agentRuntime/);
+    expect(b.config).toBe(a.config);
+    expect(b.configHash).toBe(a.configHash);
+    expect(planHost(b, installed(a, { hostNode: node18, runtimeTarget: '/usr/bin/node' }), artifacts)).toMatchObject({ files: [], uploads: [], service: 'none' });
+  });
+});
