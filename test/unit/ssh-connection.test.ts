@@ -25,6 +25,8 @@ const connections: Connection[] = [];
 let sessionsOpened = 0;
 let sessionsOpen = 0;
 let sessionsPeak = 0;
+/** Called as the server accepts a TCP connection: after the client read known_hosts, before its host key check. */
+let onAccept: (() => void) | undefined;
 
 /** The command's whole process group, as sshd's session ends take the shell's children too. */
 function killGroup(child: ReturnType<typeof spawn> | undefined): void {
@@ -42,6 +44,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'stranger'), strangerKey.private, { mode: 0o600 });
   server = new Server({ hostKeys: [hostKey.private] }, (client) => {
     connections.push(client);
+    onAccept?.();
     client.on('error', () => {});
     client.on('authentication', (ctx) => {
       if (ctx.method === 'publickey' && ctx.key.data.equals(allowed.getPublicSSH())) {
@@ -170,6 +173,19 @@ describe('SshConnection (loopback ssh2 server)', () => {
     expect(statSync(kh).mode & 0o777).toBe(0o600);
     const strict = await SshConnection.connect(target({ knownHostsPath: kh }));
     await strict.close();
+  });
+
+  it('fails a TOFU connection when another process recorded a different key for the host meanwhile', async () => {
+    const kh = join(dir, 'kh-race');
+    onAccept = () => writeFileSync(kh, formatKnownHostsLine('127.0.0.1', port, otherBlob));
+    try {
+      const err = await connectError(target({ knownHostsPath: kh, acceptNewHostKeys: true }));
+      expect(err.kind).toBe('host-key-mismatch');
+      expect(err.details).toMatchObject({ presentedFingerprint: fingerprint(hostBlob), knownFingerprints: [fingerprint(otherBlob)] });
+    } finally {
+      onAccept = undefined;
+    }
+    expect(readFileSync(kh, 'utf8')).toBe(formatKnownHostsLine('127.0.0.1', port, otherBlob));
   });
 
   it('reports a changed host key with both fingerprints, even with TOFU on', async () => {
