@@ -12,12 +12,16 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   lab: () => import('./commands/lab'),
 };
 
-function usage(): string {
+/** The usage with each command's one-line summary (what it does; `podnet <command> --help` for options). */
+async function usage(): Promise<string> {
+  const names = Object.keys(commands);
+  const summaries = await Promise.all(names.map(async (name) => (await commands[name]!()).summary));
+  const width = Math.max(...names.map((n) => n.length)) + 2;
   return [
     'usage: podnet <command> [options]',
     '',
     'commands:',
-    ...Object.keys(commands).map((name) => `  ${name}`),
+    ...names.map((name, i) => `  ${name.padEnd(width)}${summaries[i]}`),
     '',
     "Run 'podnet <command> --help' for a command's options.",
   ].join('\n');
@@ -26,12 +30,12 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
+    process.stdout.write((await usage()) + '\n');
     return name ? 0 : 1;
   }
   const load = commands[name];
   if (!load) {
-    process.stderr.write(`podnet: unknown command '${name}'\n\n${usage()}\n`);
+    process.stderr.write(`podnet: unknown command '${name}'\n\n${await usage()}\n`);
     return 1;
   }
   const command = await load();

@@ -1,45 +1,48 @@
 // Executes one host's plan: uploads (atomic, only what differs), config and unit (atomic),
 // then daemon-reload/enable/start or restart only when something changed, then waits until
-// the agent reports the new config converged.
+// the agent reports the new config converged. applyNetwork does that for every host asked for.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFilesScript, type FileToWrite } from './file-batch';
 import {
-  AGENT_BUNDLE_PATH,
-  CONFIG_DIR,
-  FLANNEL_RUN_DIR,
   isConvergedOn,
   parseAgentStatus,
   statusFieldText,
   type MatchableStatusField,
-  INSTALL_DIR,
   revisionPath,
-  RUN_DIR,
   RUNTIME_CACHE_DIR,
   RUNTIME_PATH,
   statusPath,
-  SUBNET_ENV_PATH,
   teardownRequestPath,
-  tempFileGlob,
   tempPathFor,
   unitName,
+  type NetworkNode,
 } from '../model';
 import { shQuote, wholeScript, type SshConnection } from '../ssh';
-import type { HostPlan, HostTarget } from './host-plan';
+import { ConvergeTimeoutError, hostErrorOf, type HostError } from './host-error';
+import { fileText, planHost, type HostPlan, type HostTarget } from './host-plan';
+import type { ArtifactSet } from './artifacts';
+import type { EngineSession, HostSnapshot } from './session';
 
 
-export interface ApplyHostResult {
-  readonly node: string;
-  readonly ok: boolean;
-  readonly changed: boolean;
-  readonly actions: readonly string[];
-  readonly error?: string;
+/** One step of a host's apply and how long it took, for finding where a slow apply went. */
+export interface ApplyStep {
+  /** What was done, e.g. `uploaded node runtime`, `wrote podnet-agent.js, cluster.json`, `restart`, `converged`. */
+  readonly what: string;
   readonly seconds: number;
 }
 
-export class ConvergeTimeoutError extends Error {
-  override readonly name = 'ConvergeTimeoutError';
+interface ApplyHostOutcome {
+  readonly node: string;
+  /** True when any step ran: an apply that finds the host as planned changes nothing. */
+  readonly changed: boolean;
+  /** The steps done, in order (up to the failure, when it failed). */
+  readonly steps: readonly ApplyStep[];
+  /** Wall time of the host's whole apply. */
+  readonly seconds: number;
 }
+
+export type ApplyHostResult = (ApplyHostOutcome & { readonly ok: true }) | (ApplyHostOutcome & { readonly ok: false; readonly error: HostError });
 
 /**
  * A host-side loop that waits until the agent's status shows `configHash`, converged, from a
@@ -106,12 +109,12 @@ function linkRuntimeCommand(target: string): string {
 
 export async function applyHost(conn: SshConnection, target: HostTarget, plan: HostPlan, revision: string | undefined, oldStatus: string | undefined): Promise<ApplyHostResult> {
   const started = Date.now();
-  const actions: string[] = [];
+  const steps: ApplyStep[] = [];
   let mark = Date.now();
-  // Each action notes how long it took, so a slow apply shows where its time went.
+  // Each step notes how long it took, so a slow apply shows where its time went.
   const done = (what: string) => {
     const now = Date.now();
-    actions.push(`${what} ${((now - mark) / 1000).toFixed(2)}s`);
+    steps.push({ what, seconds: (now - mark) / 1000 });
     mark = now;
   };
   try {
@@ -132,7 +135,7 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     // Every other file goes in one batch.
     const small: FileToWrite[] = [];
     for (const upload of plan.uploads) small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });
-    for (const file of plan.files) small.push({ path: file.path, content: file.path === target.unitPath ? target.unit : target.config, mode: 0o644 });
+    for (const file of plan.files) small.push({ path: file.path, content: fileText(target, file.content), mode: 0o644 });
     if (revision) small.push({ path: revisionPath(target.state.network), content: `${revision}\n`, mode: 0o644 });
     if (small.length > 0) {
       // The script travels on stdin: as an argument it would hit the kernel's 128 KiB limit.
@@ -141,23 +144,23 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     }
     const unit = unitName(target.state.network);
     const commands: string[] = [];
-    const steps: string[] = [];
+    const did: string[] = [];
     if (plan.runtime.action === 'link-host') {
       // Shipped runtimes are no longer needed once the agent runs on the host's own Node.
       commands.push(`mkdir -p ${dirname(RUNTIME_PATH)} && ${linkRuntimeCommand(plan.runtime.path)} && rm -rf ${RUNTIME_CACHE_DIR}`);
-      steps.push(`linked ${plan.runtime.path} (${plan.runtime.version})`);
+      did.push(`linked ${plan.runtime.path} (${plan.runtime.version})`);
     }
-    if (plan.daemonReload) commands.push('systemctl daemon-reload'), steps.push('daemon-reload');
+    if (plan.daemonReload) commands.push('systemctl daemon-reload'), did.push('daemon-reload');
     // Enabling only links the unit into multi-user.target.wants, read at boot: no reload needed.
-    if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), steps.push('enable');
+    if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), did.push('enable');
     // A teardown request left by a destroy killed half-way must not turn this restart into a teardown.
     if (plan.service !== 'none') commands.push(`rm -f ${teardownRequestPath(target.state.network)}`);
     // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
-    if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), steps.push('start');
-    if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), steps.push('restart');
+    if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), did.push('start');
+    if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), did.push('restart');
     if (commands.length > 0) {
       await conn.exec(commands.join(' && '), { timeoutMs: 60_000 });
-      done(steps.join('+'));
+      done(did.join('+'));
     }
     if (plan.service !== 'none' || plan.network.length > 0) {
       const old = plan.service === 'none' || oldStatus === undefined ? undefined : parseAgentStatus(oldStatus);
@@ -165,42 +168,68 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       await waitForConverged(conn, target, oldPid, 30_000);
       done('converged');
     }
-    return { node: target.node, ok: true, changed: actions.length > 0, actions, seconds: (Date.now() - started) / 1000 };
+    return { node: target.node, ok: true, changed: steps.length > 0, steps, seconds: (Date.now() - started) / 1000 };
   } catch (err) {
-    return { node: target.node, ok: false, changed: actions.length > 0, actions, error: (err as Error).message, seconds: (Date.now() - started) / 1000 };
+    return { node: target.node, ok: false, changed: steps.length > 0, steps, error: hostErrorOf(err), seconds: (Date.now() - started) / 1000 };
   }
 }
 
-/** Removes everything podnet installed, after the agent has torn the network down. */
-export async function destroyHost(conn: SshConnection, network: string, configPath: string, unitPath: string): Promise<string[]> {
-  const unit = unitName(network);
-  const actions: string[] = [];
-  const request = teardownRequestPath(network);
-  const script = [
-    'set -e',
-    // A running agent is asked to tear down as it stops (no second Node boot): the request names
-    // its PID, and it removes the request when done. Otherwise (not running, an older agent,
-    // its teardown failed) a teardown process does it and reports what went wrong. Whatever
-    // happens, the request does not outlive this script.
-    'asked=',
-    `pid=$(systemctl show -p MainPID --value ${unit} 2>/dev/null || :)`,
-    `trap 'rm -f ${request}' EXIT; trap 'exit 1' HUP INT TERM`,
-    `if [ -n "$pid" ] && [ "$pid" != 0 ]; then mkdir -p ${dirname(request)} && echo "$pid" > ${request} && asked=1; fi`,
-    // One reload at the end (to forget the removed unit) instead of one in disable as well.
-    `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
-    `if [ -z "$asked" ] || [ -e ${request} ]; then`,
-    `  rm -f ${request}`,
-    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${configPath}; fi`,
-    'fi',
-    // With each file, the temp files a crash in the middle of writing it may have left.
-    // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
-    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
-    'systemctl daemon-reload',
-    `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
-    `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,
-    `rmdir ${RUN_DIR} ${FLANNEL_RUN_DIR} 2>/dev/null || true`,
-  ].join('\n');
-  await conn.exec(script, { timeoutMs: 60_000 });
-  actions.push('stopped and disabled agent', 'tore down network', 'removed files');
-  return actions;
+/** `podnet apply` for a whole network (like terraform's apply of a plans.Plan, host by host). */
+export interface NetworkApply {
+  readonly network: string;
+  /** Every host asked for, in that order; a host that could not be read or planned has failed. */
+  readonly hosts: readonly ApplyHostResult[];
+  /** True when every host applied. */
+  readonly ok: boolean;
+}
+
+/** What the view hears while apply runs: a host starts (with its plan), a host is done. */
+export type ApplyProgress =
+  | { readonly event: 'applying'; readonly node: string; readonly plan: HostPlan }
+  | { readonly event: 'applied'; readonly result: ApplyHostResult };
+
+export interface ApplyOptions {
+  /** Recorded on each host (read by the cdktf destroy guard). */
+  readonly revision?: string;
+  readonly onProgress?: (progress: ApplyProgress) => void;
+}
+
+/**
+ * Reads `nodes`, plans each and applies the plans, at most the session's maxParallel hosts at a
+ * time in every phase. One host's failure does not stop the others; never throws for a host.
+ */
+export async function applyNetwork(session: EngineSession, nodes: readonly NetworkNode[], artifacts: ArtifactSet, opts: ApplyOptions = {}): Promise<NetworkApply> {
+  const { network, hosts } = await session.readNetwork(nodes);
+  const report = opts.onProgress ?? (() => undefined);
+  const results = new Map<string, ApplyHostResult>();
+  const failed = (node: string, error: HostError): void => {
+    const result: ApplyHostResult = { node, ok: false, changed: false, steps: [], error, seconds: 0 };
+    results.set(node, result);
+    report({ event: 'applied', result });
+  };
+  const planned: Array<{ host: HostSnapshot; plan: HostPlan; status: string | undefined }> = [];
+  for (const host of hosts) {
+    if (!host.read.ok) {
+      failed(host.read.node, host.read.error);
+      continue;
+    }
+    try {
+      planned.push({ host, plan: planHost(host.target, host.read.reading, artifacts), status: host.read.reading.status });
+    } catch (err) {
+      failed(host.read.node, hostErrorOf(err));
+    }
+  }
+  const outcomes = await session.pool.forEachHost(planned.map((p) => session.sshTarget(p.host.node)), async (conn, _target, i) => {
+    const { host, plan, status } = planned[i]!;
+    report({ event: 'applying', node: host.target.node, plan });
+    const result = await applyHost(conn, host.target, plan, opts.revision, status);
+    report({ event: 'applied', result });
+    return result;
+  });
+  outcomes.forEach((o, i) => {
+    if (o.ok) results.set(o.value.node, o.value);
+    else failed(planned[i]!.host.target.node, hostErrorOf(o.error));
+  });
+  const ordered = hosts.map((h) => results.get(h.read.node)!);
+  return { network: network.name, hosts: ordered, ok: ordered.every((r) => r.ok) };
 }

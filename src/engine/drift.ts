@@ -1,13 +1,13 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { parseAgentConfig, parseAgentStatus, RUNTIME_PATH } from '../model';
-import { diffHost } from '../planner/host-diff';
+import { parseAgentConfig, parseAgentStatus, RUNTIME_PATH, type NetworkNode } from '../model';
+import { diffHost, type ChangeAction, type DifferenceKind } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
 import { runtimeStep, type HostTarget } from './host-plan';
 import { chooseRuntime, RuntimeUnavailableError } from './runtime-choice';
-
-export const DRIFT_SCHEMA = 'podnet.dev/drift/v1';
+import type { HostError } from './host-error';
+import type { EngineSession, NetworkSnapshot } from './session';
 
 export type AgentDifferenceKind =
   | 'agent-not-installed'
@@ -26,15 +26,17 @@ function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: Artif
     const step = runtimeStep(chooseRuntime(target.runtimePolicy, reading.hostNode, artifacts.runtime), reading.runtimeTarget);
     if (step.action === 'keep') return [];
     const expected = step.action === 'link-host' ? step.path : step.artifact.remotePath;
-    return [{ kind: 'runtime-mismatch', subject: RUNTIME_PATH, expected, actual: reading.runtimeTarget ?? 'missing' }];
+    return [{ kind: 'runtime-mismatch', action: 'update', subject: RUNTIME_PATH, expected, actual: reading.runtimeTarget ?? 'missing' }];
   } catch (err) {
     if (!(err instanceof RuntimeUnavailableError)) throw err;
-    return [{ kind: 'runtime-unavailable', subject: RUNTIME_PATH, actual: err.message }];
+    return [{ kind: 'runtime-unavailable', action: 'report', subject: RUNTIME_PATH, actual: err.message }];
   }
 }
 
 export interface DriftItem {
-  readonly kind: string;
+  readonly kind: DifferenceKind | AgentDifferenceKind;
+  /** What apply (or the agent) does about it; `report`: nothing, it is shown only. */
+  readonly action: ChangeAction;
   readonly subject: string;
   readonly expected?: string;
   readonly actual?: string;
@@ -46,28 +48,30 @@ export interface HostDrift {
   readonly inSync: boolean;
   readonly differences: readonly DriftItem[];
   /** Set when the host could not be read; then inSync is false and differences empty. */
-  readonly error?: string;
+  readonly error?: HostError;
 }
 
-export interface DriftReport {
-  readonly schema: typeof DRIFT_SCHEMA;
+/** `podnet drift` for a whole network: read-only. */
+export interface NetworkDrift {
   readonly network: string;
+  /** True when every host was read and none differs. */
   readonly inSync: boolean;
+  /** Every host asked for, in that order. */
   readonly hosts: readonly HostDrift[];
 }
 
 export function hostDrift(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): HostDrift {
   const items: DriftItem[] = [];
   const agentHash = reading.hashes[artifacts.agent.remotePath];
-  if (agentHash === undefined) items.push({ kind: 'agent-not-installed', subject: artifacts.agent.remotePath });
-  else if (agentHash !== artifacts.agent.sha256) items.push({ kind: 'agent-wrong-version', subject: artifacts.agent.remotePath, expected: artifacts.agent.sha256.slice(0, 16), actual: agentHash.slice(0, 16) });
+  if (agentHash === undefined) items.push({ kind: 'agent-not-installed', action: 'create', subject: artifacts.agent.remotePath });
+  else if (agentHash !== artifacts.agent.sha256) items.push({ kind: 'agent-wrong-version', action: 'update', subject: artifacts.agent.remotePath, expected: artifacts.agent.sha256.slice(0, 16), actual: agentHash.slice(0, 16) });
   // The agent's native helpers and worker are part of its version too.
   for (const extra of artifacts.extras) {
     const have = reading.hashes[extra.remotePath];
-    if (agentHash !== undefined && have !== extra.sha256) items.push({ kind: 'agent-wrong-version', subject: extra.remotePath, expected: extra.sha256.slice(0, 16), actual: have?.slice(0, 16) ?? 'missing' });
+    if (agentHash !== undefined && have !== extra.sha256) items.push({ kind: 'agent-wrong-version', action: have === undefined ? 'create' : 'update', subject: extra.remotePath, expected: extra.sha256.slice(0, 16), actual: have?.slice(0, 16) ?? 'missing' });
   }
   items.push(...runtimeDrift(target, reading, artifacts));
-  if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
+  if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', action: reading.unitFile === undefined ? 'create' : 'update', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
   if (reading.config !== target.config) {
     let actual = reading.config === undefined ? 'missing' : 'different';
     try {
@@ -75,15 +79,28 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
     } catch {
       actual = 'unreadable';
     }
-    items.push({ kind: 'config-mismatch', subject: target.configPath, expected: target.configHash, actual });
+    items.push({ kind: 'config-mismatch', action: reading.config === undefined ? 'create' : 'update', subject: target.configPath, expected: target.configHash, actual });
   }
-  if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
-  if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
+  if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
+  if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
   else if (reading.status) {
     const parsed = parseAgentStatus(reading.status);
-    if (!parsed.ok) items.push({ kind: 'agent-degraded', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
-    else if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
+    if (!parsed.ok) items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
+    else if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
   }
   items.push(...diffHost(target.state, reading.live));
   return { node: target.node, address: target.address, inSync: items.length === 0, differences: items };
+}
+
+/** Drift of hosts already read. Pure. */
+export function driftFromSnapshot(snapshot: NetworkSnapshot, artifacts: ArtifactSet): NetworkDrift {
+  const hosts = snapshot.hosts.map(({ read, target }): HostDrift =>
+    read.ok ? hostDrift(target, read.reading, artifacts) : { node: read.node, address: target.address, inSync: false, differences: [], error: read.error },
+  );
+  return { network: snapshot.network.name, inSync: hosts.every((h) => h.inSync), hosts };
+}
+
+/** Reads `nodes` over SSH (read-only) and compares each with the manifest. */
+export async function driftNetwork(session: EngineSession, nodes: readonly NetworkNode[], artifacts: ArtifactSet): Promise<NetworkDrift> {
+  return driftFromSnapshot(await session.readNetwork(nodes), artifacts);
 }

@@ -51,7 +51,10 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
   });
 }
 
-export type FileAction = { readonly path: string; readonly action: 'create' | 'update'; readonly what: string };
+/** A file podnet renders for the host, named by what it holds so apply never compares paths. */
+export type FileContent = 'config' | 'unit';
+
+export type FileAction = { readonly path: string; readonly action: 'create' | 'update'; readonly content: FileContent };
 
 /** What happens to the host's runtime symlink (`/usr/local/lib/podnet/node`). */
 export type RuntimeStep =
@@ -82,9 +85,14 @@ export function hostPlanHasChanges(plan: HostPlan): boolean {
   return plan.runtime.action !== 'keep' || plan.uploads.length > 0 || plan.files.length > 0 || plan.enable || plan.service !== 'none' || plan.network.length > 0;
 }
 
-function fileAction(path: string, current: string | undefined, wanted: string, what: string): FileAction[] {
+function fileAction(path: string, current: string | undefined, wanted: string, content: FileContent): FileAction[] {
   if (current === wanted) return [];
-  return [{ path, action: current === undefined ? 'create' : 'update', what }];
+  return [{ path, action: current === undefined ? 'create' : 'update', content }];
+}
+
+/** The text a file of the plan gets: the target's rendered config or unit. */
+export function fileText(target: HostTarget, content: FileContent): string {
+  return content === 'unit' ? target.unit : target.config;
 }
 
 export function runtimeStep(choice: RuntimeChoice, installed: string | undefined): RuntimeStep {
@@ -100,10 +108,10 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
   for (const a of [artifacts.agent, ...artifacts.extras]) if (reading.hashes[a.remotePath] !== a.sha256) uploads.push(a);
 
   const files = [
-    ...fileAction(target.configPath, reading.config, target.config, 'agent config'),
-    ...fileAction(target.unitPath, reading.unitFile, target.unit, 'systemd unit'),
+    ...fileAction(target.configPath, reading.config, target.config, 'config'),
+    ...fileAction(target.unitPath, reading.unitFile, target.unit, 'unit'),
   ];
-  const unitChanged = files.some((f) => f.path === target.unitPath);
+  const unitChanged = files.some((f) => f.content === 'unit');
   const active = reading.unit.activeState === 'active';
   const restartNeeded = runtime.action !== 'keep' || uploads.length > 0 || files.length > 0;
   return {

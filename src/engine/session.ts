@@ -2,9 +2,9 @@
 // leases from hosts, and the resolved network. The side-effecting edge of the engine.
 import { agentConfigPath, parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
 import { SshPool, type SshConnection, type SshTarget } from '../ssh';
-import type { SshError } from '../ssh';
 import { hostReadScript, parseHostReading, type HostReading } from './host-reading';
 import { hostTargets, type HostTarget } from './host-plan';
+import { hostErrorOf, type HostError } from './host-error';
 
 export interface SshOverrides {
   readonly privateKeyPath?: string;
@@ -41,12 +41,27 @@ function leaseIn(configText: string, node: string): string | undefined {
   }
 }
 
-export type HostRead = { readonly node: string; readonly ok: true; readonly reading: HostReading } | { readonly node: string; readonly ok: false; readonly error: string };
+export type HostRead = { readonly node: string; readonly ok: true; readonly reading: HostReading } | { readonly node: string; readonly ok: false; readonly error: HostError };
+
+/** One host as a run found it: its node (with leases resolved), what it should have, what it has. */
+export interface HostSnapshot {
+  readonly node: NetworkNode;
+  readonly target: HostTarget;
+  readonly read: HostRead;
+}
+
+/** The first phase of plan, apply and drift: the network as hosts hold it, and each host read. */
+export interface NetworkSnapshot {
+  readonly network: Network;
+  /** In the order of the nodes asked for. */
+  readonly hosts: readonly HostSnapshot[];
+}
 
 export class EngineSession {
   readonly pool: SshPool;
   private readonly targetsByNode = new Map<string, SshTarget>();
 
+  /** `maxParallel`: hosts worked on at once, by every phase (read, apply, destroy). */
   constructor(readonly manifest: NetworkManifest, private readonly overrides: SshOverrides = {}, maxParallel = 16) {
     this.pool = new SshPool({ maxParallel });
   }
@@ -74,7 +89,7 @@ export class EngineSession {
     const network = this.manifest.network.name;
     const script = hostReadScript(network);
     const outcomes = await this.pool.forEachHost(nodes.map((n) => this.sshTarget(n)), async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout));
-    return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: (o.error as SshError).message }));
+    return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: hostErrorOf(o.error) }));
   }
 
   /**
@@ -101,6 +116,15 @@ export class EngineSession {
       });
     }
     return resolveManifest(this.manifest, leases);
+  }
+
+  /** Reads `nodes` (at most maxParallel at once), resolves leases, renders each host's target. */
+  async readNetwork(nodes: readonly NetworkNode[]): Promise<NetworkSnapshot> {
+    const reads = await this.readHosts(nodes);
+    const network = await this.resolveWithHostLeases(reads);
+    const targets = new Map(this.targets(network).map((t) => [t.node, t]));
+    const resolved = new Map(network.nodes.map((n) => [n.name, n]));
+    return { network, hosts: reads.map((read) => ({ node: resolved.get(read.node)!, target: targets.get(read.node)!, read })) };
   }
 
   targets(network: Network): HostTarget[] {

@@ -21,8 +21,17 @@ export type DifferenceKind =
   | 'masquerade'
   | 'ip-forward';
 
+/**
+ * What resolving a difference does, said explicitly so views never guess from a kind's name
+ * (terraform's plans.Action, minus replace): `create` adds what is missing, `update` changes
+ * what exists, `delete` removes podnet's own leftovers, `report` is shown and never touched
+ * (someone else's route).
+ */
+export type ChangeAction = 'create' | 'update' | 'delete' | 'report';
+
 export interface HostDifference {
   readonly kind: DifferenceKind;
+  readonly action: ChangeAction;
   /** What it is about: a device, a route's destination, a file path. */
   readonly subject: string;
   readonly expected?: string;
@@ -62,51 +71,54 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   const t = desired.tunnel;
   const tunnel = live.links.find((l) => l.name === t.device);
   if (!tunnel) {
-    diffs.push({ kind: 'tunnel-missing', subject: t.device, expected: `${desired.datapath} tunnel, local ${t.local}, mtu ${t.mtu}` });
+    diffs.push({ kind: 'tunnel-missing', action: 'create', subject: t.device, expected: `${desired.datapath} tunnel, local ${t.local}, mtu ${t.mtu}` });
   } else {
     const kinds = acceptableTunnelKinds(desired.datapath);
-    if (!kinds.includes(tunnel.kind ?? '')) diffs.push({ kind: 'tunnel-wrong-kind', subject: t.device, expected: kinds.join(' or '), actual: tunnel.kind ?? 'plain' });
-    if (tunnel.kind === 'ipip' && tunnel.ipipLocal !== t.local) diffs.push({ kind: 'tunnel-wrong-local', subject: t.device, expected: t.local, actual: tunnel.ipipLocal ?? 'any' });
-    if (tunnel.mtu !== t.mtu) diffs.push({ kind: 'tunnel-mtu', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
-    if (!tunnel.up) diffs.push({ kind: 'tunnel-down', subject: t.device, expected: 'up', actual: 'down' });
+    if (!kinds.includes(tunnel.kind ?? '')) diffs.push({ kind: 'tunnel-wrong-kind', action: 'update', subject: t.device, expected: kinds.join(' or '), actual: tunnel.kind ?? 'plain' });
+    if (tunnel.kind === 'ipip' && tunnel.ipipLocal !== t.local) diffs.push({ kind: 'tunnel-wrong-local', action: 'update', subject: t.device, expected: t.local, actual: tunnel.ipipLocal ?? 'any' });
+    if (tunnel.mtu !== t.mtu) diffs.push({ kind: 'tunnel-mtu', action: 'update', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
+    if (!tunnel.up) diffs.push({ kind: 'tunnel-down', action: 'update', subject: t.device, expected: 'up', actual: 'down' });
     if (!live.addresses.some((a) => a.device === t.device && a.cidr === t.address)) {
       const actual = live.addresses.filter((a) => a.device === t.device).map((a) => a.cidr).join(', ');
-      diffs.push({ kind: 'tunnel-address', subject: t.device, expected: t.address, actual: actual || 'none' });
+      diffs.push({ kind: 'tunnel-address', action: 'update', subject: t.device, expected: t.address, actual: actual || 'none' });
     }
   }
 
   const b = desired.bridge;
   const bridge = live.links.find((l) => l.name === b.device);
   if (!bridge) {
-    diffs.push({ kind: 'bridge-missing', subject: b.device, expected: `bridge ${b.address}` });
+    diffs.push({ kind: 'bridge-missing', action: 'create', subject: b.device, expected: `bridge ${b.address}` });
   } else {
     if (!live.addresses.some((a) => a.device === b.device && a.cidr === b.address)) {
-      diffs.push({ kind: 'bridge-address', subject: b.device, expected: b.address, actual: live.addresses.filter((a) => a.device === b.device).map((a) => a.cidr).join(', ') || 'none' });
+      diffs.push({ kind: 'bridge-address', action: 'update', subject: b.device, expected: b.address, actual: live.addresses.filter((a) => a.device === b.device).map((a) => a.cidr).join(', ') || 'none' });
     }
-    if (!bridge.up) diffs.push({ kind: 'bridge-down', subject: b.device, expected: 'up', actual: 'down' });
+    if (!bridge.up) diffs.push({ kind: 'bridge-down', action: 'update', subject: b.device, expected: 'up', actual: 'down' });
   }
 
   for (const route of desired.routes) {
     const live_ = live.routes.find((r) => r.destination === route.destination);
-    if (!live_) diffs.push({ kind: 'route-missing', subject: route.destination, expected: describeRoute(route) });
+    if (!live_) diffs.push({ kind: 'route-missing', action: 'create', subject: route.destination, expected: describeRoute(route) });
     // A wrong route of podnet's own is replaced; someone else's route to a peer's subnet is
     // reported and left alone: podnet never removes a route it did not add.
-    else if (!routeMatches(route, live_)) diffs.push({ kind: live_.protocol === String(ROUTE_PROTOCOL) ? 'route-wrong' : 'route-foreign', subject: route.destination, expected: describeRoute(route), actual: `${describeRoute(live_)} proto ${live_.protocol}` });
+    else if (!routeMatches(route, live_)) {
+      const ours = live_.protocol === String(ROUTE_PROTOCOL);
+      diffs.push({ kind: ours ? 'route-wrong' : 'route-foreign', action: ours ? 'update' : 'report', subject: route.destination, expected: describeRoute(route), actual: `${describeRoute(live_)} proto ${live_.protocol}` });
+    }
   }
   const wanted = new Set(desired.routes.map((r) => r.destination));
   for (const route of live.routes) {
     if (!wanted.has(route.destination) && isPodnetRoute(route, desired.clusterCidr)) {
-      diffs.push({ kind: 'route-extra', subject: route.destination, actual: describeRoute(route) });
+      diffs.push({ kind: 'route-extra', action: 'delete', subject: route.destination, actual: describeRoute(route) });
     }
   }
 
   if (live.subnetEnv !== desired.subnetEnv.content) {
-    diffs.push({ kind: 'subnet-env', subject: desired.subnetEnv.path, expected: desired.subnetEnv.content.trim().replace(/\n/g, ' '), ...(live.subnetEnv !== undefined ? { actual: live.subnetEnv.trim().replace(/\n/g, ' ') } : { actual: 'missing' }) });
+    diffs.push({ kind: 'subnet-env', action: 'update', subject: desired.subnetEnv.path, expected: desired.subnetEnv.content.trim().replace(/\n/g, ' '), ...(live.subnetEnv !== undefined ? { actual: live.subnetEnv.trim().replace(/\n/g, ' ') } : { actual: 'missing' }) });
   }
   if (live.nftTable === undefined || normalizeNft(live.nftTable) !== normalizeNft(desired.nftTable)) {
-    diffs.push({ kind: 'masquerade', subject: 'nftables', expected: 'podnet table as declared', actual: live.nftTable === undefined ? 'missing' : 'different rules' });
+    diffs.push({ kind: 'masquerade', action: 'update', subject: 'nftables', expected: 'podnet table as declared', actual: live.nftTable === undefined ? 'missing' : 'different rules' });
   }
-  if (!live.ipForward) diffs.push({ kind: 'ip-forward', subject: 'net.ipv4.ip_forward', expected: '1', actual: '0' });
+  if (!live.ipForward) diffs.push({ kind: 'ip-forward', action: 'update', subject: 'net.ipv4.ip_forward', expected: '1', actual: '0' });
   return diffs;
 }
 

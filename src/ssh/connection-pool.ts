@@ -59,9 +59,10 @@ export class SshPool {
 
   /**
    * Runs fn on every target's connection, at most maxParallel at once. Never rejects: each
-   * target gets an outcome, in the order given; failures are SshErrors naming the host.
+   * target gets an outcome, in the order given; failures are SshErrors naming the host. `fn`
+   * also gets the target's index in `targets`, for callers that keep per-host data beside it.
    */
-  async forEachHost<T>(targets: SshTarget[], fn: (conn: SshConnection, target: SshTarget) => Promise<T>): Promise<Array<HostOutcome<T>>> {
+  async forEachHost<T>(targets: SshTarget[], fn: (conn: SshConnection, target: SshTarget, index: number) => Promise<T>): Promise<Array<HostOutcome<T>>> {
     const results = new Array<HostOutcome<T>>(targets.length);
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -70,7 +71,7 @@ export class SshPool {
         const target = targets[i]!;
         try {
           const conn = await this.get(target);
-          results[i] = { target, ok: true, value: await fn(conn, target) };
+          results[i] = { target, ok: true, value: await fn(conn, target, i) };
         } catch (e) {
           results[i] = { target, ok: false, error: toSshError(e, target) };
         }

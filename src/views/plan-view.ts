@@ -1,67 +1,62 @@
-// Renders plans, apply results and drift reports for terminals; --json prints the same data.
-import type { Artifact } from '../engine/artifacts';
-import type { HostPlan } from '../engine/host-plan';
-import type { ApplyHostResult } from '../engine/apply';
-import type { DriftReport } from '../engine/drift';
+// `podnet plan`: a terraform-like plan per host (`+ ~ -` from each change's action, colour on
+// a TTY), or the plan's JSON; `--offline`: each host's desired state, or its JSON.
+import { hostPlanHasChanges, type HostPlan } from '../engine/host-plan';
+import type { NetworkPlan, OfflinePlan } from '../engine/network-plan';
+import type { ChangeAction, HostDifference } from '../planner/host-diff';
+import { renderHostState } from './host-state-view';
+import { offlinePlanJson, planJson, printJson } from './json';
+import { palette, type Palette, type Streams, type ViewType } from './view';
 
-export interface Palette {
-  add(s: string): string;
-  change(s: string): string;
-  remove(s: string): string;
-  bold(s: string): string;
+/** The symbol of each action (terraform's plans.Action); `!` marks what is shown and left alone. */
+export const ACTION_SYMBOL: Readonly<Record<ChangeAction, string>> = { create: '+', update: '~', delete: '-', report: '!' };
+
+/** A line coloured and marked by its action. */
+export function actionLine(action: ChangeAction, text: string, p: Palette): string {
+  const colour = action === 'create' ? p.add : action === 'delete' ? p.remove : p.change;
+  return colour(`  ${ACTION_SYMBOL[action]} ${text}`);
 }
 
-export function palette(color: boolean): Palette {
-  const wrap = (code: number) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
-  return { add: wrap(32), change: wrap(33), remove: wrap(31), bold: wrap(1) };
+function differenceText(d: HostDifference): string {
+  if (d.kind === 'route-missing') return `route ${d.expected}`;
+  if (d.kind === 'route-extra') return `route ${d.actual}`;
+  return `${d.kind} ${d.subject}${d.expected ? ` (want ${d.expected}${d.actual ? `, have ${d.actual}` : ''})` : ''}`;
 }
 
-/** v2: the runtime has its own `runtime` step (keep, link-host or ship) instead of an upload. */
-export const PLAN_SCHEMA = 'podnet.dev/plan/v2';
-
-/** A host's plan as `plan --json` prints it: artifacts by name and remote path only. */
-export function planToJson(plan: HostPlan): object {
-  const artifact = (a: Artifact) => ({ name: a.name, remotePath: a.remotePath });
-  const runtime = plan.runtime.action === 'ship' ? { action: 'ship', ...artifact(plan.runtime.artifact) } : plan.runtime;
-  return { ...plan, runtime, uploads: plan.uploads.map(artifact) };
-}
+const FILE_LABEL = { config: 'agent config', unit: 'systemd unit' } as const;
 
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   const lines = [p.bold(`# ${plan.node} (${plan.address})`)];
-  if (plan.runtime.action === 'link-host') lines.push(p.change(`  ~ run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`));
-  if (plan.runtime.action === 'ship') lines.push(p.change(`  ~ upload node runtime -> ${plan.runtime.artifact.remotePath}`));
-  for (const u of plan.uploads) lines.push(p.change(`  ~ upload ${u.name} -> ${u.remotePath}`));
-  for (const f of plan.files) lines.push(f.action === 'create' ? p.add(`  + ${f.what} ${f.path}`) : p.change(`  ~ ${f.what} ${f.path}`));
-  if (plan.daemonReload) lines.push(p.change('  ~ systemctl daemon-reload'));
-  if (plan.enable) lines.push(p.add('  + enable agent unit'));
-  if (plan.service !== 'none') lines.push(p.change(`  ~ ${plan.service} agent`));
-  for (const d of plan.network) {
-    const text = d.kind === 'route-missing' ? `route ${d.expected}` : d.kind === 'route-extra' ? `route ${d.actual}` : `${d.kind} ${d.subject}${d.expected ? ` (want ${d.expected}${d.actual ? `, have ${d.actual}` : ''})` : ''}`;
-    lines.push(d.kind.endsWith('-extra') ? p.remove(`  - ${text}`) : d.kind.endsWith('-missing') ? p.add(`  + ${text}`) : p.change(`  ~ ${text}`));
-  }
+  if (plan.runtime.action === 'link-host') lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
+  if (plan.runtime.action === 'ship') lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath}`, p));
+  for (const u of plan.uploads) lines.push(actionLine('update', `upload ${u.name} -> ${u.remotePath}`, p));
+  for (const f of plan.files) lines.push(actionLine(f.action, `${FILE_LABEL[f.content]} ${f.path}`, p));
+  if (plan.daemonReload) lines.push(actionLine('update', 'systemctl daemon-reload', p));
+  if (plan.enable) lines.push(actionLine('create', 'enable agent unit', p));
+  if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent`, p));
+  for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
   if (lines.length === 1) lines.push('  no changes');
   return lines;
 }
 
-export function renderApplyResult(r: ApplyHostResult): string {
-  const what = r.actions.length ? r.actions.join(', ') : 'no changes';
-  return r.ok ? `${r.node}: ok in ${r.seconds.toFixed(2)} s (${what})` : `${r.node}: FAILED after ${r.seconds.toFixed(2)} s: ${r.error}${r.actions.length ? ` (done before the failure: ${what})` : ''}`;
+/** The whole plan for people: each host, each host that failed, a summary line. */
+export function renderPlan(plan: NetworkPlan, p: Palette): string {
+  const lines = plan.hosts.flatMap((h) => renderHostPlan(h, p));
+  for (const e of plan.errors) lines.push(p.remove(`# ${e.node}: ERROR ${e.error.message}`));
+  lines.push(plan.hasChanges ? `plan: changes on ${plan.hosts.filter(hostPlanHasChanges).map((h) => h.node).join(', ')}` : 'plan: no changes');
+  return lines.join('\n') + '\n';
 }
 
-export function renderDrift(report: DriftReport, p: Palette): string {
-  const lines: string[] = [];
-  for (const h of report.hosts) {
-    if (h.error) {
-      lines.push(p.remove(`${h.node} (${h.address}): ERROR ${h.error}`));
-      continue;
-    }
-    lines.push(h.inSync ? `${h.node} (${h.address}): in sync` : p.change(`${h.node} (${h.address}): ${h.differences.length} difference(s)`));
-    for (const d of h.differences) {
-      const detail = d.kind.startsWith('route-') ? (d.expected ?? d.actual ?? '') : [d.expected ? `expected ${d.expected}` : '', d.actual ? `actual ${d.actual}` : ''].filter(Boolean).join(', ');
-      lines.push(`  ${d.kind} ${d.subject}${detail ? `: ${detail}` : ''}`);
-    }
-  }
-  lines.push(report.inSync ? `network ${report.network}: in sync` : `network ${report.network}: DRIFT`);
-  return lines.join('\n');
+export function renderOfflinePlan(plan: OfflinePlan): string {
+  const n = plan.network;
+  return `network ${n.name}: cluster ${n.clusterCidr}, /${n.subnetLength} per node, ipip${n.backend.directRouting ? ' (directRouting)' : ''}, mtu ${n.mtu}\n\n` + plan.hosts.map((h) => renderHostState(h.state, h.address)).join('\n\n') + '\n';
 }
 
+export interface PlanView {
+  plan(plan: NetworkPlan): void;
+  offline(plan: OfflinePlan): void;
+}
+
+export function planView(type: ViewType, streams: Streams): PlanView {
+  if (type === 'json') return { plan: (x) => streams.out(printJson(planJson(x))), offline: (x) => streams.out(printJson(offlinePlanJson(x))) };
+  return { plan: (x) => streams.out(renderPlan(x, palette(streams.color))), offline: (x) => streams.out(renderOfflinePlan(x)) };
+}

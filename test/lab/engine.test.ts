@@ -63,7 +63,7 @@ describeLab('podnet engine on lab hosts', () => {
     for (const r of results) expect(r).toMatchObject({ code: 0 });
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
     expect(drift.code).toBe(0);
-    expect(JSON.parse(drift.stdout)).toMatchObject({ schema: 'podnet.dev/drift/v1', inSync: true });
+    expect(JSON.parse(drift.stdout)).toMatchObject({ schema: 'podnet.dev/drift/v2', inSync: true });
   });
 
   it("node1's route table reads like flannel's and the tunnel has MTU 1480", async () => {

@@ -66,7 +66,7 @@ describe('host diff and fixes', () => {
   it('a deleted route is missing and is re-added with podnet proto', () => {
     const live = { ...inSync, routes: inSync.routes.filter((r) => r.destination !== '10.244.2.0/24') };
     const diffs = diffHost(state, live);
-    expect(diffs).toEqual([{ kind: 'route-missing', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink' }]);
+    expect(diffs).toEqual([{ kind: 'route-missing', action: 'create', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink' }]);
     expect(planFixes(state, diffs).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);
   });
 
@@ -96,7 +96,7 @@ describe('host diff and fixes', () => {
   it("reports someone else's route to a peer's subnet and leaves it alone", () => {
     const live = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: '4' } : r)) };
     const diffs = diffHost(state, live);
-    expect(diffs).toEqual([{ kind: 'route-foreign', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink', actual: '10.244.2.0/24 via 192.168.0.99 dev eth0 proto 4' }]);
+    expect(diffs).toEqual([{ kind: 'route-foreign', action: 'report', subject: '10.244.2.0/24', expected: '10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink', actual: '10.244.2.0/24 via 192.168.0.99 dev eth0 proto 4' }]);
     expect(planFixes(state, diffs).ipBatch).toEqual([]);
     const own = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99' } : r)) };
     expect(planFixes(state, diffHost(state, own)).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);

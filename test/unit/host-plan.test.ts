@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostDrift } from '../../src/engine/drift';
-import { planToJson } from '../../src/views/plan-view';
+import { hostPlanJson, PLAN_SCHEMA } from '../../src/views/json';
 import type { Artifact, ArtifactSet } from '../../src/engine/artifacts';
 import { hostTargets, planHost, type HostTarget } from '../../src/engine/host-plan';
 import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../src/engine/host-reading';
@@ -141,13 +141,13 @@ describe('planHost', () => {
   });
 });
 
-describe('plan --json (podnet.dev/plan/v2)', () => {
+describe(`plan --json (${PLAN_SCHEMA})`, () => {
   it('names the runtime step and artifacts by remote path, never this machine\'s paths', () => {
-    const shipped = planToJson(planHost(target('bundled'), fresh, artifacts)) as { runtime: unknown; uploads: unknown[] };
+    const shipped = hostPlanJson(planHost(target('bundled'), fresh, artifacts));
     expect(shipped.runtime).toEqual({ action: 'ship', name: 'node', remotePath: artifacts.runtime.remotePath });
     expect(shipped.uploads).toEqual([{ name: 'podnet-agent.js', remotePath: artifacts.agent.remotePath }]);
     expect(JSON.stringify(shipped)).not.toContain('/dist/');
-    expect((planToJson(planHost(target(), { ...fresh, hostNode: node18 }, artifacts)) as { runtime: unknown }).runtime).toEqual({ action: 'link-host', path: '/usr/bin/node', version: 'v18.20.4' });
+    expect(hostPlanJson(planHost(target(), { ...fresh, hostNode: node18 }, artifacts)).runtime).toEqual({ action: 'link-host', path: '/usr/bin/node', version: 'v18.20.4' });
   });
 });
 

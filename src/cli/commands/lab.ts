@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { CliError } from '../cli-error';
+import { labStatusText } from '../../views/lab-view';
 import {
   DEFAULT_LAB_NAME, hostCommand, labDown, labStatus, labUp, podAdd, podDel, readLab, sshOptions, wsCommand, type LabInfo,
 } from '../../lab';
@@ -90,11 +91,8 @@ export async function run(argv: string[]): Promise<number> {
     case 'status': {
       const a = parse(before, { json: { type: 'boolean' } });
       const st = labStatus(labName(a.values.name));
-      if (a.values.json) { process.stdout.write(JSON.stringify(st, null, 2) + '\n'); return 0; }
-      if (st.status === 'down' || !st.info) { process.stdout.write(`lab '${st.name}' is down\n`); return 0; }
-      process.stdout.write(`lab '${st.name}': ${st.status}\n`);
-      for (const h of st.hosts) process.stdout.write(`  ${h.name.padEnd(8)} ${h.address.padEnd(14)} ${h.running ? `running (pid ${h.pid})` : 'STOPPED'}${h.bpf ? '' : '  (BPF forbidden)'}\n`);
-      process.stdout.write(`ssh key: ${st.info.sshKeyPath}\nknown_hosts: ${st.info.knownHostsPath}\n`);
+      process.stdout.write(labStatusText(a.values.json ? 'json' : 'human', st));
+      if (a.values.json || st.status === 'down' || !st.info) return 0;
       return st.hosts.every((h) => h.running) ? 0 : 1;
     }
     case 'exec': {

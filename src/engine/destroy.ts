@@ -1,0 +1,123 @@
+// `podnet destroy`: stop the agent, have it tear down what it created, remove podnet's files.
+// The revision guard (--if-revision, used by the cdktf destroy-time provisioner) skips a host
+// whose recorded revision is another: a newer apply has replaced that resource, so the network
+// must stay. The engine removes the files and the unit it installed; the agent removes the
+// network state it created (agent/teardown.ts).
+import { dirname } from 'node:path';
+import {
+  AGENT_BUNDLE_PATH,
+  agentConfigPath,
+  CONFIG_DIR,
+  FLANNEL_RUN_DIR,
+  INSTALL_DIR,
+  revisionPath,
+  RUN_DIR,
+  RUNTIME_PATH,
+  statusPath,
+  SUBNET_ENV_PATH,
+  teardownRequestPath,
+  tempFileGlob,
+  unitName,
+  unitPath,
+  type NetworkNode,
+} from '../model';
+import { SshConnection, type SshTarget } from '../ssh';
+import { hostErrorOf, type HostError } from './host-error';
+import type { EngineSession } from './session';
+
+export type DestroyHostResult =
+  /** `steps`: what was done, in order, for people. */
+  | { readonly node: string; readonly outcome: 'destroyed'; readonly steps: readonly string[] }
+  /** The guard held: the host records `heldRevision`, the destroy was for `wantedRevision`. */
+  | { readonly node: string; readonly outcome: 'skipped'; readonly heldRevision: string; readonly wantedRevision: string }
+  | { readonly node: string; readonly outcome: 'failed'; readonly error: HostError };
+
+export interface NetworkDestroy {
+  readonly network: string;
+  /** Every host asked for, in that order. */
+  readonly hosts: readonly DestroyHostResult[];
+  /** True when no host failed (a skipped host is fine). */
+  readonly ok: boolean;
+}
+
+export interface DestroyOptions {
+  /** Only hosts whose recorded revision is this one (or that record none). */
+  readonly ifRevision?: string;
+}
+
+/** Removes everything podnet installed, after the agent has torn the network down. */
+export async function destroyHost(conn: SshConnection, network: string, configPath: string, unitPath: string): Promise<string[]> {
+  const unit = unitName(network);
+  const actions: string[] = [];
+  const request = teardownRequestPath(network);
+  const script = [
+    'set -e',
+    // A running agent is asked to tear down as it stops (no second Node boot): the request names
+    // its PID, and it removes the request when done. Otherwise (not running, an older agent,
+    // its teardown failed) a teardown process does it and reports what went wrong. Whatever
+    // happens, the request does not outlive this script.
+    'asked=',
+    `pid=$(systemctl show -p MainPID --value ${unit} 2>/dev/null || :)`,
+    `trap 'rm -f ${request}' EXIT; trap 'exit 1' HUP INT TERM`,
+    `if [ -n "$pid" ] && [ "$pid" != 0 ]; then mkdir -p ${dirname(request)} && echo "$pid" > ${request} && asked=1; fi`,
+    // One reload at the end (to forget the removed unit) instead of one in disable as well.
+    `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
+    `if [ -z "$asked" ] || [ -e ${request} ]; then`,
+    `  rm -f ${request}`,
+    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${configPath}; fi`,
+    'fi',
+    // With each file, the temp files a crash in the middle of writing it may have left.
+    // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
+    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
+    'systemctl daemon-reload',
+    `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
+    `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,
+    `rmdir ${RUN_DIR} ${FLANNEL_RUN_DIR} 2>/dev/null || true`,
+  ].join('\n');
+  await conn.exec(script, { timeoutMs: 60_000 });
+  actions.push('stopped and disabled agent', 'tore down network', 'removed files');
+  return actions;
+}
+
+/** Destroys one host through `conn`, unless the revision guard says the host is another's now. */
+async function destroyOne(conn: SshConnection, node: string, network: string, opts: DestroyOptions): Promise<DestroyHostResult> {
+  if (opts.ifRevision) {
+    const held = (await conn.exec(`cat ${revisionPath(network)} 2>/dev/null`, { allowFailure: true })).stdout.trim();
+    if (held && held !== opts.ifRevision) return { node, outcome: 'skipped', heldRevision: held, wantedRevision: opts.ifRevision };
+  }
+  return { node, outcome: 'destroyed', steps: await destroyHost(conn, network, agentConfigPath(network), unitPath(network)) };
+}
+
+function networkDestroy(network: string, hosts: DestroyHostResult[]): NetworkDestroy {
+  return { network, hosts, ok: hosts.every((h) => h.outcome !== 'failed') };
+}
+
+/** Destroys the manifest's network on `nodes`, at most the session's maxParallel at a time. */
+export async function destroyNetwork(session: EngineSession, nodes: readonly NetworkNode[], opts: DestroyOptions = {}): Promise<NetworkDestroy> {
+  const network = session.manifest.network.name;
+  const outcomes = await session.pool.forEachHost(nodes.map((n) => session.sshTarget(n)), (conn, _target, i) => destroyOne(conn, nodes[i]!.name, network, opts));
+  return networkDestroy(network, outcomes.map((o, i) => (o.ok ? o.value : { node: nodes[i]!.name, outcome: 'failed', error: hostErrorOf(o.error) })));
+}
+
+/** One host named on the command line, without a manifest (a node already removed from it). */
+export interface DestroyTarget {
+  readonly network: string;
+  readonly node: string;
+  readonly ssh: SshTarget;
+}
+
+/** Destroys `target.network` on one host reached directly, as the cdktf destroy provisioner asks. */
+export async function destroyAt(target: DestroyTarget, opts: DestroyOptions = {}): Promise<NetworkDestroy> {
+  let result: DestroyHostResult;
+  try {
+    const conn = await SshConnection.connect(target.ssh);
+    try {
+      result = await destroyOne(conn, target.node, target.network, opts);
+    } finally {
+      await conn.close();
+    }
+  } catch (err) {
+    result = { node: target.node, outcome: 'failed', error: hostErrorOf(err) };
+  }
+  return networkDestroy(target.network, [result]);
+}

@@ -1,0 +1,31 @@
+// Why one host failed, as data: a kind a script can branch on and the message people read.
+// SSH failures keep their SshError kind; the engine adds its own for what is not SSH.
+import { isSshError, type SshErrorKind } from '../ssh';
+import { RuntimeUnavailableError } from './runtime-choice';
+
+export type HostErrorKind =
+  | SshErrorKind
+  /** `agentRuntime: host` and the host has no usable Node.js. */
+  | 'runtime-unavailable'
+  /** The agent did not report the new config converged in time. */
+  | 'converge-timeout';
+
+export interface HostError {
+  readonly kind: HostErrorKind;
+  /** Starts with the host when it comes from SSH; the views print it as it is. */
+  readonly message: string;
+}
+
+/** Thrown by apply's converge wait. */
+export class ConvergeTimeoutError extends Error {
+  override readonly name = 'ConvergeTimeoutError';
+}
+
+/** The HostError for anything a host's work threw; unknown errors are `internal`. */
+export function hostErrorOf(err: unknown): HostError {
+  if (isSshError(err)) return { kind: err.kind, message: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof RuntimeUnavailableError) return { kind: 'runtime-unavailable', message };
+  if (err instanceof ConvergeTimeoutError) return { kind: 'converge-timeout', message };
+  return { kind: 'internal', message };
+}
