@@ -33,8 +33,17 @@ describe('podnet plan --offline', () => {
   it('prints JSON with --json', () => {
     const out = podnet(['plan', '--offline', '--manifest', manifestPath, '--json']);
     expect(out.status).toBe(0);
-    const doc = JSON.parse(out.stdout) as { hosts: Array<{ node: string }> };
+    const doc = JSON.parse(out.stdout) as { schema: string; hosts: Array<{ node: string }> };
+    expect(doc.schema).toBe('podnet.dev/offline-plan/v1');
     expect(doc.hosts.map((h) => h.node)).toEqual(['master', 'node1', 'node2']);
+  });
+
+  it('podnet --help says what each command does', () => {
+    const out = podnet(['--help']);
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/^ {2}drift +report where hosts differ from the manifest/m);
+    expect(out.stdout).toMatch(/^ {2}destroy +remove the agent/m);
+    expect(out.stdout.match(/^ {2}\w+ {2,}\S/gm)).toHaveLength(5);
   });
 
   it('lets a reader stop early (| head) without a crash, keeping its own exit code', () => {
