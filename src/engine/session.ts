@@ -85,7 +85,7 @@ export class EngineSession {
   }
 
   /** Reads the given nodes in parallel; a host that fails is reported, not thrown. */
-  async readHosts(nodes: readonly NetworkNode[]): Promise<HostRead[]> {
+  private async readHosts(nodes: readonly NetworkNode[]): Promise<HostRead[]> {
     const network = this.manifest.network.name;
     const script = hostReadScript(network);
     const outcomes = await this.pool.forEachHost(nodes.map((n) => this.sshTarget(n)), async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout));
@@ -99,7 +99,7 @@ export class EngineSession {
    * use the subnets those peers really hold. A peer that cannot be reached keeps the lease
    * the manifest gives it.
    */
-  async resolveWithHostLeases(reads: readonly HostRead[]): Promise<Network> {
+  private async resolveWithHostLeases(reads: readonly HostRead[]): Promise<Network> {
     const leases: Record<string, string> = {};
     for (const r of reads) {
       const lease = r.ok && r.reading.config ? leaseIn(r.reading.config, r.node) : undefined;

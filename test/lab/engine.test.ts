@@ -156,6 +156,9 @@ describeLab('podnet engine on lab hosts', () => {
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--known-hosts', empty, '--node', 'node1']);
     expect(drift.code).toBe(1);
     expect(drift.stdout).toMatch(/node1.*ERROR.*SHA256:/);
+    const json = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--known-hosts', empty, '--node', 'node1', '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout).hosts[0].error).toEqual({ kind: 'host-key-unknown', message: expect.stringMatching(/^node1 .*SHA256:/) });
   });
 
   it('one host with sshd down fails alone; the others apply; re-apply converges', async () => {
