@@ -5,7 +5,10 @@ import { parseArgs } from 'node:util';
 import {
   AGENT_STATUS_SCHEMA,
   configHashOf,
+  describeUnderlay,
   desiredHostState,
+  discoverUnderlay,
+  findNode,
   parseAgentConfig,
   parseAgentStatus,
   resolveNetwork,
@@ -14,10 +17,12 @@ import {
   type AgentStatus,
   type DatapathKind,
   type DesiredHostState,
+  type Network,
 } from '../src/model';
 import type { Datapath } from './datapaths/datapath';
 import { DATAPATH_FACTORIES } from './datapaths/registry';
 import { selectDatapath } from './datapaths/select';
+import { readLiveState } from './host/read-live-state';
 import { ChangeWatcher } from './reconcile/change-watcher';
 import { Reconciler } from './reconcile/reconciler';
 import { writeStatus } from './status';
@@ -40,6 +45,8 @@ function log(line: string): void {
 }
 
 interface Loaded {
+  readonly network: Network;
+  /** From the declarations alone (what the agent knows before it reads the host). */
   readonly state: DesiredHostState;
   readonly configHash: string;
 }
@@ -47,8 +54,14 @@ interface Loaded {
 function loadConfig(path: string): Loaded {
   const text = readFileSync(path, 'utf8');
   const config = parseAgentConfig(text, path);
-  const state = desiredHostState(resolveNetwork(config.network), config.node);
-  return { state, configHash: configHashOf(text) };
+  const network = resolveNetwork(config.network);
+  return { network, state: desiredHostState(network, config.node), configHash: configHashOf(text) };
+}
+
+/** The desired state with the underlay found on this host (throws UnderlayError, which says what to set). */
+async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
+  const { network, state } = loaded;
+  return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), await readLiveState(network.name)));
 }
 
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */
@@ -58,7 +71,9 @@ function teardownAll(state: DesiredHostState): Promise<void> {
 
 async function run(configPath: string): Promise<void> {
   const startedAt = processStartedAt();
-  const { state, configHash } = loadConfig(configPath);
+  const loaded = loadConfig(configPath);
+  const { configHash } = loaded;
+  let state = loaded.state;
   const file = statusPath(state.network);
   let status: AgentStatus = {
     schema: AGENT_STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
@@ -86,6 +101,22 @@ async function run(configPath: string): Promise<void> {
     process.once('SIGINT', stop);
   });
   log(`podnet-agent ${AGENT_VERSION} (${AGENT_BUILD}) network ${state.network} node ${state.node} pod subnet ${state.podCidr}`);
+
+  // Find the underlay (the interface holding this node's address, its MTU); if the host cannot
+  // carry the tunnel as declared, say why and look again (an address may be added later).
+  for (let found = false; !found && !stopping; ) {
+    try {
+      state = await onThisHost(loaded);
+      found = true;
+      log(`underlay ${describeUnderlay(state.underlay)}`);
+    } catch (err) {
+      log((err as Error).message);
+      await publish({ state: 'failed', error: (err as Error).message });
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, RETRY_MS))]);
+    }
+  }
+  if (stopping) return;
+  await publish({ underlay: state.underlay, peers: state.peers });
 
   // Choose a datapath; if none works yet, say why and try again (a module may be loaded later).
   let datapath: Datapath | undefined;
@@ -162,7 +193,9 @@ async function run(configPath: string): Promise<void> {
 }
 
 async function teardown(configPath: string): Promise<void> {
-  await teardownAll(loadConfig(configPath).state);
+  const loaded = loadConfig(configPath);
+  // The underlay as found now; where it cannot be found any more, the declared (or eth0) one.
+  await teardownAll(await onThisHost(loaded).catch(() => loaded.state));
 }
 
 function printStatus(configPath: string | undefined, network: string | undefined, json: boolean): number {
@@ -188,6 +221,7 @@ function printStatus(configPath: string | undefined, network: string | undefined
   const lines = [
     `network ${s.network} node ${s.node}: ${s.state}`,
     `agent ${s.version} build ${s.build} pid ${s.pid} config ${s.configHash}`,
+    ...(s.underlay ? [`underlay ${describeUnderlay(s.underlay)}`] : []),
     `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver).map(([k, v]) => `\n  passed over ${k}: ${v}`).join('')}`,
     `peers: ${s.peers.map((p) => `${p.node} ${p.address} ${p.podCidr}${p.tunnelled ? '' : ' (direct)'}`).join(', ') || 'none'}`,
     `repairs ${s.repairs}, last reconcile ${s.lastReconcile ?? 'never'}`,

@@ -1,10 +1,10 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { parseAgentConfig, parseAgentStatus, RUNTIME_PATH, type NetworkNode } from '../model';
+import { describeUnderlay, desiredHostState, parseAgentConfig, parseAgentStatus, RUNTIME_PATH, UnderlayError, type AgentStatus, type DesiredHostState, type NetworkNode } from '../model';
 import { diffHost, type ChangeAction, type DifferenceKind } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
-import { runtimeStep, type HostTarget } from './host-plan';
+import { hostStateOn, runtimeStep, type HostTarget } from './host-plan';
 import { chooseRuntime, RuntimeUnavailableError } from './runtime-choice';
 import type { HostError } from './host-error';
 import type { EngineSession, NetworkSnapshot } from './session';
@@ -18,7 +18,9 @@ export type AgentDifferenceKind =
   | 'config-mismatch'
   | 'unit-mismatch'
   | 'runtime-mismatch'
-  | 'runtime-unavailable';
+  | 'runtime-unavailable'
+  | 'underlay'
+  | 'underlay-changed';
 
 /** Is the runtime link where agentRuntime and the host's Node say it should be? */
 function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): DriftItem[] {
@@ -31,6 +33,31 @@ function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: Artif
     if (!(err instanceof RuntimeUnavailableError)) throw err;
     return [{ kind: 'runtime-unavailable', action: 'report', subject: RUNTIME_PATH, actual: err.message }];
   }
+}
+
+/**
+ * The state to diff against, found on the host as the agent finds it, and what is wrong with
+ * the underlay: one that no longer carries the tunnel as declared (`underlay`), or one the
+ * running agent is not using any more (`underlay-changed`: the node's address moved, or the
+ * interface's MTU changed; restarting the agent picks the new one up).
+ */
+function underlayDrift(target: HostTarget, reading: HostReading, status: AgentStatus | undefined): { state: DesiredHostState; problems: DriftItem[] } {
+  const used = status?.underlay;
+  let state: DesiredHostState;
+  try {
+    state = hostStateOn(target, reading.live);
+  } catch (err) {
+    if (!(err instanceof UnderlayError)) throw err;
+    return {
+      state: used ? desiredHostState(target.network, target.node, used) : target.state,
+      problems: [{ kind: 'underlay', action: 'report', subject: used?.device ?? target.state.underlay.device, actual: err.message }],
+    };
+  }
+  const changed = used && (used.device !== state.underlay.device || used.tunnelMtu !== state.underlay.tunnelMtu);
+  return {
+    state,
+    problems: changed ? [{ kind: 'underlay-changed', action: 'report', subject: used.device, expected: describeUnderlay(state.underlay), actual: `agent uses ${describeUnderlay(used)}` }] : [],
+  };
 }
 
 export interface DriftItem {
@@ -83,12 +110,15 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
   }
   if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
   if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
-  else if (reading.status) {
+  let status: AgentStatus | undefined;
+  if (reading.unit.activeState === 'active' && reading.status) {
     const parsed = parseAgentStatus(reading.status);
     if (!parsed.ok) items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
     else if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
+    if (parsed.ok) status = parsed.status;
   }
-  items.push(...diffHost(target.state, reading.live));
+  const { state, problems } = underlayDrift(target, reading, status);
+  items.push(...problems, ...diffHost(state, reading.live));
   return { node: target.node, address: target.address, inSync: items.length === 0, differences: items };
 }
 

@@ -1,12 +1,15 @@
 // Why one host failed, as data: a kind a script can branch on and the message people read.
 // SSH failures keep their SshError kind; the engine adds its own for what is not SSH.
 import { isSshError, type SshErrorKind } from '../ssh';
+import { UnderlayError } from '../model';
 import { RuntimeUnavailableError } from './runtime-choice';
 
 export type HostErrorKind =
   | SshErrorKind
   /** `agentRuntime: host` and the host has no usable Node.js. */
   | 'runtime-unavailable'
+  /** The host cannot carry the tunnel as declared (model/underlay.ts): no such interface, MTU too large. */
+  | 'underlay'
   /** The agent did not report the new config converged in time. */
   | 'converge-timeout';
 
@@ -26,6 +29,7 @@ export function hostErrorOf(err: unknown): HostError {
   if (isSshError(err)) return { kind: err.kind, message: err.message };
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof RuntimeUnavailableError) return { kind: 'runtime-unavailable', message };
+  if (err instanceof UnderlayError) return { kind: 'underlay', message };
   if (err instanceof ConvergeTimeoutError) return { kind: 'converge-timeout', message };
   return { kind: 'internal', message };
 }

@@ -5,16 +5,20 @@ import {
   agentNetworkSpec,
   configHashOf,
   desiredHostState,
+  discoverUnderlay,
+  findNode,
   renderAgentConfig,
   renderAgentUnit,
   unitPath,
   type AgentRuntimeChoice,
   type DesiredHostState,
+  type HostUnderlay,
   type Network,
   type NetworkSpec,
 } from '../model';
 import { diffHost, type HostDifference } from '../planner/host-diff';
 import type { Artifact, ArtifactSet } from './artifacts';
+import type { LiveHostState } from '../host/live-state';
 import type { HostReading } from './host-reading';
 import { chooseRuntime, runtimeTarget, type RuntimeChoice } from './runtime-choice';
 
@@ -22,6 +26,9 @@ import { chooseRuntime, runtimeTarget, type RuntimeChoice } from './runtime-choi
 export interface HostTarget {
   readonly node: string;
   readonly address: string;
+  /** The resolved network this target was rendered from (hostStateOn finds the node's underlay in it). */
+  readonly network: Network;
+  /** Desired state from the declarations alone (assumedUnderlay); hostStateOn gives the one for the host as read. */
   readonly state: DesiredHostState;
   readonly configPath: string;
   readonly config: string;
@@ -40,6 +47,7 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
     return {
       node: n.name,
       address: n.address,
+      network,
       state: desiredHostState(network, n.name),
       configPath: agentConfigPath(network.name),
       config,
@@ -49,6 +57,15 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
       runtimePolicy: network.agentRuntime,
     };
   });
+}
+
+/**
+ * The host's desired state with its underlay found in what the host shows, as its agent will
+ * find it. Throws UnderlayError (naming the host, what exists and what to set) when the host
+ * cannot carry the tunnel as declared.
+ */
+export function hostStateOn(target: HostTarget, live: LiveHostState): DesiredHostState {
+  return desiredHostState(target.network, target.node, discoverUnderlay(target.network, findNode(target.network, target.node), live));
 }
 
 /** A file podnet renders for the host, named by what it holds so apply never compares paths. */
@@ -65,6 +82,8 @@ export type RuntimeStep =
 export interface HostPlan {
   readonly node: string;
   readonly address: string;
+  /** The interface and MTUs the agent will use, and where each came from (declared or detected). */
+  readonly underlay: HostUnderlay;
   readonly runtime: RuntimeStep;
   /** The agent bundle and its helpers that differ from the host's copies. */
   readonly uploads: readonly Artifact[];
@@ -101,8 +120,12 @@ export function runtimeStep(choice: RuntimeChoice, installed: string | undefined
   return choice.kind === 'host' ? { action: 'link-host', path: choice.path, version: choice.version } : { action: 'ship', artifact: choice.artifact };
 }
 
-/** Throws RuntimeUnavailableError when the network asks for the host's Node and it has none usable. */
+/**
+ * Throws RuntimeUnavailableError when the network asks for the host's Node and it has none
+ * usable, UnderlayError when the host cannot carry the tunnel as declared.
+ */
 export function planHost(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): HostPlan {
+  const state = hostStateOn(target, reading.live);
   const runtime = runtimeStep(chooseRuntime(target.runtimePolicy, reading.hostNode, artifacts.runtime), reading.runtimeTarget);
   const uploads: Artifact[] = [];
   for (const a of [artifacts.agent, ...artifacts.extras]) if (reading.hashes[a.remotePath] !== a.sha256) uploads.push(a);
@@ -117,12 +140,13 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
   return {
     node: target.node,
     address: target.address,
+    underlay: state.underlay,
     runtime,
     uploads,
     files,
     daemonReload: unitChanged && reading.unit.loadState !== 'not-found',
     enable: reading.unit.unitFileState !== 'enabled',
     service: !active ? 'start' : restartNeeded ? 'restart' : 'none',
-    network: diffHost(target.state, reading.live),
+    network: diffHost(state, reading.live),
   };
 }

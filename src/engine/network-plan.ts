@@ -1,7 +1,7 @@
 // `podnet plan` as one value for the whole run (like terraform's plans.Plan): each host's plan,
 // the hosts that could not be read or planned, and whether anything would change. Also the
 // offline plan: each host's desired state from the manifest alone.
-import { desiredHostState, findNode, resolveManifest, type DesiredHostState, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import { desiredHostState, findNode, resolveManifest, UnderlayError, type DesiredHostState, type Network, type NetworkManifest, type NetworkNode } from '../model';
 import type { ArtifactSet } from './artifacts';
 import { hostErrorOf, type HostError } from './host-error';
 import { hostPlanHasChanges, planHost, type HostPlan } from './host-plan';
@@ -18,7 +18,7 @@ export interface NetworkPlan {
   readonly network: string;
   /** Plans of the hosts that were read, in the order asked for. */
   readonly hosts: readonly HostPlan[];
-  /** Hosts that could not be read, or whose runtime cannot be chosen. */
+  /** Hosts that could not be read, whose runtime cannot be chosen, or that cannot carry the tunnel as declared. */
   readonly errors: readonly NodeError[];
   /**
    * True when apply would change any host that was planned (`--detailed-exitcode` exits 2).
@@ -39,7 +39,7 @@ export function planFromSnapshot(snapshot: NetworkSnapshot, artifacts: ArtifactS
     try {
       hosts.push(planHost(target, read.reading, artifacts));
     } catch (err) {
-      if (!(err instanceof RuntimeUnavailableError)) throw err;
+      if (!(err instanceof RuntimeUnavailableError || err instanceof UnderlayError)) throw err;
       errors.push({ node: read.node, error: hostErrorOf(err) });
     }
   }

@@ -17,11 +17,12 @@ import {
 import { addScript, delScript, flannelBridgeConf, parseSubnetEnv, podIpFromResult, SUBNET_ENV, validatePodName } from './pods';
 import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
 import { raiseInotify, releaseInotify } from './sysctl';
+import { applyProfile, nicOf, parseProfile } from './profiles';
 
 export { DEFAULT_LAB_NAME } from './lab-config';
 export { sshOptions } from './ssh';
 
-export interface LabHost { readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean }
+export interface LabHost { readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean; readonly profile?: string }
 export interface LabInfo {
   readonly name: string; readonly stateDir: string; readonly hosts: readonly LabHost[];
   readonly workstation: { readonly netns: string; readonly address: string };
@@ -29,7 +30,12 @@ export interface LabInfo {
 }
 export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface ExecOptions { input?: string; timeoutMs?: number }
-export interface LabUpOptions { name: string; hosts?: number; noBpfHosts?: string[]; log?: (line: string) => void }
+export interface LabUpOptions {
+  name: string; hosts?: number; noBpfHosts?: string[];
+  /** Host name -> host profile (profiles.ts), e.g. { node1: 'docker', node2: 'ens33-mtu1450' }. */
+  profiles?: Readonly<Record<string, string>>;
+  log?: (line: string) => void;
+}
 
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -47,7 +53,7 @@ export function labUnavailableReason(): string | undefined {
 function toInfo(s: LabState): LabInfo {
   return {
     name: s.name, stateDir: s.stateDir,
-    hosts: s.hosts.map((h) => ({ name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf })),
+    hosts: s.hosts.map((h) => ({ name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf, ...(h.profile ? { profile: h.profile } : {}) })),
     workstation: { ...s.workstation }, switchNetns: s.switchNetns, sshKeyPath: s.sshKeyPath, knownHostsPath: s.knownHostsPath,
   };
 }
@@ -66,6 +72,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`--hosts must be 1..${MAX_HOSTS}`);
   const names = Array.from({ length: count }, (_, i) => hostName(i));
   for (const h of opts.noBpfHosts ?? []) if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+  for (const [h, p] of Object.entries(opts.profiles ?? {})) {
+    if (!names.includes(h)) throw new Error(`--profile ${h}=${p}: no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+    parseProfile(p);
+  }
   const why = labUnavailableReason();
   if (why) throw new Error(`cannot run a lab here: ${why}`);
 
@@ -89,7 +99,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     baseHash: base.hash, baseRootfs: base.rootfs,
     hosts: names.map((h, i) => {
       const dir = hostDir(name, h);
-      return { name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h) };
+      return { name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h), ...(opts.profiles?.[h] ? { profile: opts.profiles[h] } : {}) };
     }),
     workstation: { netns: workstationNetns(name), address: WORKSTATION_ADDRESS },
     switchNetns: switchNetns(name),
@@ -114,9 +124,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       ...state.hosts.map((h) => `${h.address}\t${h.name}`), ''].join('\n');
     for (const h of state.hosts) {
       record(h.netns); await addNetns(h.netns);
-      await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX);
+      await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile));
       await mountHost(h, base.rootfs, (m) => { state.made.mounts.push(m); saveState(state); });
       await personalize(h, { authorizedKey, hostsFile });
+      if (h.profile) applyProfile(h.rootDir, parseProfile(h.profile));
     }
     writeKnownHosts(state.knownHostsPath, state.hosts.map((h) => ({ address: h.address, key: hostPublicKey(h) })));
     log(`network and ${count} host roots ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; booting`);
@@ -126,7 +137,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       const cgroups = hostCgroupDirs(h.machine);
       (state.made.cgroups ??= []).push(...cgroups);
       saveState(state);
-      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX), joinCgroupShell(cgroups));
+      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile)), joinCgroupShell(cgroups));
       saveState(state);
     }
     await waitReady(state, log, t0);

@@ -13,6 +13,8 @@ export interface HostState {
   dir: string;
   rootDir: string;
   bpf: boolean;
+  /** The host profile it was made with (profiles.ts), e.g. `ens33-mtu1450`; none: pristine. */
+  profile?: string;
   /** The bash loop that runs systemd-nspawn (and boots the host again after a guest reboot). */
   wrapperPid?: number;
 }

@@ -41,15 +41,23 @@ export function underlayMac(address: string): string {
   return `02:70:6e:00:${c!.toString(16).padStart(2, '0')}:${d!.toString(16).padStart(2, '0')}`;
 }
 
-/** eth0 in `netns` with `address`/prefix, cabled to port `port` of the switch. No default route. */
-export async function plugIn(netns: string, sw: string, port: string, address: string, prefix: number): Promise<void> {
-  await batch(netns, [
+/** The host's underlay NIC: eth0 at 1500 unless a host profile says otherwise (profiles.ts). */
+export interface Nic { readonly name: string; readonly mtu: number }
+export const DEFAULT_NIC: Nic = { name: 'eth0', mtu: 1500 };
+
+function nicLines(port: string, sw: string, address: string, prefix: number, nic: Nic): string[] {
+  return [
     'link set lo up',
-    `link add eth0 address ${underlayMac(address)} type veth peer name ${port} netns ${sw}`,
-    `addr add ${address}/${prefix} dev eth0`,
-    'link set eth0 up',
-  ]);
-  await sysctl(netns, { 'net.ipv6.conf.eth0.disable_ipv6': '1' });
+    `link add ${nic.name} mtu ${nic.mtu} address ${underlayMac(address)} type veth peer name ${port} mtu ${nic.mtu} netns ${sw}`,
+    `addr add ${address}/${prefix} dev ${nic.name}`,
+    `link set ${nic.name} up`,
+  ];
+}
+
+/** The NIC (eth0 unless `nic` says otherwise) in `netns` with `address`/prefix, cabled to port `port` of the switch. No default route. */
+export async function plugIn(netns: string, sw: string, port: string, address: string, prefix: number, nic: Nic = DEFAULT_NIC): Promise<void> {
+  await batch(netns, nicLines(port, sw, address, prefix, nic));
+  await sysctl(netns, { [`net.ipv6.conf.${nic.name}.disable_ipv6`]: '1' });
   await batch(sw, [`link set ${port} master br0`, `link set ${port} up`]);
 }
 
@@ -57,14 +65,14 @@ export async function plugIn(netns: string, sw: string, port: string, address: s
  * Shell lines that give a host a brand-new network namespace with the same eth0 cabling, as
  * after a real reboot (nothing configured at run time survives). Run between two boots.
  */
-export function replugShell(netns: string, sw: string, port: string, address: string, prefix: number): string[] {
-  const lines = ['link set lo up', `link add eth0 address ${underlayMac(address)} type veth peer name ${port} netns ${sw}`, `addr add ${address}/${prefix} dev eth0`, 'link set eth0 up'];
+export function replugShell(netns: string, sw: string, port: string, address: string, prefix: number, nic: Nic = DEFAULT_NIC): string[] {
+  const lines = nicLines(port, sw, address, prefix, nic);
   return [
     `ip -n ${sw} link del ${port} 2>/dev/null`,
     `ip netns del ${netns} 2>/dev/null`,
     `ip netns add ${netns} || exit 1`,
     `printf '${lines.join('\\n')}\\n' | ip -n ${netns} -batch - || exit 1`,
-    `ip netns exec ${netns} sysctl -q -w net.ipv6.conf.eth0.disable_ipv6=1`,
+    `ip netns exec ${netns} sysctl -q -w net.ipv6.conf.${nic.name}.disable_ipv6=1`,
     `ip -n ${sw} link set ${port} master br0 && ip -n ${sw} link set ${port} up || exit 1`,
   ];
 }

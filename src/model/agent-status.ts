@@ -8,6 +8,7 @@
 // meaning; adding an optional field keeps it. A reader refuses a schema it does not know, so
 // an engine never acts on a status it cannot read right (it waits, then reports the reason).
 import { createHash } from 'node:crypto';
+import type { HostUnderlay } from './underlay';
 
 export const AGENT_STATUS_SCHEMA = 'podnet.dev/agent-status/v1';
 
@@ -63,6 +64,8 @@ export interface AgentStatus {
   readonly network: string;
   readonly node: string;
   readonly datapath?: DatapathKind;
+  /** The underlay this agent found at start and carries the tunnel on (model/underlay.ts). */
+  readonly underlay?: HostUnderlay;
   /** Why datapaths ahead of the chosen one were passed over. */
   readonly passedOver: Readonly<Partial<Record<DatapathKind, string>>>;
   readonly peers: readonly StatusPeer[];

@@ -5,6 +5,7 @@ import { BRIDGE_DEVICE, SUBNET_ENV_PATH, TUNNEL_DEVICE } from './host-layout';
 import { renderNftTable } from './masquerade';
 import { sameUnderlaySubnet, type Network, type NetworkNode } from './network';
 import type { DatapathChoice } from './spec';
+import { assumedUnderlay, type HostUnderlay } from './underlay';
 import { renderSubnetEnv } from './subnet-env';
 
 export interface DesiredRoute {
@@ -34,7 +35,8 @@ export interface DesiredHostState {
   readonly clusterCidr: string;
   readonly podCidr: string;
   readonly tunnel: { readonly device: string; readonly local: string; readonly mtu: number; readonly address: string };
-  readonly underlay: { readonly device: string; readonly address: string; readonly mtu: number };
+  /** The node's address, and the underlay found on the host (or assumed offline): model/underlay.ts. */
+  readonly underlay: HostUnderlay & { readonly address: string };
   readonly bridge: { readonly device: string; readonly address: string };
   readonly peers: readonly DesiredPeer[];
   readonly routes: readonly DesiredRoute[];
@@ -53,8 +55,13 @@ export function findNode(network: Network, name: string): NetworkNode {
   return node;
 }
 
-export function desiredHostState(network: Network, nodeName: string): DesiredHostState {
+/**
+ * `underlay`: what discoverUnderlay found on the host; without it, the declarations alone
+ * (assumedUnderlay), as the offline plan and the deploy revision need.
+ */
+export function desiredHostState(network: Network, nodeName: string, underlay?: HostUnderlay): DesiredHostState {
   const node = findNode(network, nodeName);
+  const u = underlay ?? assumedUnderlay(network, node);
   const subnet = parseCidr(node.podCidr);
   if (!subnet.ok) throw new Error(`internal: resolved podCidr ${node.podCidr} does not parse`);
   const gateway = formatIpv4(nthAddress(subnet.cidr, 1));
@@ -74,20 +81,20 @@ export function desiredHostState(network: Network, nodeName: string): DesiredHos
     datapath: node.datapath,
     clusterCidr: network.clusterCidr,
     podCidr: node.podCidr,
-    tunnel: { device: TUNNEL_DEVICE, local: node.address, mtu: network.mtu, address: `${formatCidr(subnet.cidr).split('/')[0]}/32` },
-    underlay: { device: node.underlayInterface, address: node.address, mtu: network.underlay.mtu },
+    tunnel: { device: TUNNEL_DEVICE, local: node.address, mtu: u.tunnelMtu, address: `${formatCidr(subnet.cidr).split('/')[0]}/32` },
+    underlay: { ...u, address: node.address },
     bridge: { device: BRIDGE_DEVICE, address: `${gateway}/${subnet.cidr.length}` },
     peers,
     routes: peers.map((p) => ({
       destination: p.podCidr,
       gateway: p.address,
-      device: p.tunnelled ? TUNNEL_DEVICE : node.underlayInterface,
+      device: p.tunnelled ? TUNNEL_DEVICE : u.device,
       onlink: p.tunnelled,
       peer: p.node,
     })),
     subnetEnv: {
       path: SUBNET_ENV_PATH,
-      content: renderSubnetEnv({ network: network.clusterCidr, subnet: `${gateway}/${subnet.cidr.length}`, mtu: network.mtu, ipMasq: network.ipMasq }),
+      content: renderSubnetEnv({ network: network.clusterCidr, subnet: `${gateway}/${subnet.cidr.length}`, mtu: u.tunnelMtu, ipMasq: network.ipMasq }),
     },
     nftTable: renderNftTable({ network: network.name, clusterCidr: network.clusterCidr, podCidr: node.podCidr, ipMasq: network.ipMasq }),
   };

@@ -11,6 +11,7 @@ export * from './host-layout';
 export * from './subnet-env';
 export * from './masquerade';
 export * from './systemd-unit';
+export * from './underlay';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';

@@ -18,7 +18,8 @@ export interface NetworkNode {
   readonly name: string;
   readonly address: string;
   readonly podCidr: string;
-  readonly underlayInterface: string;
+  /** The declared underlay interface (the node's, else the network's); undefined: found on the host (model/underlay.ts). */
+  readonly underlayInterface?: string;
   readonly datapath: DatapathChoice;
   readonly ssh: ResolvedSsh;
 }
@@ -28,9 +29,10 @@ export interface Network {
   readonly clusterCidr: string;
   readonly subnetLength: number;
   readonly backend: { readonly type: 'ipip'; readonly directRouting: boolean };
-  /** Tunnel MTU. */
-  readonly mtu: number;
-  readonly underlay: { readonly mtu: number; readonly prefixLength: number };
+  /** The declared tunnel MTU; undefined: each host's underlay MTU - 20 (model/underlay.ts). */
+  readonly mtu?: number;
+  /** `mtu`: the declared underlay MTU; undefined: each host's interface MTU. */
+  readonly underlay: { readonly mtu?: number; readonly prefixLength: number };
   readonly ipMasq: boolean;
   readonly agentRuntime: AgentRuntimeChoice;
   readonly nodes: readonly NetworkNode[];
@@ -85,22 +87,21 @@ export function resolveNetwork(spec: unknown, leases: Readonly<Record<string, st
     valid.nodes.map((n) => ({ name: n.name, ...(n.podCidr ? { explicit: cidr(n.podCidr) } : {}) })),
     leaseMap,
   );
-  const underlayMtu = valid.underlay?.mtu ?? 1500;
-  const defaultInterface = valid.underlay?.interface ?? 'eth0';
+  const defaultInterface = valid.underlay?.interface;
   return {
     name: valid.name,
     clusterCidr: valid.clusterCidr,
     subnetLength: pool.subnetLength,
     backend: { type: 'ipip', directRouting: valid.backend.directRouting ?? false },
-    mtu: valid.mtu ?? underlayMtu - 20,
-    underlay: { mtu: underlayMtu, prefixLength: valid.underlay?.prefixLength ?? 24 },
+    ...(valid.mtu !== undefined ? { mtu: valid.mtu } : {}),
+    underlay: { ...(valid.underlay?.mtu !== undefined ? { mtu: valid.underlay.mtu } : {}), prefixLength: valid.underlay?.prefixLength ?? 24 },
     ipMasq: valid.ipMasq ?? true,
     agentRuntime: valid.agentRuntime ?? 'auto',
     nodes: valid.nodes.map((n) => ({
       name: n.name,
       address: n.address,
       podCidr: formatCidr(allocation.get(n.name)!),
-      underlayInterface: n.underlayInterface ?? defaultInterface,
+      ...(n.underlayInterface ?? defaultInterface ? { underlayInterface: n.underlayInterface ?? defaultInterface } : {}),
       datapath: n.datapath ?? valid.backend.datapath ?? 'auto',
       ssh: resolveSsh(valid.ssh, n.ssh),
     })),

@@ -33,7 +33,7 @@ export interface NodeSpec {
   readonly address: string;
   /** A fixed pod subnet; otherwise the node keeps its lease or takes the lowest free subnet. */
   readonly podCidr?: string;
-  /** Underlay interface on the host (default: the network's `underlay.interface`, `eth0`). */
+  /** Underlay interface on the host (default: the network's `underlay.interface`, else the one holding `address`, found on the host). */
   readonly underlayInterface?: string;
   /** Overrides the network's datapath for this node. */
   readonly datapath?: DatapathChoice;
@@ -51,11 +51,11 @@ export interface BackendSpec {
 }
 
 export interface UnderlaySpec {
-  /** Underlay MTU (default 1500); the tunnel MTU defaults to this minus 20. */
+  /** What the underlay carries (default: the underlay interface's MTU on each host); the tunnel MTU defaults to this minus 20. */
   readonly mtu?: number;
   /** Prefix length of the underlay subnet (default 24): decides which peers are "same subnet" for directRouting. */
   readonly prefixLength?: number;
-  /** Default underlay interface (default `eth0`). */
+  /** Default underlay interface (default: on each host, the interface holding the node's address, as flanneld finds it). */
   readonly interface?: string;
 }
 
@@ -71,7 +71,7 @@ export interface NetworkSpec {
   /** Highest pod subnet handed out (default: the last in the cluster CIDR). */
   readonly subnetMax?: string;
   readonly backend: BackendSpec;
-  /** Tunnel MTU; default underlay MTU - 20 (the IPv4 outer header). */
+  /** Tunnel MTU for every node; default per host: its underlay MTU - 20 (the IPv4 outer header). */
   readonly mtu?: number;
   readonly underlay?: UnderlaySpec;
   /** Masquerade pod traffic leaving the cluster CIDR (default true; flannel's --ip-masq). */

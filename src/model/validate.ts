@@ -172,7 +172,7 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     checkDatapath(spec.backend.datapath, 'backend.datapath', problems);
   }
 
-  let underlayMtu = 1500;
+  let underlayMtu: number | undefined; // undefined: each host's own, checked against the host at plan time
   if (spec.underlay !== undefined) {
     if (!isRecord(spec.underlay)) {
       problems.push({ field: 'underlay', value: spec.underlay, message: 'must be an object' });
@@ -187,7 +187,7 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
       }
     }
   }
-  if (spec.mtu !== undefined && checkInteger(spec.mtu, 'mtu', MIN_TUNNEL_MTU, MAX_MTU, problems) && spec.mtu > underlayMtu - 20) {
+  if (spec.mtu !== undefined && checkInteger(spec.mtu, 'mtu', MIN_TUNNEL_MTU, MAX_MTU, problems) && underlayMtu !== undefined && spec.mtu > underlayMtu - 20) {
     problems.push({ field: 'mtu', value: spec.mtu, message: `must be at most the underlay MTU minus the 20-byte outer header (${underlayMtu - 20})` });
   }
   checkBoolean(spec.ipMasq, 'ipMasq', problems);

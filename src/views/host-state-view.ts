@@ -1,6 +1,6 @@
 // Renders desired host state for people: routes in `route -n` shape (as flannel's
 // walkthrough shows them), the tunnel device as `ip -d link` describes it, subnet.env.
-import { routeTableRows, type DesiredHostState } from '../model';
+import { describeUnderlay, routeTableRows, type DesiredHostState } from '../model';
 
 function pad(text: string, width: number): string {
   return text.length >= width ? `${text} ` : text.padEnd(width);
@@ -20,6 +20,7 @@ export function renderHostState(state: DesiredHostState, address: string): strin
   const indent = (lines: string[]) => lines.map((l) => `    ${l}`);
   return [
     `${state.node} (${address}): pod subnet ${state.podCidr}, datapath ${state.datapath}`,
+    `  underlay ${describeUnderlay(state.underlay)}`,
     `  device  ${renderTunnelDevice(state)}`,
     `  bridge  ${state.bridge.device} ${state.bridge.address}`,
     '  routes (route -n, cluster rows):',

@@ -20,7 +20,7 @@
 //     drift (src/model/agent-status.ts, its own bump rule there; re-exported below);
 //   - `podnet.dev/bench-datapath/v1`: one line per datapath benchmark (bench/datapath/run.ts);
 //   - `podnet lab status --json`: the lab's own state, a developer tool's document without an id.
-import type { DesiredHostState } from '../model';
+import type { DesiredHostState, HostUnderlay } from '../model';
 import type { Artifact } from '../engine/artifacts';
 import type { ApplyHostResult, NetworkApply } from '../engine/apply';
 import type { DestroyHostResult, NetworkDestroy } from '../engine/destroy';
@@ -68,9 +68,20 @@ export type RuntimeStepJson =
   | { readonly action: 'link-host'; readonly path: string; readonly version: string }
   | { readonly action: 'ship'; readonly name: string; readonly remotePath: string };
 
+/** The underlay a host's agent uses (model/underlay.ts): each value with where it came from. */
+export interface UnderlayJson {
+  readonly device: string;
+  readonly deviceSource: string;
+  readonly mtu: number;
+  readonly mtuSource: string;
+  readonly tunnelMtu: number;
+  readonly tunnelMtuSource: string;
+}
+
 export interface HostPlanJson {
   readonly node: string;
   readonly address: string;
+  readonly underlay: UnderlayJson;
   readonly runtime: RuntimeStepJson;
   readonly uploads: readonly ArtifactJson[];
   readonly files: ReadonlyArray<{ readonly path: string; readonly action: 'create' | 'update'; readonly content: 'config' | 'unit' }>;
@@ -191,10 +202,15 @@ function runtimeJson(step: RuntimeStep): RuntimeStepJson {
   }
 }
 
+function underlayJson(u: HostUnderlay): UnderlayJson {
+  return { device: u.device, deviceSource: u.deviceSource, mtu: u.mtu, mtuSource: u.mtuSource, tunnelMtu: u.tunnelMtu, tunnelMtuSource: u.tunnelMtuSource };
+}
+
 export function hostPlanJson(plan: HostPlan): HostPlanJson {
   return {
     node: plan.node,
     address: plan.address,
+    underlay: underlayJson(plan.underlay),
     runtime: runtimeJson(plan.runtime),
     uploads: plan.uploads.map(artifactJson),
     files: plan.files.map((f) => ({ path: f.path, action: f.action, content: f.content })),

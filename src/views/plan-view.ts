@@ -1,6 +1,7 @@
 // `podnet plan`: a terraform-like plan per host (`+ ~ -` from each change's action, colour on
 // a TTY), or the plan's JSON; `--offline`: each host's desired state, or its JSON.
 import { hostPlanHasChanges, type HostPlan } from '../engine/host-plan';
+import { describeUnderlay } from '../model';
 import type { NetworkPlan, OfflinePlan } from '../engine/network-plan';
 import type { ChangeAction, HostDifference } from '../planner/host-diff';
 import { renderHostState } from './host-state-view';
@@ -25,7 +26,7 @@ function differenceText(d: HostDifference): string {
 const FILE_LABEL = { config: 'agent config', unit: 'systemd unit' } as const;
 
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
-  const lines = [p.bold(`# ${plan.node} (${plan.address})`)];
+  const lines = [p.bold(`# ${plan.node} (${plan.address})`), `  underlay ${describeUnderlay(plan.underlay)}`];
   if (plan.runtime.action === 'link-host') lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
   if (plan.runtime.action === 'ship') lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath}`, p));
   for (const u of plan.uploads) lines.push(actionLine('update', `upload ${u.name} -> ${u.remotePath}`, p));
@@ -34,7 +35,7 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   if (plan.enable) lines.push(actionLine('create', 'enable agent unit', p));
   if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent`, p));
   for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
-  if (lines.length === 1) lines.push('  no changes');
+  if (lines.length === 2) lines.push('  no changes');
   return lines;
 }
 
@@ -48,7 +49,7 @@ export function renderPlan(plan: NetworkPlan, p: Palette): string {
 
 export function renderOfflinePlan(plan: OfflinePlan): string {
   const n = plan.network;
-  return `network ${n.name}: cluster ${n.clusterCidr}, /${n.subnetLength} per node, ipip${n.backend.directRouting ? ' (directRouting)' : ''}, mtu ${n.mtu}\n\n` + plan.hosts.map((h) => renderHostState(h.state, h.address)).join('\n\n') + '\n';
+  return `network ${n.name}: cluster ${n.clusterCidr}, /${n.subnetLength} per node, ipip${n.backend.directRouting ? ' (directRouting)' : ''}, mtu ${n.mtu ?? 'per host: underlay - 20'}\n\n` + plan.hosts.map((h) => renderHostState(h.state, h.address)).join('\n\n') + '\n';
 }
 
 export interface PlanView {

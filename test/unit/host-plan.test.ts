@@ -24,10 +24,15 @@ function target(agentRuntime?: AgentRuntimeChoice): HostTarget {
   return hostTargets(spec, resolveNetwork(spec)).find((t) => t.node === 'node1')!;
 }
 
+/** node1's eth0 holding its address, and nothing of podnet's. */
+function underlayOnly(ipForward: boolean): HostReading['live'] {
+  return { links: [{ name: 'eth0', ifindex: 2, mtu: 1500, up: true }], addresses: [{ device: 'eth0', cidr: '192.168.0.81/24' }], routes: [], ipForward };
+}
+
 /** A host as `podnet apply` left it (agent running this config), with edits. */
 function installed(t: HostTarget, edit: Partial<HostReading> = {}): HostReading {
   return {
-    live: { links: [], addresses: [], routes: [], ipForward: true },
+    live: underlayOnly(true),
     unit: { activeState: 'active', unitFileState: 'enabled', loadState: 'loaded' },
     unitFile: t.unit,
     config: t.config,
@@ -36,7 +41,7 @@ function installed(t: HostTarget, edit: Partial<HostReading> = {}): HostReading 
   };
 }
 
-const fresh: HostReading = { live: { links: [], addresses: [], routes: [], ipForward: false }, unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' }, hashes: {} };
+const fresh: HostReading = { live: underlayOnly(false), unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' }, hashes: {} };
 const node18 = { path: '/usr/bin/node', realPath: '/usr/bin/nodejs', version: 'v18.20.4' };
 
 describe('which Node.js runs the agent', () => {

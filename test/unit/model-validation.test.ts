@@ -23,7 +23,7 @@ const badInputs: Array<[string, unknown, string, RegExp]> = [
   ['multicast node address', withNode(0, { address: '239.1.1.1' }), 'nodes[0].address', /multicast/],
   ['invalid hostname', withNode(0, { name: 'Master_1' }), 'nodes[0].name', /hostname/],
   ['MTU too small', withSpec({ mtu: 500 }), 'mtu', /between 576 and 65535/],
-  ['MTU above underlay - 20', withSpec({ mtu: 1490 }), 'mtu', /at most .* \(1480\)/],
+  ['MTU above the declared underlay MTU - 20', withSpec({ mtu: 1490, underlay: { mtu: 1500 } }), 'mtu', /at most .* \(1480\)/],
   ['underlay MTU out of range', withSpec({ underlay: { mtu: 100 } }), 'underlay.mtu', /between/],
   ['empty node list', withSpec({ nodes: [] }), 'nodes', /at least one node/],
   ['nodes not a list', withSpec({ nodes: 'master' }), 'nodes', /list of nodes/],

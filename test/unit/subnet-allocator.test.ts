@@ -71,7 +71,8 @@ describe('PodSubnet allocation', () => {
       ['node1', '10.244.1.0/24'],
       ['node2', '10.244.2.0/24'],
     ]);
-    expect(network.mtu).toBe(1480);
+    // No MTU declared: each host's agent takes its underlay's MTU - 20 (model/underlay.ts).
+    expect(network.mtu).toBeUndefined();
   });
 
   it('removing node1 from the reference network keeps node2 on its lease', () => {

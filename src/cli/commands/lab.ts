@@ -11,7 +11,10 @@ export const summary = 'a lab of real Debian hosts (systemd-nspawn) on this mach
 
 const USAGE = `usage: podnet lab <subcommand> [--name LAB] ...
 
-  up [--hosts N] [--no-bpf HOST[,HOST...]]  build the base image if needed, boot N hosts (default 3)
+  up [--hosts N] [--no-bpf HOST[,HOST...]] [--profile HOST=PROFILE[,...]]
+                                             build the base image if needed, boot N hosts (default 3);
+                                             PROFILE joins traits with '-': ens33 (NIC name), mtu1450,
+                                             docker | fwdrop (FORWARD DROP), legacy (iptables-legacy), sysctl
   down                                       stop the hosts, unmount, delete the namespaces
   status [--json]                            what is up
   exec HOST -- CMD...                        run CMD inside a host
@@ -53,7 +56,7 @@ export function reachText(info: LabInfo): string {
   const first = info.hosts[1] ?? info.hosts[0]!;
   return [
     `lab '${info.name}': ${info.hosts.length} hosts, workstation ${info.workstation.address} (netns ${info.workstation.netns}), underlay switch netns ${info.switchNetns}`,
-    ...info.hosts.map((h) => `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} netns ${h.netns}${h.bpf ? '' : '  (BPF forbidden)'}`),
+    ...info.hosts.map((h) => `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} netns ${h.netns}${h.bpf ? '' : '  (BPF forbidden)'}${h.profile ? `  profile ${h.profile}` : ''}`),
     `ssh key:     ${info.sshKeyPath}`,
     `known_hosts: ${info.knownHostsPath}`,
     'reach a host:',
@@ -69,13 +72,18 @@ export async function run(argv: string[]): Promise<number> {
   const log = (l: string): void => { process.stderr.write(`${l}\n`); };
   switch (sub) {
     case 'up': {
-      const a = parse(before, { hosts: { type: 'string' }, 'no-bpf': { type: 'string', multiple: true } });
+      const a = parse(before, { hosts: { type: 'string' }, 'no-bpf': { type: 'string', multiple: true }, profile: { type: 'string', multiple: true } });
       if (a.values.help) { process.stdout.write(USAGE + '\n'); return 0; }
       const hosts = a.values.hosts === undefined ? undefined : Number(a.values.hosts);
       if (hosts !== undefined && !Number.isInteger(hosts)) throw new CliError(`--hosts wants a number, not '${String(a.values.hosts)}'`);
       const noBpf = ((a.values['no-bpf'] as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean);
       try {
-        const info = await labUp({ name: labName(a.values.name), hosts, noBpfHosts: noBpf, log });
+        const profiles = Object.fromEntries(((a.values.profile as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean).map((item) => {
+          const [host, profile] = item.split('=', 2);
+          if (!host || !profile) throw new CliError(`--profile wants HOST=PROFILE, not '${item}'`);
+          return [host, profile];
+        }));
+        const info = await labUp({ name: labName(a.values.name), hosts, noBpfHosts: noBpf, profiles, log });
         process.stdout.write(reachText(info) + '\n');
         return 0;
       } catch (e) { throw new CliError(e instanceof Error ? e.message : String(e)); }

@@ -23,10 +23,12 @@ export const artifacts: ArtifactSet = {
 export function liveAsDesired(state: DesiredHostState): LiveHostState {
   return {
     links: [
+      { name: state.underlay.device, ifindex: 2, mtu: state.underlay.mtu, up: true },
       { name: state.tunnel.device, ifindex: 3, kind: 'tun', mtu: state.tunnel.mtu, up: true },
       { name: state.bridge.device, ifindex: 4, kind: 'bridge', mtu: 1500, up: true },
     ],
     addresses: [
+      { device: state.underlay.device, cidr: `${state.underlay.address}/24` },
       { device: state.tunnel.device, cidr: state.tunnel.address },
       { device: state.bridge.device, cidr: state.bridge.address },
     ],
@@ -61,7 +63,8 @@ function installed(t: HostTarget): HostReading {
 }
 
 const fresh: HostReading = {
-  live: { links: [], addresses: [], routes: [], ipForward: false },
+  // Only its NIC (eth0 holding master's address, MTU 1500): the underlay podnet finds.
+  live: { links: [{ name: 'eth0', ifindex: 2, mtu: 1500, up: true }], addresses: [{ device: 'eth0', cidr: '192.168.0.80/24' }], routes: [], ipForward: false },
   unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' },
   hashes: {},
   hostNode: { path: '/usr/bin/node', realPath: '/usr/bin/nodejs', version: 'v18.20.4' },
