@@ -30,8 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] \
-   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci when node_modules was not installed from this very package-lock.json. Compared by
+# content, not mtime: a fresh checkout or a git worktree gives every file a new mtime, and an
+# npm ci there would wipe a node_modules that other checkouts share.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat node_modules/.podnet-lock-sha256 2>/dev/null)" != "$lock_hash" ]; then
   echo "ensure-deps: running npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.podnet-lock-sha256
 fi
