@@ -141,7 +141,7 @@ async function run(configPath: string): Promise<void> {
     try {
       // Netlink, nftables and file events need only a diff; tc events (our filters?), start
       // and the periodic check re-assert the datapath too.
-      const light = why.split('+').every((s) => s === 'ip' || s === 'nft' || s === 'file');
+      const light = why.split('+').every((s) => s === 'ip' || s === 'nft' || s === 'file' || s === 'iptables');
       const outcome = await reconciler.reconcile(light ? 'light' : 'full');
       if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
       await publish({

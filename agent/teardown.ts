@@ -4,7 +4,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
-import { ipForwardMemoPath, nftTableName, ROUTE_PROTOCOL, type DesiredHostState } from '../src/model';
+import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState } from '../src/model';
+import { readLiveState } from './host/read-live-state';
 import { ipBatch, mustRun, runCommand } from './host/command';
 import type { Datapath } from './datapaths/datapath';
 import { datapathHostOf } from './reconcile/reconciler';
@@ -26,6 +27,7 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   await runCommand('ip', ['link', 'del', 'dev', state.tunnel.device]);
   await runCommand('ip', ['link', 'del', 'dev', state.bridge.device]);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
+  await removeForwardRules(state, log);
   await rm(state.subnetEnv.path, { force: true });
   try {
     const before = (await readFile(ipForwardMemoPath(state.network), 'utf8')).trim();
@@ -36,4 +38,18 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   }
   if (failures.length > 0) throw new Error(`teardown finished with errors: ${failures.join('; ')}`);
   log('teardown complete');
+}
+
+/** Deletes podnet's accept rules from each iptables filter FORWARD chain that holds them, and nothing else. */
+async function removeForwardRules(state: DesiredHostState, log: (l: string) => void): Promise<void> {
+  const chains = (await readLiveState(state.network)).iptablesForward ?? {};
+  for (const backend of IPTABLES_BACKENDS) {
+    const rules = chains[backend]?.rules ?? [];
+    for (const args of forwardAcceptRules(state.network, state.clusterCidr)) {
+      // A rule inserted twice (two agents racing) is listed twice: delete every copy.
+      const copies = rules.filter((r) => r === savedRuleLine(args)).length;
+      for (let i = 0; i < copies; i++) await runCommand(IPTABLES_COMMANDS[backend].iptables, ['-w', '-D', 'FORWARD', ...args]);
+      if (copies) log(`removed podnet's FORWARD rule ${args.slice(0, 2).join(' ')} from ${IPTABLES_COMMANDS[backend].iptables}`);
+    }
+  }
 }

@@ -5,6 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 
+const LEGACY_FILTER_WATCH = [
+  'last=; while :; do cur=',
+  '  if [ -r /proc/net/ip_tables_names ]; then while read -r t; do [ "$t" = filter ] && cur=$(iptables-legacy-save -t filter 2>/dev/null | grep -v "^#"); done < /proc/net/ip_tables_names; fi',
+  '  [ "$cur" != "$last" ] && { last=$cur; echo changed; }',
+  '  sleep 0.3',
+  'done',
+].join('\n');
+
 export class ChangeWatcher {
   private readonly children: ChildProcess[] = [];
   private watcher: FSWatcher | undefined;
@@ -16,20 +24,25 @@ export class ChangeWatcher {
   constructor(private readonly onChange: (sources: ReadonlySet<string>) => void, private readonly debounceMs = 30) {}
 
   start(subnetEnvPath: string): void {
-    this.follow('ip', ['monitor', 'link', 'address', 'route']);
+    // netconf: per-interface and global forwarding changes (sysctl -w, sysctl --system).
+    this.follow('ip', ['monitor', 'link', 'address', 'route', 'netconf']);
     this.follow('nft', ['monitor']);
     this.follow('tc', ['monitor']);
+    // iptables-legacy changes send no event at all: look at its filter table (only where it
+    // exists) every 0.3 s, and speak only when it changed.
+    this.follow('sh', ['-c', LEGACY_FILTER_WATCH], 'iptables');
     mkdirSync(dirname(subnetEnvPath), { recursive: true });
     this.watcher = watch(dirname(subnetEnvPath), () => this.fire('file'));
   }
 
-  private follow(file: string, args: string[]): void {
+  /** `source`: the name the reconciler is told (default: the command's). */
+  private follow(file: string, args: string[], source = file): void {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     child.on('error', () => undefined); // a missing tool only means one fewer trigger
-    child.stdout?.on('data', () => this.fire(file));
+    child.stdout?.on('data', () => this.fire(source));
     child.on('exit', () => {
       // Monitors should live as long as the agent; restart one that dies, a second later.
-      if (!this.stopped) setTimeout(() => !this.stopped && this.follow(file, args), 1000).unref();
+      if (!this.stopped) setTimeout(() => !this.stopped && this.follow(file, args, source), 1000).unref();
     });
     this.children.push(child);
   }

@@ -1,7 +1,8 @@
 // Turns differences into the changes that repair them. Pure: the reconciler runs the
 // result, and tests check the exact iproute2 lines.
 import type { HostDifference } from '../../src/planner/host-diff';
-import { nftTableName, ROUTE_PROTOCOL, type DesiredHostState, type DesiredRoute } from '../../src/model';
+import type { LiveHostState } from '../../src/host/live-state';
+import { forwardAcceptRules, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../../src/model';
 
 export interface FixPlan {
   /** The datapath must (re)create or repair the tunnel device. */
@@ -14,6 +15,18 @@ export interface FixPlan {
   /** `nft -f -` script replacing podnet's table atomically, if it needs replacing. */
   readonly nftScript?: string;
   readonly enableIpForward: boolean;
+  /** Interfaces whose net.ipv4.conf.<dev>.forwarding must be set to 1. */
+  readonly interfaceForwarding: readonly string[];
+  /** iptables commands (argv) inserting podnet's missing FORWARD accept rules at the top. */
+  readonly firewallInserts: readonly (readonly string[])[];
+}
+
+/** `iptables-X -I FORWARD 1 ...` for each of podnet's rules `subject` (an iptables command) lacks, given the host's saved rules. */
+export function firewallInserts(state: DesiredHostState, iptables: string, savedRules: readonly string[]): string[][] {
+  return forwardAcceptRules(state.network, state.clusterCidr)
+    .filter((args) => !savedRules.includes(savedRuleLine(args)))
+    .reverse() // each goes in at position 1: the last first keeps them in flannel's order
+    .map((args) => [iptables, '-w', '-I', 'FORWARD', '1', ...args]);
 }
 
 export function routeLine(verb: 'replace', r: DesiredRoute): string {
@@ -26,7 +39,7 @@ export function nftReplaceScript(state: DesiredHostState): string {
   return `table ip ${table}\ndelete table ip ${table}\n${state.nftTable}`;
 }
 
-export function planFixes(state: DesiredHostState, diffs: readonly HostDifference[]): FixPlan {
+export function planFixes(state: DesiredHostState, diffs: readonly HostDifference[], live?: LiveHostState): FixPlan {
   const kinds = new Set(diffs.map((d) => d.kind));
   const tunnelKinds = ['tunnel-missing', 'tunnel-wrong-kind', 'tunnel-wrong-local', 'tunnel-mtu', 'tunnel-address', 'tunnel-down'] as const;
   const ensureTunnel = tunnelKinds.some((k) => kinds.has(k));
@@ -52,5 +65,10 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
     writeSubnetEnv: kinds.has('subnet-env'),
     ...(kinds.has('masquerade') ? { nftScript: nftReplaceScript(state) } : {}),
     enableIpForward: kinds.has('ip-forward'),
+    interfaceForwarding: diffs.filter((d) => d.kind === 'interface-forwarding').map((d) => d.subject.slice('net.ipv4.conf.'.length, -'.forwarding'.length)),
+    firewallInserts: IPTABLES_BACKENDS.flatMap((b) => {
+      const cmd = IPTABLES_COMMANDS[b].iptables;
+      return diffs.some((d) => d.kind === 'firewall-forward' && d.subject === cmd) ? firewallInserts(state, cmd, live?.iptablesForward?.[b]?.rules ?? []) : [];
+    }),
   };
 }

@@ -1,5 +1,6 @@
 // The agent's control loop: converge at start, then repair whatever differs, triggered by
 // netlink events and file changes, with a periodic full check as the safety net.
+import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState } from '../../src/model';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
@@ -85,17 +86,23 @@ export class Reconciler {
     } else {
       await this.datapath.refresh?.();
     }
-    const diffs = diffHost(this.state, await readLiveState(this.state.network));
+    const live = await readLiveState(this.state.network);
+    const diffs = diffHost(this.state, live);
     if (diffs.length === 0) return { repaired: [], remaining: [] };
 
     for (const d of diffs) this.log(`drift ${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`);
-    const plan = planFixes(this.state, diffs);
+    const plan = planFixes(this.state, diffs, live);
     if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', host.tunnelDevice]);
     if (plan.ensureTunnel) {
       await this.datapath.ensure(host);
       await this.datapath.setPeers(tunnelledPeers(this.state));
     }
     if (plan.enableIpForward) await enableIpForward(this.state.network);
+    for (const dev of plan.interfaceForwarding) await writeFile(`/proc/sys/net/ipv4/conf/${dev}/forwarding`, '1\n').catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
+    for (const [file, ...args] of plan.firewallInserts) {
+      const r = await runCommand(file!, args);
+      if (r.code !== 0) this.log(`${file} ${args.join(' ')}: ${r.stderr.trim()}`);
+    }
     const batch = await ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
     if (plan.writeSubnetEnv) await writeFileAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);

@@ -2,7 +2,7 @@
 // What to read (liveStateReads) and how to parse it (parseLiveState) are one list shared by
 // both readers: the agent runs the commands itself, the engine renders them into its one SSH
 // round trip (engine/host-reading.ts). A field read on one side only cannot happen.
-import { nftTableName, SUBNET_ENV_PATH } from '../model';
+import { IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, type IptablesBackend } from '../model';
 
 export interface LiveLink {
   readonly name: string;
@@ -39,6 +39,18 @@ export interface LiveHostState {
   readonly nftTable?: string;
   /** /proc/sys/net/ipv4/ip_forward. */
   readonly ipForward: boolean;
+  /** net.ipv4.conf.<interface>.forwarding by interface name (`all` and `default` included); empty when unread. */
+  readonly forwarding?: Readonly<Record<string, boolean>>;
+  /** The iptables filter table's FORWARD chain, per front end that has a filter table. */
+  readonly iptablesForward?: Readonly<Partial<Record<IptablesBackend, IptablesForward>>>;
+}
+
+/** An iptables filter FORWARD chain as `iptables-save` prints it. */
+export interface IptablesForward {
+  /** `ACCEPT` or `DROP`. */
+  readonly policy: string;
+  /** Its rules, `-A FORWARD ...` lines as printed. */
+  readonly rules: readonly string[];
 }
 
 /** One read: a command's standard output, or a file's content. */
@@ -51,7 +63,7 @@ export type LiveRead =
     }
   | { readonly source: 'file'; readonly path: string };
 
-export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward'] as const;
+export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy'] as const;
 export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
 
 /** What a host is asked for its live state, by name; the names tag the engine's script sections. */
@@ -63,6 +75,12 @@ export function liveStateReads(network: string): Readonly<Record<LiveReadName, L
     subnetenv: { source: 'file', path: SUBNET_ENV_PATH },
     nft: { source: 'command', argv: ['nft', 'list', 'table', 'ip', nftTableName(network)], required: false },
     ipforward: { source: 'file', path: '/proc/sys/net/ipv4/ip_forward' },
+    forwarding: { source: 'command', argv: ['sh', '-c', 'grep -H . /proc/sys/net/ipv4/conf/*/forwarding'], required: false },
+    // iptables-nft-save prints an empty ACCEPT table where there is none, and creates nothing.
+    iptnft: { source: 'command', argv: [IPTABLES_COMMANDS.nft.save, '-t', 'filter'], required: false },
+    // Asking iptables-legacy for a table the kernel does not hold would load it (iptable_filter):
+    // look only where the legacy filter table already exists.
+    iptlegacy: { source: 'command', argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`], required: false },
   };
 }
 
@@ -78,7 +96,29 @@ export function parseLiveState(out: LiveReadOutputs): LiveHostState {
     ...(out.subnetenv !== undefined ? { subnetEnv: out.subnetenv } : {}),
     ...(out.nft !== undefined ? { nftTable: out.nft } : {}),
     ipForward: out.ipforward?.trim() === '1',
+    forwarding: parseForwarding(out.forwarding ?? ''),
+    iptablesForward: {
+      ...(out.iptnft ? { nft: parseIptablesForward(out.iptnft) } : {}),
+      ...(out.iptlegacy?.trim() ? { legacy: parseIptablesForward(out.iptlegacy) } : {}),
+    },
   };
+}
+
+/** Parses the forwarding read's lines: `/proc/.../conf/eth0/forwarding:1`. */
+export function parseForwarding(text: string): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const line of text.split('\n')) {
+    const m = /\/conf\/([^/]+)\/forwarding:(\d)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2] === '1';
+  }
+  return out;
+}
+
+/** The FORWARD chain of `iptables-save -t filter` output. */
+export function parseIptablesForward(text: string): IptablesForward {
+  const lines = text.split('\n').map((l) => l.trim());
+  const policy = /^:FORWARD (\S+)/.exec(lines.find((l) => l.startsWith(':FORWARD ')) ?? '')?.[1] ?? 'ACCEPT';
+  return { policy, rules: lines.filter((l) => l.startsWith('-A FORWARD ')) };
 }
 
 type Json = Record<string, unknown>;

@@ -88,6 +88,9 @@ COMMIT
 
 const FWDROP_RULES = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
 
+/** The sysctl trait's file (relative to the root): `sysctl -p /<it>` is a reload of it. */
+export const HARDENING_FILE = 'etc/sysctl.d/60-hardening.conf';
+
 /** The unit that plays the profile's software at every boot, and the files it reads. */
 export const PROFILE_UNIT = 'podnet-lab-profile.service';
 
@@ -103,7 +106,9 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
     if (p.firewall.docker) boot.push('ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0', 'sysctl -q -w net.ipv4.ip_forward=1');
   }
   if (p.sysctlHardening) {
-    files['etc/sysctl.d/60-hardening.conf'] = '# CIS-style hardening: this host is no router\nnet.ipv4.ip_forward = 0\nnet.ipv4.conf.all.forwarding = 0\nnet.ipv4.conf.default.forwarding = 0\n';
+    files[HARDENING_FILE] = '# CIS-style hardening: this host is no router\nnet.ipv4.ip_forward = 0\nnet.ipv4.conf.all.forwarding = 0\nnet.ipv4.conf.default.forwarding = 0\n';
+    // systemd-sysctl skips containers (/proc/sys is read-only there): play its part for this file.
+    boot.unshift(`sysctl -q -p /${HARDENING_FILE}`);
   }
   const enable: string[] = [];
   if (boot.length) {

@@ -12,6 +12,7 @@ export * from './subnet-env';
 export * from './masquerade';
 export * from './systemd-unit';
 export * from './underlay';
+export * from './forward-rules';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';

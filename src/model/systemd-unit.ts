@@ -38,6 +38,11 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice): stri
     'RuntimeDirectory=flannel podnet',
     'RuntimeDirectoryPreserve=yes',
     'ReadWritePaths=-/sys/fs/bpf',
+    // iptables-legacy takes /run/xtables.lock (creating it) before it changes a table, as it
+    // must when podnet adds its FORWARD rules beside another firewall: the sandbox keeps /run
+    // read-only, so make the file first, outside the sandbox, and let the agent write it.
+    'ExecStartPre=+/bin/touch /run/xtables.lock',
+    'ReadWritePaths=-/run/xtables.lock',
     `CapabilityBoundingSet=${capabilitiesFor(datapath).join(' ')}`,
     '',
     '[Install]',

@@ -1,6 +1,6 @@
 // Desired vs live for one host: a list of differences, each with the fix the agent makes.
 // Pure and shared: the agent's reconcile applies the fixes; `podnet drift` reports them.
-import { cidrContains, parseCidr, ROUTE_PROTOCOL, type DesiredHostState, type DesiredRoute } from '../model';
+import { cidrContains, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
 import type { LiveHostState, LiveRoute } from '../host/live-state';
 
 export type DifferenceKind =
@@ -19,7 +19,9 @@ export type DifferenceKind =
   | 'route-extra'
   | 'subnet-env'
   | 'masquerade'
-  | 'ip-forward';
+  | 'ip-forward'
+  | 'interface-forwarding'
+  | 'firewall-forward';
 
 /**
  * What resolving a difference does, said explicitly so views never guess from a kind's name
@@ -119,7 +121,39 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
     diffs.push({ kind: 'masquerade', action: 'update', subject: 'nftables', expected: 'podnet table as declared', actual: live.nftTable === undefined ? 'missing' : 'different rules' });
   }
   if (!live.ipForward) diffs.push({ kind: 'ip-forward', action: 'update', subject: 'net.ipv4.ip_forward', expected: '1', actual: '0' });
+  // Routing into and out of the pods needs forwarding on each interface they cross, too
+  // (a hardening file can turn it off per interface with ip_forward left on).
+  for (const dev of [desired.underlay.device, desired.bridge.device, desired.tunnel.device]) {
+    if (live.forwarding?.[dev] === false) diffs.push({ kind: 'interface-forwarding', action: 'update', subject: `net.ipv4.conf.${dev}.forwarding`, expected: '1', actual: '0' });
+  }
+  diffs.push(...firewallDiffs(desired, live));
   return diffs;
+}
+
+/**
+ * A host firewall's filter FORWARD chain that would drop pod traffic: one whose policy is not
+ * ACCEPT, or that has rules of its own, and lacks podnet's accept rules for the cluster CIDR.
+ * `subject` names the iptables front end (the fix inserts exactly the missing rules there).
+ */
+function firewallDiffs(desired: DesiredHostState, live: LiveHostState): HostDifference[] {
+  const out: HostDifference[] = [];
+  const comment = forwardRuleComment(desired.network);
+  for (const backend of IPTABLES_BACKENDS) {
+    const chain = live.iptablesForward?.[backend];
+    if (!chain) continue;
+    const others = chain.rules.filter((r) => !r.includes(comment));
+    if (chain.policy === 'ACCEPT' && others.length === 0) continue;
+    const missing = forwardAcceptRules(desired.network, desired.clusterCidr).map(savedRuleLine).filter((line) => !chain.rules.includes(line));
+    if (missing.length === 0) continue;
+    out.push({
+      kind: 'firewall-forward',
+      action: 'update',
+      subject: IPTABLES_COMMANDS[backend].iptables,
+      expected: `filter FORWARD accepts ${desired.clusterCidr} (podnet's rules)`,
+      actual: `policy ${chain.policy}${others.length ? `, ${others.length} rule(s) of others` : ''}; ${missing.length} of podnet's rules missing: pods cannot forward through it`,
+    });
+  }
+  return out;
 }
 
 /**

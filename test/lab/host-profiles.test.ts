@@ -9,7 +9,10 @@ import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
 import { describeLab, testLabName, withLab } from './lab-support';
 
+jest.setTimeout(120_000);
+
 const LAB = testLabName('pnhost-profiles');
+const FW_LAB = testLabName('pnhost-fw');
 const spec: NetworkSpec = {
   name: 'cluster', clusterCidr: '10.244.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
   nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }, { name: 'node2', address: '192.168.0.82' }],
@@ -21,7 +24,9 @@ export async function hostSnapshot(lab: string, host: string): Promise<string> {
     "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'",
     'ip -4 -br addr', 'ip -json -4 route show table all',
     'sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding',
-    'nft list ruleset', 'iptables-legacy-save 2>/dev/null | grep -v "^#"',
+    // Counters move with traffic; the rules must not.
+    "nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'",
+    "iptables-legacy-save 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
     'ls /etc/systemd/network /etc/NetworkManager/conf.d /run/flannel /run/podnet /etc/podnet /usr/local/lib/podnet 2>&1',
   ].join('; ');
   return (await labExec(lab, host, ['sh', '-c', script])).stdout;
@@ -86,7 +91,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
     await labExec(LAB, 'node2', ['ip', 'link', 'set', 'ens33', 'mtu', '1400']);
     try {
       const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
-      expect(drift.code).toBe(2);
+      expect({ code: drift.code, err: drift.stderr }).toEqual({ code: 2, err: '' });
       const node2 = (JSON.parse(drift.stdout) as { hosts: { node: string; differences: { kind: string; expected?: string; actual?: string }[] }[] }).hosts.find((h) => h.node === 'node2')!;
       expect(node2.differences).toEqual(expect.arrayContaining([
         expect.objectContaining({ kind: 'underlay-changed', subject: 'ens33' }),
@@ -102,5 +107,99 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
     const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB]);
     expect(destroy.code).toBe(0);
     for (const h of ['master', 'node1', 'node2']) expect(await hostSnapshot(LAB, h)).toBe(before.get(h));
+  });
+});
+
+/** Milliseconds until `check` (a shell test on the host) holds, polling every 50 ms for at most `ms`. */
+async function msUntil(lab: string, host: string, check: string, ms = 5000): Promise<number> {
+  const r = await labExec(lab, host, ['sh', '-c', `s=$(date +%s%N); for i in $(seq 1 ${ms / 50}); do if ${check}; then echo $(( ($(date +%s%N) - s) / 1000000 )); exit 0; fi; sleep 0.05; done; exit 1`], { timeoutMs: ms + 5000 });
+  if (r.code !== 0) throw new Error(`${host}: '${check}' did not hold within ${ms} ms`);
+  return Number(r.stdout.trim());
+}
+
+describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptables-legacy), FORWARD DROP + sysctl hardening', () => {
+  // Docker's own ruleset through iptables-nft and through iptables-legacy, and a hand-set FORWARD
+  // DROP with a sysctl.d file that turns forwarding off (re-applied below, as a sysctl reload does).
+  const profiles = { master: 'docker', node1: 'docker-legacy', node2: 'fwdrop-sysctl' };
+  withLab(FW_LAB, { profiles });
+  const work = mkdtempSync(join(tmpdir(), 'podnet-fw-'));
+  const manifest = join(work, 'manifest.json');
+  writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
+  const before = new Map<string, string>();
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const RULE_S = "-s 10.244.0.0/16 -m comment --comment 'podnet cluster' -j ACCEPT";
+  const RULE_D = "-d 10.244.0.0/16 -m comment --comment 'podnet cluster' -j ACCEPT";
+  const hasRules = (iptables: string) => `${iptables} -w -C FORWARD ${RULE_S} 2>/dev/null && ${iptables} -w -C FORWARD ${RULE_D} 2>/dev/null`;
+
+  it('the hosts drop forwarded traffic as their profiles say', async () => {
+    for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(FW_LAB, h));
+    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n/);
+    expect((await labExec(FW_LAB, 'node1', ['iptables-legacy', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n/);
+    expect((await labExec(FW_LAB, 'node2', ['iptables-nft', '-S', 'FORWARD'])).stdout).toBe('-P FORWARD DROP\n');
+    expect((await labExec(FW_LAB, 'node2', ['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim()).toBe('0');
+  });
+
+  it('applies: podnet inserts its accept rules into each FORWARD chain in effect, and drift is clean', async () => {
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', FW_LAB]);
+    expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
+    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -s 10.244.0.0\/16 -m comment --comment "podnet cluster" -j ACCEPT\n-A FORWARD -d 10.244.0.0\/16 .*\n-A FORWARD -j DOCKER-USER\n/);
+    expect((await labExec(FW_LAB, 'node1', ['sh', '-c', hasRules('iptables-legacy')])).code).toBe(0);
+    // node1's firewall is legacy's: nothing is added to iptables-nft's (empty) filter table there.
+    expect((await labExec(FW_LAB, 'node1', ['nft', 'list', 'tables'])).stdout).not.toContain('table ip filter');
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', FW_LAB]);
+    expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
+  });
+
+  it('pods talk across every pair of nodes, TCP included, and reach outside the cluster', async () => {
+    for (const h of ['master', 'node1', 'node2']) await podAdd(FW_LAB, h, 'web');
+    const ips = { master: '10.244.0.2', node1: '10.244.1.2', node2: '10.244.2.2' };
+    for (const [from, to] of [['master', 'node1'], ['node1', 'node2'], ['node2', 'master']] as const) {
+      expect({ from, to, out: (await podExec(FW_LAB, from, 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips[to]])).stdout }).toEqual({ from, to, out: expect.stringContaining('2 received') });
+    }
+    await podExec(FW_LAB, 'master', 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
+    await new Promise((r) => setTimeout(r, 300));
+    const iperf = await podExec(FW_LAB, 'node1', 'web', ['iperf3', '-c', ips.master, '-t', '2', '-J'], { timeoutMs: 20_000 });
+    const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+    process.stderr.write(`[host-profiles] docker-legacy -> docker: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
+    expect(bps).toBeGreaterThan(100e6);
+    for (const h of ['master', 'node1', 'node2']) expect((await podExec(FW_LAB, h, 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
+  });
+
+  it('repairs within 1 s: rules deleted from iptables-nft and iptables-legacy, forwarding turned off by a sysctl reload', async () => {
+    const repairs: Record<string, number> = {};
+    await labExec(FW_LAB, 'master', ['sh', '-c', `iptables-nft -w -D FORWARD ${RULE_S}; iptables-nft -w -D FORWARD ${RULE_D}`]);
+    repairs['iptables-nft rules'] = await msUntil(FW_LAB, 'master', hasRules('iptables-nft'));
+    await labExec(FW_LAB, 'node1', ['sh', '-c', `iptables-legacy -w -D FORWARD ${RULE_S}; iptables-legacy -w -D FORWARD ${RULE_D}`]);
+    repairs['iptables-legacy rules'] = await msUntil(FW_LAB, 'node1', hasRules('iptables-legacy'));
+    // Docker restarting puts its jump back on top: podnet's rules stay in effect behind DOCKER-USER's RETURN.
+    await labExec(FW_LAB, 'master', ['sh', '-c', 'iptables-nft -w -D FORWARD -j DOCKER-USER && iptables-nft -w -I FORWARD -j DOCKER-USER']);
+    await labExec(FW_LAB, 'node2', ['sysctl', '-q', '-p', '/etc/sysctl.d/60-hardening.conf']);
+    repairs['ip_forward after sysctl -p'] = await msUntil(FW_LAB, 'node2', '[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]');
+    await labExec(FW_LAB, 'node2', ['sysctl', '-q', '-w', 'net.ipv4.conf.cni0.forwarding=0']);
+    repairs['cni0 forwarding'] = await msUntil(FW_LAB, 'node2', '[ "$(cat /proc/sys/net/ipv4/conf/cni0/forwarding)" = 1 ]');
+    process.stderr.write(`[host-profiles] repair times (ms): ${JSON.stringify(repairs)}\n`);
+    for (const ms of Object.values(repairs)) expect(ms).toBeLessThan(1000);
+    expect((await podExec(FW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
+  });
+
+  it('drift names the FORWARD chain that blocks the cluster CIDR while no agent repairs it', async () => {
+    await labExec(FW_LAB, 'master', ['systemctl', 'stop', 'podnet-cluster.service']);
+    try {
+      await labExec(FW_LAB, 'master', ['sh', '-c', `iptables-nft -w -D FORWARD ${RULE_S}`]);
+      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', FW_LAB, '--json', '--node', 'master']);
+      expect(drift.code).toBe(2);
+      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] }).hosts[0]!.differences;
+      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'firewall-forward', subject: 'iptables-nft', actual: expect.stringMatching(/^policy DROP, \d+ rule\(s\) of others; 1 of podnet's rules missing/) }));
+    } finally {
+      await labExec(FW_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
+    }
+    await msUntil(FW_LAB, 'master', hasRules('iptables-nft'));
+  });
+
+  it('destroy removes exactly its rules and puts forwarding back: every host as its profile made it', async () => {
+    for (const h of ['master', 'node1', 'node2']) await podDel(FW_LAB, h, 'web');
+    const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', FW_LAB]);
+    expect(destroy.code).toBe(0);
+    for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(FW_LAB, h) }).toEqual({ h, snap: before.get(h) });
   });
 });
