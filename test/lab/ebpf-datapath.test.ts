@@ -12,10 +12,10 @@ import { EbpfDatapath } from '../../agent/datapaths/ebpf/index';
 import { CLIENT, IPIP_SENDER, SERVER } from './traffic-probes';
 import type { Runner } from '../../agent/host/runner';
 import type { DatapathHost, DatapathPeer } from '../../agent/datapaths/datapath';
-import { describeLab, withLab } from './lab-support';
+import { describeLab, testLabName, withLab } from './lab-support';
 import { LOADER, OBJECT, ensureNativeBuilt } from './ebpf-support';
 
-const LAB = 'ebpft';
+const LAB = testLabName('ebpft');
 const DIR = '/usr/local/lib/podnet';
 const NODE = `${DIR}/node`;
 

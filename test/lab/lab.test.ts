@@ -6,9 +6,9 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import {
   hostCanLoadBpf, hostRestart, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab,
 } from '../../src/lab';
-import { describeLab, rootRoutes, withLab } from './lab-support';
+import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 
-const NAME = 'labtest';
+const NAME = testLabName('labtest');
 
 describeLab('podnet lab', () => {
   const routesBefore = rootRoutes();
