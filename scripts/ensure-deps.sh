@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # One list, one place: add packages here.
-APT_PACKAGES="debootstrap systemd-container tcpdump iproute2 zstd iputils-ping openssh-client clang libbpf-dev gcc libc6-dev linux-libc-dev pkg-config python3"
+APT_PACKAGES="debootstrap systemd-container tcpdump iproute2 zstd iputils-ping openssh-client clang libbpf-dev gcc libc6-dev linux-libc-dev pkg-config python3 postgresql"
 
 cd "$(dirname "$0")/.."
 
