@@ -24,6 +24,8 @@ export interface ArtifactSet {
    */
   readonly extras: readonly Artifact[];
   readonly runtime: Artifact;
+  /** The agent bundle's build hash, as the running agent reports it in its status. */
+  readonly agentBuild: string;
 }
 
 function sha256File(path: string): string {
@@ -56,6 +58,7 @@ export function loadArtifacts(projectRoot = join(__dirname, '..')): ArtifactSet 
   return {
     agent: { ...files.find((f) => f.name === AGENT_BUNDLE_NAME)!, remotePath: AGENT_BUNDLE_PATH },
     extras: files.filter((f) => f.name !== AGENT_BUNDLE_NAME),
+    agentBuild: manifest.build,
     runtime: { name: 'node', localPath: runtime.path, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
   };
 }

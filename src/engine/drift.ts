@@ -15,6 +15,8 @@ export type AgentDifferenceKind =
   | 'agent-not-enabled'
   | 'agent-not-running'
   | 'agent-degraded'
+  /** The running agent loaded another config or is another build than the installed files. */
+  | 'agent-stale'
   | 'config-mismatch'
   | 'unit-mismatch'
   | 'runtime-mismatch'
@@ -114,8 +116,14 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
   if (reading.unit.activeState === 'active' && reading.status) {
     const parsed = parseAgentStatus(reading.status);
     if (!parsed.ok) items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
-    else if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
-    if (parsed.ok) status = parsed.status;
+    else {
+      status = parsed.status;
+      if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
+      // Only when the files are right: a config or bundle to replace is reported above already.
+      const installedRight = reading.config === target.config && agentHash === artifacts.agent.sha256;
+      if (installedRight && parsed.status.configHash !== target.configHash) items.push({ kind: 'agent-stale', action: 'update', subject: 'running agent config', expected: target.configHash, actual: parsed.status.configHash });
+      else if (installedRight && parsed.status.build !== artifacts.agentBuild) items.push({ kind: 'agent-stale', action: 'update', subject: 'running agent build', expected: artifacts.agentBuild, actual: parsed.status.build });
+    }
   }
   const { state, problems } = underlayDrift(target, reading, status);
   items.push(...problems, ...diffHost(state, reading.live));

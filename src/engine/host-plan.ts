@@ -2,6 +2,7 @@
 // and what it has. Apply executes it without re-deciding; views render it.
 import {
   agentConfigPath,
+  parseAgentStatus,
   agentNetworkSpec,
   configHashOf,
   desiredHostState,
@@ -98,6 +99,11 @@ export interface HostPlan {
   readonly service: 'start' | 'restart' | 'none';
   /** Network differences the agent will repair once it runs the new config. */
   readonly network: readonly HostDifference[];
+  /**
+   * Why the running agent must restart though every file on disk is as planned: it runs another
+   * config or build than those files (an apply stopped between writing them and the restart).
+   */
+  readonly staleAgent?: string;
 }
 
 export function hostPlanHasChanges(plan: HostPlan): boolean {
@@ -121,6 +127,22 @@ export function runtimeStep(choice: RuntimeChoice, installed: string | undefined
 }
 
 /**
+ * Why the agent that runs is not the one the installed files make (its status names the config
+ * hash it loaded and its build), or undefined when it is, or nothing runs, or its status cannot
+ * be read. Files alone cannot tell: an apply cut after writing them and before the restart
+ * leaves files that match every plan while the old agent keeps running.
+ */
+export function staleAgent(target: HostTarget, reading: HostReading, agentBuild: string): string | undefined {
+  if (reading.unit.activeState !== 'active' || reading.status === undefined) return undefined;
+  const parsed = parseAgentStatus(reading.status);
+  if (!parsed.ok) return undefined;
+  const s = parsed.status;
+  if (s.configHash !== target.configHash) return `the running agent loaded config ${s.configHash}, the installed one is ${target.configHash}`;
+  if (s.build !== agentBuild) return `the running agent is build ${s.build}, the installed one is ${agentBuild}`;
+  return undefined;
+}
+
+/**
  * Throws RuntimeUnavailableError when the network asks for the host's Node and it has none
  * usable, UnderlayError when the host cannot carry the tunnel as declared.
  */
@@ -136,7 +158,8 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
   ];
   const unitChanged = files.some((f) => f.content === 'unit');
   const active = reading.unit.activeState === 'active';
-  const restartNeeded = runtime.action !== 'keep' || uploads.length > 0 || files.length > 0;
+  const stale = staleAgent(target, reading, artifacts.agentBuild);
+  const restartNeeded = runtime.action !== 'keep' || uploads.length > 0 || files.length > 0 || stale !== undefined;
   return {
     node: target.node,
     address: target.address,
@@ -148,5 +171,6 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
     enable: reading.unit.unitFileState !== 'enabled',
     service: !active ? 'start' : restartNeeded ? 'restart' : 'none',
     network: diffHost(state, reading.live),
+    ...(active && stale ? { staleAgent: stale } : {}),
   };
 }

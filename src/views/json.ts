@@ -89,6 +89,8 @@ export interface HostPlanJson {
   readonly enable: boolean;
   readonly service: 'start' | 'restart' | 'none';
   readonly network: readonly DifferenceJson[];
+  /** Present when the running agent is not what the installed files make (why it restarts). */
+  readonly staleAgent?: string;
 }
 
 export interface PlanJson {
@@ -218,6 +220,7 @@ export function hostPlanJson(plan: HostPlan): HostPlanJson {
     enable: plan.enable,
     service: plan.service,
     network: plan.network.map(differenceJson),
+    ...(plan.staleAgent ? { staleAgent: plan.staleAgent } : {}),
   };
 }
 

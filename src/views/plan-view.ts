@@ -33,7 +33,7 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   for (const f of plan.files) lines.push(actionLine(f.action, `${FILE_LABEL[f.content]} ${f.path}`, p));
   if (plan.daemonReload) lines.push(actionLine('update', 'systemctl daemon-reload', p));
   if (plan.enable) lines.push(actionLine('create', 'enable agent unit', p));
-  if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent`, p));
+  if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent${plan.staleAgent ? ` (${plan.staleAgent})` : ''}`, p));
   for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
   if (lines.length === 2) lines.push('  no changes');
   return lines;

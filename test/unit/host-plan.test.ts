@@ -17,6 +17,7 @@ const artifacts: ArtifactSet = {
   agent: artifact('podnet-agent.js', '/usr/local/lib/podnet/podnet-agent.js'),
   extras: [],
   runtime: artifact('node', '/usr/local/lib/podnet/runtimes/abcd/node'),
+  agentBuild: 'build-1',
 };
 
 function target(agentRuntime?: AgentRuntimeChoice): HostTarget {
@@ -184,5 +185,34 @@ describe('host state is a function of the model alone', () => {
     expect(b.config).toBe(a.config);
     expect(b.configHash).toBe(a.configHash);
     expect(planHost(b, installed(a, { hostNode: node18, runtimeTarget: '/usr/bin/node' }), artifacts)).toMatchObject({ files: [], uploads: [], service: 'none' });
+  });
+});
+
+describe('an apply cut between writing the files and the restart', () => {
+  const status = (t: HostTarget, edit: Record<string, unknown> = {}) => JSON.stringify({ schema: 'podnet.dev/agent-status/v1', state: 'converged', configHash: t.configHash, pid: 7, version: '0.1.0', build: 'build-1', network: 'cluster', node: t.node, passedOver: {}, peers: [], repairs: 0, remaining: [], ...edit });
+  const linked = { hostNode: node18, runtimeTarget: '/usr/bin/node' };
+
+  it('restarts an agent still running the old config though the files match, and drift reports it', () => {
+    const t = target();
+    const cut = installed(t, { ...linked, status: status(t, { configHash: 'OLDHASH000000000' }) });
+    const plan = planHost(t, cut, artifacts);
+    expect(plan).toMatchObject({ files: [], uploads: [], service: 'restart', staleAgent: `the running agent loaded config OLDHASH000000000, the installed one is ${t.configHash}` });
+    expect(hostDrift(t, cut, artifacts).differences).toContainEqual({ kind: 'agent-stale', action: 'update', subject: 'running agent config', expected: t.configHash, actual: 'OLDHASH000000000' });
+  });
+
+  it('restarts an agent of another build once the new bundle is in place (a bundle-only upgrade)', () => {
+    const t = target();
+    const cut = installed(t, { ...linked, status: status(t, { build: 'build-0' }) });
+    expect(planHost(t, cut, artifacts)).toMatchObject({ service: 'restart', staleAgent: 'the running agent is build build-0, the installed one is build-1' });
+    // (The fixture's live network is empty: its differences are the network's, not the agent's.)
+    expect(hostDrift(t, cut, artifacts).differences.filter((d) => d.kind.startsWith('agent'))).toEqual([{ kind: 'agent-stale', action: 'update', subject: 'running agent build', expected: 'build-1', actual: 'build-0' }]);
+  });
+
+  it('changes nothing when what runs is what is installed', () => {
+    const t = target();
+    const fine = installed(t, { ...linked, status: status(t) });
+    expect(planHost(t, fine, artifacts)).toMatchObject({ service: 'none' });
+    expect(planHost(t, fine, artifacts).staleAgent).toBeUndefined();
+    expect(hostDrift(t, fine, artifacts).differences.filter((d) => d.kind.startsWith('agent'))).toEqual([]);
   });
 });

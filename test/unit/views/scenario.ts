@@ -17,6 +17,7 @@ export const artifacts: ArtifactSet = {
   agent: artifact('podnet-agent.js', '/usr/local/lib/podnet/podnet-agent.js'),
   extras: [artifact('podnet-bpf', '/usr/local/lib/podnet/podnet-bpf')],
   runtime: artifact('node', '/usr/local/lib/podnet/runtimes/0123456789abcdef/node'),
+  agentBuild: '0123456789abcdef',
 };
 
 /** Live state exactly as `state` wants it (a TUN device, as the ebpf datapath makes it). */
