@@ -95,20 +95,39 @@ export function parsePlanArgs(argv: string[]): Parsed<PlanArgs> {
   return { mode: 'online', engine: engineArgs(v), detailedExitCode: bool(v, 'detailed-exitcode') };
 }
 
+const LOCK_TIMEOUT_USAGE = `  --lock-timeout D        wait up to D (e.g. 30s, 5m) for a host locked by another apply or
+                          destroy (default 0s: fail at once, naming the holder)`;
+
+/**
+ * A duration as terraform's -lock-timeout takes it (`0s`, `30s`, `5m`, `1h`, `250ms`; a bare
+ * number is seconds), in milliseconds. Throws CliError naming the option.
+ */
+export function parseDuration(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new CliError(`${option} ${JSON.stringify(text)}: not a duration (e.g. 0s, 30s, 5m)`);
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * scale);
+}
+
+const lockTimeout = (v: Values): number => (str(v, 'lock-timeout') === undefined ? 0 : parseDuration(str(v, 'lock-timeout')!, '--lock-timeout'));
+
 export const APPLY_USAGE = `usage: podnet apply [options]
 
 ${ENGINE_USAGE}
-  --revision R            record R on the host (used by the cdktf destroy guard)`;
+  --revision R            record R on the host (used by the cdktf destroy guard)
+${LOCK_TIMEOUT_USAGE}`;
 
 export interface ApplyArgs {
   readonly engine: EngineArgs;
   readonly revision?: string;
+  /** Milliseconds to wait for a host's lock. */
+  readonly lockTimeoutMs: number;
 }
 
 export function parseApplyArgs(argv: string[]): Parsed<ApplyArgs> {
-  const v = parse(argv, { ...ENGINE_OPTIONS, revision: { type: 'string' } }, APPLY_USAGE);
+  const v = parse(argv, { ...ENGINE_OPTIONS, revision: { type: 'string' }, 'lock-timeout': { type: 'string' } }, APPLY_USAGE);
   if (v === HELP) return HELP;
-  return { engine: engineArgs(v), ...(str(v, 'revision') ? { revision: str(v, 'revision') } : {}) };
+  return { engine: engineArgs(v), ...(str(v, 'revision') ? { revision: str(v, 'revision') } : {}), lockTimeoutMs: lockTimeout(v) };
 }
 
 export const DRIFT_USAGE = `usage: podnet drift [options]
@@ -130,13 +149,14 @@ export function parseDriftArgs(argv: string[]): Parsed<DriftArgs> {
 }
 
 export const DESTROY_USAGE = `usage: podnet destroy [options]
-       podnet destroy --network NAME --node NAME --address IP [--ssh-user U] [--ssh-port P] [--ssh-key F] [--known-hosts F] [--lab L] [--if-revision R] [--json]
+       podnet destroy --network NAME --node NAME --address IP [--ssh-user U] [--ssh-port P] [--ssh-key F] [--known-hosts F] [--lab L] [--if-revision R] [--lock-timeout D] [--json]
 
 ${ENGINE_USAGE}
-  --if-revision R         only hosts whose recorded revision is R (cdktf replacement guard)`;
+  --if-revision R         only hosts whose recorded revision is R (cdktf replacement guard)
+${LOCK_TIMEOUT_USAGE}`;
 
 export type DestroyArgs =
-  | { readonly mode: 'manifest'; readonly engine: EngineArgs; readonly ifRevision?: string }
+  | { readonly mode: 'manifest'; readonly engine: EngineArgs; readonly ifRevision?: string; readonly lockTimeoutMs: number }
   /** No manifest: a node removed from the model is destroyed after synth wrote a manifest without it. */
   | {
       readonly mode: 'address';
@@ -149,6 +169,7 @@ export type DestroyArgs =
       readonly knownHosts?: string;
       readonly lab?: string;
       readonly ifRevision?: string;
+      readonly lockTimeoutMs: number;
       readonly view: ViewType;
     };
 
@@ -157,6 +178,7 @@ export function parseDestroyArgs(argv: string[]): Parsed<DestroyArgs> {
     const v = parse(argv, {
       network: { type: 'string' }, node: { type: 'string' }, address: { type: 'string' }, 'ssh-user': { type: 'string' }, 'ssh-port': { type: 'string' },
       'ssh-key': { type: 'string' }, 'known-hosts': { type: 'string' }, lab: { type: 'string' }, 'if-revision': { type: 'string' }, json: { type: 'boolean' },
+      'lock-timeout': { type: 'string' },
     }, DESTROY_USAGE);
     if (v === HELP) return HELP;
     const [network, node, address] = [str(v, 'network'), str(v, 'node'), str(v, 'address')];
@@ -168,14 +190,36 @@ export function parseDestroyArgs(argv: string[]): Parsed<DestroyArgs> {
     const sshPort = Number(str(v, 'ssh-port') ?? 22);
     if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new CliError(`--ssh-port ${JSON.stringify(str(v, 'ssh-port'))}: must be 1-65535`);
     return {
-      mode: 'address', network, node, address, sshUser: str(v, 'ssh-user') ?? 'root', sshPort, view: view(v),
+      mode: 'address', network, node, address, sshUser: str(v, 'ssh-user') ?? 'root', sshPort, view: view(v), lockTimeoutMs: lockTimeout(v),
       ...(str(v, 'ssh-key') ? { sshKey: str(v, 'ssh-key') } : {}),
       ...(str(v, 'known-hosts') ? { knownHosts: str(v, 'known-hosts') } : {}),
       ...(str(v, 'lab') ? { lab: str(v, 'lab') } : {}),
       ...(str(v, 'if-revision') ? { ifRevision: str(v, 'if-revision') } : {}),
     };
   }
-  const v = parse(argv, { ...ENGINE_OPTIONS, 'if-revision': { type: 'string' } }, DESTROY_USAGE);
+  const v = parse(argv, { ...ENGINE_OPTIONS, 'if-revision': { type: 'string' }, 'lock-timeout': { type: 'string' } }, DESTROY_USAGE);
   if (v === HELP) return HELP;
-  return { mode: 'manifest', engine: engineArgs(v), ...(str(v, 'if-revision') ? { ifRevision: str(v, 'if-revision') } : {}) };
+  return { mode: 'manifest', engine: engineArgs(v), ...(str(v, 'if-revision') ? { ifRevision: str(v, 'if-revision') } : {}), lockTimeoutMs: lockTimeout(v) };
+}
+
+export const FORCE_UNLOCK_USAGE = `usage: podnet force-unlock --node NAME [options] LOCK_ID
+
+Removes the host lock of a podnet apply or destroy that is gone (killed, its workstation lost),
+when its id is LOCK_ID (the locked error prints it). A lock with another id stays.
+
+${ENGINE_USAGE}`;
+
+export interface ForceUnlockArgs {
+  readonly engine: EngineArgs;
+  readonly node: string;
+  readonly lockId: string;
+}
+
+export function parseForceUnlockArgs(argv: string[]): Parsed<ForceUnlockArgs> {
+  const values = parseCommandArgs(argv, ENGINE_OPTIONS, FORCE_UNLOCK_USAGE);
+  if (values.values.help) return HELP;
+  const engine = engineArgs(values.values as Values);
+  if (engine.nodes.length !== 1) throw new CliError(`force-unlock works on one host: give exactly one --node\n\n${FORCE_UNLOCK_USAGE}`);
+  if (values.positionals.length !== 1 || !/^[A-Za-z0-9-]{1,64}$/.test(values.positionals[0]!)) throw new CliError(`give the lock's id (the locked error prints it)\n\n${FORCE_UNLOCK_USAGE}`);
+  return { engine, node: engine.nodes[0]!, lockId: values.positionals[0]! };
 }

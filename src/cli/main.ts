@@ -9,6 +9,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   apply: () => import('./commands/apply'),
   drift: () => import('./commands/drift'),
   destroy: () => import('./commands/destroy'),
+  'force-unlock': () => import('./commands/force-unlock'),
   lab: () => import('./commands/lab'),
 };
 

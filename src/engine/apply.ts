@@ -23,6 +23,7 @@ import { ConvergeTimeoutError, hostErrorOf, type HostError } from './host-error'
 import { fileText, planHost, type HostPlan, type HostTarget } from './host-plan';
 import type { ArtifactSet } from './artifacts';
 import type { EngineSession, HostSnapshot } from './session';
+import { acquireHostLock, releaseHostLock, type HostLock } from './host-lock';
 
 
 /** One step of a host's apply and how long it took, for finding where a slow apply went. */
@@ -192,14 +193,18 @@ export interface ApplyOptions {
   /** Recorded on each host (read by the cdktf destroy guard). */
   readonly revision?: string;
   readonly onProgress?: (progress: ApplyProgress) => void;
+  /** How long to wait for a host's lock held by another apply or destroy (default 0: fail at once). */
+  readonly lockTimeoutMs?: number;
 }
 
 /**
- * Reads `nodes`, plans each and applies the plans, at most the session's maxParallel hosts at a
- * time in every phase. One host's failure does not stop the others; never throws for a host.
+ * Locks each of `nodes` (host-lock.ts), reads, plans and applies the plans of those it locked,
+ * then gives the locks back; at most the session's maxParallel hosts at a time in every phase.
+ * The lock covers the read too, so a plan is never made from a host another apply is changing.
+ * One host's failure (its lock held by another included) does not stop the others; never
+ * throws for a host.
  */
 export async function applyNetwork(session: EngineSession, nodes: readonly NetworkNode[], artifacts: ArtifactSet, opts: ApplyOptions = {}): Promise<NetworkApply> {
-  const { network, hosts } = await session.readNetwork(nodes);
   const report = opts.onProgress ?? (() => undefined);
   const results = new Map<string, ApplyHostResult>();
   const failed = (node: string, error: HostError): void => {
@@ -207,6 +212,29 @@ export async function applyNetwork(session: EngineSession, nodes: readonly Netwo
     results.set(node, result);
     report({ event: 'applied', result });
   };
+  const networkName = session.manifest.network.name;
+  const locking = await session.pool.forEachHost(nodes.map((n) => session.sshTarget(n)), (conn, _t, i) => acquireHostLock(conn, nodes[i]!.name, networkName, 'apply', opts.lockTimeoutMs ?? 0));
+  const locks = new Map<string, HostLock>();
+  locking.forEach((o, i) => (o.ok ? locks.set(nodes[i]!.name, o.value) : failed(nodes[i]!.name, hostErrorOf(o.error))));
+  try {
+    return await applyLocked(session, nodes.filter((n) => locks.has(n.name)), artifacts, report, results, failed, opts.revision, nodes);
+  } finally {
+    const held = nodes.filter((n) => locks.has(n.name));
+    await session.pool.forEachHost(held.map((n) => session.sshTarget(n)), (conn, _t, i) => releaseHostLock(conn, locks.get(held[i]!.name)!));
+  }
+}
+
+async function applyLocked(
+  session: EngineSession,
+  nodes: readonly NetworkNode[],
+  artifacts: ArtifactSet,
+  report: (progress: ApplyProgress) => void,
+  results: Map<string, ApplyHostResult>,
+  failed: (node: string, error: HostError) => void,
+  revision: string | undefined,
+  asked: readonly NetworkNode[],
+): Promise<NetworkApply> {
+  const { network, hosts } = await session.readNetwork(nodes);
   const planned: Array<{ host: HostSnapshot; plan: HostPlan; status: string | undefined }> = [];
   for (const host of hosts) {
     if (!host.read.ok) {
@@ -222,7 +250,7 @@ export async function applyNetwork(session: EngineSession, nodes: readonly Netwo
   const outcomes = await session.pool.forEachHost(planned.map((p) => session.sshTarget(p.host.node)), async (conn, _target, i) => {
     const { host, plan, status } = planned[i]!;
     report({ event: 'applying', node: host.target.node, plan });
-    const result = await applyHost(conn, host.target, plan, opts.revision, status);
+    const result = await applyHost(conn, host.target, plan, revision, status);
     report({ event: 'applied', result });
     return result;
   });
@@ -230,6 +258,6 @@ export async function applyNetwork(session: EngineSession, nodes: readonly Netwo
     if (o.ok) results.set(o.value.node, o.value);
     else failed(planned[i]!.host.target.node, hostErrorOf(o.error));
   });
-  const ordered = hosts.map((h) => results.get(h.read.node)!);
+  const ordered = asked.map((n) => results.get(n.name)!);
   return { network: network.name, hosts: ordered, ok: ordered.every((r) => r.ok) };
 }

@@ -10,6 +10,7 @@ import {
   CONFIG_DIR,
   FLANNEL_RUN_DIR,
   INSTALL_DIR,
+  lockPath,
   revisionPath,
   RUN_DIR,
   RUNTIME_PATH,
@@ -24,6 +25,7 @@ import {
 import { SshConnection, type SshTarget } from '../ssh';
 import { hostErrorOf, type HostError } from './host-error';
 import type { EngineSession } from './session';
+import { acquireHostLock, releaseHostLock } from './host-lock';
 
 export type DestroyHostResult =
   /** `steps`: what was done, in order, for people. */
@@ -43,6 +45,8 @@ export interface NetworkDestroy {
 export interface DestroyOptions {
   /** Only hosts whose recorded revision is this one (or that record none). */
   readonly ifRevision?: string;
+  /** How long to wait for a host's lock held by another apply or destroy (default 0: fail at once). */
+  readonly lockTimeoutMs?: number;
 }
 
 /** Removes everything podnet installed, after the agent has torn the network down. */
@@ -68,7 +72,8 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     'fi',
     // With each file, the temp files a crash in the middle of writing it may have left.
     // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
-    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
+    // The lock goes too (this destroy holds it): the host ends as it was before podnet came.
+    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network), lockPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
     'systemctl daemon-reload',
     `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
     `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,
@@ -79,13 +84,21 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
   return actions;
 }
 
-/** Destroys one host through `conn`, unless the revision guard says the host is another's now. */
+/**
+ * Destroys one host through `conn`, unless the revision guard says the host is another's now.
+ * The host's lock is held from the guard's read to the end, so an apply cannot slip in between.
+ */
 async function destroyOne(conn: SshConnection, node: string, network: string, opts: DestroyOptions): Promise<DestroyHostResult> {
-  if (opts.ifRevision) {
-    const held = (await conn.exec(`cat ${revisionPath(network)} 2>/dev/null`, { allowFailure: true })).stdout.trim();
-    if (held && held !== opts.ifRevision) return { node, outcome: 'skipped', heldRevision: held, wantedRevision: opts.ifRevision };
+  const lock = await acquireHostLock(conn, node, network, 'destroy', opts.lockTimeoutMs ?? 0);
+  try {
+    if (opts.ifRevision) {
+      const held = (await conn.exec(`cat ${revisionPath(network)} 2>/dev/null`, { allowFailure: true })).stdout.trim();
+      if (held && held !== opts.ifRevision) return { node, outcome: 'skipped', heldRevision: held, wantedRevision: opts.ifRevision };
+    }
+    return { node, outcome: 'destroyed', steps: await destroyHost(conn, network, agentConfigPath(network), unitPath(network)) };
+  } finally {
+    await releaseHostLock(conn, lock);
   }
-  return { node, outcome: 'destroyed', steps: await destroyHost(conn, network, agentConfigPath(network), unitPath(network)) };
 }
 
 function networkDestroy(network: string, hosts: DestroyHostResult[]): NetworkDestroy {

@@ -2,6 +2,7 @@
 // SSH failures keep their SshError kind; the engine adds its own for what is not SSH.
 import { isSshError, type SshErrorKind } from '../ssh';
 import { UnderlayError } from '../model';
+import { HostLockedError } from './host-lock';
 import { RuntimeUnavailableError } from './runtime-choice';
 
 export type HostErrorKind =
@@ -11,7 +12,9 @@ export type HostErrorKind =
   /** The host cannot carry the tunnel as declared (model/underlay.ts): no such interface, MTU too large. */
   | 'underlay'
   /** The agent did not report the new config converged in time. */
-  | 'converge-timeout';
+  | 'converge-timeout'
+  /** Another apply or destroy holds the host's lock (the message names it). */
+  | 'host-locked';
 
 export interface HostError {
   readonly kind: HostErrorKind;
@@ -31,5 +34,6 @@ export function hostErrorOf(err: unknown): HostError {
   if (err instanceof RuntimeUnavailableError) return { kind: 'runtime-unavailable', message };
   if (err instanceof UnderlayError) return { kind: 'underlay', message };
   if (err instanceof ConvergeTimeoutError) return { kind: 'converge-timeout', message };
+  if (err instanceof HostLockedError) return { kind: 'host-locked', message };
   return { kind: 'internal', message };
 }

@@ -49,6 +49,14 @@ export function unitPath(network: string): string {
   return `/etc/systemd/system/${unitName(network)}`;
 }
 
+/**
+ * The per-host lock of `network` (engine/host-lock.ts): who applies or destroys here now. In
+ * /run, so a reboot frees it; taken and removed under flock on RUN_DIR.
+ */
+export function lockPath(network: string): string {
+  return `${RUN_DIR}/${network}.lock`;
+}
+
 export function statusPath(network: string): string {
   return `${RUN_DIR}/${network}.status.json`;
 }

@@ -188,6 +188,84 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
   });
 
+  /** The synthesized manifest with `edit` applied to its network, written beside it. */
+  function manifestWith(name: string, edit: (network: Record<string, unknown>) => Record<string, unknown>): string {
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { network: Record<string, unknown> };
+    const file = join(work, `${name}.json`);
+    writeFileSync(file, JSON.stringify({ ...m, network: edit(m.network) }));
+    return file;
+  }
+  const lockFileOn = async (host: string) => (await labExec(LAB, host, ['cat', '/run/podnet/cluster.lock'])).stdout;
+
+  it("two podnet apply at once: the second fails on podnet's host lock naming the first, and changes nothing", async () => {
+    const mtu1300 = manifestWith('mtu1300', (n) => ({ ...n, mtu: 1300 }));
+    const first = runPodnet(['apply', '--manifest', mtu1300, '--lab', LAB]);
+    let holder = '';
+    for (let i = 0; i < 200 && !holder.includes('"expires"'); i++) holder = await lockFileOn('node2');
+    const second = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
+    ok(await first);
+    const pid = (JSON.parse(holder) as { pid: number }).pid;
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`node2: locked by \\S+@\\S+ \\(pid ${pid}, podnet apply\\) since \\d{4}-\\d\\d-\\d\\dT`));
+    expect(second.stderr).toContain('podnet force-unlock --node node2 ');
+    // The first apply's model is what runs, and the locks are gone with it.
+    expect((await labExec(LAB, 'node2', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1300');
+    expect((await labExec(LAB, 'node2', ['test', '-e', '/run/podnet/cluster.lock'])).code).not.toBe(0);
+    ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]));
+  });
+
+  it('a lock left by a killed apply: waits --lock-timeout, names it, force-unlock frees it; an expired one is taken over; garbage is refused', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const stale = { id: 'deadbeef-0000-4000-8000-000000000001', user: 'ci', workstation: 'runner-7', pid: 999999, operation: 'apply', since: now - 60, expires: now + 840 };
+    const plant = (text: string) => labExec(LAB, 'node1', ['sh', '-c', `printf '%s\\n' '${text}' > /run/podnet/cluster.lock`]);
+    await plant(JSON.stringify(stale));
+    const t0 = Date.now();
+    const waited = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1', '--lock-timeout', '2s']);
+    expect(Date.now() - t0).toBeGreaterThan(2000);
+    expect(waited.code).toBe(1);
+    expect(waited.stderr).toMatch(/node1: locked by ci@runner-7 \(pid 999999, podnet apply\) since .* \(waited [23] s\).*podnet force-unlock --node node1 deadbeef-0000-4000-8000-000000000001/);
+    // Another id is refused; the holder's id removes it.
+    expect((await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', 'deadbeef-0000-4000-8000-00000000ffff'])).code).toBe(1);
+    const unlocked = await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', stale.id]);
+    expect(unlocked).toMatchObject({ code: 0, stdout: `node1: lock ${stale.id} removed\n` });
+    ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']));
+    // A lease that ran out is simply taken over.
+    await plant(JSON.stringify({ ...stale, since: now - 1000, expires: now - 100 }));
+    ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']));
+    // Garbage: refused with a clear message, the host untouched, removable by the id the message gives.
+    await plant('garbage');
+    const pid = await agentPid('node1');
+    const refused = await runPodnet(['apply', '--manifest', manifestWith('mtu1300', (n) => ({ ...n, mtu: 1300 })), '--lab', LAB, '--node', 'node1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/node1: \/run\/podnet\/cluster\.lock is not a podnet lock \(unreadable\)/);
+    expect(await agentPid('node1')).toBe(pid);
+    const id = /force-unlock --node node1 ([0-9a-f]{16})/.exec(refused.stderr)![1]!;
+    expect((await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', id])).code).toBe(0);
+    expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+  });
+
+  it('an apply cut between writing the files and the restart is finished by the next apply (and drift sees it)', async () => {
+    const mtu1300 = manifestWith('mtu1300', (n) => ({ ...n, mtu: 1300 }));
+    const oldConfig = (await labExec(LAB, 'node1', ['cat', '/etc/podnet/cluster.json'])).stdout;
+    ok(await runPodnet(['apply', '--manifest', mtu1300, '--lab', LAB, '--node', 'node1']));
+    const newConfig = (await labExec(LAB, 'node1', ['cat', '/etc/podnet/cluster.json'])).stdout;
+    // What the cut leaves: the new config on disk, the agent still running the old one.
+    const put = (text: string) => labExec(LAB, 'node1', ['sh', '-c', `printf '%s' '${text}' > /etc/podnet/cluster.json`]);
+    await put(oldConfig);
+    await labExec(LAB, 'node1', ['systemctl', 'restart', 'podnet-cluster.service']);
+    await new Promise((r) => setTimeout(r, 1500));
+    await put(newConfig);
+    const drift = await runPodnet(['drift', '--manifest', mtu1300, '--lab', LAB, '--node', 'node1', '--json']);
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toContain('"kind": "agent-stale"');
+    const plan = await runPodnet(['plan', '--manifest', mtu1300, '--lab', LAB, '--node', 'node1']);
+    expect(plan.stdout).toMatch(/~ restart agent \(the running agent loaded config [0-9a-f]{16}, the installed one is [0-9a-f]{16}\)/);
+    ok(await runPodnet(['apply', '--manifest', mtu1300, '--lab', LAB, '--node', 'node1']));
+    expect((await labExec(LAB, 'node1', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1300');
+    expect((await runPodnet(['drift', '--manifest', mtu1300, '--lab', LAB, '--node', 'node1'])).code).toBe(0);
+    ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']));
+  });
+
   it('node3 added, then removed: the removing deploy tears node3 down and the others drop its routes', async () => {
     const added = await deploy({ ...props, nodes: [...nodes3, node3] });
     ok(added);

@@ -11,6 +11,7 @@ describe('engine command arguments', () => {
     expect(parseApplyArgs(['--parallel', '4', '--revision', 'r1', '--ssh-key', '/k', '--known-hosts', '/kh', '--accept-new-host-keys', '--manifest', 'm.json'])).toEqual({
       engine: { manifest: 'm.json', nodes: [], view: 'human', parallel: 4, sshKey: '/k', knownHosts: '/kh', acceptNewHostKeys: true },
       revision: 'r1',
+      lockTimeoutMs: 0,
     });
   });
 
@@ -31,7 +32,7 @@ describe('engine command arguments', () => {
   it('checks the manifest-free destroy against the model before anything connects', () => {
     const base = ['--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83'];
     expect(parseDestroyArgs([...base, '--if-revision', 'r7', '--ssh-port', '2222'])).toEqual({
-      mode: 'address', network: 'cluster', node: 'node3', address: '192.168.0.83', sshUser: 'root', sshPort: 2222, view: 'human', ifRevision: 'r7',
+      mode: 'address', network: 'cluster', node: 'node3', address: '192.168.0.83', sshUser: 'root', sshPort: 2222, view: 'human', ifRevision: 'r7', lockTimeoutMs: 0,
     });
     expect(() => parseDestroyArgs(['--address', '192.168.0.83'])).toThrow(/--network, --node and --address go together/);
     expect(() => parseDestroyArgs(['--network', 'a;rm -rf /', '--node', 'n', '--address', '192.168.0.83'])).toThrow(/not a valid network name/);

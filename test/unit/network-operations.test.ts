@@ -27,6 +27,13 @@ function inSync(t: HostTarget, a: ArtifactSet): HostReading {
   };
 }
 
+/** A host's answer to host-lock.ts's scripts: the lock is free, so it is taken (and later given back). */
+function lockReply(cmd: string): { code: number; stdout: string; stderr: string } | undefined {
+  const request = /'(\{"id":[^']*,)'/.exec(cmd);
+  if (request) return { code: 0, stdout: `acquired\n${request[1]}"since":1,"expires":901}\n`, stderr: '' };
+  return cmd.includes('flock') ? { code: 0, stdout: '', stderr: '' } : undefined;
+}
+
 /** A session whose hosts are all read in sync except `unreadable`, over a pool that counts connections at once. */
 function fakeSession(parallel: number, opts: { unreadable?: string; refuse?: string } = {}) {
   let open = 0;
@@ -38,7 +45,7 @@ function fakeSession(parallel: number, opts: { unreadable?: string; refuse?: str
     await new Promise((r) => setTimeout(r, 15));
     open -= 1;
     if (t.label === opts.refuse) throw new SshError('refused', `${t.label} (${t.host}:22)`, 'connection refused');
-    return { closed: false, exec: async (cmd: string) => { execs.push(`${t.label}: ${cmd.split('\n')[0]}`); return { code: 0, stdout: '', stderr: '' }; }, close: async () => undefined } as unknown as SshConnection;
+    return { closed: false, exec: async (cmd: string) => { execs.push(`${t.label}: ${cmd.split('\n')[0]}`); return lockReply(cmd) ?? { code: 0, stdout: '', stderr: '' }; }, close: async () => undefined } as unknown as SshConnection;
   };
   const pool = new SshPool({ maxParallel: parallel, connect });
   const targets = hostTargets(spec, network);
@@ -93,7 +100,7 @@ describe('destroyNetwork', () => {
 
   it('skips a host holding another revision (the cdktf replacement guard)', async () => {
     const fake = fakeSession(2);
-    const conn = { closed: false, exec: async (cmd: string) => ({ code: 0, stdout: cmd.startsWith('cat ') ? 'r2\n' : '', stderr: '' }), close: async () => undefined } as unknown as SshConnection;
+    const conn = { closed: false, exec: async (cmd: string) => lockReply(cmd) ?? { code: 0, stdout: cmd.startsWith('cat ') ? 'r2\n' : '', stderr: '' }, close: async () => undefined } as unknown as SshConnection;
     const pool = new SshPool({ maxParallel: 2, connect: async () => conn });
     const destroy = await destroyNetwork({ ...fake.session, pool, manifest: fake.session.manifest, sshTarget: fake.session.sshTarget } as unknown as EngineSession, network.nodes.slice(0, 1), { ifRevision: 'r1' });
     expect(destroy.hosts).toEqual([{ node: 'n0', outcome: 'skipped', heldRevision: 'r2', wantedRevision: 'r1' }]);

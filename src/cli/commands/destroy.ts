@@ -13,7 +13,7 @@ export const summary = 'remove the agent and everything it created from each hos
 
 export async function run(argv: string[]): Promise<number> {
   return runParsed(parseDestroyArgs(argv), DESTROY_USAGE, async (args) => {
-    const guard = args.ifRevision ? { ifRevision: args.ifRevision } : {};
+    const guard = { ...(args.ifRevision ? { ifRevision: args.ifRevision } : {}), lockTimeoutMs: args.lockTimeoutMs };
     if (args.mode === 'manifest') {
       return withEngine(args.engine, async (ctx) => {
         const destroy = await destroyNetwork(ctx.session, ctx.nodes, guard);
