@@ -4,11 +4,11 @@
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
-import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState } from '../src/model';
+import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, unmanagedConfigs, type DesiredHostState } from '../src/model';
 import { readLiveState } from './host/read-live-state';
 import { ipBatch, mustRun, runCommand } from './host/command';
 import type { Datapath } from './datapaths/datapath';
-import { datapathHostOf } from './reconcile/reconciler';
+import { datapathHostOf, reloadManager } from './reconcile/reconciler';
 
 export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
   const routes = parseRoutes(await mustRun(IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
@@ -28,6 +28,9 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   await runCommand('ip', ['link', 'del', 'dev', state.bridge.device]);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
   await removeForwardRules(state, log);
+  for (const c of unmanagedConfigs(state.network)) {
+    if (await rm(c.path).then(() => true, () => false)) await reloadManager(c.manager);
+  }
   await rm(state.subnetEnv.path, { force: true });
   try {
     const before = (await readFile(ipForwardMemoPath(state.network), 'utf8')).trim();

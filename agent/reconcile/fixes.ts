@@ -2,7 +2,7 @@
 // result, and tests check the exact iproute2 lines.
 import type { HostDifference } from '../../src/planner/host-diff';
 import type { LiveHostState } from '../../src/host/live-state';
-import { forwardAcceptRules, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../../src/model';
+import { forwardAcceptRules, unmanagedConfigs, type UnmanagedConfig, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../../src/model';
 
 export interface FixPlan {
   /** The datapath must (re)create or repair the tunnel device. */
@@ -19,6 +19,8 @@ export interface FixPlan {
   readonly interfaceForwarding: readonly string[];
   /** iptables commands (argv) inserting podnet's missing FORWARD accept rules at the top. */
   readonly firewallInserts: readonly (readonly string[])[];
+  /** Network managers' files to (re)write. */
+  readonly unmanagedConfigs: readonly UnmanagedConfig[];
 }
 
 /** `iptables-X -I FORWARD 1 ...` for each of podnet's rules `subject` (an iptables command) lacks, given the host's saved rules. */
@@ -57,6 +59,8 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
     if (routeFix.has(r.destination) || (ensureTunnel && r.device === state.tunnel.device)) batch.push(routeLine('replace', r));
   }
   for (const d of diffs) if (d.kind === 'route-extra') batch.push(`route del ${d.subject} proto ${ROUTE_PROTOCOL}`);
+  // A pod's veth back on the bridge (a network manager took it off, or cni0 was recreated).
+  for (const d of diffs) if (d.kind === 'pod-off-bridge') batch.push(`link set ${d.subject} master ${b.device}`, `link set ${d.subject} up`);
 
   return {
     ensureTunnel,
@@ -65,6 +69,7 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
     writeSubnetEnv: kinds.has('subnet-env'),
     ...(kinds.has('masquerade') ? { nftScript: nftReplaceScript(state) } : {}),
     enableIpForward: kinds.has('ip-forward'),
+    unmanagedConfigs: unmanagedConfigs(state.network).filter((c) => diffs.some((d) => d.kind === 'unmanaged-config' && d.subject === c.path)),
     interfaceForwarding: diffs.filter((d) => d.kind === 'interface-forwarding').map((d) => d.subject.slice('net.ipv4.conf.'.length, -'.forwarding'.length)),
     firewallInserts: IPTABLES_BACKENDS.flatMap((b) => {
       const cmd = IPTABLES_COMMANDS[b].iptables;

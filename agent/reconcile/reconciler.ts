@@ -2,7 +2,7 @@
 // netlink events and file changes, with a periodic full check as the safety net.
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
-import type { DesiredHostState } from '../../src/model';
+import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import { ipBatch, mustRun, runCommand } from '../host/command';
 import { readLiveState } from '../host/read-live-state';
@@ -24,6 +24,12 @@ export function datapathHostOf(state: DesiredHostState): DatapathHost {
 
 export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
   return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+}
+
+/** Has a network manager re-read its configuration; one that is not running needs nothing. */
+export async function reloadManager(manager: UnmanagedConfig['manager']): Promise<void> {
+  if (manager === 'systemd-networkd') await runCommand('networkctl', ['reload']);
+  else await runCommand('nmcli', ['general', 'reload', 'conf']);
 }
 
 export interface ReconcileOutcome {
@@ -105,6 +111,10 @@ export class Reconciler {
     }
     const batch = await ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
+    for (const c of plan.unmanagedConfigs) {
+      await writeFileAtomic(c.path, c.content);
+      await reloadManager(c.manager);
+    }
     if (plan.writeSubnetEnv) await writeFileAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
     if (plan.nftScript) await mustRun('nft', ['-f', '-'], { input: plan.nftScript });
 

@@ -2,7 +2,7 @@
 // What to read (liveStateReads) and how to parse it (parseLiveState) are one list shared by
 // both readers: the agent runs the commands itself, the engine renders them into its one SSH
 // round trip (engine/host-reading.ts). A field read on one side only cannot happen.
-import { IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, type IptablesBackend } from '../model';
+import { IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, unmanagedConfigs, type IptablesBackend } from '../model';
 
 export interface LiveLink {
   readonly name: string;
@@ -14,6 +14,8 @@ export interface LiveLink {
   /** For ipip links: the local address. */
   readonly ipipLocal?: string;
   readonly master?: string;
+  /** For veths: the peer lives in another network namespace (a pod's, for CNI's veths). */
+  readonly peerNetns?: boolean;
 }
 
 export interface LiveAddress {
@@ -43,6 +45,8 @@ export interface LiveHostState {
   readonly forwarding?: Readonly<Record<string, boolean>>;
   /** The iptables filter table's FORWARD chain, per front end that has a filter table. */
   readonly iptablesForward?: Readonly<Partial<Record<IptablesBackend, IptablesForward>>>;
+  /** Network managers' configuration directories that exist, and podnet's files in them (path -> content). */
+  readonly netManagers?: { readonly dirs: readonly string[]; readonly files: Readonly<Record<string, string>> };
 }
 
 /** An iptables filter FORWARD chain as `iptables-save` prints it. */
@@ -63,7 +67,7 @@ export type LiveRead =
     }
   | { readonly source: 'file'; readonly path: string };
 
-export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy'] as const;
+export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy', 'netmgr'] as const;
 export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
 
 /** What a host is asked for its live state, by name; the names tag the engine's script sections. */
@@ -81,7 +85,36 @@ export function liveStateReads(network: string): Readonly<Record<LiveReadName, L
     // Asking iptables-legacy for a table the kernel does not hold would load it (iptable_filter):
     // look only where the legacy filter table already exists.
     iptlegacy: { source: 'command', argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`], required: false },
+    netmgr: { source: 'command', argv: ['sh', '-c', netManagersScript(network)], required: false },
   };
+}
+
+/** Prints `@dir D` for each manager's directory that exists, then `@file F` and the content of each of podnet's files there. */
+function netManagersScript(network: string): string {
+  const configs = unmanagedConfigs(network);
+  return [
+    `for d in ${configs.map((c) => c.dir).join(' ')}; do [ -d "$d" ] && echo "@dir $d"; done`,
+    `for f in ${configs.map((c) => c.path).join(' ')}; do [ -f "$f" ] && { echo "@file $f"; cat "$f"; }; done`,
+    'true',
+  ].join('; ');
+}
+
+/** Parses netManagersScript's output (each file's content taken to end with a newline, as podnet writes them). */
+export function parseNetManagers(text: string): { dirs: string[]; files: Record<string, string> } {
+  const dirs: string[] = [];
+  const lines: Record<string, string[]> = {};
+  let current: string[] | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('@dir ')) { dirs.push(line.slice(5)); current = undefined; }
+    else if (line.startsWith('@file ')) { current = []; lines[line.slice(6)] = current; }
+    else current?.push(line);
+  }
+  const files: Record<string, string> = {};
+  for (const [path, content] of Object.entries(lines)) {
+    while (content.length && content[content.length - 1] === '') content.pop();
+    files[path] = content.map((l) => `${l}\n`).join('');
+  }
+  return { dirs, files };
 }
 
 /** Each read's output; undefined where the file was absent or an optional command failed. */
@@ -101,6 +134,7 @@ export function parseLiveState(out: LiveReadOutputs): LiveHostState {
       ...(out.iptnft ? { nft: parseIptablesForward(out.iptnft) } : {}),
       ...(out.iptlegacy?.trim() ? { legacy: parseIptablesForward(out.iptlegacy) } : {}),
     },
+    netManagers: parseNetManagers(out.netmgr ?? ''),
   };
 }
 
@@ -145,6 +179,7 @@ export function parseLinks(text: string): LiveLink[] {
       up: flags.includes('UP'),
       ...(info.info_kind === 'ipip' && typeof data.local === 'string' ? { ipipLocal: data.local } : {}),
       ...(typeof l.master === 'string' ? { master: l.master } : {}),
+      ...(info.info_kind === 'veth' ? { peerNetns: l.link_netnsid !== undefined } : {}),
     };
   });
 }

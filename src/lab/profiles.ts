@@ -20,9 +20,11 @@ export interface HostProfile {
   readonly firewall?: { readonly backend: 'nft' | 'legacy'; readonly docker: boolean };
   /** A /etc/sysctl.d file turning forwarding off (CIS-style hardening), applied at boot and by `sysctl --system`. */
   readonly sysctlHardening: boolean;
+  /** systemd-networkd running with a catch-all `.network` file, as cloud images ship: it claims every link. */
+  readonly networkd: boolean;
 }
 
-export const PROFILE_TRAITS = ['ens<N>|enp<N>s<N>|eno<N>', 'mtu<N>', 'docker', 'fwdrop', 'legacy', 'sysctl'] as const;
+export const PROFILE_TRAITS = ['ens<N>|enp<N>s<N>|eno<N>', 'mtu<N>', 'docker', 'fwdrop', 'legacy', 'sysctl', 'networkd'] as const;
 
 /** Parses one profile name; throws naming the trait it does not know. */
 export function parseProfile(name: string): HostProfile {
@@ -31,6 +33,7 @@ export function parseProfile(name: string): HostProfile {
   let firewall: 'docker' | 'fwdrop' | undefined;
   let legacy = false;
   let sysctlHardening = false;
+  let networkd = false;
   for (const trait of name.split('-')) {
     const m = /^mtu(\d+)$/.exec(trait);
     if (/^(ens\d+|enp\d+s\d+|eno\d+)$/.test(trait)) nicName = trait;
@@ -40,6 +43,7 @@ export function parseProfile(name: string): HostProfile {
     } else if (trait === 'docker' || trait === 'fwdrop') firewall = trait;
     else if (trait === 'legacy') legacy = true;
     else if (trait === 'sysctl') sysctlHardening = true;
+    else if (trait === 'networkd') networkd = true;
     else throw new Error(`profile '${name}': unknown trait '${trait}' (traits: ${PROFILE_TRAITS.join(', ')}, joined by '-')`);
   }
   if (legacy && !firewall) throw new Error(`profile '${name}': 'legacy' says which iptables a firewall uses; add 'docker' or 'fwdrop'`);
@@ -48,6 +52,7 @@ export function parseProfile(name: string): HostProfile {
     nic: { name: nicName, mtu },
     ...(firewall ? { firewall: { backend: legacy ? 'legacy' : 'nft', docker: firewall === 'docker' } } : {}),
     sysctlHardening,
+    networkd,
   } as HostProfile;
 }
 
@@ -94,7 +99,7 @@ export const HARDENING_FILE = 'etc/sysctl.d/60-hardening.conf';
 /** The unit that plays the profile's software at every boot, and the files it reads. */
 export const PROFILE_UNIT = 'podnet-lab-profile.service';
 
-/** Files to write into the host's root (relative path -> content), and units to enable. */
+/** Files to write into the host's root (relative path -> content), and units to enable (their paths inside the host). */
 export function profileFiles(p: HostProfile): { files: Record<string, string>; enable: string[] } {
   const files: Record<string, string> = {};
   const boot: string[] = [];
@@ -114,7 +119,13 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
   if (boot.length) {
     files['usr/local/sbin/podnet-lab-profile'] = `#!/bin/sh\n# lab host profile '${p.name}': what the host's software sets up at boot\nset -e\n${boot.join('\n')}\n`;
     files[`etc/systemd/system/${PROFILE_UNIT}`] = `[Unit]\nDescription=lab host profile ${p.name}\nAfter=systemd-sysctl.service\nBefore=network-pre.target\nWants=network-pre.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/podnet-lab-profile\n\n[Install]\nWantedBy=multi-user.target\n`;
-    enable.push(PROFILE_UNIT);
+    enable.push(`/etc/systemd/system/${PROFILE_UNIT}`);
+  }
+  if (p.networkd) {
+    // Every link is networkd's (KeepConfiguration keeps the lab's own address on the NIC): on
+    // each start it takes bridge ports it was not told about off their bridge.
+    files['etc/systemd/network/99-catch-all.network'] = '[Match]\nName=*\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nKeepConfiguration=yes\n';
+    enable.push('/lib/systemd/system/systemd-networkd.service');
   }
   return { files, enable };
 }
@@ -136,6 +147,6 @@ export function applyProfile(rootDir: string, p: HostProfile): void {
   const wants = join(rootDir, 'etc/systemd/system/multi-user.target.wants');
   mkdirSync(wants, { recursive: true });
   for (const unit of enable) {
-    try { symlinkSync(`/etc/systemd/system/${unit}`, join(wants, unit)); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+    try { symlinkSync(unit, join(wants, unit.split('/').pop()!)); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
   }
 }

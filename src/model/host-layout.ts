@@ -83,3 +83,17 @@ export function teardownRequestPath(network: string): string {
 export function nftTableName(network: string): string {
   return `podnet_${network.replace(/-/g, '_')}`;
 }
+
+/** systemd-networkd's and NetworkManager's configuration directories (podnet writes there only if they exist). */
+export const NETWORKD_DIR = '/etc/systemd/network';
+export const NETWORK_MANAGER_CONF_DIR = '/etc/NetworkManager/conf.d';
+
+/** Tells systemd-networkd to leave podnet's links alone; `10-` sorts before catch-alls, and the first match wins. */
+export function networkdConfigPath(network: string): string {
+  return `${NETWORKD_DIR}/10-podnet-${network}.network`;
+}
+
+/** Tells NetworkManager to leave podnet's links alone. */
+export function networkManagerConfigPath(network: string): string {
+  return `${NETWORK_MANAGER_CONF_DIR}/podnet-${network}.conf`;
+}

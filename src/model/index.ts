@@ -13,6 +13,7 @@ export * from './masquerade';
 export * from './systemd-unit';
 export * from './underlay';
 export * from './forward-rules';
+export * from './unmanaged-links';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';

@@ -1,7 +1,7 @@
 // The agent's systemd unit. Its text is part of the desired state (drift compares it), so
 // it is rendered here from the model, not templated on the host.
 import type { DatapathChoice } from './spec';
-import { AGENT_BUNDLE_PATH, RUNTIME_PATH, agentConfigPath } from './host-layout';
+import { AGENT_BUNDLE_PATH, NETWORK_MANAGER_CONF_DIR, NETWORKD_DIR, RUNTIME_PATH, agentConfigPath } from './host-layout';
 
 /**
  * Capabilities per datapath. kernel and userspace need only networking; ebpf also loads
@@ -43,6 +43,8 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice): stri
     // read-only, so make the file first, outside the sandbox, and let the agent write it.
     'ExecStartPre=+/bin/touch /run/xtables.lock',
     'ReadWritePaths=-/run/xtables.lock',
+    // The files telling network managers to leave podnet's links alone (unmanaged-links.ts).
+    `ReadWritePaths=-${NETWORKD_DIR} -${NETWORK_MANAGER_CONF_DIR}`,
     `CapabilityBoundingSet=${capabilitiesFor(datapath).join(' ')}`,
     '',
     '[Install]',

@@ -1,6 +1,6 @@
 // Desired vs live for one host: a list of differences, each with the fix the agent makes.
 // Pure and shared: the agent's reconcile applies the fixes; `podnet drift` reports them.
-import { cidrContains, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
+import { cidrContains, CNI_VETH_NAME, unmanagedConfigs, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
 import type { LiveHostState, LiveRoute } from '../host/live-state';
 
 export type DifferenceKind =
@@ -21,7 +21,9 @@ export type DifferenceKind =
   | 'masquerade'
   | 'ip-forward'
   | 'interface-forwarding'
-  | 'firewall-forward';
+  | 'firewall-forward'
+  | 'unmanaged-config'
+  | 'pod-off-bridge';
 
 /**
  * What resolving a difference does, said explicitly so views never guess from a kind's name
@@ -127,7 +129,29 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
     if (live.forwarding?.[dev] === false) diffs.push({ kind: 'interface-forwarding', action: 'update', subject: `net.ipv4.conf.${dev}.forwarding`, expected: '1', actual: '0' });
   }
   diffs.push(...firewallDiffs(desired, live));
+  diffs.push(...netManagerDiffs(desired, live));
   return diffs;
+}
+
+/**
+ * The files that keep network managers off podnet's links, where a manager is installed; and
+ * pods' veths (CNI's names, peer in a pod's namespace) that something took off the bridge.
+ */
+function netManagerDiffs(desired: DesiredHostState, live: LiveHostState): HostDifference[] {
+  const out: HostDifference[] = [];
+  for (const c of unmanagedConfigs(desired.network)) {
+    if (!live.netManagers?.dirs.includes(c.dir)) continue;
+    const have = live.netManagers.files[c.path];
+    if (have !== c.content) out.push({ kind: 'unmanaged-config', action: have === undefined ? 'create' : 'update', subject: c.path, expected: `${c.manager} leaves ${desired.tunnel.device}, ${desired.bridge.device} and veths alone`, actual: have === undefined ? 'missing' : 'different' });
+  }
+  if (live.links.some((l) => l.name === desired.bridge.device)) {
+    for (const l of live.links) {
+      if (l.kind === 'veth' && l.peerNetns && !l.master && CNI_VETH_NAME.test(l.name)) {
+        out.push({ kind: 'pod-off-bridge', action: 'update', subject: l.name, expected: `master ${desired.bridge.device}`, actual: 'no master' });
+      }
+    }
+  }
+  return out;
 }
 
 /**

@@ -13,6 +13,7 @@ jest.setTimeout(120_000);
 
 const LAB = testLabName('pnhost-profiles');
 const FW_LAB = testLabName('pnhost-fw');
+const NM_LAB = testLabName('pnhost-nm');
 const spec: NetworkSpec = {
   name: 'cluster', clusterCidr: '10.244.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
   nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }, { name: 'node2', address: '192.168.0.82' }],
@@ -201,5 +202,64 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
     const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', FW_LAB]);
     expect(destroy.code).toBe(0);
     for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(FW_LAB, h) }).toEqual({ h, snap: before.get(h) });
+  });
+});
+
+describeLab('podnet beside systemd-networkd with a catch-all .network file', () => {
+  withLab(NM_LAB, { profiles: { node1: 'networkd', node2: 'networkd' } });
+  const work = mkdtempSync(join(tmpdir(), 'podnet-nm-'));
+  const manifest = join(work, 'manifest.json');
+  writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
+  const before = new Map<string, string>();
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const podVeth = async (host: string): Promise<string> => (await labExec(NM_LAB, host, ['sh', '-c', "ip -br link show type veth | cut -d@ -f1 | grep -E '^veth[0-9a-f]{8}$'"])).stdout.trim();
+  const onBridge = (veth: string) => `ip -d link show ${veth} | grep -q 'master cni0'`;
+
+  it('applies, and tells networkd to leave the tunnel, cni0 and the veths alone', async () => {
+    for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(NM_LAB, h));
+    expect((await labExec(NM_LAB, 'node1', ['systemctl', 'is-active', 'systemd-networkd'])).stdout.trim()).toBe('active');
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', NM_LAB]);
+    expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
+    expect((await labExec(NM_LAB, 'node1', ['cat', '/etc/systemd/network/10-podnet-cluster.network'])).stdout).toContain('Name=flannel.ipip cni0 veth*\n\n[Link]\nUnmanaged=yes\n');
+    for (const h of ['node1', 'node2']) await podAdd(NM_LAB, h, 'web');
+    expect((await labExec(NM_LAB, 'node1', ['networkctl', 'list', '--no-pager', '--no-legend'])).stdout).toMatch(/cni0\s+bridge\s+\S+\s+unmanaged/);
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', NM_LAB]);
+    expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
+  });
+
+  it('a networkd restart leaves the pods on the bridge: no loss', async () => {
+    const ping = podExec(NM_LAB, 'node1', 'web', ['ping', '-q', '-i', '0.05', '-c', '60', '-W', '1', '10.244.2.2'], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    for (const h of ['node1', 'node2']) await labExec(NM_LAB, h, ['systemctl', 'restart', 'systemd-networkd']);
+    expect((await ping).stdout).toContain(' 0% packet loss');
+    for (const h of ['node1', 'node2']) expect((await labExec(NM_LAB, h, ['sh', '-c', onBridge(await podVeth(h))])).code).toBe(0);
+  });
+
+  it('puts a pod taken off the bridge back within 1 s; drift reports it while no agent runs', async () => {
+    const veth = await podVeth('node2');
+    await labExec(NM_LAB, 'node2', ['ip', 'link', 'set', veth, 'nomaster']);
+    const ms = await msUntil(NM_LAB, 'node2', onBridge(veth));
+    process.stderr.write(`[host-profiles] pod veth back on cni0 after ${ms} ms\n`);
+    expect(ms).toBeLessThan(1000);
+    await labExec(NM_LAB, 'node2', ['systemctl', 'stop', 'podnet-cluster.service']);
+    try {
+      await labExec(NM_LAB, 'node2', ['sh', '-c', `ip link set ${veth} nomaster; rm /etc/systemd/network/10-podnet-cluster.network`]);
+      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', NM_LAB, '--json', '--node', 'node2']);
+      expect(drift.code).toBe(2);
+      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string }[] }[] }).hosts[0]!.differences;
+      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'pod-off-bridge', subject: veth }));
+      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'unmanaged-config', subject: '/etc/systemd/network/10-podnet-cluster.network' }));
+    } finally {
+      await labExec(NM_LAB, 'node2', ['systemctl', 'start', 'podnet-cluster.service']);
+    }
+    await msUntil(NM_LAB, 'node2', `${onBridge(veth)} && test -f /etc/systemd/network/10-podnet-cluster.network`);
+    expect((await podExec(NM_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain('2 received');
+  });
+
+  it('destroy removes its networkd file: every host as its profile made it', async () => {
+    for (const h of ['node1', 'node2']) await podDel(NM_LAB, h, 'web');
+    const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', NM_LAB]);
+    expect(destroy.code).toBe(0);
+    for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(NM_LAB, h) }).toEqual({ h, snap: before.get(h) });
   });
 });
