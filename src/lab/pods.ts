@@ -28,7 +28,10 @@ export function parseSubnetEnv(text: string): SubnetEnv {
   return { network: need('FLANNEL_NETWORK'), subnet: networkOf(need('FLANNEL_SUBNET')), mtu: Number(need('FLANNEL_MTU')), ipmasq: v.FLANNEL_IPMASQ === 'true' };
 }
 
-/** 10.244.1.1/24 -> 10.244.1.0/24 */
+/**
+ * 10.244.1.1/24 -> 10.244.1.0/24. Deliberately not src/model/ipv4.ts: the lab is an independent
+ * oracle for what podnet puts on hosts, so a bug in the model's arithmetic cannot hide itself here.
+ */
 export function networkOf(cidr: string): string {
   const [ip, len] = cidr.split('/');
   const bits = Number(len);

@@ -23,6 +23,13 @@ export function parseIpv4(text: string): number | undefined {
   return value;
 }
 
+/** Like parseIpv4, for values already validated upstream; throws Error naming the text otherwise. */
+export function requireIpv4(text: string): number {
+  const value = parseIpv4(text);
+  if (value === undefined) throw new Error(`not an IPv4 address: '${text}'`);
+  return value;
+}
+
 export function formatIpv4(value: number): string {
   return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
 }
@@ -53,6 +60,13 @@ export function parseCidr(text: string): CidrParse {
   return { ok: true, cidr: { base, length } };
 }
 
+/** Like parseCidr, for values already validated upstream; throws Error with parseCidr's problem otherwise. */
+export function requireCidr(text: string): Ipv4Cidr {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new Error(`CIDR '${text}' ${parsed.problem}`);
+  return parsed.cidr;
+}
+
 export function formatCidr(cidr: Ipv4Cidr): string {
   return `${formatIpv4(cidr.base)}/${cidr.length}`;
 }
@@ -61,6 +75,7 @@ export function cidrSize(cidr: Ipv4Cidr): number {
   return 2 ** (32 - cidr.length);
 }
 
+/** True when `address` (unsigned 32-bit) lies inside `cidr`. */
 export function cidrContainsAddress(cidr: Ipv4Cidr, address: number): boolean {
   return ((address & prefixMask(cidr.length)) >>> 0) === cidr.base;
 }

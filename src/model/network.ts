@@ -1,7 +1,7 @@
 // A validated network with every node's pod subnet decided: the one value the constructs,
 // the engine, the drift check and the agent all compute desired host state from.
 import { AgentRuntimeChoice, DatapathChoice, NetworkSpec, SshSpec } from './spec';
-import { cidrSize, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
+import { cidrContainsAddress, cidrSize, formatCidr, parseCidr, parseIpv4, prefixMask, type Ipv4Cidr } from './ipv4';
 import { allocatePodSubnets, type SubnetPool } from './subnet-allocator';
 import { validateNetworkSpec } from './validate';
 import { NetworkValidationError } from './validation-error';
@@ -128,6 +128,6 @@ export function agentNetworkSpec(spec: NetworkSpec, network: Network): NetworkSp
 
 /** Is `address` on the same underlay subnet as `local` (for directRouting)? */
 export function sameUnderlaySubnet(local: string, peer: string, prefixLength: number): boolean {
-  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-  return ((parseIpv4(local)! & mask) >>> 0) === ((parseIpv4(peer)! & mask) >>> 0);
+  const mask = prefixMask(prefixLength);
+  return cidrContainsAddress({ base: (parseIpv4(local)! & mask) >>> 0, length: prefixLength }, parseIpv4(peer)!);
 }

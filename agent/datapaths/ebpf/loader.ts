@@ -1,5 +1,6 @@
 // Pure helpers around the podnet-bpf loader: argument lists, stdin for the *-sync commands,
 // and parsing its JSON. No I/O here.
+import { parseIpv4, requireCidr } from '../../../src/model/ipv4';
 import type { DatapathCounters, DatapathPeer, PeerCounters } from '../datapath';
 import type { LocalPod } from './local-pods';
 import { BPF_PIN_ROOT } from '../../../src/model';
@@ -14,33 +15,6 @@ export interface AttachParams {
   readonly localAddress: string;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-export function isIpv4(s: string): boolean {
-  return IPV4.test(s);
-}
-
-export function ipv4ToInt(s: string): number {
-  if (!isIpv4(s)) throw new Error(`not an IPv4 address: '${s}'`);
-  return s.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
-}
-
-/** "10.244.2.0/24" with host bits zero, or an Error saying why not. */
-export function checkCidr(cidr: string): void {
-  const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
-  if (!m || !isIpv4(m[1]!) || Number(m[2]) > 32) throw new Error(`not an IPv4 CIDR: '${cidr}'`);
-  const bits = Number(m[2]);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  if ((ipv4ToInt(m[1]!) & ~mask) >>> 0 !== 0) throw new Error(`CIDR '${cidr}' has host bits set`);
-}
-
-export function cidrContains(cidr: string, ip: string): boolean {
-  const [net, len] = cidr.split('/');
-  const bits = Number(len);
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((ipv4ToInt(ip) & mask) >>> 0) === ((ipv4ToInt(net!) & mask) >>> 0);
-}
-
 export function attachArgs(p: AttachParams): string[] {
   return ['--pin-dir', p.pinDir, 'attach', '--json', '--object', p.object, '--tunnel-dev', p.tunnelDevice, '--underlay-dev', p.underlayDevice, '--local', p.localAddress];
 }
@@ -53,8 +27,8 @@ export function detachArgs(pinDir: string, tunnelDevice: string, underlayDevice:
 export function peersSyncInput(peers: readonly DatapathPeer[]): string {
   const seen = new Map<string, string>();
   for (const p of peers) {
-    checkCidr(p.podCidr);
-    if (!isIpv4(p.address)) throw new Error(`peer ${p.node}: address '${p.address}' is not IPv4`);
+    requireCidr(p.podCidr);
+    if (parseIpv4(p.address) === undefined) throw new Error(`peer ${p.node}: address '${p.address}' is not IPv4`);
     const prev = seen.get(p.podCidr);
     if (prev !== undefined && prev !== p.address) throw new Error(`pod CIDR ${p.podCidr} is claimed by two peers (${prev}, ${p.address})`);
     seen.set(p.podCidr, p.address);

@@ -16,7 +16,6 @@
 // handed the node's own traffic by the decap fast path.
 import type { Runner } from '../../host/runner';
 import { isAssignablePodAddress } from '../../../src/model/pod-address';
-import { isIpv4 } from './loader';
 
 export interface LocalPod {
   readonly ip: string;
@@ -85,7 +84,7 @@ export function parsePodInterface(json: string, ifindex: number, podCidr: string
     const mac = l.address.toLowerCase();
     if (!MAC.test(mac)) return undefined;
     const ips = (Array.isArray(l.addr_info) ? l.addr_info : [])
-      .filter((a): a is Obj => isObj(a) && a.family === 'inet' && typeof a.local === 'string' && isIpv4(a.local))
+      .filter((a): a is Obj => isObj(a) && a.family === 'inet' && typeof a.local === 'string')
       .map((a) => a.local as string)
       .filter((ip) => isAssignablePodAddress(podCidr, ip));
     return { mac, ips };
@@ -110,7 +109,7 @@ export function podsFromNeighbours(neighJson: string, fdbJson: string, ports: re
   }
   const out: LocalPod[] = [];
   for (const n of asArray(neighJson)) {
-    if (!isObj(n) || typeof n.dst !== 'string' || !isIpv4(n.dst) || typeof n.lladdr !== 'string') continue;
+    if (!isObj(n) || typeof n.dst !== 'string' || typeof n.lladdr !== 'string') continue;
     const states = Array.isArray(n.state) ? n.state : [];
     if (states.includes('FAILED') || states.includes('INCOMPLETE')) continue;
     if (!isAssignablePodAddress(podCidr, n.dst)) continue;

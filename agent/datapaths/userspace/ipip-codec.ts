@@ -15,6 +15,8 @@
 //   IHL and length; ECN per RFC 6040 (IP_ECN_decapsulate): outer CE marks an ECT inner packet
 //   CE, and drops a not-ECT one.
 
+import { prefixMask, requireCidr, requireIpv4 } from '../../../src/model/ipv4';
+
 export const OUTER_HLEN = 20;
 export const IPPROTO_IPIP = 4;
 const IPPROTO_TCP = 6;
@@ -31,33 +33,6 @@ export const VNET_HLEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
 export const VNET_GSO_NONE = 0;
 export const VNET_GSO_TCPV4 = 1;
-
-export function ipv4ToU32(s: string): number {
-  const p = s.split('.');
-  if (p.length !== 4) throw new Error(`not an IPv4 address: ${s}`);
-  let v = 0;
-  for (const x of p) {
-    const n = Number(x);
-    if (!/^\d{1,3}$/.test(x) || n > 255) throw new Error(`not an IPv4 address: ${s}`);
-    v = v * 256 + n;
-  }
-  return v >>> 0;
-}
-
-export function u32ToIpv4(v: number): string {
-  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-}
-
-export function parseCidr(cidr: string): { base: number; len: number } {
-  const [a, l] = cidr.split('/');
-  const len = l === undefined ? 32 : Number(l);
-  if (!Number.isInteger(len) || len < 0 || len > 32) throw new Error(`bad prefix length in ${cidr}`);
-  return { base: (ipv4ToU32(a!) & maskOf(len)) >>> 0, len };
-}
-
-function maskOf(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
 
 /** Ones'-complement sum of 16-bit big-endian words, folded to 16 bits (not complemented). */
 export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
@@ -278,21 +253,21 @@ export class PeerTable {
     const byAddr = new Map<number, number>();
     const lens = new Map<number, Map<number, number>>();
     for (const s of specs) {
-      const addr = ipv4ToU32(s.address);
+      const addr = requireIpv4(s.address);
       let idx = byAddr.get(addr);
       if (idx === undefined) {
         idx = peers.length;
         peers.push({ node: s.node, address: s.address, addr, podCidr: s.podCidr });
         byAddr.set(addr, idx);
       }
-      const { base, len } = parseCidr(s.podCidr);
+      const { base, length: len } = requireCidr(s.podCidr);
       let m = lens.get(len);
       if (!m) lens.set(len, (m = new Map()));
       m.set(base, idx);
     }
     this.peers = peers;
     this.byAddr = byAddr;
-    this.byLen = [...lens.entries()].sort(([a], [b]) => b - a).map(([len, map]) => ({ len, mask: maskOf(len), map }));
+    this.byLen = [...lens.entries()].sort(([a], [b]) => b - a).map(([len, map]) => ({ len, mask: prefixMask(len), map }));
   }
 
   /** The peer owning `dst`'s pod subnet (index into peers), or -1. */

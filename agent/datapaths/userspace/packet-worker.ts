@@ -19,10 +19,11 @@
 // batches (peer updates, counter requests). Counters are posted every second and on request.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import {
-  DROP_REASONS, Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, ipv4ToU32, writeVnetHeader,
+  DROP_REASONS, Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, writeVnetHeader,
   type DropReason, type PeerSpec,
 } from './ipip-codec';
 import { loadShim } from './shim';
+import { requireIpv4 } from '../../../src/model/ipv4';
 
 export interface WorkerConfig {
   readonly addonPath: string;
@@ -81,7 +82,7 @@ function runLoop(cfg: WorkerConfig): void {
   const port = cfg.port;
   const post = (m: FromWorker) => port.postMessage(m);
   const batch = Math.min(256, cfg.batch ?? 64);
-  const local = ipv4ToU32(cfg.localAddress);
+  const local = requireIpv4(cfg.localAddress);
   const mtu = cfg.mtu;
 
   // Counters live by peer address, so they (and the ID sequence) survive peer updates.
