@@ -6,14 +6,15 @@ import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
 import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, unmanagedConfigs, type DesiredHostState } from '../src/model';
 import { readLiveState } from './host/read-live-state';
-import { ipBatch, mustRun, runCommand } from './host/command';
+import { ipBatch, runCommand } from './host/command';
+import { mustRun } from './host/runner';
 import type { Datapath } from './datapaths/datapath';
 import { datapathHostOf, reloadManager } from './reconcile/reconciler';
 
 export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
-  const routes = parseRoutes(await mustRun(IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
+  const routes = parseRoutes(await mustRun(runCommand, IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
-  await ipBatch(own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
+  await ipBatch(runCommand, own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
   log(`removed ${own.length} podnet routes`);
   // One datapath failing to clean up (say, a loader that cannot run here) must not keep the
   // rest of the host from being cleaned: collect the errors and report them at the end.

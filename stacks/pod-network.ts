@@ -17,6 +17,8 @@ import { DataResource, Lazy, TerraformResource, TerraformStack } from 'cdktf';
 import { addCustomSynthesis } from 'cdktf/lib/synthesize/synthesizer';
 import { Resource as NullResource } from '@cdktf/provider-null/lib/resource';
 import { NullProvider } from '@cdktf/provider-null/lib/provider';
+// terraform's local-exec runs the commands with /bin/sh.
+import { shQuote } from '../src/host/shell-quote';
 import {
   buildManifest,
   describeProblem,
@@ -76,11 +78,6 @@ export interface PodNetworkProps {
    * without its resources being planned as deleted. Only with `resourceKind: 'terraform_data'`.
    */
   readonly movedFromNullResource?: boolean;
-}
-
-/** Quotes one argument for the POSIX shell terraform's local-exec uses. */
-export function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -209,7 +206,7 @@ export class PodNetwork extends Construct {
       ...(ssh.knownHostsPath ? ['--known-hosts', ssh.knownHostsPath] : []),
       ...extra, '--if-revision',
     ];
-    const render = (argv: string[]) => terraformLiteral(argv.map(shellQuote).join(' '));
+    const render = (argv: string[]) => terraformLiteral(argv.map(shQuote).join(' '));
     return { apply: render(apply), destroy: render(destroy) };
   }
 

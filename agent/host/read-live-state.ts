@@ -2,12 +2,13 @@
 // run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
 import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
-import { mustRun, runCommand } from './command';
+import { runCommand } from './command';
+import { mustRun } from './runner';
 
 async function runRead(read: LiveRead): Promise<string | undefined> {
   if (read.source === 'file') return readFile(read.path, 'utf8').catch(() => undefined);
   const [file, ...args] = read.argv;
-  if (read.required) return mustRun(file, args);
+  if (read.required) return mustRun(runCommand, file, args);
   const r = await runCommand(file, args);
   return r.code === 0 ? r.stdout : undefined;
 }

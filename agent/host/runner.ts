@@ -1,14 +1,9 @@
 // How the agent runs programs (ip, nft, podnet-bpf, bridge, mount). Injectable so the
 // pure parts can be unit-tested without root.
 import { execFile } from 'node:child_process';
+import type { CommandResult } from '../../src/host/command-result';
 
-export interface CmdResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export type Runner = (file: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }) => Promise<CmdResult>;
+export type Runner = (file: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }) => Promise<CommandResult>;
 
 /** child_process.execFile with optional stdin; never rejects on a non-zero exit. */
 export const execRunner: Runner = (file, args, opts = {}) =>
@@ -23,13 +18,13 @@ export const execRunner: Runner = (file, args, opts = {}) =>
   });
 
 export class CommandError extends Error {
-  constructor(readonly argv: readonly string[], readonly result: CmdResult) {
+  constructor(readonly argv: readonly string[], readonly result: CommandResult) {
     super(`${argv.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`);
     this.name = 'CommandError';
   }
 }
 
-/** Runs and throws CommandError on a non-zero exit; returns stdout. */
+/** The one way to say "this must succeed": runs through `run`, throws CommandError on a non-zero exit, returns stdout. */
 export async function mustRun(run: Runner, file: string, args: readonly string[], opts?: { input?: string; timeoutMs?: number }): Promise<string> {
   const r = await run(file, args, opts);
   if (r.code !== 0) throw new CommandError([file, ...args], r);

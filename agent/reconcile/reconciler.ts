@@ -4,7 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
-import { ipBatch, mustRun, runCommand } from '../host/command';
+import { ipBatch, runCommand } from '../host/command';
+import { mustRun } from '../host/runner';
 import { readLiveState } from '../host/read-live-state';
 import type { Datapath, DatapathHost, DatapathPeer } from '../datapaths/datapath';
 import { planFixes } from './fixes';
@@ -109,14 +110,14 @@ export class Reconciler {
       const r = await runCommand(file!, args);
       if (r.code !== 0) this.log(`${file} ${args.join(' ')}: ${r.stderr.trim()}`);
     }
-    const batch = await ipBatch(plan.ipBatch);
+    const batch = await ipBatch(runCommand, plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
     for (const c of plan.unmanagedConfigs) {
       await writeFileAtomic(c.path, c.content);
       await reloadManager(c.manager);
     }
     if (plan.writeSubnetEnv) await writeFileAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
-    if (plan.nftScript) await mustRun('nft', ['-f', '-'], { input: plan.nftScript });
+    if (plan.nftScript) await mustRun(runCommand, 'nft', ['-f', '-'], { input: plan.nftScript });
 
     const remaining = diffHost(this.state, await readLiveState(this.state.network));
     for (const d of remaining) this.log(`still differs after repair: ${d.kind} ${d.subject}`);

@@ -2,7 +2,7 @@
 // podnet CLI, statistics.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { labExec, type ExecResult } from '../../src/lab';
+import { labExec, type CommandResult } from '../../src/lab';
 
 /** The benchmark's own lab; nothing here ever names another. */
 export const LAB = 'dpbench';
@@ -31,7 +31,7 @@ export async function hostSh(host: string, script: string, timeoutMs = 30_000): 
 }
 
 /** Like hostSh, but never throws (for teardown steps that may find nothing to remove). */
-export async function hostShQuiet(host: string, script: string, timeoutMs = 30_000): Promise<ExecResult> {
+export async function hostShQuiet(host: string, script: string, timeoutMs = 30_000): Promise<CommandResult> {
   return labExec(LAB, host, ['sh', '-c', script], { timeoutMs }).catch((e: unknown) => ({ code: 1, stdout: '', stderr: String(e) }));
 }
 
@@ -41,7 +41,7 @@ function oneLine(s: string): string {
 }
 
 /** The real CLI (the built bundle in dist/, through bin/podnet), as a user would run it. */
-export function runPodnet(args: readonly string[], timeoutMs = 120_000): Promise<ExecResult> {
+export function runPodnet(args: readonly string[], timeoutMs = 120_000): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'podnet'), ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -1,12 +1,12 @@
 // Running machine commands for the lab: one small promise-based wrapper around spawn, with a
 // bounded run time, so no lab step can hang forever.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import type { CommandResult } from '../host/command-result';
 
-export interface RunResult { code: number; stdout: string; stderr: string }
 export interface RunOptions { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string }
 
 /** Runs argv[0] with the rest as arguments; never throws for a non-zero exit (see `must`). */
-export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+export function run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('run: empty command');
   return new Promise((resolve) => {

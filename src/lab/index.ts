@@ -4,7 +4,8 @@ import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBase } from './base-image';
 import { hostCgroupDirs, joinCgroupShell, removeCgroupDirs } from './cgroups';
-import { run, sleep, type RunResult } from './exec';
+import { run, sleep } from './exec';
+import type { CommandResult } from '../host/command-result';
 import {
   DEFAULT_HOSTS, MAX_HOSTS, UNDERLAY_PREFIX, WORKSTATION_ADDRESS, hostAddress, hostDir, hostName, hostNetns,
   labStateDir, machineName, switchNetns, switchPort, validateLabName, workstationNetns,
@@ -28,7 +29,6 @@ export interface LabInfo {
   readonly workstation: { readonly netns: string; readonly address: string };
   readonly switchNetns: string; readonly sshKeyPath: string; readonly knownHostsPath: string;
 }
-export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface ExecOptions { input?: string; timeoutMs?: number }
 export interface LabUpOptions {
   name: string; hosts?: number; noBpfHosts?: string[];
@@ -243,7 +243,7 @@ export function hostCommand(name: string, host: string, argv: string[]): string[
  * nsenter, so nspawn's seccomp filter does not apply to it; run `systemd-run --wait --pipe`
  * inside to get exactly what the host's own services get).
  */
-export async function labExec(name: string, host: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function labExec(name: string, host: string, argv: string[], opts: ExecOptions = {}): Promise<CommandResult> {
   return run(hostCommand(name, host, argv), { input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
@@ -254,12 +254,12 @@ export function wsCommand(name: string, argv: string[]): string[] {
 }
 
 /** Runs a command on the workstation (its own namespace: 192.168.0.1, no default route). */
-export async function wsExec(name: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function wsExec(name: string, argv: string[], opts: ExecOptions = {}): Promise<CommandResult> {
   return run(wsCommand(name, argv), { input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 /** ssh from the workstation to a host with the lab's key and strict host key checking. */
-export async function sshExec(name: string, host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+export async function sshExec(name: string, host: string, command: string, opts: ExecOptions = {}): Promise<CommandResult> {
   const { state, h } = hostOf(name, host);
   return wsExec(name, ['ssh', ...sshOptions(state.sshKeyPath, state.knownHostsPath), `root@${h.address}`, command], opts);
 }
@@ -295,7 +295,7 @@ export async function podAdd(name: string, host: string, pod: string): Promise<{
   return { ip: podIpFromResult(r) };
 }
 
-export async function podExec(name: string, host: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function podExec(name: string, host: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<CommandResult> {
   validatePodName(pod);
   return labExec(name, host, ['ip', 'netns', 'exec', pod, ...argv], opts);
 }
@@ -331,4 +331,4 @@ export function labNetnsPresent(name: string): string[] {
 }
 
 export { nspawnPid, isMountpoint };
-export type { RunResult };
+export type { CommandResult };

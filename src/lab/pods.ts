@@ -1,7 +1,7 @@
 // Pods inside a lab host, made the way a kubelet with flannel's CNI plugin makes them: a network
 // namespace, then the standard CNI `bridge` plugin (with `host-local` IPAM) called with the
 // configuration flannel's plugin derives from /run/flannel/subnet.env.
-import type { RunResult } from './exec';
+import type { CommandResult } from '../host/command-result';
 
 export const SUBNET_ENV = '/run/flannel/subnet.env';
 export const CNI_BIN_DIR = '/usr/lib/cni';
@@ -90,7 +90,7 @@ function cniEnv(cmd: 'ADD' | 'DEL', pod: string): string {
 }
 
 /** The pod's IPv4 address from the plugin's result. */
-export function podIpFromResult(r: RunResult): string {
+export function podIpFromResult(r: CommandResult): string {
   const result = JSON.parse(r.stdout) as { ips?: { address?: string }[] };
   const addr = result.ips?.find((i) => i.address && !i.address.includes(':'))?.address;
   if (!addr) throw new Error(`CNI result has no IPv4 address: ${r.stdout}`);

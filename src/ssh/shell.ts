@@ -1,11 +1,6 @@
-// Shell quoting and the POSIX sh wrappers the transport puts around each remote command (sudo,
-// a host-side timeout). Pure strings, unit-tested.
-
-/** Quotes one word for POSIX sh: `it's` -> `'it'\''s'`. */
-export function shQuote(word: string): string {
-  if (word !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
+// The POSIX sh wrappers the transport puts around each remote command (sudo, a host-side
+// timeout). Pure strings, unit-tested. Quoting itself is src/host/shell-quote.ts.
+import { shQuote } from '../host/shell-quote';
 
 /** `sudo -n sh -c '<command>'`: non-interactive, fails at once if a password would be needed. */
 export function sudoWrap(command: string): string {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { SshError, commandFailed, describeTarget } from './errors';
 import { HostKeyVerifier } from './host-key-verifier';
+import type { CommandResult } from '../host/command-result';
 import { sudoWrap, withRemoteTimeout } from './shell';
 
 export interface SshTarget {
@@ -36,12 +37,6 @@ export interface SshTarget {
   commandTimeoutMs?: number;
   /** Node name for messages. */
   label?: string;
-}
-
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 export interface ExecOptions {
@@ -266,7 +261,7 @@ export class SshConnection {
   }
 
   /** Runs a command (through `sudo -n sh -c` when usesSudo). Rejects with command-failed on a non-zero exit unless allowFailure. */
-  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string, opts: ExecOptions = {}): Promise<CommandResult> {
     const timeoutMs = opts.timeoutMs ?? this.target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     // sshd ignores "signal" requests on root sessions (no privilege separation for root), so a
     // timed-out command is also bounded on the host: killed (its process group) 2 s after we give up.

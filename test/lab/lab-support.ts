@@ -1,7 +1,7 @@
 // Helpers for tests that need a lab of real hosts (test/lab/*.test.ts and later end-to-end
 // tests). Lab tests are skipped, with the reason printed, where the machine cannot run a lab.
 import { execFileSync } from 'node:child_process';
-import { labDown, labExec, labUnavailableReason, labUp, readLab, sshExec, type ExecResult, type LabInfo } from '../../src/lab';
+import { labDown, labExec, labUnavailableReason, labUp, readLab, sshExec, type CommandResult, type LabInfo } from '../../src/lab';
 
 /** Why lab tests cannot run here (not root, no systemd-nspawn, ...), or undefined if they can. */
 export function requireLabOrSkip(): string | undefined {
@@ -39,7 +39,7 @@ export interface LabFixture {
   readonly info: () => LabInfo;
   readonly name: string;
   /** ssh from the workstation with the lab's key and strict host key checking. */
-  readonly ssh: (host: string, command: string) => Promise<ExecResult>;
+  readonly ssh: (host: string, command: string) => Promise<CommandResult>;
 }
 
 /**

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { SshError, commandFailed, describeTarget, tail } from '../../src/ssh/errors';
 import { HostKeyVerifier } from '../../src/ssh/host-key-verifier';
 import { fingerprint, formatKnownHostsLine } from '../../src/ssh/known-hosts';
-import { shQuote, sudoWrap } from '../../src/ssh/shell';
+import { sudoWrap } from '../../src/ssh/shell';
+import { shQuote } from '../../src/host/shell-quote';
 
 function blob(type: string): Buffer {
   const t = Buffer.from(type);

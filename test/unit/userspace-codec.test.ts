@@ -7,7 +7,7 @@ import {
   Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, ipHeaderValid, onesSum, outerTos, writeVnetHeader,
 } from '../../agent/datapaths/userspace/ipip-codec';
 import { requireIpv4 as ipv4ToU32 } from '../../src/model/ipv4';
-import { makeUserspaceDatapathFactory, toUserspaceCounters } from '../../agent/datapaths/userspace/index';
+import { foldCounters, makeUserspaceDatapathFactory, toUserspaceCounters } from '../../agent/datapaths/userspace/index';
 import { DATAPATH_FACTORIES } from '../../agent/datapaths/registry';
 
 const NODE1 = ipv4ToU32('192.168.0.81');
@@ -280,6 +280,21 @@ describe('counters', () => {
     expect(c.dropped).toBe(4);
     expect(c.drops.unknownSource).toBe(2);
     expect(c.peers.map((p) => p.node)).toEqual(['master', 'node2']);
+  });
+
+  it('folds a stopped worker\'s counters into the totals, peer by peer', () => {
+    const zero = { notIpv4: 0, noPeer: 0, unknownSource: 0, notLocal: 0, malformed: 0, ecn: 0, sendError: 0, tunWriteError: 0 };
+    const peer = (address: string, n: number) => ({ node: address, address, txPackets: n, txBytes: 10 * n, rxPackets: 2 * n, rxBytes: 20 * n });
+    const first = foldCounters(
+      { peers: new Map(), drops: zero, offload: { tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 } },
+      { peers: [peer('a', 1)], drops: { ...zero, ecn: 2 }, offload: { tunReads: 1, txSegments: 2, tunWrites: 3, rxMerged: 4 } },
+    );
+    const both = foldCounters(first, { peers: [peer('a', 2), peer('b', 5)], drops: { ecn: 1, malformed: 1 }, offload: { tunReads: 1, txSegments: 1, tunWrites: 1, rxMerged: 1 } });
+    expect(both.peers.get('a')).toEqual(peer('a', 3));
+    expect(both.peers.get('b')).toEqual(peer('b', 5));
+    expect(both.drops).toEqual({ ...zero, ecn: 3, malformed: 1 });
+    expect(both.offload).toEqual({ tunReads: 2, txSegments: 3, tunWrites: 4, rxMerged: 5 });
+    expect(first.peers.get('a')).toEqual(peer('a', 1)); // the totals it was folded from are not changed
   });
 });
 

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
-import { ensurePersistentTun } from '../tun-device';
+import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
   DEFAULT_PIN_DIR, attachArgs, detachArgs, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
@@ -180,11 +180,7 @@ export class EbpfDatapath implements Datapath {
     const r = await this.o.run(this.o.loader, detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice), { timeoutMs: 30_000 });
     // 127: no loader on this host (never installed): nothing of ours can be attached either.
     if (r.code !== 0 && r.code !== 127) throw new CommandError([this.o.loader, ...detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice)], r);
-    const cur = await this.o.run('ip', ['-json', '-d', 'link', 'show', 'dev', host.tunnelDevice]);
-    if (cur.code === 0) {
-      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
-      if (l?.linkinfo?.info_kind === 'tun') await mustRun(this.o.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
-    }
+    await removePersistentTun(this.o.run, host.tunnelDevice);
     await this.removeEmptyClsact(host.underlayDevice);
     this.podTable = undefined;
     this.host = undefined;

@@ -1,6 +1,8 @@
 // The kernel datapath: an `ipip` device made by iproute2; the kernel encapsulates.
 // The production default wherever the ipip module exists.
-import { runCommand, mustRun, ipBatch } from '../../host/command';
+import { parseLinks } from '../../../src/host/live-state';
+import { ipBatch, runCommand } from '../../host/command';
+import { mustRun, type Runner } from '../../host/runner';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
 
 /** The exact iproute2 batch that creates flannel.ipip as flanneld's ipip backend does. */
@@ -23,16 +25,19 @@ const PROBE_DEVICE = 'podnet-probe0';
 export class KernelDatapath implements Datapath {
   readonly kind = 'kernel' as const;
 
+  /** `run` defaults to the agent's own runner; tests pass a fake. */
+  constructor(private readonly run: Runner = runCommand) {}
+
   async ensure(host: DatapathHost): Promise<void> {
-    const show = await runCommand('ip', ['-json', '-details', 'link', 'show', 'dev', host.tunnelDevice]);
+    const show = await this.run('ip', ['-json', '-details', 'link', 'show', 'dev', host.tunnelDevice]);
     let exists = false;
     if (show.code === 0) {
-      const [link] = JSON.parse(show.stdout) as Array<{ linkinfo?: { info_kind?: string; info_data?: { local?: string } } }>;
-      const right = link?.linkinfo?.info_kind === 'ipip' && link.linkinfo.info_data?.local === host.localAddress;
+      const [link] = parseLinks(show.stdout);
+      const right = link?.kind === 'ipip' && link.ipipLocal === host.localAddress;
       if (right) exists = true;
-      else await mustRun('ip', ['link', 'del', 'dev', host.tunnelDevice]);
+      else await mustRun(this.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
     }
-    const result = await ipBatch(exists ? kernelTunnelRepairBatch(host) : kernelTunnelBatch(host));
+    const result = await ipBatch(this.run, exists ? kernelTunnelRepairBatch(host) : kernelTunnelBatch(host));
     if (result.code !== 0) throw new Error(`creating ${host.tunnelDevice} failed: ${result.stderr.trim()}`);
   }
 
@@ -46,7 +51,7 @@ export class KernelDatapath implements Datapath {
   async close(): Promise<void> {}
 
   async teardown(host: DatapathHost): Promise<void> {
-    await runCommand('ip', ['link', 'del', 'dev', host.tunnelDevice]);
+    await this.run('ip', ['link', 'del', 'dev', host.tunnelDevice]);
   }
 }
 

@@ -14,7 +14,7 @@ import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs'
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
-import { ensurePersistentTun } from '../tun-device';
+import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { execRunner, mustRun, type Runner } from '../../host/runner';
 import { DROP_REASONS, type DropReason, type PeerSpec } from './ipip-codec';
 import type { FromWorker, OffloadCounters, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
@@ -66,12 +66,6 @@ export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops
   };
 }
 
-const addOffload = (a: OffloadCounters, b: Readonly<OffloadCounters>): void => {
-  a.tunReads += b.tunReads;
-  a.txSegments += b.txSegments;
-  a.tunWrites += b.tunWrites;
-  a.rxMerged += b.rxMerged;
-};
 
 interface Running {
   readonly worker: Worker;
@@ -86,6 +80,27 @@ interface Running {
 const emptyOffload = (): OffloadCounters => ({ tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 });
 const emptyDrops = (): Record<DropReason, number> => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
 
+/** What workers counted: peers by underlay address, drops by reason, offload work. */
+interface CounterTotals {
+  readonly peers: ReadonlyMap<string, PeerCounterSnapshot>;
+  readonly drops: Readonly<Record<DropReason, number>>;
+  readonly offload: Readonly<OffloadCounters>;
+}
+
+/** A worker starts from zero: earlier workers' totals plus what the current one last posted. */
+export function foldCounters(base: CounterTotals, last: { readonly peers: readonly PeerCounterSnapshot[]; readonly drops: Readonly<Partial<Record<DropReason, number>>>; readonly offload: Readonly<OffloadCounters> }): CounterTotals {
+  const peers = new Map(base.peers);
+  for (const p of last.peers) {
+    const b = peers.get(p.address);
+    peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
+  }
+  const drops = emptyDrops();
+  for (const k of DROP_REASONS) drops[k] = base.drops[k] + (last.drops[k] ?? 0);
+  const o = base.offload;
+  const offload = { tunReads: o.tunReads + last.offload.tunReads, txSegments: o.txSegments + last.offload.txSegments, tunWrites: o.tunWrites + last.offload.tunWrites, rxMerged: o.rxMerged + last.offload.rxMerged };
+  return { peers, drops, offload };
+}
+
 export class UserspaceDatapath implements Datapath {
   readonly kind = 'userspace' as const;
   private readonly o: Resolved;
@@ -96,7 +111,7 @@ export class UserspaceDatapath implements Datapath {
   private closed = false;
   private restartTimer?: NodeJS.Timeout;
   /** Counters of earlier workers (a restarted worker starts from zero). */
-  private base: { peers: Map<string, PeerCounterSnapshot>; drops: Record<DropReason, number>; offload: OffloadCounters } = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
+  private base: CounterTotals = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
   private last: { peers: PeerCounterSnapshot[]; drops: Record<DropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
   private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
 
@@ -165,12 +180,7 @@ export class UserspaceDatapath implements Datapath {
     worker.once('exit', (code) => {
       port1.close();
       // What this worker counted becomes the base of the next one's.
-      for (const p of this.last.peers) {
-        const b = this.base.peers.get(p.address);
-        this.base.peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
-      }
-      for (const k of DROP_REASONS) this.base.drops[k] += this.last.drops[k] ?? 0;
-      addOffload(this.base.offload, this.last.offload);
+      this.base = foldCounters(this.base, this.last);
       this.last = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
       if (this.running === r) this.running = undefined;
       readyReject(new Error(`userspace datapath: worker exited (${fatal ?? `code ${code}`}) before it was ready`));
@@ -231,16 +241,8 @@ export class UserspaceDatapath implements Datapath {
       r.port.postMessage({ type: 'counters' } satisfies ToWorker);
       await fresh;
     }
-    const peers = new Map(this.base.peers);
-    for (const p of this.last.peers) {
-      const b = peers.get(p.address);
-      peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
-    }
+    const { peers, drops, offload } = foldCounters(this.base, this.last);
     const current = new Set(this.peers.map((p) => p.address));
-    const drops = emptyDrops();
-    for (const k of DROP_REASONS) drops[k] = this.base.drops[k] + (this.last.drops[k] ?? 0);
-    const offload = { ...this.base.offload };
-    addOffload(offload, this.last.offload);
     return toUserspaceCounters([...peers.values()].filter((p) => current.has(p.address)), drops, offload);
   }
 
@@ -255,11 +257,7 @@ export class UserspaceDatapath implements Datapath {
 
   async teardown(host: DatapathHost): Promise<void> {
     await this.close();
-    const cur = await this.o.run('ip', ['-json', '-d', 'link', 'show', 'dev', host.tunnelDevice]);
-    if (cur.code === 0) {
-      const l = (JSON.parse(cur.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0];
-      if (l?.linkinfo?.info_kind === 'tun') await mustRun(this.o.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
-    }
+    await removePersistentTun(this.o.run, host.tunnelDevice);
     this.host = undefined;
   }
 }
