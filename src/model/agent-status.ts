@@ -8,6 +8,7 @@
 // meaning; adding an optional field keeps it. A reader refuses a schema it does not know, so
 // an engine never acts on a status it cannot read right (it waits, then reports the reason).
 import { createHash } from 'node:crypto';
+import type { DropReason } from './drop-reasons';
 import type { HostUnderlay } from './underlay';
 
 export const AGENT_STATUS_SCHEMA = 'podnet.dev/agent-status/v1';
@@ -26,10 +27,10 @@ export interface PeerCounters {
 
 export interface DatapathCounters {
   readonly peers: readonly PeerCounters[];
-  /** Protocol-4 packets dropped because they came from no known peer or were malformed. */
+  /** Packets the datapath did not carry, every reason but notIpv4 (droppedTotal in drop-reasons.ts). */
   readonly dropped: number;
-  /** `dropped` by reason, where the datapath tells them apart (e.g. unknownSource, malformed). */
-  readonly drops?: Readonly<Record<string, number>>;
+  /** `dropped` by reason, in the names all datapaths share (drop-reasons.ts), where the datapath tells them apart. */
+  readonly drops?: Readonly<Partial<Record<DropReason, number>>>;
 }
 
 /** `starting` until the first pass; `failed` when no datapath could start (reason in `error`). */

@@ -18,3 +18,4 @@ export * from './host-state';
 export * from './manifest';
 export * from './agent-status';
 export * from './agent-manifest';
+export * from './drop-reasons';

@@ -58,7 +58,7 @@ describe('EbpfDatapath', () => {
     const sync = h.calls.find((c) => c.argv.endsWith('peers-sync'))!;
     expect(sync.argv).toBe('/opt/podnet/podnet-bpf --pin-dir /tmp/not-sys/podnet peers-sync');
     expect(sync.input).toBe('10.244.0.0/24 192.168.0.80\n10.244.2.0/24 192.168.0.82\n');
-    expect(await d.counters()).toEqual({ peers: [{ node: 'node2', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }], dropped: 2 });
+    expect(await d.counters()).toEqual({ peers: [{ node: 'node2', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }], dropped: 2, drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0, ecn: 0 } });
   });
 
   it('refuses an invalid peer set before touching the maps', async () => {

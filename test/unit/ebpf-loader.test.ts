@@ -37,19 +37,26 @@ describe('podnet-bpf output', () => {
       { address: '192.168.0.82', index: 0, cidrs: ['10.244.2.0/24'], txPackets: 5, txBytes: 500, rxPackets: 4, rxBytes: 400 },
       { address: '192.168.0.80', index: 1, cidrs: ['10.244.0.0/24'], txPackets: 1, txBytes: 100, rxPackets: 0, rxBytes: 0 },
     ],
-    drops: { noPeer: 2, unknownSource: 3, malformed: 1, notIpv4: 50, error: 0, unconfigured: 0 },
-    dropped: 56,
+    drops: { noPeer: 2, unknownSource: 3, malformed: 1, notIpv4: 50, error: 0, unconfigured: 0, ecn: 4 },
+    dropped: 60,
   });
 
-  it('maps counters to node names and leaves non-IPv4 tunnel noise out of dropped', () => {
+  it('maps counters to node names, keeps drop reasons, and leaves non-IPv4 tunnel noise out of dropped', () => {
     const c = toDatapathCounters(parseLoaderCounters(json), new Map([['192.168.0.82', 'node2'], ['192.168.0.80', 'master']]));
     expect(c).toEqual({
       peers: [
         { node: 'master', txPackets: 1, txBytes: 100, rxPackets: 0, rxBytes: 0 },
         { node: 'node2', txPackets: 5, txBytes: 500, rxPackets: 4, rxBytes: 400 },
       ],
-      dropped: 6,
+      dropped: 10,
+      drops: { noPeer: 2, unknownSource: 3, malformed: 1, notIpv4: 50, error: 0, unconfigured: 0, ecn: 4 },
     });
+  });
+
+  it('reads a reason the loader did not print as zero and refuses a non-number', () => {
+    const old = JSON.stringify({ peers: [], drops: { noPeer: 1 }, dropped: 1 });
+    expect(parseLoaderCounters(old).drops).toEqual({ noPeer: 1, unknownSource: 0, malformed: 0, notIpv4: 0, error: 0, unconfigured: 0, ecn: 0 });
+    expect(() => parseLoaderCounters(JSON.stringify({ peers: [], drops: { ecn: 'x' }, dropped: 0 }))).toThrow(/drops.ecn is not a number/);
   });
 
   it('names unknown peers by address and rejects garbage', () => {

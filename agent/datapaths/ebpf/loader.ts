@@ -1,5 +1,6 @@
 // Pure helpers around the podnet-bpf loader: argument lists, stdin for the *-sync commands,
 // and parsing its JSON. No I/O here.
+import { BPF_DROP_REASONS, droppedTotal, zeroDrops, type BpfDropReason } from '../../../src/model/drop-reasons';
 import { parseIpv4, requireCidr } from '../../../src/model/ipv4';
 import type { DatapathCounters, DatapathPeer, PeerCounters } from '../datapath';
 import type { LocalPod } from './local-pods';
@@ -41,14 +42,8 @@ export function podsSyncInput(pods: readonly LocalPod[]): string {
   return pods.map((p) => `${p.ip} ${p.ifindex} ${p.podMac} ${p.hostMac}\n`).join('');
 }
 
-export interface LoaderDrops {
-  readonly noPeer: number;
-  readonly unknownSource: number;
-  readonly malformed: number;
-  readonly notIpv4: number;
-  readonly error: number;
-  readonly unconfigured: number;
-}
+/** pn_drops summed over CPUs, by the names podnet-bpf prints (PN_DROP_REASONS in podnet-ipip.h). */
+export type LoaderDrops = Readonly<Record<BpfDropReason, number>>;
 
 export interface LoaderCounters {
   readonly peers: readonly { address: string; index: number; cidrs: string[]; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
@@ -58,21 +53,27 @@ export interface LoaderCounters {
 
 export function parseLoaderCounters(json: string): LoaderCounters {
   const v = JSON.parse(json) as LoaderCounters;
-  if (!v || !Array.isArray(v.peers) || typeof v.drops !== 'object' || typeof v.dropped !== 'number') throw new Error(`podnet-bpf counters: unexpected output: ${json.slice(0, 200)}`);
-  return v;
+  if (!v || !Array.isArray(v.peers) || typeof v.drops !== 'object' || !v.drops || typeof v.dropped !== 'number') throw new Error(`podnet-bpf counters: unexpected output: ${json.slice(0, 200)}`);
+  // Exactly the shared names, each a number (a reason the loader did not print counted nothing).
+  const drops = zeroDrops(BPF_DROP_REASONS);
+  for (const r of BPF_DROP_REASONS) {
+    const n = (v.drops as Partial<Record<string, unknown>>)[r];
+    if (n !== undefined && typeof n !== 'number') throw new Error(`podnet-bpf counters: drops.${r} is not a number: ${json.slice(0, 200)}`);
+    drops[r] = n ?? 0;
+  }
+  return { ...v, drops };
 }
 
 /**
  * Loader counters -> the Datapath interface's shape. Peers are named by node (from the last
- * setPeers); `dropped` counts protocol-4 and encapsulation drops, not the non-IPv4 packets the
- * tunnel device itself emits (IPv6 router solicitations and the like), which are not traffic.
+ * setPeers); drops keep their reasons, and `dropped` is their total by the shared rule
+ * (droppedTotal: not the non-IPv4 packets the tunnel device itself emits, which are not traffic).
  */
 export function toDatapathCounters(c: LoaderCounters, nodeByAddress: ReadonlyMap<string, string>): DatapathCounters {
   const peers: PeerCounters[] = c.peers
     .map((p) => ({ node: nodeByAddress.get(p.address) ?? p.address, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes }))
     .sort((a, b) => a.node.localeCompare(b.node));
-  const d = c.drops;
-  return { peers, dropped: d.noPeer + d.unknownSource + d.malformed + d.error + d.unconfigured };
+  return { peers, dropped: droppedTotal(c.drops), drops: { ...c.drops } };
 }
 
 export interface HookStatus { readonly dev: string; readonly present: boolean; readonly attached: boolean; readonly progId: number; readonly name: string; readonly tag: string }

@@ -16,7 +16,8 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { execRunner, mustRun, type Runner } from '../../host/runner';
-import { DROP_REASONS, type DropReason, type PeerSpec } from './ipip-codec';
+import type { PeerSpec } from './ipip-codec';
+import { droppedTotal, USERSPACE_DROP_REASONS, zeroDrops, type UserspaceDropReason } from '../../../src/model/drop-reasons';
 import type { FromWorker, OffloadCounters, PeerCounterSnapshot, ToWorker, WorkerConfig } from './packet-worker';
 import { loadShim } from './shim';
 
@@ -51,13 +52,13 @@ function resolve(o: UserspaceOptions): Resolved {
 
 /** DatapathCounters plus drops by reason and what the TUN offloads did (`podnet-agent status --json`). */
 export interface UserspaceCounters extends DatapathCounters {
-  readonly drops: Readonly<Record<DropReason, number>>;
+  readonly drops: Readonly<Record<UserspaceDropReason, number>>;
   readonly offload?: Readonly<OffloadCounters>;
 }
 
-/** Sums what counts as `dropped` (as for ebpf: everything but non-IPv4 noise from the device). */
-export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<DropReason, number>>, offload?: Readonly<OffloadCounters>): UserspaceCounters {
-  const dropped = DROP_REASONS.filter((r) => r !== 'notIpv4').reduce((s, r) => s + (drops[r] ?? 0), 0);
+/** The Datapath shape, drops by reason and offload work; `dropped` by the shared rule (droppedTotal). */
+export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<UserspaceDropReason, number>>, offload?: Readonly<OffloadCounters>): UserspaceCounters {
+  const dropped = droppedTotal(drops);
   return {
     peers: peers.map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes })).sort((a, b) => a.node.localeCompare(b.node)),
     dropped,
@@ -78,24 +79,24 @@ interface Running {
 }
 
 const emptyOffload = (): OffloadCounters => ({ tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 });
-const emptyDrops = (): Record<DropReason, number> => Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+const emptyDrops = (): Record<UserspaceDropReason, number> => zeroDrops(USERSPACE_DROP_REASONS);
 
 /** What workers counted: peers by underlay address, drops by reason, offload work. */
 interface CounterTotals {
   readonly peers: ReadonlyMap<string, PeerCounterSnapshot>;
-  readonly drops: Readonly<Record<DropReason, number>>;
+  readonly drops: Readonly<Record<UserspaceDropReason, number>>;
   readonly offload: Readonly<OffloadCounters>;
 }
 
 /** A worker starts from zero: earlier workers' totals plus what the current one last posted. */
-export function foldCounters(base: CounterTotals, last: { readonly peers: readonly PeerCounterSnapshot[]; readonly drops: Readonly<Partial<Record<DropReason, number>>>; readonly offload: Readonly<OffloadCounters> }): CounterTotals {
+export function foldCounters(base: CounterTotals, last: { readonly peers: readonly PeerCounterSnapshot[]; readonly drops: Readonly<Partial<Record<UserspaceDropReason, number>>>; readonly offload: Readonly<OffloadCounters> }): CounterTotals {
   const peers = new Map(base.peers);
   for (const p of last.peers) {
     const b = peers.get(p.address);
     peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
   }
   const drops = emptyDrops();
-  for (const k of DROP_REASONS) drops[k] = base.drops[k] + (last.drops[k] ?? 0);
+  for (const k of USERSPACE_DROP_REASONS) drops[k] = base.drops[k] + (last.drops[k] ?? 0);
   const o = base.offload;
   const offload = { tunReads: o.tunReads + last.offload.tunReads, txSegments: o.txSegments + last.offload.txSegments, tunWrites: o.tunWrites + last.offload.tunWrites, rxMerged: o.rxMerged + last.offload.rxMerged };
   return { peers, drops, offload };
@@ -112,7 +113,7 @@ export class UserspaceDatapath implements Datapath {
   private restartTimer?: NodeJS.Timeout;
   /** Counters of earlier workers (a restarted worker starts from zero). */
   private base: CounterTotals = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
-  private last: { peers: PeerCounterSnapshot[]; drops: Record<DropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
+  private last: { peers: PeerCounterSnapshot[]; drops: Record<UserspaceDropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
   private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
 
   constructor(options: UserspaceOptions = {}) {

@@ -15,6 +15,7 @@
 //   IHL and length; ECN per RFC 6040 (IP_ECN_decapsulate): outer CE marks an ECT inner packet
 //   CE, and drops a not-ECT one.
 
+import type { UserspaceDropReason } from '../../../src/model/drop-reasons';
 import { prefixMask, requireCidr, requireIpv4 } from '../../../src/model/ipv4';
 
 export const OUTER_HLEN = 20;
@@ -77,18 +78,8 @@ export function innerDestination(buf: Uint8Array, off: number): number {
   return rd32(buf, off + 16);
 }
 
-/** Why a packet was not carried. Stable names: they appear in `podnet-agent status --json`. */
-export type DropReason =
-  | 'notIpv4' // from the TUN: not an IPv4 packet (IPv6 is off on the device; counted, not traffic)
-  | 'noPeer' // from the TUN: no peer owns the destination's pod subnet
-  | 'unknownSource' // protocol 4 from an address that is not a peer
-  | 'notLocal' // protocol 4 not addressed to this node
-  | 'malformed' // bad outer or inner header, length, fragment
-  | 'ecn' // outer CE on a not-ECT inner packet (RFC 6040)
-  | 'sendError' // the raw socket refused it
-  | 'tunWriteError'; // the TUN refused it
-
-export const DROP_REASONS: readonly DropReason[] = ['notIpv4', 'noPeer', 'unknownSource', 'notLocal', 'malformed', 'ecn', 'sendError', 'tunWriteError'];
+/** Why a packet was not carried: the shared names (src/model/drop-reasons.ts). */
+export type DropReason = UserspaceDropReason;
 
 /**
  * Validates the inner packet at buf[off..off+len) and writes the outer header into

@@ -19,11 +19,12 @@
 // batches (peer updates, counter requests). Counters are posted every second and on request.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import {
-  DROP_REASONS, Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, writeVnetHeader,
+  Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, writeVnetHeader,
   type DropReason, type PeerSpec,
 } from './ipip-codec';
 import { loadShim } from './shim';
 import { requireIpv4 } from '../../../src/model/ipv4';
+import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../src/model/drop-reasons';
 
 export interface WorkerConfig {
   readonly addonPath: string;
@@ -89,7 +90,7 @@ function runLoop(cfg: WorkerConfig): void {
   const byAddress = new Map<string, PeerCounters>();
   let table = new PeerTable([]);
   let ctr: PeerCounters[] = [];
-  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  const drops = zeroDrops(USERSPACE_DROP_REASONS);
   const setPeers = (peers: readonly PeerSpec[]) => {
     table = new PeerTable(peers.filter((p) => p.address !== cfg.localAddress));
     ctr = table.peers.map((p) => {

@@ -239,7 +239,7 @@ int pn_underlay_ingress(struct __sk_buff *skb)
 	 * an ECN-capable inner packet CE; a not-ECT inner packet with CE outside is dropped. */
 	if ((outer.tos & 3) == 3 && (inner.tos & 3) != 3) {
 		if ((inner.tos & 3) == 0)
-			return drop(PN_DROP_MALFORMED);
+			return drop(PN_DROP_ECN);
 		__u16 old_w = bpf_htons(((__u16)((inner.version << 4) | inner.ihl) << 8) | inner.tos);
 		inner.tos |= 3;
 		__u16 new_w = bpf_htons(((__u16)((inner.version << 4) | inner.ihl) << 8) | inner.tos);

@@ -42,15 +42,36 @@ struct pn_peer_counters {
 	__u64 rx_bytes;
 };
 
+/* Drop reasons, the one list: X(enumerator, index into pn_drops, name). The enum below and the
+ * loader's name table are generated from it. The name is what `podnet-bpf counters` prints and
+ * the agent reports; it must be one of the TypeScript DropReason names, and BPF_DROP_REASONS in
+ * src/model/drop-reasons.ts lists these in index order (test/unit/drop-reasons.test.ts reads
+ * this header and compares). pn_drops is pinned with PN_DROP_MAX slots: add a reason only in a
+ * free slot below PN_DROP_MAX, never renumber one. */
+#define PN_DROP_REASONS(X)                                                                    \
+	X(PN_DROP_NO_PEER, 0, "noPeer")             /* egress: no peer owns the inner destination */ \
+	X(PN_DROP_UNKNOWN_SOURCE, 1, "unknownSource") /* ingress: protocol 4 to us from no peer */   \
+	X(PN_DROP_MALFORMED, 2, "malformed")        /* outer options/fragment, inner not IPv4, bad IPv4 */ \
+	X(PN_DROP_NOT_IPV4, 3, "notIpv4")           /* egress: non-IPv4 on the tunnel (e.g. IPv6 RS) */ \
+	X(PN_DROP_ERROR, 4, "error")                /* a helper failed (adjust_room, store, change_head) */ \
+	X(PN_DROP_UNCONFIGURED, 5, "unconfigured")  /* pn_config not written yet */ \
+	X(PN_DROP_ECN, 6, "ecn")                    /* ingress: outer CE on a not-ECT inner packet (RFC 6040) */
+
 /* Index into pn_drops. */
 enum pn_drop_reason {
-	PN_DROP_NO_PEER = 0,        /* egress: no peer owns the inner destination */
-	PN_DROP_UNKNOWN_SOURCE = 1, /* ingress: protocol 4 to us from an address that is no peer */
-	PN_DROP_MALFORMED = 2,      /* ingress: outer options/fragment, inner not IPv4; egress: bad IPv4 */
-	PN_DROP_NOT_IPV4 = 3,       /* egress: non-IPv4 on the tunnel device (e.g. IPv6 RS) */
-	PN_DROP_ERROR = 4,          /* a helper failed (adjust_room, store, change_head) */
-	PN_DROP_UNCONFIGURED = 5,   /* pn_config not written yet */
-	PN_DROP_MAX = 8,
+#define PN_DROP_ENUM(id, index, name) id = index,
+	PN_DROP_REASONS(PN_DROP_ENUM)
+#undef PN_DROP_ENUM
+	PN_DROP_MAX = 8, /* pn_drops' max_entries: part of the pinned layout */
 };
+
+#ifndef __bpf__
+/* The loader's name of each slot (NULL: a free slot). Not compiled into the BPF object. */
+static const char *const pn_drop_names[PN_DROP_MAX] = {
+#define PN_DROP_NAME(id, index, name) [id] = name,
+	PN_DROP_REASONS(PN_DROP_NAME)
+#undef PN_DROP_NAME
+};
+#endif
 
 #endif

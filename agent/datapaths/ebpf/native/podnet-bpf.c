@@ -46,7 +46,6 @@
 
 static const char *MAP_NAMES[] = {"pn_peers", "pn_peer_addrs", "pn_pods", "pn_config", "pn_counters", "pn_drops"};
 #define N_MAPS (sizeof(MAP_NAMES) / sizeof(MAP_NAMES[0]))
-static const char *DROP_NAMES[PN_DROP_MAX] = {"noPeer", "unknownSource", "malformed", "notIpv4", "error", "unconfigured", NULL, NULL};
 
 static struct {
 	const char *pin_dir;
@@ -848,12 +847,12 @@ static int cmd_counters(void)
 	printf(opt.json ? "],\"drops\":{" : "drops:\n");
 	first = 1;
 	for (int r = 0; r < PN_DROP_MAX; r++) {
-		if (!DROP_NAMES[r])
+		if (!pn_drop_names[r])
 			continue;
 		if (opt.json)
-			printf("%s\"%s\":%llu", first ? "" : ",", DROP_NAMES[r], (unsigned long long)sum[r]);
+			printf("%s\"%s\":%llu", first ? "" : ",", pn_drop_names[r], (unsigned long long)sum[r]);
 		else
-			printf("  %s %llu\n", DROP_NAMES[r], (unsigned long long)sum[r]);
+			printf("  %s %llu\n", pn_drop_names[r], (unsigned long long)sum[r]);
 		first = 0;
 	}
 	if (opt.json)
