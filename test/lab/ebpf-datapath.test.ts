@@ -9,7 +9,7 @@ import { labExec, podAdd, podExec, wsExec } from '../../src/lab';
 import { run } from '../../src/lab/exec';
 import { switchPort } from '../../src/lab/lab-config';
 import { EbpfDatapath } from '../../agent/datapaths/ebpf/index';
-import { CLIENT, IPIP_SENDER, SERVER } from './traffic-probes';
+import { CLIENT, IPIP_CE_SENDER, IPIP_SENDER, SERVER } from './traffic-probes';
 import type { Runner } from '../../agent/host/runner';
 import type { DatapathHost, DatapathPeer } from '../../agent/datapaths/datapath';
 import { describeLab, testLabName, withLab } from './lab-support';
@@ -145,19 +145,34 @@ describeLab('eBPF datapath on lab hosts', () => {
     expect(r.stdout).toMatch(/60 packets transmitted, 60 received, 0% packet loss/);
   }, 60_000);
 
-  it('drops and counts protocol 4 from a non-peer (the workstation)', async () => {
-    const py = await wsExec(LAB, ['sh', '-c', 'command -v python3']);
-    if (py.code !== 0) {
-      process.stderr.write('[ebpf e2e] no python3 on this machine: non-peer IPIP check skipped\n');
-      return;
+  /** Sends one hand-made packet from the workstation with python3; false (and says so) without python3. */
+  async function sendFromWorkstation(check: string, script: string, args: string[]): Promise<boolean> {
+    if ((await wsExec(LAB, ['sh', '-c', 'command -v python3'])).code !== 0) {
+      process.stderr.write(`[ebpf e2e] no python3 on this machine: ${check} check skipped\n`);
+      return false;
     }
-    const before = await dps.node1!.loaderCounters();
-    const r = await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', pod.node1]);
+    const r = await wsExec(LAB, ['python3', '-c', script, ...args]);
     expect(r.code).toBe(0);
+    return true;
+  }
+
+  it('drops and counts protocol 4 from a non-peer (the workstation)', async () => {
+    const before = await dps.node1!.loaderCounters();
+    if (!(await sendFromWorkstation('non-peer IPIP', IPIP_SENDER, ['192.168.0.81', pod.node1]))) return;
     await new Promise((res) => setTimeout(res, 500));
     const after = await dps.node1!.loaderCounters();
     expect(after.drops.unknownSource).toBe(before.drops.unknownSource + 1);
     expect((await dps.node1!.counters()).dropped).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+
+  it('drops outer CE on a not-ECT inner packet from a peer and counts it as ecn, like userspace (RFC 6040)', async () => {
+    const before = await dps.node1!.counters();
+    if (!(await sendFromWorkstation('ECN drop', IPIP_CE_SENDER, ['192.168.0.81', '192.168.0.82', pod.node1]))) return;
+    await new Promise((res) => setTimeout(res, 500));
+    const after = await dps.node1!.counters();
+    expect(after.drops?.ecn).toBe((before.drops?.ecn ?? 0) + 1);
+    expect(after.drops?.malformed).toBe(before.drops?.malformed);
+    expect(after.dropped).toBeGreaterThanOrEqual(before.dropped + 1);
   }, 30_000);
 
   it('teardown removes only what podnet made', async () => {

@@ -9,12 +9,26 @@ export const CLIENT = `const net=require('net'),c=require('crypto');const [host,
 let left=Number(mb)*1048576,n=0;const k=net.connect(9000,host,()=>{const w=()=>{while(left>0){const b=c.randomBytes(Math.min(left,65536));left-=b.length;n+=b.length;h.update(b);if(!k.write(b))return k.once('drain',w)}k.end()};w()});
 k.on('close',()=>console.log(JSON.stringify({bytes:n,sha:h.digest('hex')})));`;
 
-/** One ICMP echo inside protocol 4 from a non-peer (the workstation). */
-export const IPIP_SENDER = `import socket,struct,sys
+/** python3: `ip4(tos, proto, src, dst, payload)` builds an IPv4 packet; `echo` is an ICMP echo. */
+const IP_PY = `import socket,struct,sys
 def cs(b):
   s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
-i=struct.pack('!BBHHH',8,0,0,1,1)+b'podnet-probe!!'
-i=i[:2]+struct.pack('!H',cs(i))+i[4:]
-h=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(i),7,0,64,1,0,socket.inet_aton('10.244.9.9'),socket.inet_aton(sys.argv[2]))
-h=h[:10]+struct.pack('!H',cs(h))+h[12:]
-socket.socket(socket.AF_INET,socket.SOCK_RAW,4).sendto(h+i,(sys.argv[1],0))`;
+def ip4(tos,proto,src,dst,p):
+  h=struct.pack('!BBHHHBBH4s4s',0x45,tos,20+len(p),7,0,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
+  return h[:10]+struct.pack('!H',cs(h))+h[12:]+p
+echo=struct.pack('!BBHHH',8,0,0,1,1)+b'podnet-probe!!'
+echo=echo[:2]+struct.pack('!H',cs(echo))+echo[4:]
+`;
+
+/** One ICMP echo inside protocol 4 from a non-peer (the workstation). argv: node address, inner destination. */
+export const IPIP_SENDER = `${IP_PY}
+socket.socket(socket.AF_INET,socket.SOCK_RAW,4).sendto(ip4(0,1,'10.244.9.9',sys.argv[2],echo),(sys.argv[1],0))`;
+
+/**
+ * One ICMP echo inside protocol 4 that names a peer as its outer source, with CE on the outer
+ * header and a not-ECT inner packet: RFC 6040 (and kernel ipip) drop it. Sent with a header of its
+ * own (IPPROTO_RAW) from the workstation. argv: node address, claimed peer address, inner destination.
+ */
+export const IPIP_CE_SENDER = `${IP_PY}
+p=ip4(3,4,sys.argv[2],sys.argv[1],ip4(0,1,'10.244.2.9',sys.argv[3],echo))
+socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW).sendto(p,(sys.argv[1],0))`;
