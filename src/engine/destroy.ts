@@ -130,7 +130,13 @@ export async function destroyAt(target: DestroyTarget, opts: DestroyOptions = {}
       await conn.close();
     }
   } catch (err) {
-    result = { node: target.node, outcome: 'failed', error: hostErrorOf(err) };
+    const error = hostErrorOf(err);
+    // The cdktf destroy provisioner (the one caller with a guard) fails the instance's destroy:
+    // Terraform keeps it in its state, so say how this ends.
+    const later = opts.ifRevision
+      ? `; the node stays in Terraform's state and the next cdktf deploy (or cdktf destroy) tries again; to give up on the host, run terraform state rm on its podnet instance`
+      : '';
+    result = { node: target.node, outcome: 'failed', error: { ...error, message: `${error.message}${later}` } };
   }
   return networkDestroy(target.network, [result]);
 }

@@ -107,7 +107,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     mkdirSync(project);
     writeFileSync(join(project, 'cdktf.json'), JSON.stringify({
       language: 'typescript',
-      app: `${join(projectRoot, 'node_modules', '.bin', 'tsx')} ${join(projectRoot, 'test', 'lab', 'terraform-app.ts')}`,
+      app: `${join(projectRoot, 'node_modules', '.bin', 'tsx')} ${join(projectRoot, 'examples', 'network-json.ts')}`,
       projectId: 'podnet-terraform-test',
       sendCrashReports: 'false',
     }));
@@ -266,18 +266,31 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']));
   });
 
-  it('node3 added, then removed: the removing deploy tears node3 down and the others drop its routes', async () => {
+  it('node3 added, then removed (first while unreachable): the removing deploy tears node3 down and the others drop its routes', async () => {
     const added = await deploy({ ...props, nodes: [...nodes3, node3] });
     ok(added);
     expect((await labExec(LAB, 'node1', ['ip', '-4', 'route'])).stdout).toContain('10.244.3.0/24 via 192.168.0.83');
     await podAdd(LAB, 'node3', 'web');
     expect((await podExec(LAB, 'node3', 'web', ['ping', '-c', '2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
 
+    // node3 unreachable when it is removed: its teardown fails, saying so, and the others converge.
+    await labExec(LAB, 'node3', ['systemctl', 'stop', 'ssh.service', 'ssh.socket']);
+    let unreachable: CliResult & { podnet: string[] };
+    try {
+      unreachable = await deploy({ ...props, nodes: nodes3 });
+    } finally {
+      await labExec(LAB, 'node3', ['systemctl', 'start', 'ssh.service']);
+    }
+    expect(unreachable.code).not.toBe(0);
+    expect(`${unreachable.stdout}${unreachable.stderr}`).toMatch(/node3.*the next cdktf deploy \(or cdktf destroy\) tries again/s);
+    for (const h of ['master', 'node1', 'node2']) expect((await labExec(LAB, h, ['ip', '-4', 'route'])).stdout).not.toContain('10.244.3.0/24');
+    expect((await labExec(LAB, 'node3', ['systemctl', 'is-active', 'podnet-cluster.service'])).stdout.trim()).toBe('active');
+
+    // Reachable again: the next deploy finishes the removal.
     const removed = await deploy({ ...props, nodes: nodes3 });
     ok(removed);
-    expect(removed.stdout).toMatch(/3 added, 0 changed, 4 destroyed/);
-    expect(removed.podnet.filter((c) => c.startsWith('destroy '))).toEqual([expect.stringMatching(/^destroy --network cluster --node node3 --address 192\.168\.0\.83 /)]);
-    for (const h of ['master', 'node1', 'node2']) expect((await labExec(LAB, h, ['ip', '-4', 'route'])).stdout).not.toContain('10.244.3.0/24');
+    expect(removed.stdout).toMatch(/0 added, 0 changed, 1 destroyed/);
+    expect(removed.podnet).toEqual([expect.stringMatching(/^destroy --network cluster --node node3 --address 192\.168\.0\.83 /)]);
     await podDel(LAB, 'node3', 'web'); // made by CNI, not podnet: a kubelet would remove it
     expect(await hostSnapshot(LAB, 'node3')).toBe(before.get('node3'));
     expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
