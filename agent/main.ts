@@ -19,7 +19,7 @@ import {
   type DesiredHostState,
   type Network,
 } from '../src/model';
-import type { Datapath } from './datapaths/datapath';
+import { toDatapathHost, type Datapath } from './datapaths/datapath';
 import { DATAPATH_FACTORIES } from './datapaths/registry';
 import { selectDatapath } from './datapaths/select';
 import { readLiveState } from './host/read-live-state';
@@ -66,7 +66,7 @@ async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
 
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */
 function teardownAll(state: DesiredHostState): Promise<void> {
-  return teardownHost(state, DATAPATH_FACTORIES.map((f) => f.create()), log);
+  return teardownHost(state, DATAPATH_FACTORIES, log);
 }
 
 async function run(configPath: string): Promise<void> {
@@ -123,7 +123,7 @@ async function run(configPath: string): Promise<void> {
   let passedOver: Partial<Record<DatapathKind, string>> = {};
   while (!datapath && !stopping) {
     try {
-      const selection = await selectDatapath(state.datapath, { tunnelDevice: state.tunnel.device, localAddress: state.tunnel.local, underlayDevice: state.underlay.device, mtu: state.tunnel.mtu, tunnelAddress: state.tunnel.address, podCidr: state.podCidr, clusterCidr: state.clusterCidr }, DATAPATH_FACTORIES);
+      const selection = await selectDatapath(state.datapath, toDatapathHost(state), DATAPATH_FACTORIES, log);
       datapath = selection.datapath;
       passedOver = { ...selection.passedOver };
     } catch (err) {

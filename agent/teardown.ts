@@ -8,10 +8,11 @@ import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMM
 import { readLiveState } from './host/read-live-state';
 import { ipBatch, runCommand } from './host/command';
 import { mustRun } from './host/runner';
-import type { Datapath } from './datapaths/datapath';
-import { datapathHostOf, reloadManager } from './reconcile/reconciler';
+import { toDatapathHost, type DatapathFactory } from './datapaths/datapath';
+import { reloadManager } from './reconcile/reconciler';
 
-export async function teardownHost(state: DesiredHostState, datapaths: readonly Datapath[], log: (l: string) => void): Promise<void> {
+/** Tears down with every one of `factories`' datapaths (whichever made the network), each bound to this host. */
+export async function teardownHost(state: DesiredHostState, factories: readonly DatapathFactory[], log: (l: string) => void): Promise<void> {
   const routes = parseRoutes(await mustRun(runCommand, IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
   await ipBatch(runCommand, own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
@@ -19,8 +20,9 @@ export async function teardownHost(state: DesiredHostState, datapaths: readonly 
   // One datapath failing to clean up (say, a loader that cannot run here) must not keep the
   // rest of the host from being cleaned: collect the errors and report them at the end.
   const failures: string[] = [];
-  for (const dp of datapaths) {
-    await dp.teardown(datapathHostOf(state)).catch((e: Error) => {
+  const host = toDatapathHost(state);
+  for (const dp of factories.map((f) => f.create(host, log))) {
+    await dp.teardown().catch((e: Error) => {
       failures.push(`${dp.kind}: ${e.message}`);
       log(`teardown of the ${dp.kind} datapath failed: ${e.message}`);
     });

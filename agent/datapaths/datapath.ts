@@ -1,8 +1,9 @@
 // One interface for the three ways podnet carries IP-in-IP, shaped like flannel's
 // pkg/backend: each datapath lives in its own folder and knows nothing of the others;
-// `auto` chooses among them in one place (./select.ts).
-
-import type { DatapathCounters, DatapathKind } from '../../src/model';
+// `auto` chooses among them in one place (./select.ts). As flannel's BackendCtor receives its
+// ExternalInterface, a datapath is bound to its host when it is created: no call can reach a
+// datapath before it knows the host.
+import type { DatapathCounters, DatapathKind, DesiredHostState } from '../../src/model';
 
 // The kinds and counters are part of the agent's status, whose one home is the model.
 export type { DatapathCounters, DatapathKind, PeerCounters } from '../../src/model';
@@ -34,9 +35,40 @@ export interface DatapathHost {
   readonly clusterCidr: string;
 }
 
-/** Whether a datapath can run on this host, and if not, why (shown in `podnet-agent status`). */
-export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/** The one place a DatapathHost is made from the desired state (agent start, reconcile, teardown). */
+export function toDatapathHost(state: DesiredHostState): DatapathHost {
+  return {
+    tunnelDevice: state.tunnel.device,
+    localAddress: state.tunnel.local,
+    underlayDevice: state.underlay.device,
+    mtu: state.tunnel.mtu,
+    tunnelAddress: state.tunnel.address,
+    podCidr: state.podCidr,
+    clusterCidr: state.clusterCidr,
+  };
+}
 
+/**
+ * Whether a datapath can run on this host, in three outcomes as cilium/ebpf's feature probes:
+ * `unsupported` when the host lacks what it needs (no ipip module, no BPF, no /dev/net/tun),
+ * `failed` when the probe could not tell (no permission, a file missing from the bundle, a tool
+ * that crashed). Reasons are shown in `podnet-agent status`.
+ */
+export type ProbeResult =
+  | { readonly outcome: 'supported' }
+  | { readonly outcome: 'unsupported'; readonly reason: string }
+  | { readonly outcome: 'failed'; readonly reason: string };
+
+export const SUPPORTED: ProbeResult = { outcome: 'supported' };
+export const unsupported = (reason: string): ProbeResult => ({ outcome: 'unsupported', reason });
+export const probeFailed = (reason: string): ProbeResult => ({ outcome: 'failed', reason });
+
+/** A probe's outcome in words: "not supported: <reason>" or "probe failed: <reason>". */
+export function describeProbe(probe: ProbeResult): string {
+  return probe.outcome === 'supported' ? 'supported' : `${probe.outcome === 'unsupported' ? 'not supported' : 'probe failed'}: ${probe.reason}`;
+}
+
+/** A datapath bound to one host (given to DatapathFactory.create). */
 export interface Datapath {
   readonly kind: DatapathKind;
   /**
@@ -44,7 +76,7 @@ export interface Datapath {
    * (programs, maps, sockets). Idempotent: called at start and on every reconcile; adopting
    * what a previous agent left (pinned programs, the device) must not interrupt traffic.
    */
-  ensure(host: DatapathHost): Promise<void>;
+  ensure(): Promise<void>;
   /** Replaces the peer set in place; traffic to peers that stay is never interrupted. */
   setPeers(peers: readonly DatapathPeer[]): Promise<void>;
   /** Optional, cheap: re-read what changes without the agent (e.g. local pods) after a netlink event. */
@@ -53,12 +85,13 @@ export interface Datapath {
   /** Stops carrying packets but leaves the network in place (SIGTERM: a restart must not flap it). */
   close(): Promise<void>;
   /** Removes the device and everything this datapath created, nothing else (`podnet-agent teardown`). */
-  teardown(host: DatapathHost): Promise<void>;
+  teardown(): Promise<void>;
 }
 
 export interface DatapathFactory {
   readonly kind: DatapathKind;
-  /** Cheap, side-effect-free as far as possible: can this datapath run here? */
+  /** Cheap, side-effect-free as far as possible: can this datapath run on `host`? Never rejects. */
   probe(host: DatapathHost): Promise<ProbeResult>;
-  create(): Datapath;
+  /** The datapath bound to `host`; creates nothing on the host until ensure(). `log` takes one line. */
+  create(host: DatapathHost, log: (line: string) => void): Datapath;
 }

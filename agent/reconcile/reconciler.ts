@@ -7,21 +7,9 @@ import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import { ipBatch, runCommand } from '../host/command';
 import { mustRun } from '../host/runner';
 import { readLiveState } from '../host/read-live-state';
-import type { Datapath, DatapathHost, DatapathPeer } from '../datapaths/datapath';
+import type { Datapath, DatapathPeer } from '../datapaths/datapath';
 import { planFixes } from './fixes';
 import { enableIpForward } from '../host/ip-forward';
-
-export function datapathHostOf(state: DesiredHostState): DatapathHost {
-  return {
-    tunnelDevice: state.tunnel.device,
-    localAddress: state.tunnel.local,
-    underlayDevice: state.underlay.device,
-    mtu: state.tunnel.mtu,
-    tunnelAddress: state.tunnel.address,
-    podCidr: state.podCidr,
-    clusterCidr: state.clusterCidr,
-  };
-}
 
 export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
   return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
@@ -52,6 +40,7 @@ export class Reconciler {
   private running: Promise<ReconcileOutcome> | undefined;
   private queued: PassKind | undefined;
 
+  /** `datapath` is bound to this host already (made from toDatapathHost(state)). */
   constructor(
     private readonly state: DesiredHostState,
     private readonly datapath: Datapath,
@@ -86,9 +75,8 @@ export class Reconciler {
   }
 
   private async pass(kind: PassKind): Promise<ReconcileOutcome> {
-    const host = datapathHostOf(this.state);
     if (kind === 'full') {
-      await this.datapath.ensure(host);
+      await this.datapath.ensure();
       await this.datapath.setPeers(tunnelledPeers(this.state));
     } else {
       await this.datapath.refresh?.();
@@ -99,9 +87,9 @@ export class Reconciler {
 
     for (const d of diffs) this.log(`drift ${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`);
     const plan = planFixes(this.state, diffs, live);
-    if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', host.tunnelDevice]);
+    if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', this.state.tunnel.device]);
     if (plan.ensureTunnel) {
-      await this.datapath.ensure(host);
+      await this.datapath.ensure();
       await this.datapath.setPeers(tunnelledPeers(this.state));
     }
     if (plan.enableIpForward) await enableIpForward(this.state.network);

@@ -33,7 +33,7 @@ const PEERS: DatapathPeer[] = NODES.map((n) => ({ node: n.name, address: n.addre
 
 /** A Runner that runs inside a lab host: EbpfDatapath drives the host as the agent would locally. */
 const hostRunner = (host: NodeName): Runner => async (file, args, o) => labExec(LAB, host, [file, ...args], { input: o?.input, timeoutMs: o?.timeoutMs });
-const datapath = (host: NodeName) => new EbpfDatapath({ run: hostRunner(host), loaderPath: `${DIR}/podnet-bpf`, podSyncIntervalMs: 0 });
+const datapath = (host: NodeName) => new EbpfDatapath(hostOf(NODES.find((n) => n.name === host)!), { run: hostRunner(host), loaderPath: `${DIR}/podnet-bpf`, podSyncIntervalMs: 0 });
 
 async function must(host: NodeName, argv: string[], input?: string): Promise<string> {
   const r = await labExec(LAB, host, argv, { input, timeoutMs: 120_000 });
@@ -64,7 +64,7 @@ describeLab('eBPF datapath on lab hosts', () => {
       pod[n.name] = (await podAdd(LAB, n.name, 'pa')).ip;
       await must(n.name, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       const dp = datapath(n.name);
-      await dp.ensure(hostOf(n));
+      await dp.ensure();
       await dp.setPeers(PEERS);
       dps[n.name] = dp;
       // What the agent's common reconcile adds: flannel's route shape.
@@ -134,7 +134,7 @@ describeLab('eBPF datapath on lab hosts', () => {
     await new Promise((r) => setTimeout(r, 600));
     const before = await dps.node1!.status();
     const fresh = datapath('node1'); // a new agent process: no memory, only what is pinned
-    await fresh.ensure(hostOf(NODES[0]));
+    await fresh.ensure();
     await fresh.setPeers(PEERS);
     expect(fresh.lastAttach).toEqual({ egress: 'adopted', ingress: 'adopted' });
     const after = await fresh.status();
@@ -177,7 +177,7 @@ describeLab('eBPF datapath on lab hosts', () => {
 
   it('teardown removes only what podnet made', async () => {
     for (const n of NODES) {
-      await dps[n.name]!.teardown(hostOf(n));
+      await dps[n.name]!.teardown();
       const tc = await must(n.name, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress']);
       expect(tc).not.toMatch(/pn_/);
       expect((await labExec(LAB, n.name, ['ip', 'link', 'show', 'flannel.ipip'])).code).not.toBe(0);

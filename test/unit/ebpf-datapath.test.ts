@@ -30,9 +30,9 @@ const opts = (run: Runner) => ({ run, loaderPath: '/opt/podnet/podnet-bpf', pinD
 describe('EbpfDatapath', () => {
   it('creates the TUN, sets MTU and address, then attaches through the loader', async () => {
     const h = fakeHost();
-    const d = new EbpfDatapath(opts(h.run));
+    const d = new EbpfDatapath(host, opts(h.run));
     // /tmp/not-sys is no bpffs and not under /sys/fs/bpf: ensure must refuse with a clear message.
-    await expect(d.ensure(host)).rejects.toThrow(/not on a bpf filesystem/);
+    await expect(d.ensure()).rejects.toThrow(/not on a bpf filesystem/);
     expect(h.argvs()).toEqual(expect.arrayContaining([
       'ip tuntap add dev flannel.ipip mode tun',
       'ip link set dev flannel.ipip mtu 1480 up',
@@ -43,14 +43,14 @@ describe('EbpfDatapath', () => {
 
   it('replaces a non-TUN device of the same name', async () => {
     const h = fakeHost({ tunnel: 'ipip' });
-    await new EbpfDatapath(opts(h.run)).ensure(host).catch(() => undefined);
+    await new EbpfDatapath(host, opts(h.run)).ensure().catch(() => undefined);
     const a = h.argvs();
     expect(a.indexOf('ip link del dev flannel.ipip')).toBeLessThan(a.indexOf('ip tuntap add dev flannel.ipip mode tun'));
   });
 
   it('syncs peers in place (without itself) and reports counters by node', async () => {
     const h = fakeHost();
-    const d = new EbpfDatapath(opts(h.run));
+    const d = new EbpfDatapath(host, opts(h.run));
     await d.setPeers([
       { node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' },
       { node: 'master', address: '192.168.0.80', podCidr: '10.244.0.0/24' },
@@ -63,14 +63,14 @@ describe('EbpfDatapath', () => {
 
   it('refuses an invalid peer set before touching the maps', async () => {
     const h = fakeHost();
-    await expect(new EbpfDatapath(opts(h.run)).setPeers([{ node: 'x', address: '192.168.0.9', podCidr: '10.244.9.1/24' }])).rejects.toThrow(/host bits/);
+    await expect(new EbpfDatapath(host, opts(h.run)).setPeers([{ node: 'x', address: '192.168.0.9', podCidr: '10.244.9.1/24' }])).rejects.toThrow(/host bits/);
     expect(h.calls).toHaveLength(0);
   });
 
   it('probe explains a missing loader without running anything', async () => {
     const h = fakeHost();
     const r = await makeEbpfDatapathFactory({ run: h.run, loaderPath: '/nonexistent/podnet-bpf' }).probe(host);
-    expect(r).toEqual({ ok: false, reason: expect.stringMatching(/loader .* is missing/) });
+    expect(r).toEqual({ outcome: 'failed', reason: expect.stringMatching(/loader .* is missing/) });
     expect(h.calls).toHaveLength(0);
   });
 });

@@ -4,7 +4,7 @@ import { desiredHostState, resolveNetwork } from '../../src/model';
 import { diffHost, normalizeNft } from '../../src/planner/host-diff';
 import { planFixes } from '../../agent/reconcile/fixes';
 import { kernelTunnelBatch } from '../../agent/datapaths/kernel';
-import { datapathHostOf } from '../../agent/reconcile/reconciler';
+import { toDatapathHost } from '../../agent/datapaths/datapath';
 import { referenceSpec } from './reference-network';
 
 const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
@@ -131,7 +131,7 @@ describe('host diff and fixes', () => {
   });
 
   it('the kernel datapath creates flannel.ipip exactly as flannel does', () => {
-    expect(kernelTunnelBatch(datapathHostOf(state))).toEqual([
+    expect(kernelTunnelBatch(toDatapathHost(state))).toEqual([
       'link add flannel.ipip type ipip remote any local 192.168.0.81 ttl inherit nopmtudisc',
       'link set flannel.ipip mtu 1480',
       'addr replace 10.244.1.0/32 dev flannel.ipip',

@@ -308,8 +308,8 @@ describe('userspace datapath factory', () => {
   it('probe says what is missing, side-effect free', async () => {
     const f = makeUserspaceDatapathFactory({ addonPath: '/nonexistent/podnet-tun.node', workerPath: __filename });
     expect(f.kind).toBe('userspace');
-    expect(await f.probe(host)).toEqual({ ok: false, reason: expect.stringMatching(/native shim .*podnet-tun\.node is missing/) });
+    expect(await f.probe(host)).toEqual({ outcome: 'failed', reason: expect.stringMatching(/native shim .*podnet-tun\.node is missing/) });
     const g = makeUserspaceDatapathFactory({ addonPath: __filename, workerPath: '/nonexistent/worker.js' });
-    expect(await g.probe(host)).toEqual({ ok: false, reason: expect.stringMatching(/worker bundle .* is missing/) });
+    expect(await g.probe(host)).toEqual({ outcome: 'failed', reason: expect.stringMatching(/worker bundle .* is missing/) });
   });
 });

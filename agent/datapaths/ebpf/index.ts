@@ -7,7 +7,7 @@
 // maps) and never interrupts traffic; peers and local pods are map updates in place.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
+import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
@@ -74,7 +74,6 @@ export class EbpfDatapath implements Datapath {
   readonly kind = 'ebpf' as const;
   private readonly o: Resolved;
   private nodeByAddress = new Map<string, string>();
-  private host?: DatapathHost;
   private timer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
   /** What we last wrote to pn_pods (undefined: not read yet). */
@@ -82,7 +81,7 @@ export class EbpfDatapath implements Datapath {
   /** What the last ensure() did to each program (for status). */
   lastAttach?: { egress: AttachAction; ingress: AttachAction };
 
-  constructor(options: EbpfOptions = {}) {
+  constructor(private readonly host: DatapathHost, options: EbpfOptions = {}) {
     this.o = resolve(options);
   }
 
@@ -90,9 +89,9 @@ export class EbpfDatapath implements Datapath {
     return mustRun(this.o.run, this.o.loader, args, { input, timeoutMs: 30_000 });
   }
 
-  async ensure(host: DatapathHost): Promise<void> {
-    this.host = host;
-    await this.ensureTunnel(host);
+  async ensure(): Promise<void> {
+    const host = this.host;
+    await this.ensureTunnel();
     await this.ensureBpffs();
     this.lastAttach = parseAttach(await this.loader(attachArgs({
       pinDir: this.o.pinDir, object: this.o.object, tunnelDevice: host.tunnelDevice, underlayDevice: host.underlayDevice, localAddress: host.localAddress,
@@ -109,8 +108,8 @@ export class EbpfDatapath implements Datapath {
   }
 
   /** flannel.ipip as a persistent TUN nobody reads: without the program it drops (fails closed). */
-  private ensureTunnel(host: DatapathHost): Promise<void> {
-    return ensurePersistentTun(this.o.run, host, this.o.log, 'ebpf');
+  private ensureTunnel(): Promise<void> {
+    return ensurePersistentTun(this.o.run, this.host, this.o.log, 'ebpf');
   }
 
   private async ensureBpffs(): Promise<void> {
@@ -133,8 +132,7 @@ export class EbpfDatapath implements Datapath {
   }
 
   async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
-    const local = this.host?.localAddress;
-    const remote = peers.filter((p) => p.address !== local);
+    const remote = peers.filter((p) => p.address !== this.host.localAddress);
     const input = peersSyncInput(remote); // validates before anything is touched
     await this.loader(['--pin-dir', this.o.pinDir, 'peers-sync'], input);
     this.nodeByAddress = new Map(remote.map((p) => [p.address, p.node]));
@@ -144,9 +142,7 @@ export class EbpfDatapath implements Datapath {
   async syncPods(): Promise<void> {
     if (this.syncing) return this.syncing;
     this.syncing = (async () => {
-      const host = this.host;
-      if (!host) return;
-      const desired = await discoverLocalPods(this.o.run, { bridge: this.o.bridge, podCidr: host.podCidr });
+      const desired = await discoverLocalPods(this.o.run, { bridge: this.o.bridge, podCidr: this.host.podCidr });
       if (this.podTable && isEmptyDiff(diffPods(desired, this.podTable))) return;
       await this.loader(['--pin-dir', this.o.pinDir, 'pods-sync'], podsSyncInput(desired));
       this.podTable = desired;
@@ -163,9 +159,7 @@ export class EbpfDatapath implements Datapath {
   }
 
   async status(): Promise<LoaderStatus> {
-    const args = ['--pin-dir', this.o.pinDir, 'status'];
-    if (this.host) args.push('--tunnel-dev', this.host.tunnelDevice, '--underlay-dev', this.host.underlayDevice);
-    return parseLoaderStatus(await this.loader(args));
+    return parseLoaderStatus(await this.loader(['--pin-dir', this.o.pinDir, 'status', '--tunnel-dev', this.host.tunnelDevice, '--underlay-dev', this.host.underlayDevice]));
   }
 
   async close(): Promise<void> {
@@ -175,7 +169,8 @@ export class EbpfDatapath implements Datapath {
     // Programs and maps stay attached and pinned: traffic keeps flowing while the agent is away.
   }
 
-  async teardown(host: DatapathHost): Promise<void> {
+  async teardown(): Promise<void> {
+    const host = this.host;
     await this.close();
     const r = await this.o.run(this.o.loader, detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice), { timeoutMs: 30_000 });
     // 127: no loader on this host (never installed): nothing of ours can be attached either.
@@ -183,7 +178,6 @@ export class EbpfDatapath implements Datapath {
     await removePersistentTun(this.o.run, host.tunnelDevice);
     await this.removeEmptyClsact(host.underlayDevice);
     this.podTable = undefined;
-    this.host = undefined;
   }
 
   /**
@@ -202,22 +196,30 @@ export class EbpfDatapath implements Datapath {
   }
 }
 
-/** Can the eBPF datapath run here? Loads a two-instruction tc program and an LPM map; attaches nothing. */
+/** Exit status of `podnet-bpf probe` when this kernel cannot do tc BPF (PROBE_UNSUPPORTED in podnet-bpf.c). */
+export const PROBE_UNSUPPORTED_EXIT = 3;
+
+/**
+ * Can the eBPF datapath run here? Loads a two-instruction tc program and an LPM map; attaches
+ * nothing. Not supported when the kernel refuses the program or map type; failed when the
+ * bundle lacks the loader or object, or the kernel refused for another reason (EPERM: no
+ * CAP_BPF, a seccomp filter) that says nothing of what it supports.
+ */
 export async function probeEbpf(options: EbpfOptions = {}): Promise<ProbeResult> {
   const o = resolve(options);
-  if (!existsSync(o.loader)) return { ok: false, reason: `loader ${o.loader} is missing (the agent bundle ships it beside podnet-agent.js)` };
-  if (!existsSync(o.object)) return { ok: false, reason: `BPF object ${o.object} is missing` };
+  if (!existsSync(o.loader)) return probeFailed(`loader ${o.loader} is missing (the agent bundle ships it beside podnet-agent.js)`);
+  if (!existsSync(o.object)) return probeFailed(`BPF object ${o.object} is missing`);
   const r = await o.run(o.loader, ['probe', '--object', o.object], { timeoutMs: 10_000 });
-  if (r.code === 0) return { ok: true };
-  const why = (r.stderr || r.stdout).trim().replace(/^podnet-bpf: /, '');
-  return { ok: false, reason: why || `podnet-bpf probe exited ${r.code}` };
+  if (r.code === 0) return SUPPORTED;
+  const why = (r.stderr || r.stdout).trim().replace(/^podnet-bpf: /, '') || `podnet-bpf probe exited ${r.code}`;
+  return r.code === PROBE_UNSUPPORTED_EXIT ? unsupported(why) : probeFailed(why);
 }
 
 export function makeEbpfDatapathFactory(options: EbpfOptions = {}): DatapathFactory {
   return {
     kind: 'ebpf',
-    probe: (_host: DatapathHost) => probeEbpf(options),
-    create: () => new EbpfDatapath(options),
+    probe: () => probeEbpf(options),
+    create: (host, log) => new EbpfDatapath(host, { ...options, log: options.log ?? log }),
   };
 }
 

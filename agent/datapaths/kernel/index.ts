@@ -3,7 +3,7 @@
 import { parseLinks } from '../../../src/host/live-state';
 import { ipBatch, runCommand } from '../../host/command';
 import { mustRun, type Runner } from '../../host/runner';
-import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
+import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
 
 /** The exact iproute2 batch that creates flannel.ipip as flanneld's ipip backend does. */
 export function kernelTunnelBatch(host: DatapathHost): string[] {
@@ -20,15 +20,23 @@ export function kernelTunnelRepairBatch(host: DatapathHost): string[] {
   return kernelTunnelBatch(host).slice(1);
 }
 
-const PROBE_DEVICE = 'podnet-probe0';
+export const PROBE_DEVICE = 'podnet-probe0';
+
+export interface KernelOptions {
+  /** How commands run. Default: the agent's own runner (execFile, 10 s timeout). */
+  readonly run?: Runner;
+}
 
 export class KernelDatapath implements Datapath {
   readonly kind = 'kernel' as const;
+  private readonly run: Runner;
 
-  /** `run` defaults to the agent's own runner; tests pass a fake. */
-  constructor(private readonly run: Runner = runCommand) {}
+  constructor(private readonly host: DatapathHost, options: KernelOptions = {}) {
+    this.run = options.run ?? runCommand;
+  }
 
-  async ensure(host: DatapathHost): Promise<void> {
+  async ensure(): Promise<void> {
+    const host = this.host;
     const show = await this.run('ip', ['-json', '-details', 'link', 'show', 'dev', host.tunnelDevice]);
     let exists = false;
     if (show.code === 0) {
@@ -50,20 +58,35 @@ export class KernelDatapath implements Datapath {
 
   async close(): Promise<void> {}
 
-  async teardown(host: DatapathHost): Promise<void> {
-    await this.run('ip', ['link', 'del', 'dev', host.tunnelDevice]);
+  async teardown(): Promise<void> {
+    await this.run('ip', ['link', 'del', 'dev', this.host.tunnelDevice]);
   }
 }
 
-export const kernelDatapathFactory: DatapathFactory = {
-  kind: 'kernel',
-  async probe(): Promise<ProbeResult> {
-    // A probe device left by an agent killed mid-probe would make every later add fail.
-    await runCommand('ip', ['link', 'del', PROBE_DEVICE]);
-    const add = await runCommand('ip', ['link', 'add', PROBE_DEVICE, 'type', 'ipip', 'remote', 'any', 'local', '127.0.0.1']);
-    if (add.code !== 0) return { ok: false, reason: `no ipip support in this kernel (ip link add type ipip: ${add.stderr.trim() || `exit ${add.code}`})` };
-    await runCommand('ip', ['link', 'del', PROBE_DEVICE]);
-    return { ok: true };
-  },
-  create: () => new KernelDatapath(),
-};
+/**
+ * Can this kernel make ipip devices? Adds and deletes a probe device. iproute2 says "Unknown
+ * device type" (or "not supported") when the ipip module is absent: not supported. Anything
+ * else (no permission, no `ip`) means the probe could not tell.
+ */
+export async function probeKernel(run: Runner = runCommand): Promise<ProbeResult> {
+  // A probe device left by an agent killed mid-probe would make every later add fail.
+  await run('ip', ['link', 'del', PROBE_DEVICE]);
+  const add = await run('ip', ['link', 'add', PROBE_DEVICE, 'type', 'ipip', 'remote', 'any', 'local', '127.0.0.1']);
+  if (add.code !== 0) {
+    const why = add.stderr.trim() || `exit ${add.code}`;
+    if (/unknown device type|not supported/i.test(why)) return unsupported(`no ipip support in this kernel (ip link add type ipip: ${why})`);
+    return probeFailed(`ip link add type ipip: ${why}`);
+  }
+  await run('ip', ['link', 'del', PROBE_DEVICE]);
+  return SUPPORTED;
+}
+
+export function makeKernelDatapathFactory(options: KernelOptions = {}): DatapathFactory {
+  return {
+    kind: 'kernel',
+    probe: () => probeKernel(options.run),
+    create: (host) => new KernelDatapath(host, options),
+  };
+}
+
+export const kernelDatapathFactory: DatapathFactory = makeKernelDatapathFactory();

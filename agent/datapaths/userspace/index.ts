@@ -13,7 +13,7 @@
 import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import type { Datapath, DatapathCounters, DatapathFactory, DatapathHost, DatapathPeer, ProbeResult } from '../datapath';
+import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { execRunner, mustRun, type Runner } from '../../host/runner';
 import type { PeerSpec } from './ipip-codec';
@@ -105,7 +105,6 @@ export function foldCounters(base: CounterTotals, last: { readonly peers: readon
 export class UserspaceDatapath implements Datapath {
   readonly kind = 'userspace' as const;
   private readonly o: Resolved;
-  private host?: DatapathHost;
   private peers: PeerSpec[] = [];
   private running?: Running;
   private starting?: Promise<void>;
@@ -116,23 +115,23 @@ export class UserspaceDatapath implements Datapath {
   private last: { peers: PeerCounterSnapshot[]; drops: Record<UserspaceDropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
   private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
 
-  constructor(options: UserspaceOptions = {}) {
+  constructor(private readonly host: DatapathHost, options: UserspaceOptions = {}) {
     this.o = resolve(options);
   }
 
   /** Serialized: the reconciler and a worker restart may both call it. */
-  ensure(host: DatapathHost): Promise<void> {
-    const next = this.ensureQueue.catch(() => undefined).then(() => this.ensureOnce(host));
+  ensure(): Promise<void> {
+    const next = this.ensureQueue.catch(() => undefined).then(() => this.ensureOnce());
     this.ensureQueue = next;
     return next;
   }
 
   private ensureQueue: Promise<void> = Promise.resolve();
 
-  private async ensureOnce(host: DatapathHost): Promise<void> {
-    this.host = host;
+  private async ensureOnce(): Promise<void> {
+    const host = this.host;
     this.closed = false;
-    await this.ensureTunnel(host);
+    await this.ensureTunnel();
     const ifindex = (await mustRun(this.o.run, 'cat', [`/sys/class/net/${host.tunnelDevice}/ifindex`])).trim();
     if (this.running && this.running.ifindex !== ifindex) {
       this.o.log(`userspace: ${host.tunnelDevice} was recreated; reattaching`);
@@ -145,8 +144,8 @@ export class UserspaceDatapath implements Datapath {
   }
 
   /** flannel.ipip as a persistent TUN, like the ebpf datapath's; here the worker reads it. */
-  private ensureTunnel(host: DatapathHost): Promise<void> {
-    return ensurePersistentTun(this.o.run, host, this.o.log, 'userspace');
+  private ensureTunnel(): Promise<void> {
+    return ensurePersistentTun(this.o.run, this.host, this.o.log, 'userspace');
   }
 
   private startWorker(host: DatapathHost, ifindex: string): Promise<void> {
@@ -201,11 +200,11 @@ export class UserspaceDatapath implements Datapath {
   }
 
   private scheduleRestart(): void {
-    if (this.closed || this.restartTimer || !this.host) return;
+    if (this.closed || this.restartTimer) return;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      if (this.closed || !this.host) return;
-      this.ensure(this.host).catch((e: Error) => {
+      if (this.closed) return;
+      this.ensure().catch((e: Error) => {
         this.o.log(`userspace: restart failed: ${e.message}`);
         this.scheduleRestart();
       });
@@ -226,8 +225,7 @@ export class UserspaceDatapath implements Datapath {
   }
 
   async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
-    const local = this.host?.localAddress;
-    this.peers = peers.filter((p) => p.address !== local).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+    this.peers = peers.filter((p) => p.address !== this.host.localAddress).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
     this.running?.port.postMessage({ type: 'peers', peers: this.peers } satisfies ToWorker);
   }
 
@@ -256,47 +254,53 @@ export class UserspaceDatapath implements Datapath {
     // The persistent TUN, its address and routes stay: a restarted agent reattaches by name.
   }
 
-  async teardown(host: DatapathHost): Promise<void> {
+  async teardown(): Promise<void> {
     await this.close();
-    await removePersistentTun(this.o.run, host.tunnelDevice);
-    this.host = undefined;
+    await removePersistentTun(this.o.run, this.host.tunnelDevice);
   }
 }
 
 /**
  * Can the userspace datapath run here? The shim and worker are present and load, /dev/net/tun
  * opens, and a raw protocol-4 socket can be opened and bound to this node's address. Creates
- * nothing: the socket is closed at once, no TUN device is attached.
+ * nothing: the socket is closed at once, no TUN device is attached. Not supported when the
+ * kernel has no TUN driver or no raw IPv4 sockets; failed when a file is missing from the bundle
+ * or the host refused (no permission, no such local address), which says nothing of support.
  */
 export async function probeUserspace(host: DatapathHost, options: UserspaceOptions = {}): Promise<ProbeResult> {
   const o = resolve(options);
-  if (!existsSync(o.addon)) return { ok: false, reason: `native shim ${o.addon} is missing (the agent bundle ships it beside podnet-agent.js)` };
-  if (!existsSync(o.worker)) return { ok: false, reason: `worker bundle ${o.worker} is missing` };
+  if (!existsSync(o.addon)) return probeFailed(`native shim ${o.addon} is missing (the agent bundle ships it beside podnet-agent.js)`);
+  if (!existsSync(o.worker)) return probeFailed(`worker bundle ${o.worker} is missing`);
   let shim;
   try {
     shim = loadShim(o.addon);
   } catch (e) {
-    return { ok: false, reason: `cannot load ${o.addon}: ${(e as Error).message}` };
+    return probeFailed(`cannot load ${o.addon}: ${(e as Error).message}`);
   }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
     closeSync(openSync('/dev/net/tun', 'r+'));
   } catch (e) {
-    return { ok: false, reason: `/dev/net/tun: ${(e as Error).message}` };
+    const err = e as NodeJS.ErrnoException;
+    // No device node, or a node with no driver behind it: this kernel has no TUN.
+    const reason = `/dev/net/tun: ${err.message}`;
+    return err.code === 'ENOENT' || err.code === 'ENODEV' || err.code === 'ENXIO' ? unsupported(reason) : probeFailed(reason);
   }
   try {
     shim.close(shim.openRaw(host.localAddress, 0));
   } catch (e) {
-    return { ok: false, reason: `raw IPIP socket: ${(e as Error).message}` };
+    // The shim throws "<call>: <strerror>"; these are the kernel lacking raw IPv4 sockets.
+    const reason = `raw IPIP socket: ${(e as Error).message}`;
+    return /not supported|not implemented/i.test((e as Error).message) ? unsupported(reason) : probeFailed(reason);
   }
-  return { ok: true };
+  return SUPPORTED;
 }
 
 export function makeUserspaceDatapathFactory(options: UserspaceOptions = {}): DatapathFactory {
   return {
     kind: 'userspace',
-    probe: (host: DatapathHost) => probeUserspace(host, options),
-    create: () => new UserspaceDatapath(options),
+    probe: (host) => probeUserspace(host, options),
+    create: (host, log) => new UserspaceDatapath(host, { ...options, log: options.log ?? log }),
   };
 }
 

@@ -910,6 +910,24 @@ static int cmd_status(void)
 	return 0;
 }
 
+/* `probe` exits 0 when tc BPF works here, PROBE_UNSUPPORTED when this kernel cannot do it, and
+ * 1 when the probe itself failed (no permission, out of memory, a missing object): the agent
+ * reports "not supported" and "probe failed" differently. */
+#define PROBE_UNSUPPORTED 3
+
+/* What the kernel answers for a program or map type it lacks, or bpf(2) compiled out: EINVAL,
+ * E2BIG (an attribute it does not know), ENOSYS, EOPNOTSUPP and the kernel's ENOTSUPP (524). */
+static bool errno_means_unsupported(int e)
+{
+	return e == EINVAL || e == E2BIG || e == ENOSYS || e == EOPNOTSUPP || e == 524;
+}
+
+static int probe_refused(const char *what, int e)
+{
+	fprintf(stderr, "podnet-bpf: cannot %s here: %s\n", what, strerror(e));
+	return errno_means_unsupported(e) ? PROBE_UNSUPPORTED : 1;
+}
+
 static int cmd_probe(void)
 {
 	/* r0 = TC_ACT_OK; exit */
@@ -921,11 +939,11 @@ static int cmd_probe(void)
 	int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "pn_probe", "GPL", insns, 2, NULL);
 
 	if (fd < 0)
-		die("cannot load a tc BPF program here: %s", strerror(errno));
+		return probe_refused("load a tc BPF program", errno);
 	close(fd);
 	fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pn_probe", sizeof(struct pn_lpm_key), sizeof(struct pn_peer), 1, &mo);
 	if (fd < 0)
-		die("cannot create an LPM_TRIE map here: %s", strerror(errno));
+		return probe_refused("create an LPM_TRIE map", errno);
 	close(fd);
 	if (opt.object && access(opt.object, R_OK))
 		die("BPF object %s: %s", opt.object, strerror(errno));
@@ -936,7 +954,7 @@ static int cmd_probe(void)
 static void usage(FILE *f)
 {
 	fputs("usage: podnet-bpf [--pin-dir D] [--json] [-v] COMMAND ...\n"
-	      "  probe [--object O]                 can tc BPF be loaded here? (exit 0, or 1 + reason)\n"
+	      "  probe [--object O]                 can tc BPF be loaded here? (exit 0; 3 + reason: not supported; 1 + reason: probe failed)\n"
 	      "  attach --object O --tunnel-dev T --underlay-dev U --local A.B.C.D\n"
 	      "                                     load/attach, or adopt what is pinned and attached\n"
 	      "  detach [--tunnel-dev T] [--underlay-dev U]   remove podnet's filters and pins only\n"
