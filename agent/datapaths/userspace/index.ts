@@ -67,7 +67,6 @@ export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops
   };
 }
 
-
 interface Running {
   readonly worker: Worker;
   readonly port: MessagePort;
