@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceApp } from '../../examples/reference-network';
+import type { CommandResult } from '../host/command-result';
 import { labDown, labExec, labUnavailableReason, labUp, podAdd, podExec, readLab } from '../lab';
 import { AGENT_BUNDLE_PATH, CONFIG_DIR, INSTALL_DIR, RUNTIME_PATH } from '../model';
 
@@ -26,7 +27,7 @@ function show(text: string): void {
   for (const line of text.trimEnd().split('\n')) process.stdout.write(`    | ${line}\n`);
 }
 
-function sh(file: string, args: string[], opts: { cwd?: string; passStderr?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function sh(file: string, args: string[], opts: { cwd?: string; passStderr?: boolean } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = execFile(file, args, { cwd: opts.cwd ?? root, maxBuffer: 16 << 20, timeout: 180_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
@@ -37,7 +38,7 @@ function sh(file: string, args: string[], opts: { cwd?: string; passStderr?: boo
 }
 const podnet = (args: string[], passStderr = false) => sh(process.execPath, [join(root, 'bin', 'podnet'), ...args], { passStderr });
 
-function expectCode(what: string, result: { code: number; stdout: string; stderr: string }, code: number): void {
+function expectCode(what: string, result: CommandResult, code: number): void {
   if (result.code !== code) {
     show(result.stdout + result.stderr);
     throw new Error(`${what}: exit ${result.code}, expected ${code}`);

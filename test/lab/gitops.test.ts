@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labExec, readLab } from '../../src/lab';
 import { describeUnless, hostSnapshot, requireLabOrSkip, testLabName, withLab } from './lab-support';
-import { podnetBin, projectRoot, runShell, type CliResult } from './engine-support';
+import { podnetBin, projectRoot, runShell } from './engine-support';
+import type { CommandResult } from '../../src/host/command-result';
 
 const LAB = testLabName('pntfgo');
 jest.setTimeout(240_000);
@@ -51,13 +52,13 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
   const pgCtl = (action: string) => asPostgres(`${postgresBin()}/pg_ctl -D ${pg}/data -l ${pg}/log -w ${action}`);
 
   /** One pipeline step, as the CI runner runs it, from the lab's workstation namespace. */
-  function step(name: 'plan' | 'deploy' | 'drift', opts: { out?: string; slow?: number } = {}): Promise<CliResult & { podnet: string[] }> {
+  function step(name: 'plan' | 'deploy' | 'drift', opts: { out?: string; slow?: number } = {}): Promise<CommandResult & { podnet: string[] }> {
     writeFileSync(calls, '');
     const stepEnv = { ...env, CDKTF_OUT: opts.out ?? join(work, 'cdktf.out'), PODNET_TEST_SLOW: String(opts.slow ?? 0) };
     return runShell('ip', ['netns', 'exec', readLab(LAB)!.workstation.netns, join(example, 'pipeline.sh'), name], { cwd: example, env: stepEnv, timeoutMs: 200_000 })
       .then((r) => ({ ...r, podnet: readFileSync(calls, 'utf8').split('\n').filter(Boolean) }));
   }
-  const show = (r: CliResult) => ({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` });
+  const show = (r: CommandResult) => ({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` });
 
   beforeAll(() => {
     // PostgreSQL on a unix socket only (no TCP listener), in a directory of its own.

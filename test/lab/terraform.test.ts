@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { PodNetworkProps } from '../../stacks';
 import { labExec, podAdd, podDel, podExec, readLab } from '../../src/lab';
 import { describeUnless, hostSnapshot, requireLabOrSkip, rootRoutes, testLabName, withLab } from './lab-support';
-import { podnetBin, projectRoot, runPodnet, runShell, type CliResult } from './engine-support';
+import { podnetBin, projectRoot, runPodnet, runShell } from './engine-support';
+import type { CommandResult } from '../../src/host/command-result';
 
 const LAB = testLabName('pntf');
 jest.setTimeout(240_000);
@@ -55,7 +56,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
   }
 
   /** Runs the cdktf CLI (or terraform) in the workstation namespace, with podnet on PATH behind a call counter. */
-  function inWorkstation(argv: string[], cwd: string): Promise<CliResult> {
+  function inWorkstation(argv: string[], cwd: string): Promise<CommandResult> {
     const env = {
       ...process.env,
       PATH: `${join(work, 'bin')}:${process.env.PATH}`,
@@ -71,7 +72,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
   const cdktfBin = join(projectRoot, 'node_modules', '.bin', 'cdktf');
   let lastSeconds = 0;
   /** `cdktf deploy` of `next`; returns the CLI result and the podnet calls terraform made. */
-  async function deploy(next: PodNetworkProps): Promise<CliResult & { podnet: string[] }> {
+  async function deploy(next: PodNetworkProps): Promise<CommandResult & { podnet: string[] }> {
     props = next;
     writeFileSync(join(project, 'network.json'), JSON.stringify(next));
     writeFileSync(calls, '');
@@ -81,7 +82,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     process.stderr.write(`[terraform.test] cdktf deploy: ${lastSeconds.toFixed(1)} s\n`);
     return { ...r, podnet: readFileSync(calls, 'utf8').split('\n').filter(Boolean) };
   }
-  const ok = (r: CliResult) => expect({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` }).toEqual({ code: 0, out: '' });
+  const ok = (r: CommandResult) => expect({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` }).toEqual({ code: 0, out: '' });
 
   async function agentPid(host: string): Promise<string> {
     return (await labExec(LAB, host, ['systemctl', 'show', '-p', 'MainPID', '--value', 'podnet-cluster.service'])).stdout.trim();
@@ -164,7 +165,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
   });
 
   it('a model change (MTU, directRouting) converges with under a second of ping loss', async () => {
-    let r: CliResult & { podnet: string[] } | undefined;
+    let r: CommandResult & { podnet: string[] } | undefined;
     const lost = await pingLoss('node1', '10.244.2.2', deploy({ ...props, mtu: 1400, backend: { type: 'ipip', directRouting: true, datapath: 'auto' } }).then((x) => (r = x)));
     ok(r!);
     expect(r!.stdout).toMatch(/3 added, 0 changed, 3 destroyed/);
