@@ -276,7 +276,7 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
 
     // node3 unreachable when it is removed: its teardown fails, saying so, and the others converge.
     await labExec(LAB, 'node3', ['systemctl', 'stop', 'ssh.service', 'ssh.socket']);
-    let unreachable: CliResult & { podnet: string[] };
+    let unreachable: CommandResult & { podnet: string[] };
     try {
       unreachable = await deploy({ ...props, nodes: nodes3 });
     } finally {
