@@ -25,6 +25,7 @@ import { selectDatapath } from './datapaths/select';
 import { readLiveState } from './host/read-live-state';
 import { ChangeWatcher } from './reconcile/change-watcher';
 import { Reconciler } from './reconcile/reconciler';
+import { degradedReasons } from './reconcile/degraded';
 import { writeStatus } from './status';
 import { teardownHost } from './teardown';
 import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
@@ -137,23 +138,36 @@ async function run(configPath: string): Promise<void> {
   const chosen = datapath;
   const reconciler = new Reconciler(state, chosen, log);
 
+  // A repair delayed by backoff needs a pass when its delay ends, event or not.
+  let retryTimer: NodeJS.Timeout | undefined;
+  const scheduleRetry = (at: number | undefined) => {
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = undefined;
+    if (at === undefined || stopping) return;
+    retryTimer = setTimeout(() => void reconcile('backoff'), Math.max(0, at - Date.now()) + 10);
+    retryTimer.unref();
+  };
   const reconcile = async (why: string) => {
     try {
-      // Netlink, nftables and file events need only a diff; tc events (our filters?), start
-      // and the periodic check re-assert the datapath too.
-      const light = why.split('+').every((s) => s === 'ip' || s === 'nft' || s === 'file' || s === 'iptables');
-      const outcome = await reconciler.reconcile(light ? 'light' : 'full');
-      if (outcome.repaired.length > 0) log(`reconciled (${why}): repaired ${outcome.repaired.length} difference(s)`);
+      // Netlink, nftables and file events (and backoff retries) need only a diff; tc events
+      // (our filters?), start and the periodic check re-assert the datapath too.
+      const light = why.split('+').every((s) => s === 'ip' || s === 'nft' || s === 'file' || s === 'iptables' || s === 'backoff');
+      const outcome = await reconciler.reconcile(light ? 'light' : 'full', why);
+      const delayed = reconciler.delayed();
+      const reasons = degradedReasons(outcome, delayed);
       await publish({
         error: undefined,
-        state: outcome.remaining.length === 0 ? 'converged' : 'degraded',
+        state: reasons.length === 0 ? 'converged' : 'degraded',
+        degradedReasons: reasons.length > 0 ? reasons : undefined,
+        backoff: delayed.length > 0 ? delayed.map((d) => ({ ...d, retryAt: new Date(d.retryAt).toISOString() })) : undefined,
         datapath: chosen.kind,
         passedOver,
-        repairs: status.repairs + (status.lastReconcile ? outcome.repaired.length : 0),
+        repairs: reconciler.repairs,
         lastReconcile: new Date().toISOString(),
         remaining: outcome.remaining,
         counters: await chosen.counters().catch(() => status.counters ?? { peers: [], dropped: 0 }),
       });
+      scheduleRetry(reconciler.nextRetry());
     } catch (err) {
       log(`reconcile failed (${why}): ${(err as Error).message}`);
       await publish({ state: 'degraded', error: (err as Error).message });
@@ -174,6 +188,7 @@ async function run(configPath: string): Promise<void> {
   await stopped;
   clearInterval(timer);
   clearInterval(countersTimer);
+  if (retryTimer) clearTimeout(retryTimer);
   watcher.stop();
   // Never stop half-way through a repair (say, between deleting and recreating the device).
   await reconciler.settle();
@@ -225,6 +240,8 @@ function printStatus(configPath: string | undefined, network: string | undefined
     `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver).map(([k, v]) => `\n  passed over ${k}: ${v}`).join('')}`,
     `peers: ${s.peers.map((p) => `${p.node} ${p.address} ${p.podCidr}${p.tunnelled ? '' : ' (direct)'}`).join(', ') || 'none'}`,
     `repairs ${s.repairs}, last reconcile ${s.lastReconcile ?? 'never'}`,
+    ...(s.degradedReasons ?? []).map((r) => `degraded: ${r}`),
+    ...(s.backoff ?? []).map((b) => `backoff: ${b.key} repaired ${b.repairs} times in ${b.windowS} s (${b.sources.join(', ')}); next repair ${b.retryAt}`),
     ...(s.counters ? [`dropped ${s.counters.dropped}${s.counters.drops ? ` (${Object.entries(s.counters.drops).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ') || 'none'})` : ''}`, ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`)] : []),
     ...(s.error ? [`error: ${s.error}`] : []),
   ];

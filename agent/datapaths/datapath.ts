@@ -82,6 +82,12 @@ export interface Datapath {
   /** Optional, cheap: re-read what changes without the agent (e.g. local pods) after a netlink event. */
   refresh?(): Promise<void>;
   counters(): Promise<DatapathCounters>;
+  /**
+   * Optional: why this datapath cannot carry traffic now although it was set up (programs not
+   * attached, maps not pinned, worker not running); empty when it can. Called on every pass,
+   * so cheap (one read). The agent reports `degraded` with these reasons.
+   */
+  health?(): Promise<readonly string[]>;
   /** Stops carrying packets but leaves the network in place (SIGTERM: a restart must not flap it). */
   close(): Promise<void>;
   /** Removes the device and everything this datapath created, nothing else (`podnet-agent teardown`). */

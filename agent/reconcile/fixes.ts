@@ -31,6 +31,14 @@ export function firewallInserts(state: DesiredHostState, iptables: string, saved
     .map((args) => [iptables, '-w', '-I', 'FORWARD', '1', ...args]);
 }
 
+/**
+ * Differences the agent never repairs (action `report`): someone else's route and the
+ * underlay (the host's own network, not podnet's). They keep the agent degraded.
+ */
+export function isRepairable(d: HostDifference): boolean {
+  return d.action !== 'report';
+}
+
 export function routeLine(verb: 'replace', r: DesiredRoute): string {
   return `route ${verb} ${r.destination} via ${r.gateway} dev ${r.device}${r.onlink ? ' onlink' : ''} proto ${ROUTE_PROTOCOL}`;
 }

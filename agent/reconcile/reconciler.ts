@@ -1,15 +1,23 @@
 // The agent's control loop: converge at start, then repair whatever differs, triggered by
 // netlink events and file changes, with a periodic full check as the safety net.
+//
+// Besides the differences it repairs, every pass checks what no diff shows: that the chosen
+// datapath is attached and counting (Datapath.health), and that the last attempt to set it up
+// did not fail. A datapath fault stays until a pass sets the datapath up again, so a failed
+// full pass is never followed by a light pass that looks converged (review #10).
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
+import type { LiveHostState } from '../../src/host/live-state';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
+import type { CommandResult } from '../../src/host/command-result';
 import { ipBatch, runCommand } from '../host/command';
 import { mustRun } from '../host/runner';
 import { readLiveState } from '../host/read-live-state';
 import type { Datapath, DatapathPeer } from '../datapaths/datapath';
-import { planFixes } from './fixes';
+import { isRepairable, planFixes } from './fixes';
 import { enableIpForward } from '../host/ip-forward';
+import { RepairBackoff, type BackoffEntry, type BackoffPolicy } from './backoff';
 
 export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
   return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
@@ -22,10 +30,12 @@ export async function reloadManager(manager: UnmanagedConfig['manager']): Promis
 }
 
 export interface ReconcileOutcome {
-  /** What differed before this pass (empty when in sync). */
+  /** What the passes of this call repaired (empty when in sync). */
   readonly repaired: readonly HostDifference[];
-  /** What still differs after it (should be empty). */
+  /** What still differs after the last pass: not repairable, delayed by backoff, or undone meanwhile. */
   readonly remaining: readonly HostDifference[];
+  /** Why traffic cannot flow although no difference says so (the datapath): empty when it can. */
+  readonly problems: readonly string[];
 }
 
 /**
@@ -36,32 +46,123 @@ export interface ReconcileOutcome {
  */
 export type PassKind = 'full' | 'light';
 
+/** What a pass does to the host, apart from the datapath. The real one runs ip/nft; tests pass fakes. */
+export interface HostEffects {
+  readLive(): Promise<LiveHostState>;
+  deleteLink(device: string): Promise<void>;
+  enableIpForward(): Promise<void>;
+  ipBatch(lines: readonly string[]): Promise<CommandResult>;
+  writeSubnetEnv(): Promise<void>;
+  replaceNft(script: string): Promise<void>;
+  /** Sets net.ipv4.conf.<device>.forwarding to 1. */
+  enableInterfaceForwarding(device: string): Promise<void>;
+  /** Runs a command (iptables inserts); a failure is the result, not an exception. */
+  run(argv: readonly string[]): Promise<CommandResult>;
+}
+
+export function hostEffects(state: DesiredHostState): HostEffects {
+  return {
+    readLive: () => readLiveState(state.network),
+    deleteLink: async (device) => { await runCommand('ip', ['link', 'del', 'dev', device]); },
+    enableIpForward: () => enableIpForward(state.network),
+    ipBatch: (lines) => ipBatch(runCommand, lines),
+    writeSubnetEnv: () => writeFileAtomic(state.subnetEnv.path, state.subnetEnv.content),
+    replaceNft: async (script) => { await mustRun(runCommand, 'nft', ['-f', '-'], { input: script }); },
+    enableInterfaceForwarding: (device) => writeFile(`/proc/sys/net/ipv4/conf/${device}/forwarding`, '1\n'),
+    run: ([file, ...args]) => runCommand(file!, args),
+  };
+}
+
+export interface ReconcilerOptions {
+  readonly effects?: HostEffects;
+  readonly backoff?: BackoffPolicy;
+  /** Epoch ms (tests move time by hand). */
+  readonly now?: () => number;
+}
+
+/** A datapath that could not be set up is tried again this soon (then as backoff allows). */
+const DATAPATH_RETRY_MS = 1_000;
+
+/** The backoff key for setting the datapath up (attach, worker start). */
+export const DATAPATH_KEY = 'datapath';
+
+const keyOf = (d: HostDifference): string => `${d.kind} ${d.subject}`;
+
+/** One line for a difference, as logs and the status's degradedReasons show it. */
+export function describeDifference(d: HostDifference): string {
+  return `${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`;
+}
+
 export class Reconciler {
   private running: Promise<ReconcileOutcome> | undefined;
-  private queued: PassKind | undefined;
+  private queued: { kind: PassKind; sources: Set<string> } | undefined;
+  private readonly effects: HostEffects;
+  private readonly backoff: RepairBackoff;
+  private readonly now: () => number;
+  /** Why the datapath is not set up, from the last attempt; undefined once an attempt succeeded. */
+  private datapathFault: string | undefined = 'not set up yet';
+  /** Differences seen in the previous pass: a persistent one is logged once, not on every event. */
+  private seen = new Set<string>();
+  private firstPassDone = false;
+  private repairCount = 0;
 
   /** `datapath` is bound to this host already (made from toDatapathHost(state)). */
   constructor(
     private readonly state: DesiredHostState,
     private readonly datapath: Datapath,
     private readonly log: (line: string) => void,
-  ) {}
+    options: ReconcilerOptions = {},
+  ) {
+    this.effects = options.effects ?? hostEffects(state);
+    this.backoff = new RepairBackoff(options.backoff);
+    this.now = options.now ?? Date.now;
+  }
 
-  /** Runs one pass; concurrent calls coalesce into at most one more pass (full if any asked). */
-  reconcile(kind: PassKind = 'full'): Promise<ReconcileOutcome> {
+  /** Every repair since the first pass (which sets the host up), event-driven ones included. */
+  get repairs(): number {
+    return this.repairCount;
+  }
+
+  /** Objects whose repairs are being delayed because something keeps undoing them. */
+  delayed(): BackoffEntry[] {
+    return this.backoff.delayed(this.now());
+  }
+
+  /**
+   * When the next pass should run without an event (epoch ms): a delayed repair's time, or,
+   * while the datapath is not set up, a second from now (no event may ever come to retry it).
+   */
+  nextRetry(): number | undefined {
+    const now = this.now();
+    const delayed = this.backoff.nextRetry(now);
+    if (this.datapathFault === undefined) return delayed;
+    return delayed ?? now + DATAPATH_RETRY_MS;
+  }
+
+  /**
+   * Runs one pass, woken by `source` (ip, nft, tc, file, start, periodic...); concurrent calls
+   * coalesce into at most one more pass (full if any asked). The outcome lists what every pass
+   * of this call repaired.
+   */
+  reconcile(kind: PassKind = 'full', source: string = kind): Promise<ReconcileOutcome> {
     if (this.running) {
-      this.queued = this.queued === 'full' || kind === 'full' ? 'full' : 'light';
+      const q = this.queued ?? { kind, sources: new Set<string>() };
+      q.kind = q.kind === 'full' || kind === 'full' ? 'full' : 'light';
+      q.sources.add(source);
+      this.queued = q;
       return this.running;
     }
     this.running = (async () => {
       try {
-        let outcome = await this.pass(kind);
+        let outcome = await this.pass(kind, source);
+        const repaired = [...outcome.repaired];
         while (this.queued) {
           const next = this.queued;
           this.queued = undefined;
-          outcome = await this.pass(next);
+          outcome = await this.pass(next.kind, [...next.sources].join('+'));
+          repaired.push(...outcome.repaired);
         }
-        return outcome;
+        return { ...outcome, repaired };
       } finally {
         this.running = undefined;
       }
@@ -74,41 +175,90 @@ export class Reconciler {
     while (this.running) await this.running.catch(() => undefined);
   }
 
-  private async pass(kind: PassKind): Promise<ReconcileOutcome> {
-    if (kind === 'full') {
+  /** Sets the datapath up; a failure becomes the fault the status reports, retried with backoff. */
+  private async ensureDatapath(source: string): Promise<void> {
+    try {
       await this.datapath.ensure();
       await this.datapath.setPeers(tunnelledPeers(this.state));
-    } else {
-      await this.datapath.refresh?.();
+      if (this.datapathFault && this.firstPassDone) this.log(`datapath ${this.datapath.kind} set up again`);
+      this.datapathFault = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.datapathFault) this.log(`datapath ${this.datapath.kind} cannot be set up: ${message}`);
+      this.datapathFault = message;
+      const line = this.backoff.record(DATAPATH_KEY, this.now(), source);
+      if (line) this.log(line);
     }
-    const live = await readLiveState(this.state.network);
-    const diffs = diffHost(this.state, live);
-    if (diffs.length === 0) return { repaired: [], remaining: [] };
+  }
 
-    for (const d of diffs) this.log(`drift ${d.kind} ${d.subject}${d.expected ? ` expected=${d.expected}` : ''}${d.actual ? ` actual=${d.actual}` : ''}`);
+  private async pass(kind: PassKind, source: string): Promise<ReconcileOutcome> {
+    // While the datapath is faulty, every pass tries again (as far as backoff allows): a light
+    // pass must not skip what the failed full pass left undone.
+    if (kind === 'full' || (this.datapathFault !== undefined && this.backoff.allowed(DATAPATH_KEY, this.now()))) await this.ensureDatapath(source);
+    else await this.datapath.refresh?.();
+
+    const live = await this.effects.readLive();
+    const diffs = this.differences(live);
+    const now = this.now();
+    const repairable = diffs.filter(isRepairable);
+    const toFix = repairable.filter((d) => this.backoff.allowed(keyOf(d), now));
+    for (const d of diffs) if (!this.seen.has(keyOf(d))) this.log(`drift ${describeDifference(d)}`);
+
+    let remaining = diffs;
+    if (toFix.length > 0) {
+      await this.execute(toFix, live, source);
+      for (const d of toFix) {
+        const line = this.backoff.record(keyOf(d), now, source);
+        if (line) this.log(line);
+      }
+      if (this.firstPassDone) {
+        this.repairCount += toFix.length;
+        this.log(`reconciled (${source}): repaired ${toFix.length} difference(s)`);
+      }
+      remaining = this.differences(await this.effects.readLive());
+      for (const d of remaining) if (toFix.some((f) => keyOf(f) === keyOf(d))) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
+    }
+    const differing = new Set(remaining.map(keyOf));
+    for (const key of this.backoff.keys()) {
+      if (key === DATAPATH_KEY ? this.datapathFault !== undefined : differing.has(key)) continue;
+      const line = this.backoff.held(key, now);
+      if (line) this.log(line);
+    }
+    this.seen = new Set(diffs.map(keyOf));
+    this.firstPassDone = true;
+    return { repaired: toFix, remaining, problems: await this.problems() };
+  }
+
+  private differences(live: LiveHostState): HostDifference[] {
+    return diffHost(this.state, live);
+  }
+
+  private async execute(diffs: readonly HostDifference[], live: LiveHostState, source: string): Promise<void> {
     const plan = planFixes(this.state, diffs, live);
-    if (plan.recreateTunnel) await runCommand('ip', ['link', 'del', 'dev', this.state.tunnel.device]);
-    if (plan.ensureTunnel) {
-      await this.datapath.ensure();
-      await this.datapath.setPeers(tunnelledPeers(this.state));
+    if (plan.recreateTunnel) await this.effects.deleteLink(this.state.tunnel.device);
+    if (plan.ensureTunnel) await this.ensureDatapath(source);
+    if (plan.enableIpForward) await this.effects.enableIpForward();
+    for (const dev of plan.interfaceForwarding) await this.effects.enableInterfaceForwarding(dev).catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
+    for (const argv of plan.firewallInserts) {
+      const r = await this.effects.run(argv);
+      if (r.code !== 0) this.log(`${argv.join(' ')}: ${r.stderr.trim()}`);
     }
-    if (plan.enableIpForward) await enableIpForward(this.state.network);
-    for (const dev of plan.interfaceForwarding) await writeFile(`/proc/sys/net/ipv4/conf/${dev}/forwarding`, '1\n').catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
-    for (const [file, ...args] of plan.firewallInserts) {
-      const r = await runCommand(file!, args);
-      if (r.code !== 0) this.log(`${file} ${args.join(' ')}: ${r.stderr.trim()}`);
-    }
-    const batch = await ipBatch(runCommand, plan.ipBatch);
+    const batch = await this.effects.ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
     for (const c of plan.unmanagedConfigs) {
       await writeFileAtomic(c.path, c.content);
       await reloadManager(c.manager);
     }
-    if (plan.writeSubnetEnv) await writeFileAtomic(this.state.subnetEnv.path, this.state.subnetEnv.content);
-    if (plan.nftScript) await mustRun(runCommand, 'nft', ['-f', '-'], { input: plan.nftScript });
+    if (plan.writeSubnetEnv) await this.effects.writeSubnetEnv();
+    if (plan.nftScript) await this.effects.replaceNft(plan.nftScript);
+  }
 
-    const remaining = diffHost(this.state, await readLiveState(this.state.network));
-    for (const d of remaining) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
-    return { repaired: diffs, remaining };
+  private async problems(): Promise<string[]> {
+    if (this.datapathFault !== undefined) return [`datapath ${this.datapath.kind} is not set up: ${this.datapathFault}`];
+    try {
+      return [...(await this.datapath.health?.() ?? [])].map((p) => `datapath ${this.datapath.kind}: ${p}`);
+    } catch (err) {
+      return [`datapath ${this.datapath.kind}: health check failed: ${(err as Error).message}`];
+    }
   }
 }

@@ -7,6 +7,7 @@ import { writeFilesScript, type FileToWrite } from './file-batch';
 import {
   isConvergedOn,
   parseAgentStatus,
+  statusSummary,
   statusFieldText,
   type MatchableStatusField,
   revisionPath,
@@ -91,7 +92,7 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
     const parsed = r.stdout.trim() ? parseAgentStatus(r.stdout) : undefined;
     if (parsed?.ok) {
       const s = parsed.status;
-      last = `${s.state}${s.error ? `: ${s.error}` : ''}`;
+      last = statusSummary(s);
       if (isConvergedOn(s, target.configHash, oldPid)) return;
     } else if (parsed) {
       last = `unreadable status (${parsed.reason})`;
@@ -100,6 +101,12 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new ConvergeTimeoutError(`the agent did not report the new config converged within ${timeoutS} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`);
+}
+
+/** Whether a status text read before apply shows the agent converged on `configHash`. */
+function reportsConverged(statusText: string | undefined, configHash: string): boolean {
+  const parsed = statusText === undefined ? undefined : parseAgentStatus(statusText);
+  return parsed?.ok === true && isConvergedOn(parsed.status, configHash);
 }
 
 /** Points the runtime symlink at `target`, atomically (a new link renamed over the old one). */
@@ -163,7 +170,9 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       await conn.exec(commands.join(' && '), { timeoutMs: 60_000 });
       done(did.join('+'));
     }
-    if (plan.service !== 'none' || plan.network.length > 0) {
+    // An agent that reports itself degraded (its datapath not attached, say) is waited for too:
+    // apply succeeds only where traffic can flow, and otherwise says why not.
+    if (plan.service !== 'none' || plan.network.length > 0 || !reportsConverged(oldStatus, target.configHash)) {
       const old = plan.service === 'none' || oldStatus === undefined ? undefined : parseAgentStatus(oldStatus);
       const oldPid = old?.ok ? old.status.pid : undefined;
       await waitForConverged(conn, target, oldPid, 30_000);

@@ -1,6 +1,6 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { describeUnderlay, desiredHostState, parseAgentConfig, parseAgentStatus, RUNTIME_PATH, UnderlayError, type AgentStatus, type DesiredHostState, type NetworkNode } from '../model';
+import { describeUnderlay, desiredHostState, parseAgentConfig, parseAgentStatus, RUNTIME_PATH, UnderlayError, statusSummary, type AgentStatus, type DesiredHostState, type NetworkNode } from '../model';
 import { diffHost, type ChangeAction, type DifferenceKind } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
@@ -118,7 +118,7 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
     if (!parsed.ok) items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
     else {
       status = parsed.status;
-      if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: parsed.status.state });
+      if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: statusSummary(parsed.status) });
       // Only when the files are right: a config or bundle to replace is reported above already.
       const installedRight = reading.config === target.config && agentHash === artifacts.agent.sha256;
       if (installedRight && parsed.status.configHash !== target.configHash) items.push({ kind: 'agent-stale', action: 'update', subject: 'running agent config', expected: target.configHash, actual: parsed.status.configHash });

@@ -53,6 +53,19 @@ export interface StatusDifference {
   readonly actual?: string;
 }
 
+/** A repair the agent delays because something keeps undoing it (agent/reconcile/backoff.ts). */
+export interface StatusBackoff {
+  /** What keeps being undone: a difference's `kind subject`, or `datapath`. */
+  readonly key: string;
+  /** Repairs within the last `windowS` seconds. */
+  readonly repairs: number;
+  readonly windowS: number;
+  /** ISO 8601 time of the next repair. */
+  readonly retryAt: string;
+  /** The events that woke the repairing passes (ip, nft, tc, file, periodic, ...). */
+  readonly sources: readonly string[];
+}
+
 export interface AgentStatus {
   readonly schema: typeof AGENT_STATUS_SCHEMA;
   readonly state: AgentState;
@@ -75,6 +88,13 @@ export interface AgentStatus {
   /** ISO 8601 time of the last finished pass. */
   readonly lastReconcile?: string;
   readonly remaining: readonly StatusDifference[];
+  /**
+   * Why the state is `degraded`, one line each: differences left, the datapath not attached or
+   * not counting, repairs delayed by backoff. Absent when converged.
+   */
+  readonly degradedReasons?: readonly string[];
+  /** Repairs being delayed because something keeps undoing them; absent when none. */
+  readonly backoff?: readonly StatusBackoff[];
   readonly error?: string;
 }
 
@@ -125,6 +145,12 @@ export function parseAgentStatus(text: string): ParsedAgentStatus {
   if (!AGENT_STATES.includes(v.state as AgentState)) return { ok: false, reason: `unknown state ${JSON.stringify(v.state)}` };
   if (!Array.isArray(v.peers) || !Array.isArray(v.remaining)) return { ok: false, reason: 'peers or remaining is not a list' };
   return { ok: true, status: value as AgentStatus };
+}
+
+/** One line saying why a status is not converged (its state, error and reasons), for apply and drift. */
+export function statusSummary(status: AgentStatus): string {
+  const reasons = [...(status.error ? [status.error] : []), ...(status.degradedReasons ?? [])];
+  return reasons.length ? `${status.state}: ${reasons.join('; ')}` : status.state;
 }
 
 /**

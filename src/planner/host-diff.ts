@@ -13,6 +13,10 @@ export type DifferenceKind =
   | 'bridge-missing'
   | 'bridge-address'
   | 'bridge-down'
+  /** The underlay interface is missing, down, or lacks the node's address: nothing can flow, nothing podnet may fix. */
+  | 'underlay-missing'
+  | 'underlay-down'
+  | 'underlay-address'
   | 'route-missing'
   | 'route-wrong'
   | 'route-foreign'
@@ -29,7 +33,7 @@ export type DifferenceKind =
  * What resolving a difference does, said explicitly so views never guess from a kind's name
  * (terraform's plans.Action, minus replace): `create` adds what is missing, `update` changes
  * what exists, `delete` removes podnet's own leftovers, `report` is shown and never touched
- * (someone else's route).
+ * (someone else's route, the underlay).
  */
 export type ChangeAction = 'create' | 'update' | 'delete' | 'report';
 
@@ -85,6 +89,16 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
     if (!live.addresses.some((a) => a.device === t.device && a.cidr === t.address)) {
       const actual = live.addresses.filter((a) => a.device === t.device).map((a) => a.cidr).join(', ');
       diffs.push({ kind: 'tunnel-address', action: 'update', subject: t.device, expected: t.address, actual: actual || 'none' });
+    }
+  }
+
+  const u = desired.underlay;
+  const underlay = live.links.find((l) => l.name === u.device);
+  if (!underlay) diffs.push({ kind: 'underlay-missing', action: 'report', subject: u.device, expected: `interface with ${u.address}` });
+  else {
+    if (!underlay.up) diffs.push({ kind: 'underlay-down', action: 'report', subject: u.device, expected: 'up', actual: 'down' });
+    if (!live.addresses.some((a) => a.device === u.device && a.cidr.split('/')[0] === u.address)) {
+      diffs.push({ kind: 'underlay-address', action: 'report', subject: u.device, expected: u.address, actual: live.addresses.filter((a) => a.device === u.device).map((a) => a.cidr).join(', ') || 'none' });
     }
   }
 

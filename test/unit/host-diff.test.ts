@@ -1,4 +1,4 @@
-import { IP_ROUTES_ARGV, parseAddresses, parseLinks, parseRoutes, type LiveHostState } from '../../src/host/live-state';
+import { IP_ROUTES_ARGV, parseRoutes, type LiveHostState } from '../../src/host/live-state';
 import { hostReadScript } from '../../src/engine/host-reading';
 import { desiredHostState, resolveNetwork } from '../../src/model';
 import { diffHost, normalizeNft } from '../../src/planner/host-diff';
@@ -6,51 +6,10 @@ import { planFixes } from '../../agent/reconcile/fixes';
 import { kernelTunnelBatch } from '../../agent/datapaths/kernel';
 import { toDatapathHost } from '../../agent/datapaths/datapath';
 import { referenceSpec } from './reference-network';
+import { liveInSync, nftListed } from './live-fixtures';
 
 const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
-
-// Shapes as iproute2 6.1 prints them (captured on a lab host, trimmed).
-const linksJson = JSON.stringify([
-  { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536 },
-  { ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, linkinfo: { info_kind: 'veth' } },
-  { ifindex: 3, ifname: 'flannel.ipip', flags: ['POINTOPOINT', 'MULTICAST', 'NOARP', 'UP'], mtu: 1480, linkinfo: { info_kind: 'tun', info_data: { type: 'tun' } } },
-  { ifindex: 4, ifname: 'cni0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, linkinfo: { info_kind: 'bridge' } },
-]);
-const addrJson = JSON.stringify([
-  { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.168.0.81', prefixlen: 24 }] },
-  { ifname: 'flannel.ipip', addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32 }] },
-  { ifname: 'cni0', addr_info: [{ family: 'inet', local: '10.244.1.1', prefixlen: 24 }] },
-]);
-// Routes as `ip -N` prints them (numeric protocol and scope; 2 is the kernel's RTPROT_KERNEL).
-const routesJson = JSON.stringify([
-  { dst: '10.244.0.0/24', gateway: '192.168.0.80', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
-  { dst: '10.244.1.0/24', dev: 'cni0', protocol: '2', scope: '253', prefsrc: '10.244.1.1', flags: [] },
-  { dst: '10.244.2.0/24', gateway: '192.168.0.82', dev: 'flannel.ipip', protocol: '152', flags: ['onlink'] },
-  { dst: '192.168.0.0/24', dev: 'eth0', protocol: '2', scope: '253', flags: [] },
-]);
-const nftListed = `table ip podnet_cluster {
-\tchain forward {
-\t\ttype filter hook forward priority filter; policy accept;
-\t\tip saddr 10.244.0.0/16 accept
-\t\tip daddr 10.244.0.0/16 accept
-\t}
-\tchain postrouting {
-\t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\tip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return
-\t\tip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random,random
-\t\tip saddr != 10.244.0.0/16 ip daddr 10.244.1.0/24 return
-\t\tip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random,random
-\t}
-}`;
-
-const inSync: LiveHostState = {
-  links: parseLinks(linksJson),
-  addresses: parseAddresses(addrJson),
-  routes: parseRoutes(routesJson),
-  subnetEnv: state.subnetEnv.content,
-  nftTable: nftListed,
-  ipForward: true,
-};
+const inSync = liveInSync(state);
 
 describe('host diff and fixes', () => {
   it('parses iproute2 JSON', () => {

@@ -7,7 +7,7 @@ import { destroyNetwork } from '../../src/engine/destroy';
 import { hostTargets, type HostTarget } from '../../src/engine/host-plan';
 import type { HostReading } from '../../src/engine/host-reading';
 import { sshTargetOf, type EngineSession, type NetworkSnapshot } from '../../src/engine/session';
-import { buildManifest, resolveNetwork, type NetworkSpec } from '../../src/model';
+import { AGENT_STATUS_SCHEMA, buildManifest, resolveNetwork, serializeAgentStatus, type NetworkSpec } from '../../src/model';
 import { SshError, SshPool, type SshConnection, type SshTarget } from '../../src/ssh';
 import { referenceSpec } from './reference-network';
 import { artifacts, liveAsDesired } from './views/scenario';
@@ -24,6 +24,11 @@ function inSync(t: HostTarget, a: ArtifactSet): HostReading {
     hashes: Object.fromEntries([a.agent, ...a.extras].map((x) => [x.remotePath, x.sha256])),
     runtimeTarget: '/usr/bin/node',
     hostNode: { path: '/usr/bin/node', linked: true },
+    // The running agent says it is converged (otherwise apply waits for it).
+    status: serializeAgentStatus({
+      schema: AGENT_STATUS_SCHEMA, state: 'converged', configHash: t.configHash, pid: 812, version: '0.1.0', build: '0123456789abcdef', network: t.state.network, node: t.node,
+      datapath: 'ebpf', passedOver: {}, peers: [], repairs: 0, remaining: [],
+    }),
   };
 }
 

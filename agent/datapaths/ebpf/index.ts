@@ -11,7 +11,7 @@ import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounte
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
-  DEFAULT_PIN_DIR, attachArgs, detachArgs, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
+  DEFAULT_PIN_DIR, attachArgs, detachArgs, ebpfHealthProblems, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
   type AttachAction, type LoaderCounters, type LoaderStatus,
 } from './loader';
 import { diffPods, discoverLocalPods, isEmptyDiff, type LocalPod } from './local-pods';
@@ -160,6 +160,14 @@ export class EbpfDatapath implements Datapath {
 
   async status(): Promise<LoaderStatus> {
     return parseLoaderStatus(await this.loader(['--pin-dir', this.o.pinDir, 'status', '--tunnel-dev', this.host.tunnelDevice, '--underlay-dev', this.host.underlayDevice]));
+  }
+
+  /** Attached and counting: the loader's status shows both programs and every map, and the counters read. */
+  async health(): Promise<string[]> {
+    if (!this.host) return ['not set up'];
+    const problems = ebpfHealthProblems(await this.status(), this.host);
+    if (problems.length === 0) await this.loaderCounters();
+    return problems;
   }
 
   async close(): Promise<void> {

@@ -99,3 +99,17 @@ export function parseAttach(json: string): { egress: AttachAction; ingress: Atta
   if (!ok(v?.egress) || !ok(v?.ingress)) throw new Error(`podnet-bpf attach: unexpected output: ${json.slice(0, 200)}`);
   return v;
 }
+
+/**
+ * What `podnet-bpf status` says is missing for traffic to flow (empty when nothing): the
+ * egress program on the tunnel, the ingress program on the underlay, every map pinned, and
+ * the local address the programs encapsulate with.
+ */
+export function ebpfHealthProblems(s: LoaderStatus, expected: { readonly tunnelDevice: string; readonly underlayDevice: string; readonly localAddress: string }): string[] {
+  const out: string[] = [];
+  if (!s.egress.attached) out.push(`no program attached to ${expected.tunnelDevice} egress`);
+  if (!s.ingress.attached) out.push(`no program attached to ${expected.underlayDevice} ingress`);
+  if (s.pinnedMaps < s.mapsExpected) out.push(`${s.pinnedMaps} of ${s.mapsExpected} maps pinned under ${s.pinDir}`);
+  if (s.local !== expected.localAddress) out.push(`the programs encapsulate from ${s.local || 'no address'}, not ${expected.localAddress}`);
+  return out;
+}

@@ -77,6 +77,9 @@ interface Running {
   readonly exited: Promise<void>;
 }
 
+const RESTART_FIRST_MS = 500;
+const RESTART_MAX_MS = 30_000;
+
 const emptyOffload = (): OffloadCounters => ({ tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 });
 const emptyDrops = (): Record<UserspaceDropReason, number> => zeroDrops(USERSPACE_DROP_REASONS);
 
@@ -109,6 +112,10 @@ export class UserspaceDatapath implements Datapath {
   private starting?: Promise<void>;
   private closed = false;
   private restartTimer?: NodeJS.Timeout;
+  /** Next restart delay: 500 ms after a worker that ran, doubling while restarts fail, up to 30 s. */
+  private restartDelayMs = RESTART_FIRST_MS;
+  /** Why the worker is not running (for health), until one is ready again. */
+  private workerFault?: string;
   /** Counters of earlier workers (a restarted worker starts from zero). */
   private base: CounterTotals = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
   private last: { peers: PeerCounterSnapshot[]; drops: Record<UserspaceDropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
@@ -184,12 +191,15 @@ export class UserspaceDatapath implements Datapath {
       if (this.running === r) this.running = undefined;
       readyReject(new Error(`userspace datapath: worker exited (${fatal ?? `code ${code}`}) before it was ready`));
       if (!r.stopping && wasReady) {
+        this.workerFault = `packet worker stopped: ${fatal ?? `exit code ${code}`}`;
         this.o.log(`userspace: packet worker stopped unexpectedly: ${fatal ?? `exit code ${code}`}; restarting`);
         this.scheduleRestart();
       }
     });
     this.running = r;
     return ready.then(() => {
+      this.workerFault = undefined;
+      this.restartDelayMs = RESTART_FIRST_MS;
       this.o.log(`userspace: packet worker running on ${host.tunnelDevice} (ifindex ${ifindex}), raw IPIP socket on ${host.localAddress}`);
     }, async (e: Error) => {
       r.stopping = true;
@@ -198,17 +208,31 @@ export class UserspaceDatapath implements Datapath {
     });
   }
 
+  /**
+   * Restarts the worker after `restartDelayMs`, doubling the delay while restarts fail (a
+   * worker that cannot bind, say after the node's address changed, must not be retried, and
+   * logged, twice a second forever).
+   */
   private scheduleRestart(): void {
     if (this.closed || this.restartTimer) return;
+    const delay = this.restartDelayMs;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.closed) return;
       this.ensure().catch((e: Error) => {
-        this.o.log(`userspace: restart failed: ${e.message}`);
+        this.workerFault = `packet worker cannot start: ${e.message}`;
+        this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
+        this.o.log(`userspace: restart failed: ${e.message}; next try in ${this.restartDelayMs / 1000} s`);
         this.scheduleRestart();
       });
-    }, 500);
+    }, delay);
     this.restartTimer.unref();
+  }
+
+  /** The worker runs (and so reads the TUN and the raw socket). */
+  async health(): Promise<string[]> {
+    if (this.running && !this.starting) return [];
+    return [this.workerFault ?? 'packet worker is not running'];
   }
 
   private async stopWorker(): Promise<void> {
