@@ -6,7 +6,6 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync, readdirSync, rename
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 mkdirSync('dist', { recursive: true });
-const rmIfExists = (path) => { if (existsSync(path)) rmSync(path); };
 let agentBuild;
 
 await build({
@@ -25,9 +24,10 @@ if (existsSync('agent/main.ts')) {
   const first = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: '"0"' } });
   const hash = createHash('sha256').update(first.outputFiles[0].contents).digest('hex').slice(0, 16);
   const final = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: JSON.stringify(hash) } });
+  // Start from an empty dist/agent: the manifest lists what is there, so a file an older build
+  // left (a renamed helper) must not be hashed into the revision and shipped to every host.
+  rmSync('dist/agent', { recursive: true, force: true });
   mkdirSync('dist/agent', { recursive: true });
-  // An old manifest must not outlive the files it described while they are rebuilt.
-  rmIfExists('dist/agent/manifest.json');
   writeFileSync('dist/agent/podnet-agent.js', final.outputFiles[0].contents);
   agentBuild = hash;
   // The userspace datapath's packet loop runs in a worker thread started from this file,

@@ -8,6 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
+import { interfaceForwardingPath } from '../../src/model';
 import type { LiveHostState } from '../../src/host/live-state';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import type { CommandResult } from '../../src/host/command-result';
@@ -68,7 +69,7 @@ export function hostEffects(state: DesiredHostState): HostEffects {
     ipBatch: (lines) => ipBatch(runCommand, lines),
     writeSubnetEnv: () => writeFileAtomic(state.subnetEnv.path, state.subnetEnv.content),
     replaceNft: async (script) => { await mustRun(runCommand, 'nft', ['-f', '-'], { input: script }); },
-    enableInterfaceForwarding: (device) => writeFile(`/proc/sys/net/ipv4/conf/${device}/forwarding`, '1\n'),
+    enableInterfaceForwarding: (device) => writeFile(interfaceForwardingPath(device), '1\n'),
     run: ([file, ...args]) => runCommand(file!, args),
   };
 }

@@ -3,6 +3,7 @@
 import { isSshError, type SshErrorKind } from '../ssh';
 import { UnderlayError } from '../model';
 import { HostLockedError } from './host-lock';
+import { HostReadError } from './host-reading';
 import { RuntimeUnavailableError } from './runtime-choice';
 
 export type HostErrorKind =
@@ -14,7 +15,9 @@ export type HostErrorKind =
   /** The agent did not report the new config converged in time. */
   | 'converge-timeout'
   /** Another apply or destroy holds the host's lock (the message names it). */
-  | 'host-locked';
+  | 'host-locked'
+  /** A command the host's live state is read with failed (e.g. `ip -json link`). */
+  | 'host-read';
 
 export interface HostError {
   readonly kind: HostErrorKind;
@@ -35,5 +38,6 @@ export function hostErrorOf(err: unknown): HostError {
   if (err instanceof UnderlayError) return { kind: 'underlay', message };
   if (err instanceof ConvergeTimeoutError) return { kind: 'converge-timeout', message };
   if (err instanceof HostLockedError) return { kind: 'host-locked', message };
+  if (err instanceof HostReadError) return { kind: 'host-read', message };
   return { kind: 'internal', message };
 }

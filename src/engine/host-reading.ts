@@ -50,10 +50,22 @@ export const HOST_NODE_PROBE = [
   '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
 ].join('\n');
 
-/** A live-state read as a script line; every output ends with a presence marker (see optionalFile). */
+/** Thrown when a read the agent requires (LiveRead.required) fails on the host: drift must not mistake it for empty state. */
+export class HostReadError extends Error {
+  override readonly name = 'HostReadError';
+}
+
+const FAILED = '@@failed@@';
+
+/**
+ * A live-state read as a script line; every output ends with a presence marker (see
+ * optionalFile), and a required command that fails prints FAILED instead, as the agent's own
+ * read would throw.
+ */
 function readCommand(read: LiveRead): string {
   const argv = read.source === 'file' ? ['cat', read.path] : read.argv;
-  return `${argv.map(shQuote).join(' ')} 2>/dev/null && echo '@@present@@'`;
+  const line = `${argv.map(shQuote).join(' ')} 2>/dev/null && echo '@@present@@'`;
+  return read.source === 'command' && read.required ? `${line} || echo '${FAILED}'` : line;
 }
 
 export function hostReadScript(network: string): string {
@@ -117,6 +129,8 @@ export function parseHostReading(output: string): HostReading {
   const status = (s.get('status') ?? '').trim();
   const runtime = (s.get('runtime') ?? '').trim();
   const hostNode = parseHostNode(s.get('hostnode') ?? '');
+  const failed = LIVE_READ_NAMES.filter((name) => (s.get(name) ?? '').trimEnd().endsWith(FAILED));
+  if (failed.length > 0) throw new HostReadError(`reading the host's live state failed: ${failed.join(', ')} (see liveStateReads for the commands)`);
   return {
     live: parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name) => [name, optionalFile(s.get(name))]))),
     unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '', loadState: unitProps.get('LoadState') ?? 'unknown' },

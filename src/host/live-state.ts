@@ -2,7 +2,7 @@
 // What to read (liveStateReads) and how to parse it (parseLiveState) are one list shared by
 // both readers: the agent runs the commands itself, the engine renders them into its one SSH
 // round trip (engine/host-reading.ts). A field read on one side only cannot happen.
-import { IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, unmanagedConfigs, type IptablesBackend } from '../model';
+import { interfaceForwardingPath, IP_FORWARD_PATH, IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, unmanagedConfigs, type IptablesBackend } from '../model';
 
 export interface LiveLink {
   readonly name: string;
@@ -39,7 +39,7 @@ export interface LiveHostState {
   readonly subnetEnv?: string;
   /** `nft list table` text of podnet's table, or undefined when absent. */
   readonly nftTable?: string;
-  /** /proc/sys/net/ipv4/ip_forward. */
+  /** net.ipv4.ip_forward (IP_FORWARD_PATH). */
   readonly ipForward: boolean;
   /** net.ipv4.conf.<interface>.forwarding by interface name (`all` and `default` included); empty when unread. */
   readonly forwarding?: Readonly<Record<string, boolean>>;
@@ -78,8 +78,8 @@ export function liveStateReads(network: string): Readonly<Record<LiveReadName, L
     routes: { source: 'command', argv: [...IP_ROUTES_ARGV], required: true },
     subnetenv: { source: 'file', path: SUBNET_ENV_PATH },
     nft: { source: 'command', argv: ['nft', 'list', 'table', 'ip', nftTableName(network)], required: false },
-    ipforward: { source: 'file', path: '/proc/sys/net/ipv4/ip_forward' },
-    forwarding: { source: 'command', argv: ['sh', '-c', 'grep -H . /proc/sys/net/ipv4/conf/*/forwarding'], required: false },
+    ipforward: { source: 'file', path: IP_FORWARD_PATH },
+    forwarding: { source: 'command', argv: ['sh', '-c', `grep -H . ${interfaceForwardingPath('*')}`], required: false },
     // iptables-nft-save prints an empty ACCEPT table where there is none, and creates nothing.
     iptnft: { source: 'command', argv: [IPTABLES_COMMANDS.nft.save, '-t', 'filter'], required: false },
     // Asking iptables-legacy for a table the kernel does not hold would load it (iptable_filter):

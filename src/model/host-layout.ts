@@ -66,6 +66,14 @@ export function revisionPath(network: string): string {
   return `${CONFIG_DIR}/${network}.revision`;
 }
 
+/** net.ipv4.ip_forward: routing between pods needs it on. */
+export const IP_FORWARD_PATH = '/proc/sys/net/ipv4/ip_forward';
+
+/** net.ipv4.conf.<device>.forwarding (a hardening file can turn it off per interface). */
+export function interfaceForwardingPath(device: string): string {
+  return `/proc/sys/net/ipv4/conf/${device}/forwarding`;
+}
+
 /** The value of net.ipv4.ip_forward the agent found before it turned forwarding on. */
 export function ipForwardMemoPath(network: string): string {
   return `${RUN_DIR}/${network}.ip_forward-before`;

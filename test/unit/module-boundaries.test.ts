@@ -44,6 +44,12 @@ describe('module boundaries', () => {
     expect(bad).toEqual([]);
   });
 
+  it('spells out the sysctl files the agent needs only in the host layout', () => {
+    const files = ['src', 'agent'].flatMap((d) => sourceFiles(d, ['.ts'])).filter((f) => !f.startsWith('src/lab/'));
+    const bad = files.filter((f) => f !== 'src/model/host-layout.ts').filter((f) => /\/proc\/sys\/net\//.test(readFileSync(join(root, f), 'utf8')));
+    expect(bad).toEqual([]);
+  });
+
   it("spells out podnet's host directories only in the host layout", () => {
     const files = ['src', 'agent', 'stacks', 'examples', 'scripts'].flatMap((d) => sourceFiles(d, ['.ts', '.mjs', '.sh', '.c', '.h']));
     const bad = files
