@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labExec, readLab } from '../../src/lab';
+import { DRIFT_SCHEMA } from '../../src/views/json';
 import { describeUnless, hostSnapshot, requireLabOrSkip, testLabName, withLab } from './lab-support';
 import { podnetBin, projectRoot, runShell } from './engine-support';
 import type { CommandResult } from '../../src/host/command-result';
@@ -135,7 +136,7 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
   it('drift (schedule): in sync, then a stopped agent is reported (exit 2) in the JSON kept as an artifact', async () => {
     const ok = await step('drift');
     expect(show(ok)).toEqual({ code: 0, out: '' });
-    expect(JSON.parse(readFileSync(join(work, 'artifacts', 'drift.json'), 'utf8'))).toMatchObject({ schema: 'podnet.dev/drift/v1', inSync: true });
+    expect(JSON.parse(readFileSync(join(work, 'artifacts', 'drift.json'), 'utf8'))).toMatchObject({ schema: DRIFT_SCHEMA, inSync: true });
     await labExec(LAB, 'node2', ['systemctl', 'stop', 'podnet-cluster.service']);
     try {
       const drift = await step('drift');
