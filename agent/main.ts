@@ -62,7 +62,7 @@ function loadConfig(path: string): Loaded {
 /** The desired state with the underlay found on this host (throws UnderlayError, which says what to set). */
 async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
   const { network, state } = loaded;
-  return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), await readLiveState(network.name)));
+  return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), await readLiveState(state)));
 }
 
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */
@@ -175,9 +175,10 @@ async function run(configPath: string): Promise<void> {
   };
 
   await reconcile('start');
-  const watcher = new ChangeWatcher((sources) => void reconcile([...sources].join('+')));
-  watcher.start(state.subnetEnv.path);
-  const timer = setInterval(() => void reconcile('periodic'), FULL_CHECK_MS);
+  // A pass may have made a watched directory again (someone removed /etc/cni/net.d): watch the new one.
+  const watcher: ChangeWatcher = new ChangeWatcher((sources) => void reconcile([...sources].join('+')).then(() => watcher.rearm()));
+  watcher.start([state.subnetEnv.path, state.cni.path]);
+  const timer = setInterval(() => void reconcile('periodic').then(() => watcher.rearm()), FULL_CHECK_MS);
   const countersTimer = setInterval(() => {
     void chosen.counters().then((counters) => {
       // A read still running at SIGTERM must not rewrite the status once the agent has stopped.

@@ -1,10 +1,10 @@
 // `podnet-agent teardown`: removes exactly what the agent created — its routes (by proto
 // number), the tunnel and whatever its datapath made, the cni0 bridge, podnet's nftables
-// table, subnet.env — and puts ip_forward back as it found it.
+// table, subnet.env, the CNI conflist — and puts ip_forward back as it found it.
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
-import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, unmanagedConfigs, type DesiredHostState } from '../src/model';
+import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, tempPathFor, unmanagedConfigs, type DesiredHostState } from '../src/model';
 import { readLiveState } from './host/read-live-state';
 import { ipBatch, runCommand } from './host/command';
 import { mustRun } from './host/runner';
@@ -35,6 +35,10 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
     if (await rm(c.path).then(() => true, () => false)) await reloadManager(c.manager);
   }
   await rm(state.subnetEnv.path, { force: true });
+  // Only podnet's own conflist: the directory (and whatever else is in it) is destroy's to judge.
+  await rm(state.cni.path, { force: true });
+  // and a temp file a crash between write and rename left (destroy's script cannot know cniConfDir).
+  await rm(tempPathFor(state.cni.path), { force: true });
   try {
     const before = (await readFile(ipForwardMemoPath(state.network), 'utf8')).trim();
     if (before === '0' || before === '1') await runCommand('sysctl', ['-qw', `net.ipv4.ip_forward=${before}`]);
@@ -48,7 +52,7 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
 
 /** Deletes podnet's accept rules from each iptables filter FORWARD chain that holds them, and nothing else. */
 async function removeForwardRules(state: DesiredHostState, log: (l: string) => void): Promise<void> {
-  const chains = (await readLiveState(state.network)).iptablesForward ?? {};
+  const chains = (await readLiveState(state)).iptablesForward ?? {};
   for (const backend of IPTABLES_BACKENDS) {
     const rules = chains[backend]?.rules ?? [];
     for (const args of forwardAcceptRules(state.network, state.clusterCidr)) {

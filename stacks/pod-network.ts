@@ -57,6 +57,8 @@ export interface PodNetworkProps {
   readonly underlay?: UnderlaySpec;
   /** Default true. */
   readonly ipMasq?: boolean;
+  /** Where the CNI conflist goes on hosts (default `/etc/cni/net.d`). */
+  readonly cniConfDir?: string;
   /** SSH defaults for every node. */
   readonly ssh?: SshSpec;
   /** Which Node.js runs the agent on hosts (default `auto`: the host's if recent enough, else shipped). */
@@ -176,6 +178,7 @@ export class PodNetwork extends Construct {
       ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
       ...(p.underlay !== undefined ? { underlay: p.underlay } : {}),
       ...(p.ipMasq !== undefined ? { ipMasq: p.ipMasq } : {}),
+      ...(p.cniConfDir !== undefined ? { cniConfDir: p.cniConfDir } : {}),
       ...(p.ssh !== undefined ? { ssh: p.ssh } : {}),
       ...(p.agentRuntime !== undefined ? { agentRuntime: p.agentRuntime } : {}),
       nodes: [...this.nodes],

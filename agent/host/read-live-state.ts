@@ -2,6 +2,7 @@
 // run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
 import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
+import type { DesiredHostState } from '../../src/model';
 import { runCommand } from './command';
 import { mustRun } from './runner';
 
@@ -13,8 +14,8 @@ async function runRead(read: LiveRead): Promise<string | undefined> {
   return r.code === 0 ? r.stdout : undefined;
 }
 
-export async function readLiveState(network: string): Promise<LiveHostState> {
-  const reads = liveStateReads(network);
+export async function readLiveState(state: Pick<DesiredHostState, 'network' | 'cni'>): Promise<LiveHostState> {
+  const reads = liveStateReads(state.network, state.cni);
   const outputs = await Promise.all(LIVE_READ_NAMES.map((name) => runRead(reads[name])));
   return parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name, i) => [name, outputs[i]])));
 }

@@ -1,8 +1,8 @@
 // What wakes the reconciler: netlink (ip monitor), nftables (nft monitor), tc filter
-// changes (tc monitor) and subnet.env's directory. Each is a long-running reader whose
+// changes (tc monitor), subnet.env's directory and the CNI config directory. Each is a long-running reader whose
 // every line means "something changed"; the reconciler decides what, by diffing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 
 const LEGACY_FILTER_WATCH = [
@@ -15,7 +15,8 @@ const LEGACY_FILTER_WATCH = [
 
 export class ChangeWatcher {
   private readonly children: ChildProcess[] = [];
-  private watcher: FSWatcher | undefined;
+  /** Watched directories, with the inode watched: a directory removed and made again is a new one. */
+  private readonly dirs = new Map<string, { watcher: FSWatcher; ino: number } | undefined>();
   private timer: NodeJS.Timeout | undefined;
   private pending = new Set<string>();
   private stopped = false;
@@ -23,7 +24,8 @@ export class ChangeWatcher {
   /** `onChange` gets every source that fired during the debounce window, not just the first. */
   constructor(private readonly onChange: (sources: ReadonlySet<string>) => void, private readonly debounceMs = 30) {}
 
-  start(subnetEnvPath: string): void {
+  /** Watches the directories of `files` too (each made if missing: /run/flannel is ours). */
+  start(files: readonly string[]): void {
     // netconf: per-interface and global forwarding changes (sysctl -w, sysctl --system).
     this.follow('ip', ['monitor', 'link', 'address', 'route', 'netconf']);
     this.follow('nft', ['monitor']);
@@ -31,8 +33,36 @@ export class ChangeWatcher {
     // iptables-legacy changes send no event at all: look at its filter table (only where it
     // exists) every 0.3 s, and speak only when it changed.
     this.follow('sh', ['-c', LEGACY_FILTER_WATCH], 'iptables');
-    mkdirSync(dirname(subnetEnvPath), { recursive: true });
-    this.watcher = watch(dirname(subnetEnvPath), () => this.fire('file'));
+    for (const file of files) {
+      try {
+        mkdirSync(dirname(file), { recursive: true });
+      } catch {
+        // Not ours to make (read-only here): watched once it exists.
+      }
+      this.dirs.set(dirname(file), undefined);
+    }
+    this.rearm();
+  }
+
+  /**
+   * (Re)watches every directory that is not watched yet or was replaced (removed, then made
+   * again by the reconciler: the old watch saw the removal and nothing after). The agent calls
+   * it after every reconcile pass; a directory still missing waits for the next one.
+   */
+  rearm(): void {
+    if (this.stopped) return;
+    for (const [dir, current] of this.dirs) {
+      try {
+        const ino = statSync(dir).ino;
+        if (current?.ino === ino) continue;
+        current?.watcher.close();
+        const watcher = watch(dir, () => this.fire('file'));
+        watcher.on('error', () => undefined);
+        this.dirs.set(dir, { watcher, ino });
+      } catch {
+        this.dirs.set(dir, undefined);
+      }
+    }
   }
 
   /** `source`: the name the reconciler is told (default: the command's). */
@@ -61,7 +91,7 @@ export class ChangeWatcher {
   stop(): void {
     this.stopped = true;
     for (const c of this.children) c.kill();
-    this.watcher?.close();
+    for (const d of this.dirs.values()) d?.watcher.close();
     if (this.timer) clearTimeout(this.timer);
   }
 }

@@ -12,6 +12,7 @@ export interface FixPlan {
   /** `ip -batch` lines for the bridge and routes, in order. */
   readonly ipBatch: readonly string[];
   readonly writeSubnetEnv: boolean;
+  readonly writeCniConfig: boolean;
   /** `nft -f -` script replacing podnet's table atomically, if it needs replacing. */
   readonly nftScript?: string;
   readonly enableIpForward: boolean;
@@ -75,6 +76,7 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
     recreateTunnel,
     ipBatch: batch,
     writeSubnetEnv: kinds.has('subnet-env'),
+    writeCniConfig: kinds.has('cni-config'),
     ...(kinds.has('masquerade') ? { nftScript: nftReplaceScript(state) } : {}),
     enableIpForward: kinds.has('ip-forward'),
     unmanagedConfigs: unmanagedConfigs(state.network).filter((c) => diffs.some((d) => d.kind === 'unmanaged-config' && d.subject === c.path)),

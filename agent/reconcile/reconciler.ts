@@ -54,6 +54,8 @@ export interface HostEffects {
   enableIpForward(): Promise<void>;
   ipBatch(lines: readonly string[]): Promise<CommandResult>;
   writeSubnetEnv(): Promise<void>;
+  /** Writes the CNI conflist (making its directory again if someone removed it). */
+  writeCniConfig(): Promise<void>;
   replaceNft(script: string): Promise<void>;
   /** Sets net.ipv4.conf.<device>.forwarding to 1. */
   enableInterfaceForwarding(device: string): Promise<void>;
@@ -63,11 +65,14 @@ export interface HostEffects {
 
 export function hostEffects(state: DesiredHostState): HostEffects {
   return {
-    readLive: () => readLiveState(state.network),
+    readLive: () => readLiveState(state),
     deleteLink: async (device) => { await runCommand('ip', ['link', 'del', 'dev', device]); },
     enableIpForward: () => enableIpForward(state.network),
     ipBatch: (lines) => ipBatch(runCommand, lines),
     writeSubnetEnv: () => writeFileAtomic(state.subnetEnv.path, state.subnetEnv.content),
+    // The unit made the directory before the agent started; writeFileAtomic makes it again if
+    // someone removed it since (its parent is writable to the agent).
+    writeCniConfig: () => writeFileAtomic(state.cni.path, state.cni.content),
     replaceNft: async (script) => { await mustRun(runCommand, 'nft', ['-f', '-'], { input: script }); },
     enableInterfaceForwarding: (device) => writeFile(interfaceForwardingPath(device), '1\n'),
     run: ([file, ...args]) => runCommand(file!, args),
@@ -230,8 +235,12 @@ export class Reconciler {
     return { repaired: toFix, remaining, problems: await this.problems() };
   }
 
+  /**
+   * What the agent acts on and reports as remaining: a foreign CNI config sorting before
+   * podnet's is for plan and drift to report; it neither degrades the agent nor is touched.
+   */
   private differences(live: LiveHostState): HostDifference[] {
-    return diffHost(this.state, live);
+    return diffHost(this.state, live).filter((d) => d.kind !== 'cni-config-shadowed');
   }
 
   private async execute(diffs: readonly HostDifference[], live: LiveHostState, source: string): Promise<void> {
@@ -251,6 +260,7 @@ export class Reconciler {
       await reloadManager(c.manager);
     }
     if (plan.writeSubnetEnv) await this.effects.writeSubnetEnv();
+    if (plan.writeCniConfig) await this.effects.writeCniConfig();
     if (plan.nftScript) await this.effects.replaceNft(plan.nftScript);
   }
 

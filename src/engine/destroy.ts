@@ -8,6 +8,7 @@ import {
   AGENT_BUNDLE_PATH,
   agentConfigPath,
   CONFIG_DIR,
+  cniDirsCreatedPath,
   FLANNEL_RUN_DIR,
   INSTALL_DIR,
   lockPath,
@@ -77,6 +78,9 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     'systemctl daemon-reload',
     `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
     `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,
+    // The CNI config directories the unit made (the agent removed its conflist): innermost
+    // first, each only if empty, so a runtime's own configs keep theirs.
+    `m=${cniDirsCreatedPath(network)}; if [ -f $m ]; then for d in $(tac $m); do rmdir $d 2>/dev/null || true; done; rm -f $m; fi`,
     `rmdir ${RUN_DIR} ${FLANNEL_RUN_DIR} 2>/dev/null || true`,
   ].join('\n');
   await conn.exec(script, { timeoutMs: 60_000 });

@@ -54,7 +54,7 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
       config,
       configHash: configHashOf(config),
       unitPath: unitPath(network.name),
-      unit: renderAgentUnit(network.name, n.datapath),
+      unit: renderAgentUnit(network.name, n.datapath, network.cniConfDir),
       runtimePolicy: network.agentRuntime,
     };
   });

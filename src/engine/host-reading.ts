@@ -68,9 +68,10 @@ function readCommand(read: LiveRead): string {
   return read.source === 'command' && read.required ? `${line} || echo '${FAILED}'` : line;
 }
 
-export function hostReadScript(network: string): string {
+/** `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path). */
+export function hostReadScript(network: string, cni: { readonly dir: string; readonly path: string }): string {
   const unit = unitName(network);
-  const reads = liveStateReads(network);
+  const reads = liveStateReads(network, cni);
   return [
     'set +e',
     `sec() { printf '\\n${MARK}%s\\n' "$1"; }`,

@@ -1,6 +1,6 @@
 // One run of plan/apply/drift/destroy against a manifest: SSH targets, host readings,
 // leases from hosts, and the resolved network. The side-effecting edge of the engine.
-import { agentConfigPath, parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import { agentConfigPath, cniConfLocation, parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
 import { SshPool, type SshConnection, type SshTarget } from '../ssh';
 import { hostReadScript, parseHostReading, type HostReading } from './host-reading';
 import { hostTargets, type HostTarget } from './host-plan';
@@ -86,8 +86,8 @@ export class EngineSession {
 
   /** Reads the given nodes in parallel; a host that fails is reported, not thrown. */
   private async readHosts(nodes: readonly NetworkNode[]): Promise<HostRead[]> {
-    const network = this.manifest.network.name;
-    const script = hostReadScript(network);
+    const declared = this.declaredNetwork();
+    const script = hostReadScript(declared.name, cniConfLocation(declared.name, declared.cniConfDir));
     const outcomes = await this.pool.forEachHost(nodes.map((n) => this.sshTarget(n)), async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout));
     return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: hostErrorOf(o.error) }));
   }

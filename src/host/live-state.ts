@@ -47,6 +47,10 @@ export interface LiveHostState {
   readonly iptablesForward?: Readonly<Partial<Record<IptablesBackend, IptablesForward>>>;
   /** Network managers' configuration directories that exist, and podnet's files in them (path -> content). */
   readonly netManagers?: { readonly dirs: readonly string[]; readonly files: Readonly<Record<string, string>> };
+  /** Content of podnet's CNI conflist, or undefined when absent. */
+  readonly cniConfig?: string;
+  /** Names in the CNI config directory (undefined when the directory is absent). */
+  readonly cniConfFiles?: readonly string[];
 }
 
 /** An iptables filter FORWARD chain as `iptables-save` prints it. */
@@ -55,6 +59,11 @@ export interface IptablesForward {
   readonly policy: string;
   /** Its rules, `-A FORWARD ...` lines as printed. */
   readonly rules: readonly string[];
+}
+
+/** Parses `ls -1A DIR` output into names (empty lines dropped). */
+export function parseDirListing(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
 /** One read: a command's standard output, or a file's content. */
@@ -67,11 +76,14 @@ export type LiveRead =
     }
   | { readonly source: 'file'; readonly path: string };
 
-export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy', 'netmgr'] as const;
+export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy', 'netmgr', 'cniconf', 'cnidir'] as const;
 export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
 
-/** What a host is asked for its live state, by name; the names tag the engine's script sections. */
-export function liveStateReads(network: string): Readonly<Record<LiveReadName, LiveRead>> {
+/**
+ * What a host is asked for its live state, by name; the names tag the engine's script sections.
+ * `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path).
+ */
+export function liveStateReads(network: string, cni: { readonly dir: string; readonly path: string }): Readonly<Record<LiveReadName, LiveRead>> {
   return {
     links: { source: 'command', argv: ['ip', '-json', '-details', 'link', 'show'], required: true },
     addrs: { source: 'command', argv: ['ip', '-json', '-4', 'addr', 'show'], required: true },
@@ -86,6 +98,9 @@ export function liveStateReads(network: string): Readonly<Record<LiveReadName, L
     // look only where the legacy filter table already exists.
     iptlegacy: { source: 'command', argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`], required: false },
     netmgr: { source: 'command', argv: ['sh', '-c', netManagersScript(network)], required: false },
+    cniconf: { source: 'file', path: cni.path },
+    // Absent directory: the command fails, and the listing is undefined (not empty).
+    cnidir: { source: 'command', argv: ['ls', '-1A', cni.dir], required: false },
   };
 }
 
@@ -135,6 +150,8 @@ export function parseLiveState(out: LiveReadOutputs): LiveHostState {
       ...(out.iptlegacy?.trim() ? { legacy: parseIptablesForward(out.iptlegacy) } : {}),
     },
     netManagers: parseNetManagers(out.netmgr ?? ''),
+    ...(out.cniconf !== undefined ? { cniConfig: out.cniconf } : {}),
+    ...(out.cnidir !== undefined ? { cniConfFiles: parseDirListing(out.cnidir) } : {}),
   };
 }
 

@@ -19,6 +19,13 @@ export const CONFIG_DIR = '/etc/podnet';
 export const RUN_DIR = '/run/podnet';
 /** Where the ebpf datapath pins its programs and maps (a bpffs; `podnet-bpf --pin-dir`). */
 export const BPF_PIN_ROOT = '/sys/fs/bpf/podnet';
+/** Where container runtimes (kubelet, containerd, CRI-O, podman) read CNI network configs; `cniConfDir` overrides it. */
+export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+/**
+ * Where Debian's `containernetworking-plugins` installs bridge, host-local, portmap, ...
+ * podman searches it; runtimes that look in /opt/cni/bin are pointed here (see README).
+ */
+export const CNI_BIN_DIR = '/usr/lib/cni';
 
 /**
  * Every file podnet writes atomically goes first to a temp name beside it that starts with the
@@ -104,4 +111,26 @@ export function networkdConfigPath(network: string): string {
 /** Tells NetworkManager to leave podnet's links alone. */
 export function networkManagerConfigPath(network: string): string {
   return `${NETWORK_MANAGER_CONF_DIR}/podnet-${network}.conf`;
+}
+
+/**
+ * podnet's conflist in the CNI config directory. `10-` sorts it before the usual defaults
+ * (`87-podman-bridge.conflist`, `99-loopback.conf`), as flannel's `10-flannel.conflist` does.
+ */
+export function cniConfFileName(network: string): string {
+  return `10-podnet-${network}.conflist`;
+}
+
+/** Where podnet's conflist lives: `dir` (the network's cniConfDir), its `file` name, the full `path`. */
+export function cniConfLocation(network: string, dir: string): { readonly dir: string; readonly file: string; readonly path: string } {
+  const file = cniConfFileName(network);
+  return { dir, file, path: `${dir}/${file}` };
+}
+
+/**
+ * The CNI config directories (and parents) the unit had to create, one per line, outermost
+ * first, so destroy removes exactly those (when empty) and a host's own directory stays.
+ */
+export function cniDirsCreatedPath(network: string): string {
+  return `${RUN_DIR}/${network}.cni-dirs-created`;
 }

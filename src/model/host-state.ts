@@ -1,7 +1,8 @@
 // "Desired state of host X": computed once, here, from the resolved network. The agent
 // converges to it, the planner diffs it against live state, the drift check reports on it.
 import { formatCidr, formatIpv4, formatNetmask, nthAddress, parseCidr } from './ipv4';
-import { BRIDGE_DEVICE, SUBNET_ENV_PATH, TUNNEL_DEVICE } from './host-layout';
+import { BRIDGE_DEVICE, cniConfLocation, SUBNET_ENV_PATH, TUNNEL_DEVICE } from './host-layout';
+import { renderCniConflist } from './cni-config';
 import { renderNftTable } from './masquerade';
 import { sameUnderlaySubnet, type Network, type NetworkNode } from './network';
 import type { DatapathChoice } from './spec';
@@ -43,6 +44,8 @@ export interface DesiredHostState {
   readonly subnetEnv: { readonly path: string; readonly content: string };
   /** Full `nft -f` text of podnet's table (forward accept, and masquerade when ipMasq). */
   readonly nftTable: string;
+  /** The CNI conflist container runtimes read: `path` is `dir`/`file`. */
+  readonly cni: { readonly dir: string; readonly file: string; readonly path: string; readonly content: string };
 }
 
 export class UnknownNodeError extends Error {
@@ -97,6 +100,10 @@ export function desiredHostState(network: Network, nodeName: string, underlay?: 
       content: renderSubnetEnv({ network: network.clusterCidr, subnet: `${gateway}/${subnet.cidr.length}`, mtu: u.tunnelMtu, ipMasq: network.ipMasq }),
     },
     nftTable: renderNftTable({ network: network.name, clusterCidr: network.clusterCidr, podCidr: node.podCidr, ipMasq: network.ipMasq }),
+    cni: {
+      ...cniConfLocation(network.name, network.cniConfDir),
+      content: renderCniConflist({ network: network.name, podCidr: node.podCidr, gateway, clusterCidr: network.clusterCidr, mtu: u.tunnelMtu, bridge: BRIDGE_DEVICE }),
+    },
   };
 }
 

@@ -10,6 +10,7 @@ export * from './network';
 export * from './host-layout';
 export * from './subnet-env';
 export * from './masquerade';
+export * from './cni-config';
 export * from './systemd-unit';
 export * from './underlay';
 export * from './forward-rules';

@@ -4,6 +4,7 @@ import { AgentRuntimeChoice, DatapathChoice, NetworkSpec, SshSpec } from './spec
 import { cidrContainsAddress, cidrSize, formatCidr, parseCidr, parseIpv4, prefixMask, type Ipv4Cidr } from './ipv4';
 import { allocatePodSubnets, type SubnetPool } from './subnet-allocator';
 import { validateNetworkSpec } from './validate';
+import { DEFAULT_CNI_CONF_DIR } from './host-layout';
 import { NetworkValidationError } from './validation-error';
 
 export interface ResolvedSsh {
@@ -34,6 +35,8 @@ export interface Network {
   /** `mtu`: the declared underlay MTU; undefined: each host's interface MTU. */
   readonly underlay: { readonly mtu?: number; readonly prefixLength: number };
   readonly ipMasq: boolean;
+  /** Where the agent writes the CNI conflist. */
+  readonly cniConfDir: string;
   readonly agentRuntime: AgentRuntimeChoice;
   readonly nodes: readonly NetworkNode[];
 }
@@ -96,6 +99,7 @@ export function resolveNetwork(spec: unknown, leases: Readonly<Record<string, st
     ...(valid.mtu !== undefined ? { mtu: valid.mtu } : {}),
     underlay: { ...(valid.underlay?.mtu !== undefined ? { mtu: valid.underlay.mtu } : {}), prefixLength: valid.underlay?.prefixLength ?? 24 },
     ipMasq: valid.ipMasq ?? true,
+    cniConfDir: valid.cniConfDir ?? DEFAULT_CNI_CONF_DIR,
     agentRuntime: valid.agentRuntime ?? 'auto',
     nodes: valid.nodes.map((n) => ({
       name: n.name,

@@ -76,6 +76,11 @@ export interface NetworkSpec {
   readonly underlay?: UnderlaySpec;
   /** Masquerade pod traffic leaving the cluster CIDR (default true; flannel's --ip-masq). */
   readonly ipMasq?: boolean;
+  /**
+   * Where the agent writes the CNI network config container runtimes read (default
+   * `/etc/cni/net.d`): an absolute path, created if missing.
+   */
+  readonly cniConfDir?: string;
   /** SSH defaults for every node. */
   readonly ssh?: SshSpec;
   /** Which Node.js runs the agent (default `auto`: the host's when recent enough, else shipped). */

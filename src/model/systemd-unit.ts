@@ -1,7 +1,7 @@
 // The agent's systemd unit. Its text is part of the desired state (drift compares it), so
 // it is rendered here from the model, not templated on the host.
 import type { DatapathChoice } from './spec';
-import { AGENT_BUNDLE_PATH, NETWORK_MANAGER_CONF_DIR, NETWORKD_DIR, RUNTIME_PATH, agentConfigPath } from './host-layout';
+import { AGENT_BUNDLE_PATH, NETWORK_MANAGER_CONF_DIR, NETWORKD_DIR, RUNTIME_PATH, agentConfigPath, cniDirsCreatedPath, DEFAULT_CNI_CONF_DIR } from './host-layout';
 
 /**
  * Capabilities per datapath. kernel and userspace need only networking; ebpf also loads
@@ -14,7 +14,29 @@ export function capabilitiesFor(datapath: DatapathChoice): string[] {
   return datapath === 'kernel' || datapath === 'userspace' ? net : [...net, ...bpf];
 }
 
-export function renderAgentUnit(network: string, datapath: DatapathChoice): string {
+/**
+ * Runs before the agent, outside its sandbox (`+`): ProtectSystem=strict makes /etc read-only
+ * to the agent, and ReadWritePaths needs a path that exists. Creates the CNI config directory
+ * and any missing parent, noting each one it made (outermost first) so destroy removes exactly
+ * those. `cniConfDir` is validated plain (no quotes, `%` or `$`); `$$` is systemd's `$`.
+ */
+export function cniDirsCommand(network: string, cniConfDir: string): string {
+  const parts = cniConfDir.split('/').filter(Boolean);
+  const chain = parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+  const memo = cniDirsCreatedPath(network);
+  return `/bin/sh -c 'for d in ${chain.join(' ')}; do [ -d $$d ] || { mkdir $$d && echo $$d >> ${memo}; } || exit 1; done'`;
+}
+
+/**
+ * What the agent may write for the CNI config: the directory's parent (so it can recreate a
+ * directory someone removed), unless that parent is a top-level one like /etc.
+ */
+export function cniWritablePath(cniConfDir: string): string {
+  const parent = cniConfDir.slice(0, cniConfDir.lastIndexOf('/'));
+  return parent.split('/').filter(Boolean).length >= 2 ? parent : cniConfDir;
+}
+
+export function renderAgentUnit(network: string, datapath: DatapathChoice, cniConfDir: string = DEFAULT_CNI_CONF_DIR): string {
   return [
     '[Unit]',
     `Description=podnet agent for network ${network} (flannel-style IP-in-IP)`,
@@ -26,6 +48,7 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice): stri
     '',
     '[Service]',
     'Type=simple',
+    `ExecStartPre=+${cniDirsCommand(network, cniConfDir)}`,
     `ExecStart=${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} run --config ${agentConfigPath(network)}`,
     'Restart=always',
     'RestartSec=1',
@@ -45,6 +68,9 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice): stri
     'ReadWritePaths=-/run/xtables.lock',
     // The files telling network managers to leave podnet's links alone (unmanaged-links.ts).
     `ReadWritePaths=-${NETWORKD_DIR} -${NETWORK_MANAGER_CONF_DIR}`,
+    // `-`: the path may not exist yet when systemd sets up ExecStartPre's namespace (which it
+    // does even for `+` commands); ExecStartPre makes it before ExecStart's is set up.
+    `ReadWritePaths=-${cniWritablePath(cniConfDir)}`,
     `CapabilityBoundingSet=${capabilitiesFor(datapath).join(' ')}`,
     '',
     '[Install]',

@@ -4,7 +4,7 @@ import { AGENT_RUNTIME_CHOICES, DATAPATH_CHOICES, type NetworkSpec } from './spe
 import { cidrContains, cidrContainsAddress, cidrsOverlap, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 import type { ModelProblem } from './validation-error';
 
-const NETWORK_FIELDS = ['name', 'clusterCidr', 'subnetLength', 'subnetMin', 'subnetMax', 'backend', 'mtu', 'underlay', 'ipMasq', 'ssh', 'agentRuntime', 'nodes'];
+const NETWORK_FIELDS = ['name', 'clusterCidr', 'subnetLength', 'subnetMin', 'subnetMax', 'backend', 'mtu', 'underlay', 'ipMasq', 'cniConfDir', 'ssh', 'agentRuntime', 'nodes'];
 const NODE_FIELDS = ['name', 'address', 'podCidr', 'underlayInterface', 'datapath', 'ssh'];
 const BACKEND_FIELDS = ['type', 'directRouting', 'datapath'];
 const UNDERLAY_FIELDS = ['mtu', 'prefixLength', 'interface'];
@@ -17,6 +17,14 @@ const NETWORK_NAME = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
 /** Linux interface names: at most 15 bytes, no slash, whitespace or colon. */
 const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const POSIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/**
+ * Paths that end up in the unit file and in shell scripts unquoted: plain characters only, so
+ * neither systemd's specifiers (`%`) nor the shell can read anything into them.
+ */
+export function isPlainAbsolutePath(path: string): boolean {
+  return /^(\/[A-Za-z0-9._-]+)+$/.test(path) && !path.split('/').some((part) => part === '.' || part === '..');
+}
 
 /** For values that arrive outside a spec (CLI flags) and end up in host paths and scripts. */
 export function isValidNetworkName(name: string): boolean {
@@ -191,6 +199,9 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     problems.push({ field: 'mtu', value: spec.mtu, message: `must be at most the underlay MTU minus the 20-byte outer header (${underlayMtu - 20})` });
   }
   checkBoolean(spec.ipMasq, 'ipMasq', problems);
+  if (spec.cniConfDir !== undefined && (typeof spec.cniConfDir !== 'string' || !isPlainAbsolutePath(spec.cniConfDir))) {
+    problems.push({ field: 'cniConfDir', value: spec.cniConfDir, message: 'must be an absolute directory path of letters, digits and ._-/ (no "..", no trailing slash), such as /etc/cni/net.d' });
+  }
   checkSsh(spec.ssh, 'ssh', problems);
   if (spec.agentRuntime !== undefined && !AGENT_RUNTIME_CHOICES.includes(spec.agentRuntime as never)) {
     problems.push({ field: 'agentRuntime', value: spec.agentRuntime, message: `unknown agent runtime (expected one of ${AGENT_RUNTIME_CHOICES.join(', ')})` });

@@ -1,6 +1,6 @@
 // Desired vs live for one host: a list of differences, each with the fix the agent makes.
 // Pure and shared: the agent's reconcile applies the fixes; `podnet drift` reports them.
-import { cidrContains, CNI_VETH_NAME, unmanagedConfigs, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
+import { cidrContains, cniConfigsShadowing, CNI_VETH_NAME, describeCniConflist, unmanagedConfigs, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
 import type { LiveHostState, LiveRoute } from '../host/live-state';
 
 export type DifferenceKind =
@@ -27,7 +27,9 @@ export type DifferenceKind =
   | 'interface-forwarding'
   | 'firewall-forward'
   | 'unmanaged-config'
-  | 'pod-off-bridge';
+  | 'pod-off-bridge'
+  | 'cni-config'
+  | 'cni-config-shadowed';
 
 /**
  * What resolving a difference does, said explicitly so views never guess from a kind's name
@@ -144,6 +146,29 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   }
   diffs.push(...firewallDiffs(desired, live));
   diffs.push(...netManagerDiffs(desired, live));
+  diffs.push(...diffCniConfig(desired.cni, live));
+  return diffs;
+}
+
+/**
+ * podnet's conflist, missing or different (a changed one applies to pods made after it: the
+ * rest keep their MTU and routes until re-created), and foreign configs a runtime taking the
+ * directory's first file would use instead (reported, never touched).
+ */
+export function diffCniConfig(cni: DesiredHostState['cni'], live: Pick<LiveHostState, 'cniConfig' | 'cniConfFiles'>): HostDifference[] {
+  const diffs: HostDifference[] = [];
+  if (live.cniConfig !== cni.content) {
+    diffs.push({
+      kind: 'cni-config',
+      action: live.cniConfig === undefined ? 'create' : 'update',
+      subject: cni.path,
+      expected: describeCniConflist(cni.content),
+      actual: live.cniConfig === undefined ? (live.cniConfFiles === undefined ? `missing (no ${cni.dir})` : 'missing') : `${describeCniConflist(live.cniConfig)}; pods made with it keep its settings until re-created`,
+    });
+  }
+  for (const name of cniConfigsShadowing(live.cniConfFiles ?? [], cni.file)) {
+    diffs.push({ kind: 'cni-config-shadowed', action: 'report', subject: `${cni.dir}/${name}`, expected: `${cni.file} first in ${cni.dir}`, actual: `${name} sorts first: a runtime taking the first config (kubelet, containerd, CRI-O) uses it, not podnet's` });
+  }
   return diffs;
 }
 

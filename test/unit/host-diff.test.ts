@@ -47,7 +47,7 @@ describe('host diff and fixes', () => {
   it('reads routes with numeric protocols, so a name for 152 in rt_protos.d cannot hide podnet routes', () => {
     // Agent (read and teardown) and engine read routes with this one argv.
     expect(IP_ROUTES_ARGV).toEqual(['ip', '-N', '-json', '-4', 'route', 'show', 'table', 'main']);
-    expect(hostReadScript('cluster')).toContain("sec routes; ip -N -json -4 route show table main 2>/dev/null && echo '@@present@@' || echo '@@failed@@'\n");
+    expect(hostReadScript('cluster', state.cni)).toContain("sec routes; ip -N -json -4 route show table main 2>/dev/null && echo '@@present@@' || echo '@@failed@@'\n");
     // iproute2 leaves the protocol out for boot routes.
     expect(parseRoutes(JSON.stringify([{ dst: '10.244.5.0/24', dev: 'eth0', flags: [] }]))[0]!.protocol).toBe('3');
   });

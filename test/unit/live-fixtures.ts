@@ -45,5 +45,7 @@ export function liveInSync(state: DesiredHostState): LiveHostState {
     subnetEnv: state.subnetEnv.content,
     nftTable: nftListed,
     ipForward: true,
+    cniConfig: state.cni.content,
+    cniConfFiles: [state.cni.file, '99-loopback.conf'],
   };
 }

@@ -31,6 +31,7 @@ function fakeEffects(f: Fake): HostEffects {
       return { code: 0, stdout: '', stderr: '' };
     },
     writeSubnetEnv: async () => undefined,
+    writeCniConfig: async () => undefined,
     replaceNft: async () => undefined,
     enableInterfaceForwarding: async () => undefined,
     run: async () => ({ code: 0, stdout: '', stderr: '' }),

@@ -37,6 +37,8 @@ export function liveAsDesired(state: DesiredHostState): LiveHostState {
     subnetEnv: state.subnetEnv.content,
     nftTable: state.nftTable,
     ipForward: true,
+    cniConfig: state.cni.content,
+    cniConfFiles: [state.cni.file],
   };
 }
 
