@@ -79,15 +79,31 @@ export function debianMirror(): string {
   return mirror;
 }
 
-export function baseHash(): string {
-  const recipe = JSON.stringify({ RECIPE_VERSION, suite: debianSuite(), packages: BASE_PACKAGES, files: BASE_FILES, masked: MASKED_UNITS, arch: process.arch });
+/**
+ * The package list of a base flavour: BASE_PACKAGES plus `extra` (sorted, deduplicated), so a
+ * test needing a big tool (a container runtime) gets its own cached base and every other lab
+ * keeps the small one. Names are checked: they go on debootstrap's command line.
+ */
+export function flavourPackages(extra: readonly string[] = []): string[] {
+  for (const p of extra) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw new Error(`invalid Debian package name '${p}'`);
+  return [...BASE_PACKAGES, ...[...new Set(extra)].filter((p) => !BASE_PACKAGES.includes(p)).sort()];
+}
+
+/** The cache key of a flavour: the recipe, the release, the architecture and the package list. */
+export function baseHash(extraPackages: readonly string[] = []): string {
+  const packages = flavourPackages(extraPackages);
+  const recipe = JSON.stringify({ RECIPE_VERSION, suite: debianSuite(), packages, files: BASE_FILES, masked: MASKED_UNITS, arch: process.arch });
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
 }
 
-/** Returns the cached base, building it first if needed (a few minutes at most). */
-export async function ensureBase(log: (line: string) => void): Promise<BaseImage> {
+/**
+ * Returns the cached base (with `extraPackages` installed too, a flavour of its own), building
+ * it first if needed (a few minutes at most).
+ */
+export async function ensureBase(log: (line: string) => void, extraPackages: readonly string[] = []): Promise<BaseImage> {
   const t0 = Date.now();
-  const hash = baseHash();
+  const packages = flavourPackages(extraPackages);
+  const hash = baseHash(extraPackages);
   const dir = join(BASE_CACHE_DIR, hash);
   const rootfs = join(dir, 'rootfs');
   if (existsSync(join(dir, 'complete'))) return { hash, rootfs, built: false, ms: Date.now() - t0 };
@@ -105,7 +121,7 @@ export async function ensureBase(log: (line: string) => void): Promise<BaseImage
       const suite = debianSuite();
       log(`building lab base image ${hash} (debootstrap ${suite} from ${mirror}; about 1-2 minutes)`);
       const logFile = join(build, 'debootstrap.log');
-      const r = await run(['debootstrap', '--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`,
+      const r = await run(['debootstrap', '--variant=minbase', `--include=${packages.join(',')}`,
         suite, join(build, 'rootfs'), mirror], { timeoutMs: 15 * 60_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
       writeFileSync(logFile, r.stdout + r.stderr);
       if (r.code !== 0) {
@@ -114,7 +130,7 @@ export async function ensureBase(log: (line: string) => void): Promise<BaseImage
       }
       fixBase(join(build, 'rootfs'));
       rmSync(dir, { recursive: true, force: true });
-      writeFileSync(join(build, 'manifest.json'), JSON.stringify({ hash, suite, mirror, packages: BASE_PACKAGES, builtAt: new Date().toISOString() }, null, 2) + '\n');
+      writeFileSync(join(build, 'manifest.json'), JSON.stringify({ hash, suite, mirror, packages, builtAt: new Date().toISOString() }, null, 2) + '\n');
       writeFileSync(join(build, 'complete'), '');
       renameSync(build, dir);
       log(`base image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${rootfs}`);

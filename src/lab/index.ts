@@ -15,7 +15,11 @@ import { addNetns, delNetns, listNetns, netnsExists, plugIn, replugShell, setupS
 import {
   hostPublicKey, isMountpoint, isRunner, leaderPid, mountHost, nspawnPid, personalize, removePropagateDir, startHost, stopHosts, unmount,
 } from './nspawn-host';
-import { addScript, delScript, flannelBridgeConf, parseSubnetEnv, podIpFromResult, SUBNET_ENV, validatePodName } from './pods';
+import {
+  cniEnv, conflistFromSubnetEnv, firstConfigFile, parseConfList, pluginStdin, POD_CACHE_DIR, podIpFromResult, validatePodName,
+  type ConfList, type PodRecord, type RuntimeConfig,
+} from './pods';
+import { CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR, SUBNET_ENV_PATH } from '../model';
 import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
 import { raiseInotify, releaseInotify } from './sysctl';
 import { applyProfile, nicOf, parseProfile } from './profiles';
@@ -35,6 +39,8 @@ export interface LabUpOptions {
   /** Host name -> host profile (profiles.ts), e.g. { node1: 'docker', node2: 'ens33-mtu1450' }. */
   profiles?: Readonly<Record<string, string>>;
   log?: (line: string) => void;
+  /** Debian packages beyond the base's (e.g. `podman`): a base flavour of its own, cached by its package list. */
+  extraPackages?: string[];
 }
 
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -92,7 +98,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 
   const t0 = Date.now();
-  const base = await ensureBase(log);
+  const base = await ensureBase(log, opts.extraPackages ?? []);
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
     version: 1, name, status: 'starting', createdAt: new Date().toISOString(), stateDir,
@@ -282,17 +288,74 @@ export async function hostRestart(name: string, host: string, opts: { timeoutMs?
   }
 }
 
-/** Adds pod `pod` on `host` like kubelet + flannel's CNI plugin; returns its IP. */
-export async function podAdd(name: string, host: string, pod: string): Promise<{ ip: string }> {
-  validatePodName(pod);
-  const env = await labExec(name, host, ['cat', SUBNET_ENV]);
-  if (env.code !== 0) {
-    throw new Error(`${host} has no ${SUBNET_ENV}: pods are wired from the flannel subnet lease, which podnet's agent writes; apply podnet to the lab first (or write the file yourself)`);
+export interface PodAddOptions {
+  /** Host ports to publish, handed to plugins that declare the `portMappings` capability (portmap). */
+  readonly portMappings?: RuntimeConfig['portMappings'];
+  /** The CNI config directory to read (default /etc/cni/net.d, as runtimes do). */
+  readonly confDir?: string;
+}
+
+/**
+ * The config a runtime would use on `host`: the first config file of `confDir`. A host without
+ * one (podnet not applied, the lab's own tests write subnet.env by hand) gets the conflist
+ * podnet would install, derived from subnet.env; with neither, a message saying what to do.
+ */
+async function hostCniConfig(name: string, host: string, confDir: string): Promise<{ file: string; list: ConfList }> {
+  const listing = await labExec(name, host, ['sh', '-c', `ls -1A ${confDir} 2>/dev/null; echo @@; cat ${SUBNET_ENV_PATH} 2>/dev/null`]);
+  const [names = '', subnetEnv = ''] = listing.stdout.split('@@\n');
+  const first = firstConfigFile(names.split('\n').filter(Boolean));
+  if (first) {
+    const file = `${confDir}/${first}`;
+    const text = await labExec(name, host, ['cat', file]);
+    if (text.code !== 0) throw new Error(`cannot read ${host}:${file}: ${text.stderr.trim()}`);
+    return { file, list: parseConfList(text.stdout, file) };
   }
-  const conf = JSON.stringify(flannelBridgeConf(parseSubnetEnv(env.stdout)));
-  const r = await labExec(name, host, ['sh', '-c', addScript(pod)], { input: conf });
-  if (r.code !== 0) throw new Error(`pod add ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
-  return { ip: podIpFromResult(r) };
+  if (!subnetEnv.trim()) {
+    throw new Error(`${host} has no CNI config in ${confDir} and no ${SUBNET_ENV_PATH}: apply podnet to the lab first (its agent writes both), or write subnet.env yourself`);
+  }
+  return { file: SUBNET_ENV_PATH, list: parseConfList(conflistFromSubnetEnv(subnetEnv), SUBNET_ENV_PATH) };
+}
+
+function callPlugin(name: string, host: string, command: 'ADD' | 'DEL', pod: string, list: ConfList, index: number, prev: unknown, runtime: RuntimeConfig): Promise<CommandResult> {
+  const plugin = `${CNI_BIN_DIR}/${list.plugins[index]!.type}`;
+  return labExec(name, host, ['env', ...cniEnv(command, pod), plugin], { input: pluginStdin(list, index, prev, runtime), timeoutMs: 30_000 });
+}
+
+/** DEL through every plugin, last first, each with the cached result; returns the failures. */
+async function delPlugins(name: string, host: string, pod: string, list: ConfList, result: unknown): Promise<string[]> {
+  const failures: string[] = [];
+  for (let i = list.plugins.length - 1; i >= 0; i--) {
+    const r = await callPlugin(name, host, 'DEL', pod, list, i, result, {});
+    if (r.code !== 0) failures.push(`${list.plugins[i]!.type} DEL: ${(r.stdout || r.stderr).trim()}`);
+  }
+  return failures;
+}
+
+/**
+ * Adds pod `pod` on `host` as a container runtime would: a network namespace, then the host's
+ * CNI config run through the CNI protocol (ADD through each plugin in turn). Returns its IP and
+ * the config file used.
+ */
+export async function podAdd(name: string, host: string, pod: string, opts: PodAddOptions = {}): Promise<{ ip: string; config: string }> {
+  validatePodName(pod);
+  const { file, list } = await hostCniConfig(name, host, opts.confDir ?? DEFAULT_CNI_CONF_DIR);
+  const made = await labExec(name, host, ['sh', '-c', `if [ -e /run/netns/${pod} ]; then echo "pod ${pod} already exists" >&2; exit 17; fi; ip netns add ${pod} && ip -n ${pod} link set lo up`]);
+  if (made.code !== 0) throw new Error(`pod add ${host}/${pod} failed: ${(made.stderr || made.stdout).trim()}`);
+  const runtime: RuntimeConfig = opts.portMappings ? { portMappings: opts.portMappings } : {};
+  let result: unknown;
+  for (let i = 0; i < list.plugins.length; i++) {
+    const r = await callPlugin(name, host, 'ADD', pod, list, i, result, runtime);
+    if (r.code !== 0) {
+      // As a runtime does after a failed ADD: DEL the whole list, then drop the namespace.
+      await delPlugins(name, host, pod, list, result);
+      await labExec(name, host, ['ip', 'netns', 'del', pod]);
+      throw new Error(`pod add ${host}/${pod} failed: ${list.plugins[i]!.type} (from ${file}): ${(r.stdout || r.stderr).trim()}`);
+    }
+    result = JSON.parse(r.stdout) as unknown;
+  }
+  const record: PodRecord = { file, list, result };
+  await labExec(name, host, ['sh', '-c', `mkdir -p ${POD_CACHE_DIR} && cat > ${POD_CACHE_DIR}/${pod}.json`], { input: JSON.stringify(record) });
+  return { ip: podIpFromResult({ stdout: JSON.stringify(result) }), config: file };
 }
 
 export async function podExec(name: string, host: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<CommandResult> {
@@ -300,9 +363,20 @@ export async function podExec(name: string, host: string, pod: string, argv: str
   return labExec(name, host, ['ip', 'netns', 'exec', pod, ...argv], opts);
 }
 
+/**
+ * Deletes a pod: CNI DEL with the config and result it was added with, then its namespace. A
+ * failed DEL (say, after podnet's destroy removed cni0) is reported on stderr and the namespace
+ * goes anyway, as a runtime would; failing to remove the namespace throws.
+ */
 export async function podDel(name: string, host: string, pod: string): Promise<void> {
   validatePodName(pod);
-  const r = await labExec(name, host, ['sh', '-c', delScript(pod)]);
+  const cached = await labExec(name, host, ['cat', `${POD_CACHE_DIR}/${pod}.json`]);
+  if (cached.code === 0) {
+    const record = JSON.parse(cached.stdout) as PodRecord;
+    const failures = await delPlugins(name, host, pod, record.list, record.result);
+    if (failures.length > 0) process.stderr.write(`pod del ${host}/${pod}: ${failures.join('; ')}; removing the namespace anyway\n`);
+  }
+  const r = await labExec(name, host, ['sh', '-c', `rm -f ${POD_CACHE_DIR}/${pod}.json; if [ -e /run/netns/${pod} ]; then ip netns del ${pod}; fi`]);
   if (r.code !== 0) throw new Error(`pod del ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 

@@ -1,96 +1,101 @@
-// Pods inside a lab host, made the way a kubelet with flannel's CNI plugin makes them: a network
-// namespace, then the standard CNI `bridge` plugin (with `host-local` IPAM) called with the
-// configuration flannel's plugin derives from /run/flannel/subnet.env.
+// Pods inside a lab host, made the way a container runtime makes them: a network namespace,
+// then the CNI config it finds in the host's config directory, run through the CNI protocol
+// (libcni's order: each plugin of the list in turn with the previous one's result for ADD, in
+// reverse with the cached result for DEL), with the plugins Debian installs in /usr/lib/cni.
+// The pure parts are here; src/lab/index.ts runs them inside the host.
+import { BRIDGE_DEVICE, CNI_BIN_DIR, formatCidr, formatIpv4, isCniConfigFileName, parseIpv4, prefixMask, renderCniConflist, parseSubnetEnv, SUBNET_ENV_PATH } from '../model';
 import type { CommandResult } from '../host/command-result';
 
-export const SUBNET_ENV = '/run/flannel/subnet.env';
-export const CNI_BIN_DIR = '/usr/lib/cni';
-/** Where the lab keeps the CNI config each pod was added with (inside the host, gone on reboot). */
-export const POD_CONF_DIR = '/run/podnet-lab/pods';
-
-export interface SubnetEnv { network: string; subnet: string; mtu: number; ipmasq: boolean }
+/** Where the lab keeps what each pod was added with (inside the host, gone on reboot), for DEL. */
+export const POD_CACHE_DIR = '/run/podnet-lab/pods';
+export const POD_IFNAME = 'eth0';
 
 export function validatePodName(pod: string): void {
   if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(pod)) throw new Error(`invalid pod name '${pod}': use 1-32 characters of [a-z0-9-]`);
 }
 
-export function parseSubnetEnv(text: string): SubnetEnv {
-  const v: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*([A-Z_]+)=(.*)$/.exec(line);
-    if (m?.[1]) v[m[1]] = (m[2] ?? '').trim().replace(/^"(.*)"$/, '$1');
+/** A network config list (a single-plugin `.conf` is read as a list of one, as libcni does). */
+export interface ConfList {
+  readonly cniVersion: string;
+  readonly name: string;
+  readonly plugins: ReadonlyArray<Readonly<Record<string, unknown>> & { readonly type: string }>;
+}
+
+/** Parses a `.conflist` or a `.conf`; throws naming the file when it is not a usable config. */
+export function parseConfList(text: string, file: string): ConfList {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${file} is not JSON: ${(err as Error).message}`);
   }
-  const need = (k: string): string => {
-    const x = v[k];
-    if (!x) throw new Error(`${SUBNET_ENV} has no ${k}`);
-    return x;
-  };
-  return { network: need('FLANNEL_NETWORK'), subnet: networkOf(need('FLANNEL_SUBNET')), mtu: Number(need('FLANNEL_MTU')), ipmasq: v.FLANNEL_IPMASQ === 'true' };
+  const plugins = Array.isArray(value.plugins) ? (value.plugins as Record<string, unknown>[]) : [value];
+  if (typeof value.name !== 'string' || typeof value.cniVersion !== 'string' || plugins.some((p) => typeof p.type !== 'string' || !/^[a-z0-9_-]+$/i.test(p.type as string))) {
+    throw new Error(`${file} is not a CNI network config (needs name, cniVersion and a type for every plugin)`);
+  }
+  return { cniVersion: value.cniVersion, name: value.name, plugins: plugins as unknown as ConfList['plugins'] };
+}
+
+/** The file a runtime taking the first config of the directory uses (kubelet, containerd, CRI-O). */
+export function firstConfigFile(fileNames: readonly string[]): string | undefined {
+  return fileNames.filter(isCniConfigFileName).sort()[0];
+}
+
+/** What the runtime offers plugins that ask for it (`capabilities`), e.g. host ports. */
+export interface RuntimeConfig {
+  readonly portMappings?: ReadonlyArray<{ readonly hostPort: number; readonly containerPort: number; readonly protocol: 'tcp' | 'udp' }>;
 }
 
 /**
- * 10.244.1.1/24 -> 10.244.1.0/24. Deliberately not src/model/ipv4.ts: the lab is an independent
- * oracle for what podnet puts on hosts, so a bug in the model's arithmetic cannot hide itself here.
+ * The stdin of plugin `index` of `list`: the plugin's own keys, the list's name and version,
+ * the previous result (ADD: the plugin before; DEL: the cached result), and the runtime config
+ * for the capabilities the plugin declares.
  */
-export function networkOf(cidr: string): string {
-  const [ip, len] = cidr.split('/');
-  const bits = Number(len);
-  const parts = (ip ?? '').split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255)) || !(bits >= 0 && bits <= 32)) throw new Error(`bad CIDR '${cidr}'`);
-  const n = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  const net = (n & mask) >>> 0;
-  return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${bits}`;
+export function pluginStdin(list: ConfList, index: number, prevResult: unknown, runtime: RuntimeConfig): string {
+  const plugin = list.plugins[index]!;
+  const caps = (plugin.capabilities ?? {}) as Record<string, boolean>;
+  const runtimeConfig = Object.fromEntries(Object.entries(runtime).filter(([k, v]) => caps[k] && v !== undefined));
+  return JSON.stringify({
+    ...plugin,
+    name: list.name,
+    cniVersion: list.cniVersion,
+    ...(prevResult !== undefined ? { prevResult } : {}),
+    ...(Object.keys(runtimeConfig).length > 0 ? { runtimeConfig } : {}),
+  });
 }
 
-/** The bridge plugin config flannel's CNI plugin hands on (kube-flannel's delegate settings). */
-export function flannelBridgeConf(env: SubnetEnv): object {
-  return {
-    cniVersion: '0.3.1',
-    name: 'cbr0',
-    type: 'bridge',
-    bridge: 'cni0',
-    isGateway: true,
-    isDefaultGateway: true,
-    hairpinMode: true,
-    ipMasq: !env.ipmasq,
-    mtu: env.mtu,
-    ipam: { type: 'host-local', ranges: [[{ subnet: env.subnet }]], routes: [{ dst: env.network }] },
-  };
+/** The environment of one plugin call (argv prefix for `env`), as the CNI spec names it. */
+export function cniEnv(command: 'ADD' | 'DEL', pod: string): string[] {
+  return [`CNI_COMMAND=${command}`, `CNI_CONTAINERID=${pod}`, `CNI_NETNS=/run/netns/${pod}`, `CNI_IFNAME=${POD_IFNAME}`, `CNI_PATH=${CNI_BIN_DIR}`];
 }
 
-/** Shell run inside the host for ADD: reads the config on stdin. */
-export function addScript(pod: string): string {
-  return [
-    'set -e',
-    `if [ -e /run/netns/${pod} ]; then echo "pod ${pod} already exists" >&2; exit 17; fi`,
-    `mkdir -p ${POD_CONF_DIR}`,
-    `cat > ${POD_CONF_DIR}/${pod}.json`,
-    `ip netns add ${pod}`,
-    `ip -n ${pod} link set lo up`,
-    `if ! out=$(${cniEnv('ADD', pod)} ${CNI_BIN_DIR}/bridge < ${POD_CONF_DIR}/${pod}.json); then`,
-    `  echo "$out" >&2; ip netns del ${pod}; rm -f ${POD_CONF_DIR}/${pod}.json; exit 1`,
-    'fi',
-    'echo "$out"',
-  ].join('\n');
+/**
+ * On a host where podnet is not applied (the lab's own tests of bare hosts write subnet.env
+ * by hand), the conflist podnet would install, derived from subnet.env, named `cbr0` as
+ * kube-flannel's is.
+ */
+export function conflistFromSubnetEnv(text: string): string {
+  const env = parseSubnetEnv(text);
+  // FLANNEL_SUBNET is the gateway with the subnet's length, e.g. 10.244.1.1/24.
+  const [gateway, lengthText] = (env.subnet ?? '').split('/');
+  const address = parseIpv4(gateway ?? '');
+  const length = Number(lengthText);
+  if (!env.network || address === undefined || !(length >= 0 && length <= 32) || env.mtu === undefined) {
+    throw new Error(`${SUBNET_ENV_PATH} lacks FLANNEL_NETWORK, FLANNEL_SUBNET or FLANNEL_MTU`);
+  }
+  const podCidr = formatCidr({ base: (address & prefixMask(length)) >>> 0, length });
+  return renderCniConflist({ network: 'cbr0', podCidr, gateway: formatIpv4(address), clusterCidr: env.network, mtu: env.mtu, bridge: BRIDGE_DEVICE });
 }
 
-export function delScript(pod: string): string {
-  return [
-    `if [ -f ${POD_CONF_DIR}/${pod}.json ]; then`,
-    `  ${cniEnv('DEL', pod)} ${CNI_BIN_DIR}/bridge < ${POD_CONF_DIR}/${pod}.json >&2 || echo "CNI DEL failed; removing the namespace anyway" >&2`,
-    `  rm -f ${POD_CONF_DIR}/${pod}.json`,
-    'fi',
-    `if [ -e /run/netns/${pod} ]; then ip netns del ${pod}; fi`,
-  ].join('\n');
+/** What `pod del` needs: the config the pod was added with and the result ADD returned. */
+export interface PodRecord {
+  readonly file: string;
+  readonly list: ConfList;
+  readonly result: unknown;
 }
 
-function cniEnv(cmd: 'ADD' | 'DEL', pod: string): string {
-  return `CNI_COMMAND=${cmd} CNI_CONTAINERID=${pod} CNI_NETNS=/run/netns/${pod} CNI_IFNAME=eth0 CNI_PATH=${CNI_BIN_DIR}`;
-}
-
-/** The pod's IPv4 address from the plugin's result. */
-export function podIpFromResult(r: CommandResult): string {
+/** The pod's IPv4 address from a CNI result. */
+export function podIpFromResult(r: Pick<CommandResult, 'stdout'>): string {
   const result = JSON.parse(r.stdout) as { ips?: { address?: string }[] };
   const addr = result.ips?.find((i) => i.address && !i.address.includes(':'))?.address;
   if (!addr) throw new Error(`CNI result has no IPv4 address: ${r.stdout}`);

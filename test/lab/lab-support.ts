@@ -47,11 +47,11 @@ export interface LabFixture {
  * an earlier, killed run is taken down first. The first run on a machine builds the base image
  * (about a minute), hence the long hook timeout.
  */
-export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string> } = {}): LabFixture {
+export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string>; extraPackages?: string[] } = {}): LabFixture {
   let info: LabInfo | undefined;
   beforeAll(async () => {
     if (readLab(name)) await labDown(name);
-    info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, profiles: opts.profiles, log: (l) => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); } });
+    info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, profiles: opts.profiles, extraPackages: opts.extraPackages, log: (l) => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); } });
   }, 10 * 60_000);
   afterAll(async () => { await labDown(name); }, 3 * 60_000);
   return {
