@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildManifest, desiredHostState, resolveNetwork, type NetworkSpec } from '../../src/model';
 import { labExec, podAdd, podDel, podExec, wsExec } from '../../src/lab';
-import { describeLab, withLab } from './lab-support';
+import { describeLab, testLabName, withLab } from './lab-support';
 import { runPodnet } from './engine-support';
 
-const LAB = 'pncni';
+const LAB = testLabName('pncni');
 jest.setTimeout(240_000);
 
 const spec = (patch: Partial<NetworkSpec> = {}): NetworkSpec => ({
