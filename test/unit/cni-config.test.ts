@@ -58,7 +58,7 @@ describe('CNI config drift', () => {
     const old = node1.cni.content.replace('"mtu": 1480', '"mtu": 1400');
     const [d] = diffCniConfig(node1.cni, { cniConfig: old, cniConfFiles: files });
     expect(d).toEqual({
-      kind: 'cni-config', subject: node1.cni.path,
+      kind: 'cni-config', action: 'update', subject: node1.cni.path,
       expected: 'network cluster, subnet 10.244.1.0/24, mtu 1480',
       actual: 'network cluster, subnet 10.244.1.0/24, mtu 1400; pods made with it keep its settings until re-created',
     });
