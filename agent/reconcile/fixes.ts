@@ -58,7 +58,9 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
 
   const batch: string[] = [];
   const b = state.bridge;
-  if (kinds.has('bridge-missing')) batch.push(`link add ${b.device} type bridge`);
+  if (kinds.has('bridge-missing')) batch.push(`link add ${b.device} address ${b.mac} type bridge`);
+  // Setting it marks the address as chosen (NET_ADDR_SET): the kernel stops following the ports'.
+  else if (kinds.has('bridge-mac')) batch.push(`link set ${b.device} address ${b.mac}`);
   if (kinds.has('bridge-missing') || kinds.has('bridge-address')) batch.push(`addr replace ${b.address} dev ${b.device}`);
   if (kinds.has('bridge-missing') || kinds.has('bridge-down')) batch.push(`link set ${b.device} up`);
 

@@ -84,7 +84,7 @@ async function main(): Promise<number> {
     const status = await labExec(LAB, 'node1', [RUNTIME_PATH, AGENT_BUNDLE_PATH, 'status', '--network', 'cluster']);
     show(status.stdout);
 
-    step('Create a pod on each host with the standard CNI bridge + host-local plugins (from subnet.env)');
+    step('Create a pod on each host through the CNI config podnet installed (/etc/cni/net.d: bridge, host-local, portmap)');
     const pods = [];
     for (const h of ['master', 'node1', 'node2']) pods.push(`${h}/web ${(await podAdd(LAB, h, 'web')).ip}`);
     ok(pods.join(', '));

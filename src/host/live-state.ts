@@ -13,6 +13,8 @@ export interface LiveLink {
   readonly up: boolean;
   /** For ipip links: the local address. */
   readonly ipipLocal?: string;
+  /** The link-layer address (`address` in ip -json), lower case; absent for links without one. */
+  readonly mac?: string;
   readonly master?: string;
   /** For veths: the peer lives in another network namespace (a pod's, for CNI's veths). */
   readonly peerNetns?: boolean;
@@ -195,6 +197,7 @@ export function parseLinks(text: string): LiveLink[] {
       mtu: Number(l.mtu),
       up: flags.includes('UP'),
       ...(info.info_kind === 'ipip' && typeof data.local === 'string' ? { ipipLocal: data.local } : {}),
+      ...(typeof l.address === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(l.address) ? { mac: l.address.toLowerCase() } : {}),
       ...(typeof l.master === 'string' ? { master: l.master } : {}),
       ...(info.info_kind === 'veth' ? { peerNetns: l.link_netnsid !== undefined } : {}),
     };

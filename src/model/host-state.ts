@@ -38,7 +38,11 @@ export interface DesiredHostState {
   readonly tunnel: { readonly device: string; readonly local: string; readonly mtu: number; readonly address: string };
   /** The node's address, and the underlay found on the host (or assumed offline): model/underlay.ts. */
   readonly underlay: HostUnderlay & { readonly address: string };
-  readonly bridge: { readonly device: string; readonly address: string };
+  /**
+   * cni0. `mac` is fixed (see bridgeMac): a bridge without one takes the lowest MAC of its ports,
+   * so removing a pod could change the gateway MAC every other pod has cached.
+   */
+  readonly bridge: { readonly device: string; readonly address: string; readonly mac: string };
   readonly peers: readonly DesiredPeer[];
   readonly routes: readonly DesiredRoute[];
   readonly subnetEnv: { readonly path: string; readonly content: string };
@@ -46,6 +50,17 @@ export interface DesiredHostState {
   readonly nftTable: string;
   /** The CNI conflist container runtimes read: `path` is `dir`/`file`. */
   readonly cni: { readonly dir: string; readonly file: string; readonly path: string; readonly content: string };
+}
+
+/**
+ * cni0's MAC: locally administered `0a:58` then the gateway's IPv4 bytes (OVN-Kubernetes'
+ * convention), e.g. 0a:58:0a:f4:01:01 for 10.244.1.1. Set explicitly, it never follows the
+ * bridge's ports: without it, removing the pod whose veth had the lowest MAC changes the bridge's
+ * MAC, and every other pod keeps sending its replies to the old gateway MAC until its ARP entry
+ * expires (seen in the lab: 15-30 s of lost replies from pods on that node).
+ */
+export function bridgeMac(gateway: string): string {
+  return ['0a', '58', ...gateway.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
 }
 
 export class UnknownNodeError extends Error {
@@ -86,7 +101,7 @@ export function desiredHostState(network: Network, nodeName: string, underlay?: 
     podCidr: node.podCidr,
     tunnel: { device: TUNNEL_DEVICE, local: node.address, mtu: u.tunnelMtu, address: `${formatCidr(subnet.cidr).split('/')[0]}/32` },
     underlay: { ...u, address: node.address },
-    bridge: { device: BRIDGE_DEVICE, address: `${gateway}/${subnet.cidr.length}` },
+    bridge: { device: BRIDGE_DEVICE, address: `${gateway}/${subnet.cidr.length}`, mac: bridgeMac(gateway) },
     peers,
     routes: peers.map((p) => ({
       destination: p.podCidr,

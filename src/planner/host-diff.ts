@@ -13,6 +13,7 @@ export type DifferenceKind =
   | 'bridge-missing'
   | 'bridge-address'
   | 'bridge-down'
+  | 'bridge-mac'
   /** The underlay interface is missing, down, or lacks the node's address: nothing can flow, nothing podnet may fix. */
   | 'underlay-missing'
   | 'underlay-down'
@@ -113,6 +114,7 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
       diffs.push({ kind: 'bridge-address', action: 'update', subject: b.device, expected: b.address, actual: live.addresses.filter((a) => a.device === b.device).map((a) => a.cidr).join(', ') || 'none' });
     }
     if (!bridge.up) diffs.push({ kind: 'bridge-down', action: 'update', subject: b.device, expected: 'up', actual: 'down' });
+    if (bridge.mac !== b.mac) diffs.push({ kind: 'bridge-mac', action: 'update', subject: b.device, expected: b.mac, actual: bridge.mac ?? 'none' });
   }
 
   for (const route of desired.routes) {

@@ -100,6 +100,13 @@ describe('host diff and fixes', () => {
 
   it('a missing bridge is created with its gateway address', () => {
     const live = { ...inSync, links: inSync.links.filter((l) => l.name !== 'cni0'), addresses: inSync.addresses.filter((a) => a.device !== 'cni0') };
-    expect(planFixes(state, diffHost(state, live)).ipBatch).toEqual(['link add cni0 type bridge', 'addr replace 10.244.1.1/24 dev cni0', 'link set cni0 up']);
+    expect(planFixes(state, diffHost(state, live)).ipBatch).toEqual(['link add cni0 address 0a:58:0a:f4:01:01 type bridge', 'addr replace 10.244.1.1/24 dev cni0', 'link set cni0 up']);
+  });
+
+  it("a bridge following its ports' MACs gets the fixed one (removing a pod must not change the gateway MAC)", () => {
+    const live = { ...inSync, links: inSync.links.map((l) => (l.name === 'cni0' ? { ...l, mac: '6a:3d:9f:65:f7:87' } : l)) };
+    const diffs = diffHost(state, live);
+    expect(diffs).toEqual([{ kind: 'bridge-mac', action: 'update', subject: 'cni0', expected: '0a:58:0a:f4:01:01', actual: '6a:3d:9f:65:f7:87' }]);
+    expect(planFixes(state, diffs).ipBatch).toEqual(['link set cni0 address 0a:58:0a:f4:01:01']);
   });
 });

@@ -28,7 +28,7 @@ describe('desired host state', () => {
 
   it('the tunnel device is flannel.ipip, local node1, MTU 1480, <subnet>.0/32', () => {
     expect(node1.tunnel).toEqual({ device: 'flannel.ipip', local: '192.168.0.81', mtu: 1480, address: '10.244.1.0/32' });
-    expect(node1.bridge).toEqual({ device: 'cni0', address: '10.244.1.1/24' });
+    expect(node1.bridge).toEqual({ device: 'cni0', address: '10.244.1.1/24', mac: '0a:58:0a:f4:01:01' });
   });
 
   it('writes subnet.env as flannel does', () => {

@@ -26,7 +26,7 @@ export function liveAsDesired(state: DesiredHostState): LiveHostState {
     links: [
       { name: state.underlay.device, ifindex: 2, mtu: state.underlay.mtu, up: true },
       { name: state.tunnel.device, ifindex: 3, kind: 'tun', mtu: state.tunnel.mtu, up: true },
-      { name: state.bridge.device, ifindex: 4, kind: 'bridge', mtu: 1500, up: true },
+      { name: state.bridge.device, ifindex: 4, kind: 'bridge', mtu: 1500, up: true, mac: state.bridge.mac },
     ],
     addresses: [
       { device: state.underlay.device, cidr: `${state.underlay.address}/24` },
