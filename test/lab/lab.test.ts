@@ -86,8 +86,9 @@ describeLab('podnet lab', () => {
     for (const [host, i] of [['node1', 1], ['node2', 2]] as const) {
       await labExec(NAME, host, ['sh', '-c', `mkdir -p /run/flannel && printf 'FLANNEL_NETWORK=10.244.0.0/16\\nFLANNEL_SUBNET=10.244.${i}.1/24\\nFLANNEL_MTU=1480\\nFLANNEL_IPMASQ=true\\n' > /run/flannel/subnet.env`]);
     }
-    expect(await podAdd(NAME, 'node1', 'pod-a')).toEqual({ ip: '10.244.1.2' });
-    expect(await podAdd(NAME, 'node2', 'pod-b')).toEqual({ ip: '10.244.2.2' });
+    // No CNI config installed yet: the conflist podnet would install, derived from subnet.env.
+    expect(await podAdd(NAME, 'node1', 'pod-a')).toEqual({ ip: '10.244.1.2', config: '/run/flannel/subnet.env' });
+    expect(await podAdd(NAME, 'node2', 'pod-b')).toEqual({ ip: '10.244.2.2', config: '/run/flannel/subnet.env' });
     const routes = (await podExec(NAME, 'node1', 'pod-a', ['ip', '-4', 'route'])).stdout;
     expect(routes).toContain('default via 10.244.1.1 dev eth0');
     expect(routes).toContain('10.244.0.0/16 via 10.244.1.1 dev eth0');
