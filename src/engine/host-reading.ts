@@ -3,6 +3,8 @@
 import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../host/live-state';
 import {
   agentConfigPath,
+  cniConfLocation,
+  DEFAULT_CNI_CONF_DIR,
   INSTALL_DIR,
   revisionPath,
   RUNTIME_PATH,
@@ -68,8 +70,11 @@ function readCommand(read: LiveRead): string {
   return read.source === 'command' && read.required ? `${line} || echo '${FAILED}'` : line;
 }
 
-/** `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path). */
-export function hostReadScript(network: string, cni: { readonly dir: string; readonly path: string }): string {
+/**
+ * `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path);
+ * the default is for a network with the default cniConfDir.
+ */
+export function hostReadScript(network: string, cni: { readonly dir: string; readonly path: string } = cniConfLocation(network, DEFAULT_CNI_CONF_DIR)): string {
   const unit = unitName(network);
   const reads = liveStateReads(network, cni);
   return [
