@@ -72,6 +72,13 @@ export interface PodNetworkProps {
   readonly podnetArgs?: readonly string[];
   /** Overrides the agent fingerprint in triggers (default: hash of the built agent bundle). */
   readonly agentFingerprint?: string;
+  /**
+   * How long each provisioner's podnet waits for a host locked by another apply or destroy
+   * (`--lock-timeout`, default `5m`). Within one deploy two instances can meet on one host: a
+   * node renamed (same address) is a destroy of the old name and a create of the new one, run in
+   * parallel; waiting serializes them instead of failing the deploy.
+   */
+  readonly lockTimeout?: string;
   /** Default `terraform_data` (no provider download: works air-gapped). */
   readonly resourceKind?: NodeResourceKind;
   /**
@@ -197,7 +204,7 @@ export class PodNetwork extends Construct {
 
   private commandsOf(node: NodeSpec): { apply: string; destroy: string } {
     const base = [this.props.podnetCommand ?? 'podnet'];
-    const extra = this.props.podnetArgs ?? [];
+    const extra = [...(this.props.podnetArgs ?? []), '--lock-timeout', this.props.lockTimeout ?? '5m'];
     const apply = [...base, 'apply', '--manifest', this.manifestPath, '--node', node.name, ...extra, '--revision'];
     // The destroy command names the host itself: when a node is removed from the model, the
     // manifest synth writes no longer lists it, but its instance must still be destroyed.

@@ -189,6 +189,19 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
   });
 
+  it('a node renamed on the same host: the old name\'s teardown and the new name\'s apply take turns on its lock', async () => {
+    const renamed = nodes3.map((n) => (n.name === 'node2' ? { ...n, name: 'worker2' } : n));
+    const r = await deploy({ ...props, nodes: renamed });
+    ok(r);
+    expect(r.podnet.filter((c) => / --node (node2|worker2) /.test(c)).map((c) => c.split(' ')[0]).sort()).toEqual(['apply', 'destroy']);
+    expect(JSON.parse((await labExec(LAB, 'node2', ['cat', '/etc/podnet/cluster.json'])).stdout)).toMatchObject({ node: 'worker2' });
+    // Terraform orders the two freely: either the teardown ran first and the apply installed anew,
+    // or the apply ran first and the guard kept the teardown off. Either way the host ends right.
+    expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+    ok(await deploy({ ...props, nodes: nodes3 }));
+    expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
+  });
+
   /** The synthesized manifest with `edit` applied to its network, written beside it. */
   function manifestWith(name: string, edit: (network: Record<string, unknown>) => Record<string, unknown>): string {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as { network: Record<string, unknown> };

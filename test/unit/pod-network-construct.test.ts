@@ -63,8 +63,9 @@ describe('PodNetwork construct', () => {
     expect(block.input).toEqual({ destroy_command: '${each.value.destroy_command}' });
     expect(block.lifecycle).toEqual({ create_before_destroy: true });
     const e = entry(out, 'node1');
-    expect(e.apply_command).toBe('podnet apply --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --revision');
-    expect(e.destroy_command).toBe('podnet destroy --network cluster --node node1 --address 192.168.0.81 --ssh-user root --ssh-port 22 --lab podnet --if-revision');
+    expect(e.apply_command).toBe('podnet apply --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --lock-timeout 5m --revision');
+    expect(e.destroy_command).toBe('podnet destroy --network cluster --node node1 --address 192.168.0.81 --ssh-user root --ssh-port 22 --lab podnet --lock-timeout 5m --if-revision');
+    expect(entry(synth({ lockTimeout: '30s' }), 'node1').apply_command).toContain(' --lock-timeout 30s --revision');
   });
 
   it('synthesizes null_resource (with the null provider) when asked, same shape', () => {
@@ -116,7 +117,7 @@ describe('PodNetwork construct', () => {
   it("escapes Terraform template sequences in paths and podnet arguments (they reach the shell, not Terraform's evaluator)", () => {
     expect(terraformLiteral('/keys/${file("/etc/hostname")}/%{if x}')).toBe('/keys/$${file("/etc/hostname")}/%%{if x}');
     const out = synth({ ssh: { privateKeyPath: '/keys/${file("/etc/hostname")}' }, podnetArgs: ['--x', '%{ if true }'] });
-    expect(entry(out, 'node1').destroy_command).toContain(`--ssh-key '/keys/$\${file("/etc/hostname")}' --x '%%{ if true }'`);
+    expect(entry(out, 'node1').destroy_command).toContain(`--ssh-key '/keys/$\${file("/etc/hostname")}' --x '%%{ if true }' --lock-timeout 5m`);
     expect(entry(out, 'node1').apply_command).toContain(`--x '%%{ if true }'`);
   });
 
