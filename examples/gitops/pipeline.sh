@@ -18,9 +18,13 @@ mkdir -p "$artifacts"
 
 case "${1:-}" in
   plan)
-    npx --no-install cdktf diff podnet --output "$out" 2>&1 | tee "$artifacts/plan.txt"
+    # No pipe into tee: sh has no pipefail, and the job must fail when a step fails.
+    code=0
+    npx --no-install cdktf diff podnet --output "$out" > "$artifacts/plan.txt" 2>&1 || code=$?
     # The hosts' side of the same change, read over SSH (routes, files, restarts).
-    podnet plan --manifest "$manifest" 2>&1 | tee -a "$artifacts/plan.txt"
+    [ "$code" -ne 0 ] || podnet plan --manifest "$manifest" >> "$artifacts/plan.txt" 2>&1 || code=$?
+    cat "$artifacts/plan.txt"
+    exit "$code"
     ;;
   deploy)
     npx --no-install cdktf deploy podnet --auto-approve --output "$out"
