@@ -27,7 +27,8 @@ import { ChangeWatcher } from './reconcile/change-watcher';
 import { Reconciler } from './reconcile/reconciler';
 import { degradedReasons } from './reconcile/degraded';
 import { writeStatus } from './status';
-import { teardownHost } from './teardown';
+import { removeOwnClsact, teardownHost } from './teardown';
+import { Ownership } from './host/ownership';
 import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
 
@@ -68,6 +69,21 @@ async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */
 function teardownAll(state: DesiredHostState): Promise<void> {
   return teardownHost(state, DATAPATH_FACTORIES, log);
+}
+
+/**
+ * A datapath switch (ebpf -> userspace by apply, say): what the previous datapath set up (tc
+ * programs on the underlay and the tunnel, pins, its device) comes down before the new one
+ * runs; otherwise the old programs keep carrying the traffic beside it.
+ */
+async function switchDatapath(state: DesiredHostState, ownership: Ownership, chosen: Datapath): Promise<void> {
+  const previous = ownership.record.datapath;
+  if (previous === undefined || previous === chosen.kind) return;
+  log(`datapath changes from ${previous} to ${chosen.kind}: removing what ${previous} set up first`);
+  const old = DATAPATH_FACTORIES.find((f) => f.kind === previous)?.create(toDatapathHost(state), log);
+  await old?.teardown().catch((e: Error) => log(`teardown of the ${previous} datapath failed: ${e.message}`));
+  await removeOwnClsact(state.underlay.device, ownership.record);
+  await ownership.update(({ datapath: _, ...rest }) => rest);
 }
 
 async function run(configPath: string): Promise<void> {
@@ -136,7 +152,9 @@ async function run(configPath: string): Promise<void> {
   if (!datapath) return;
   log(`datapath ${datapath.kind}${Object.keys(passedOver).length ? ` (passed over: ${Object.entries(passedOver).map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
   const chosen = datapath;
-  const reconciler = new Reconciler(state, chosen, log);
+  const ownership = await Ownership.load(state.network);
+  await switchDatapath(state, ownership, chosen);
+  const reconciler = new Reconciler(state, chosen, log, { ownership });
 
   // A repair delayed by backoff needs a pass when its delay ends, event or not.
   let retryTimer: NodeJS.Timeout | undefined;

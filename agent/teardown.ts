@@ -1,6 +1,9 @@
-// `podnet-agent teardown`: removes exactly what the agent created — its routes (by proto
-// number), the tunnel and whatever its datapath made, the cni0 bridge, podnet's nftables
-// table, subnet.env, the CNI conflist — and puts ip_forward back as it found it.
+// `podnet-agent teardown`: removes exactly what the agent created and puts back what it
+// changed, as its ownership record (host/ownership.ts) says: its routes (by proto number), the
+// tunnel and whatever its datapath made, the cni0 bridge if podnet created it (a bridge it
+// found keeps, minus the address podnet gave it), a clsact qdisc podnet's datapath added once
+// it is empty, podnet's nftables table and FORWARD rules, subnet.env, the CNI conflist, and ip_forward as it was
+// found. Without a record (a host set up by an older agent) it goes by names, as that agent did.
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
@@ -10,9 +13,38 @@ import { ipBatch, runCommand } from './host/command';
 import { mustRun } from './host/runner';
 import { toDatapathHost, type DatapathFactory } from './datapaths/datapath';
 import { reloadManager } from './reconcile/reconciler';
+import { readOwnership, removeOwnership, type OwnershipRecord } from './host/ownership';
+
+/** `ip` and `sysctl` steps that undo what `record` says podnet did to links and sysctls (pure). */
+export function undoSteps(record: OwnershipRecord | undefined, state: DesiredHostState): { readonly ipBatch: string[]; readonly sysctls: string[] } {
+  if (!record) return { ipBatch: [`link del ${state.bridge.device}`], sysctls: [] };
+  return {
+    ipBatch: [
+      ...record.createdLinks.map((l) => `link del ${l}`),
+      ...record.adoptedLinks.flatMap((a) => a.addedAddresses.map((cidr) => `addr del ${cidr} dev ${a.name}`)),
+    ],
+    sysctls: Object.entries(record.sysctls).map(([k, v]) => `${k}=${v}`),
+  };
+}
+
+/**
+ * Removes the clsact qdisc from `device` once no filter is left on it, unless it was there
+ * before podnet (the record's foundClsact). A clsact still holding someone's filters stays.
+ */
+export async function removeOwnClsact(device: string, record: OwnershipRecord | undefined): Promise<void> {
+  if (record?.foundClsact?.includes(device)) return;
+  const qdiscs = await runCommand('tc', ['qdisc', 'show', 'dev', device]);
+  if (qdiscs.code !== 0 || !/\bclsact\b/.test(qdiscs.stdout)) return;
+  for (const direction of ['ingress', 'egress']) {
+    const filters = await runCommand('tc', ['filter', 'show', 'dev', device, direction]);
+    if (filters.code !== 0 || filters.stdout.trim() !== '') return;
+  }
+  await runCommand('tc', ['qdisc', 'del', 'dev', device, 'clsact']);
+}
 
 /** Tears down with every one of `factories`' datapaths (whichever made the network), each bound to this host. */
 export async function teardownHost(state: DesiredHostState, factories: readonly DatapathFactory[], log: (l: string) => void): Promise<void> {
+  const record = await readOwnership(state.network);
   const routes = parseRoutes(await mustRun(runCommand, IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
   await ipBatch(runCommand, own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
@@ -27,8 +59,11 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
       log(`teardown of the ${dp.kind} datapath failed: ${e.message}`);
     });
   }
+  await removeOwnClsact(state.underlay.device, record);
   await runCommand('ip', ['link', 'del', 'dev', state.tunnel.device]);
-  await runCommand('ip', ['link', 'del', 'dev', state.bridge.device]);
+  const undo = undoSteps(record, state);
+  await ipBatch(runCommand, undo.ipBatch);
+  if (record?.adoptedLinks.length) log(`kept ${record.adoptedLinks.map((a) => a.name).join(', ')}: there before podnet`);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
   await removeForwardRules(state, log);
   for (const c of unmanagedConfigs(state.network)) {
@@ -39,14 +74,17 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
   await rm(state.cni.path, { force: true });
   // and a temp file a crash between write and rename left (destroy's script cannot know cniConfDir).
   await rm(tempPathFor(state.cni.path), { force: true });
+  for (const sysctl of undo.sysctls) await runCommand('sysctl', ['-qw', sysctl]);
   try {
+    // An older agent's note of the ip_forward value it found (the record holds it now).
     const before = (await readFile(ipForwardMemoPath(state.network), 'utf8')).trim();
-    if (before === '0' || before === '1') await runCommand('sysctl', ['-qw', `net.ipv4.ip_forward=${before}`]);
+    if (!record && (before === '0' || before === '1')) await runCommand('sysctl', ['-qw', `net.ipv4.ip_forward=${before}`]);
     await rm(ipForwardMemoPath(state.network), { force: true });
   } catch {
-    // No memo: podnet never changed ip_forward on this host.
+    // No note.
   }
   if (failures.length > 0) throw new Error(`teardown finished with errors: ${failures.join('; ')}`);
+  await removeOwnership(state.network);
   log('teardown complete');
 }
 

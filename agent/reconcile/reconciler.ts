@@ -19,6 +19,7 @@ import type { Datapath, DatapathPeer } from '../datapaths/datapath';
 import { isRepairable, planFixes } from './fixes';
 import { enableIpForward } from '../host/ip-forward';
 import { RepairBackoff, type BackoffEntry, type BackoffPolicy } from './backoff';
+import { Ownership } from '../host/ownership';
 
 export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
   return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
@@ -61,13 +62,15 @@ export interface HostEffects {
   enableInterfaceForwarding(device: string): Promise<void>;
   /** Runs a command (iptables inserts); a failure is the result, not an exception. */
   run(argv: readonly string[]): Promise<CommandResult>;
+  /** Whether `device` has a clsact qdisc (to know whether the datapath added it). */
+  hasClsact(device: string): Promise<boolean>;
 }
 
 export function hostEffects(state: DesiredHostState): HostEffects {
   return {
     readLive: () => readLiveState(state),
     deleteLink: async (device) => { await runCommand('ip', ['link', 'del', 'dev', device]); },
-    enableIpForward: () => enableIpForward(state.network),
+    enableIpForward: () => enableIpForward(),
     ipBatch: (lines) => ipBatch(runCommand, lines),
     writeSubnetEnv: () => writeFileAtomic(state.subnetEnv.path, state.subnetEnv.content),
     // The unit made the directory before the agent started; writeFileAtomic makes it again if
@@ -76,12 +79,18 @@ export function hostEffects(state: DesiredHostState): HostEffects {
     replaceNft: async (script) => { await mustRun(runCommand, 'nft', ['-f', '-'], { input: script }); },
     enableInterfaceForwarding: (device) => writeFile(interfaceForwardingPath(device), '1\n'),
     run: ([file, ...args]) => runCommand(file!, args),
+    hasClsact: async (device) => {
+      const r = await runCommand('tc', ['qdisc', 'show', 'dev', device]);
+      return r.code === 0 && /\bclsact\b/.test(r.stdout);
+    },
   };
 }
 
 export interface ReconcilerOptions {
   readonly effects?: HostEffects;
   readonly backoff?: BackoffPolicy;
+  /** What podnet created and found here (default: kept in memory only). */
+  readonly ownership?: Ownership;
   /** Epoch ms (tests move time by hand). */
   readonly now?: () => number;
 }
@@ -105,6 +114,7 @@ export class Reconciler {
   private readonly effects: HostEffects;
   private readonly backoff: RepairBackoff;
   private readonly now: () => number;
+  private readonly ownership: Ownership;
   /** Why the datapath is not set up, from the last attempt; undefined once an attempt succeeded. */
   private datapathFault: string | undefined = 'not set up yet';
   /** Differences seen in the previous pass: a persistent one is logged once, not on every event. */
@@ -122,6 +132,7 @@ export class Reconciler {
     this.effects = options.effects ?? hostEffects(state);
     this.backoff = new RepairBackoff(options.backoff);
     this.now = options.now ?? Date.now;
+    this.ownership = options.ownership ?? Ownership.inMemory();
   }
 
   /** Every repair since the first pass (which sets the host up), event-driven ones included. */
@@ -184,6 +195,13 @@ export class Reconciler {
   /** Sets the datapath up; a failure becomes the fault the status reports, retried with backoff. */
   private async ensureDatapath(source: string): Promise<void> {
     try {
+      const underlay = this.state.underlay.device;
+      // Whether the underlay had a clsact before podnet's first datapath: then it is not ours.
+      if (this.ownership.record.foundClsact === undefined) {
+        const found = (await this.effects.hasClsact(underlay)) ? [underlay] : [];
+        await this.ownership.update((r) => ({ ...r, foundClsact: found }));
+      }
+      await this.ownership.update((r) => ({ ...r, datapath: this.datapath.kind }));
       await this.datapath.ensure();
       await this.datapath.setPeers(tunnelledPeers(this.state));
       if (this.datapathFault && this.firstPassDone) this.log(`datapath ${this.datapath.kind} set up again`);
@@ -204,6 +222,7 @@ export class Reconciler {
     else await this.datapath.refresh?.();
 
     const live = await this.effects.readLive();
+    await this.noteBridge(live);
     const diffs = this.differences(live);
     const now = this.now();
     const repairable = diffs.filter(isRepairable);
@@ -243,11 +262,22 @@ export class Reconciler {
     return diffHost(this.state, live).filter((d) => d.kind !== 'cni-config-shadowed');
   }
 
+  /** A bridge podnet did not create (it was there first) is adopted: teardown keeps it. */
+  private async noteBridge(live: LiveHostState): Promise<void> {
+    const b = this.state.bridge;
+    if (!live.links.some((l) => l.name === b.device)) return;
+    await this.ownership.adopted(b.device, b.address, live.addresses.some((a) => a.device === b.device && a.cidr === b.address));
+  }
+
   private async execute(diffs: readonly HostDifference[], live: LiveHostState, source: string): Promise<void> {
     const plan = planFixes(this.state, diffs, live);
+    if (diffs.some((d) => d.kind === 'bridge-missing')) await this.ownership.created(this.state.bridge.device);
     if (plan.recreateTunnel) await this.effects.deleteLink(this.state.tunnel.device);
     if (plan.ensureTunnel) await this.ensureDatapath(source);
-    if (plan.enableIpForward) await this.effects.enableIpForward();
+    if (plan.enableIpForward) {
+      await this.ownership.changedSysctl('net.ipv4.ip_forward', '0');
+      await this.effects.enableIpForward();
+    }
     for (const dev of plan.interfaceForwarding) await this.effects.enableInterfaceForwarding(dev).catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
     for (const argv of plan.firewallInserts) {
       const r = await this.effects.run(argv);

@@ -6,6 +6,10 @@
 import { dirname } from 'node:path';
 import {
   AGENT_BUNDLE_PATH,
+  BPF_PIN_ROOT,
+  nftTableName,
+  ROUTE_PROTOCOL,
+  TUNNEL_DEVICE,
   agentConfigPath,
   CONFIG_DIR,
   cniDirsCreatedPath,
@@ -50,6 +54,11 @@ export interface DestroyOptions {
   readonly lockTimeoutMs?: number;
 }
 
+/** A shell test that is true while podnet's network state is on the host (its device, routes, table or pins). */
+export function podnetStateTest(network: string): string {
+  return `{ ip link show dev ${TUNNEL_DEVICE} >/dev/null 2>&1 || [ -n "$(ip -N -4 route show proto ${ROUTE_PROTOCOL} 2>/dev/null)" ] || nft list table ip ${nftTableName(network)} >/dev/null 2>&1 || [ -e ${BPF_PIN_ROOT} ]; }`;
+}
+
 /** Removes everything podnet installed, after the agent has torn the network down. */
 export async function destroyHost(conn: SshConnection, network: string, configPath: string, unitPath: string): Promise<string[]> {
   const unit = unitName(network);
@@ -69,7 +78,15 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     `systemctl --no-reload disable --now -q ${unit} 2>/dev/null || true`,
     `if [ -z "$asked" ] || [ -e ${request} ]; then`,
     `  rm -f ${request}`,
-    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${configPath}; fi`,
+    `  if [ -x ${RUNTIME_PATH} ] && [ -f ${configPath} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${configPath}`,
+    // No teardown can run, yet the network is there: fail, keeping config and unit so that a
+    // destroy can run again once the runtime is back (podnet apply), instead of reporting a
+    // host clean that is not.
+    `  elif ${podnetStateTest(network)}; then`,
+    `    if [ -f ${configPath} ]; then why="its Node.js runtime ${RUNTIME_PATH} cannot run (-> $(readlink ${RUNTIME_PATH} || echo missing))"; else why="its config ${configPath} is missing"; fi`,
+    `    echo "cannot tear the network down: $why; podnet's routes, devices and rules are still there and nothing was removed (run podnet apply to restore the agent, then destroy again)" >&2`,
+    '    exit 3',
+    '  fi',
     'fi',
     // With each file, the temp files a crash in the middle of writing it may have left.
     // subnet.env itself is the agent's to remove (teardown above); its temp file is not.

@@ -81,9 +81,21 @@ export function interfaceForwardingPath(device: string): string {
   return `/proc/sys/net/ipv4/conf/${device}/forwarding`;
 }
 
-/** The value of net.ipv4.ip_forward the agent found before it turned forwarding on. */
+/**
+ * Where an older agent noted the value of net.ipv4.ip_forward it found before turning
+ * forwarding on; the ownership record holds it now. Teardown still honours the note.
+ */
 export function ipForwardMemoPath(network: string): string {
   return `${RUN_DIR}/${network}.ip_forward-before`;
+}
+
+/**
+ * The agent's ownership record (agent/host/ownership.ts): what it created on this host and
+ * what it found there, so teardown removes or restores exactly that. In /run, like the kernel
+ * state it describes: both are gone after a reboot, and the agent records afresh.
+ */
+export function ownershipRecordPath(network: string): string {
+  return `${RUN_DIR}/${network}.owned.json`;
 }
 
 /**

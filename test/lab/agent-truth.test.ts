@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceApp } from '../../examples/reference-network';
-import { labExec, podAdd, podExec } from '../../src/lab';
+import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { INSTALL_DIR, parseAgentStatus, statusPath, type AgentStatus } from '../../src/model';
 import { describeLab, testLabName, withLab } from './lab-support';
 import { runPodnet } from './engine-support';
@@ -42,12 +42,20 @@ describeLab('the agent tells the truth', () => {
     return s;
   }
 
+  /** Synthesizes the two-node network (node1 on `datapath`) and returns its manifest. */
+  function synth(name: string, datapath?: 'ebpf' | 'userspace'): string {
+    const outdir = join(work, name);
+    referenceApp({ outdir, lab: LAB, nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81', ...(datapath ? { datapath } : {}) }] }).synth();
+    return join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
+  }
+  async function apply(m: string, ...args: string[]): Promise<void> {
+    const r = await runPodnet(['apply', '--manifest', m, '--lab', LAB, ...args]);
+    if (r.code !== 0) throw new Error(`apply failed: ${r.stdout}${r.stderr}`);
+  }
+
   beforeAll(async () => {
-    const outdir = join(work, 'cdktf.out');
-    referenceApp({ outdir, lab: LAB, nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }] }).synth();
-    manifest = join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
-    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
-    if (apply.code !== 0) throw new Error(`apply failed: ${apply.stdout}${apply.stderr}`);
+    manifest = synth('cdktf.out');
+    await apply(manifest);
     await podAdd(LAB, 'master', 'web');
     await podAdd(LAB, 'node1', 'web');
   }, 300_000);
@@ -128,5 +136,62 @@ describeLab('the agent tells the truth', () => {
     const after = await statusWhen('node1', (x) => x.state === 'converged', 35_000);
     expect(after.state).toBe('converged');
     expect(await sh('node1', 'ip route show 10.244.0.0/24')).toContain('via 192.168.0.80 dev flannel.ipip');
+  });
+
+  it("a datapath switch by apply (ebpf -> userspace) takes the eBPF programs down first; the new datapath carries the traffic", async () => {
+    await apply(synth('userspace', 'userspace'), '--node', 'node1');
+    // Before: the tc programs stayed attached and kept carrying the traffic, counters at zero.
+    expect(await sh('node1', 'tc filter show dev eth0 ingress; tc filter show dev flannel.ipip egress')).toBe('');
+    expect(await sh('node1', 'ls /sys/fs/bpf/podnet 2>/dev/null | wc -l')).toBe('0\n');
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.244.0.2'])).stdout).toContain('3 received');
+    const s = await statusWhen('node1', (x) => (x.counters?.peers.find((p) => p.node === 'master')?.txPackets ?? 0) > 0, 8_000);
+    expect(s).toMatchObject({ state: 'converged', datapath: 'userspace' });
+    expect(s.counters?.peers.find((p) => p.node === 'master')?.txPackets).toBeGreaterThanOrEqual(3);
+    // And back: the userspace worker stops and its device goes, eBPF takes over.
+    await apply(synth('ebpf', 'ebpf'), '--node', 'node1');
+    expect(await sh('node1', 'tc filter show dev eth0 ingress')).toContain('pn_');
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.0.2'])).stdout).toContain('2 received');
+    expect((await status('node1')).datapath).toBe('ebpf');
+  });
+
+  it('destroy keeps a cni0 and a clsact that were there before podnet, and ip_forward as podnet found it', async () => {
+    const destroy = (m: string) => runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1']);
+    const ebpf = synth('ebpf2', 'ebpf');
+    await podDel(LAB, 'node1', 'web'); // its veth would be left off any bridge once cni0 goes
+    expect((await destroy(ebpf)).code).toBe(0);
+    // What the host had before podnet: a bridge named cni0 with a pod's veth on it (made by
+    // the CNI bridge plugin, say), a clsact qdisc on eth0 (another tc user), forwarding on.
+    await sh('node1', 'ip link add cni0 type bridge && ip link set cni0 up && ip link add pnown-a type veth peer name pnown-b && ip link set pnown-a master cni0 && tc qdisc add dev eth0 clsact && sysctl -qw net.ipv4.ip_forward=1');
+    try {
+      await apply(ebpf, '--node', 'node1');
+      expect((await destroy(ebpf)).code).toBe(0);
+      expect(await sh('node1', 'ip -br link show master cni0')).toContain('pnown-a');
+      expect(await sh('node1', 'ip -4 addr show dev cni0')).not.toContain('10.244.1.1');
+      expect(await sh('node1', 'tc qdisc show dev eth0')).toContain('clsact');
+      expect(await sh('node1', 'sysctl -n net.ipv4.ip_forward')).toBe('1\n');
+      expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :')).toContain('does not exist');
+    } finally {
+      await sh('node1', 'ip link del pnown-a 2>/dev/null; ip link del cni0 2>/dev/null; tc qdisc del dev eth0 clsact 2>/dev/null; sysctl -qw net.ipv4.ip_forward=0; :');
+    }
+    // Where podnet made them, they go: an empty clsact it added, the bridge, ip_forward back to 0.
+    await apply(ebpf, '--node', 'node1');
+    expect((await destroy(ebpf)).code).toBe(0);
+    expect(await sh('node1', 'tc qdisc show dev eth0; ip link show cni0 2>&1 || :; sysctl -n net.ipv4.ip_forward')).not.toMatch(/clsact|cni0: <|^1$/m);
+  });
+
+  it('destroy never reports a host clean that it could not tear down (the runtime link dangles), and a retry works', async () => {
+    const m = synth('ebpf3', 'ebpf');
+    await apply(m, '--node', 'node1');
+    const target = (await sh('node1', `readlink ${INSTALL_DIR}/node`)).trim();
+    // The host's nodejs removed under a stopped agent.
+    await sh('node1', `systemctl stop ${UNIT} && ln -sfn /nonexistent/node ${INSTALL_DIR}/node`);
+    const failed = await runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1']);
+    expect(failed.code).toBe(1);
+    expect(`${failed.stdout}${failed.stderr}`).toContain('cannot tear the network down');
+    expect(await sh('node1', 'ls /etc/podnet; ip -br link show flannel.ipip')).toMatch(/cluster\.json[\s\S]*flannel\.ipip/);
+    await sh('node1', `ln -sfn ${target} ${INSTALL_DIR}/node`);
+    const retried = await runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1']);
+    expect(retried.code).toBe(0);
+    expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :; ls /etc/podnet 2>&1 || :; tc filter show dev eth0 ingress')).not.toMatch(/flannel\.ipip: <|cluster\.json|pn_/);
   });
 });

@@ -6,6 +6,8 @@ import type { Datapath } from '../../agent/datapaths/datapath';
 import { degradedReasons } from '../../agent/reconcile/degraded';
 import { Reconciler, type HostEffects } from '../../agent/reconcile/reconciler';
 import { RepairBackoff } from '../../agent/reconcile/backoff';
+import { Ownership } from '../../agent/host/ownership';
+import { undoSteps } from '../../agent/teardown';
 import { referenceSpec } from './reference-network';
 import { liveInSync } from './live-fixtures';
 
@@ -18,6 +20,8 @@ interface Fake {
   batches: string[][];
   /** Runs after each ip batch (the batch "fixes" what it can: here, everything). */
   afterBatch: () => void;
+  /** Whether the underlay has a clsact qdisc. */
+  clsact: boolean;
 }
 
 function fakeEffects(f: Fake): HostEffects {
@@ -35,6 +39,7 @@ function fakeEffects(f: Fake): HostEffects {
     replaceNft: async () => undefined,
     enableInterfaceForwarding: async () => undefined,
     run: async () => ({ code: 0, stdout: '', stderr: '' }),
+    hasClsact: async () => f.clsact,
   };
 }
 
@@ -50,12 +55,12 @@ function fakeDatapath(opts: { ensure?: () => Promise<void>; health?: () => Promi
   };
 }
 
-function setup(datapath: Datapath, live: LiveHostState = inSync) {
-  const fake: Fake = { live, batches: [], afterBatch: () => { fake.live = inSync; } };
+function setup(datapath: Datapath, live: LiveHostState = inSync, ownership = Ownership.inMemory()) {
+  const fake: Fake = { live, batches: [], afterBatch: () => { fake.live = inSync; }, clsact: false };
   let now = 1_000_000;
   const logs: string[] = [];
-  const reconciler = new Reconciler(state, datapath, (l) => logs.push(l), { effects: fakeEffects(fake), now: () => now });
-  return { fake, logs, reconciler, advance: (ms: number) => { now += ms; } };
+  const reconciler = new Reconciler(state, datapath, (l) => logs.push(l), { effects: fakeEffects(fake), now: () => now, ownership });
+  return { fake, logs, reconciler, ownership, advance: (ms: number) => { now += ms; } };
 }
 
 describe('Reconciler: converged means traffic can flow', () => {
@@ -174,5 +179,32 @@ describe('RepairBackoff', () => {
     expect(b.held('k', t + 61_000)).toBe('k held for 60 s: repairs no longer delayed');
     expect(b.allowed('k', t + 61_000)).toBe(true);
     expect(b.delayed(t + 61_000)).toEqual([]);
+  });
+});
+
+describe('ownership record: teardown undoes exactly what podnet did', () => {
+  const bare: LiveHostState = { ...inSync, links: inSync.links.filter((l) => l.name !== 'cni0'), addresses: inSync.addresses.filter((a) => a.device !== 'cni0'), ipForward: false };
+
+  it('a bridge podnet created, ip_forward it turned on and a clsact its datapath added are undone', async () => {
+    const { reconciler, ownership, fake } = setup(fakeDatapath({ ensure: async () => { fake.clsact = true; } }), bare);
+    await reconciler.reconcile('full', 'start');
+    expect(ownership.record).toMatchObject({ datapath: 'ebpf', createdLinks: ['cni0'], adoptedLinks: [], foundClsact: [], sysctls: { 'net.ipv4.ip_forward': '0' } });
+    expect(undoSteps(ownership.record, state)).toEqual({ ipBatch: ['link del cni0'], sysctls: ['net.ipv4.ip_forward=0'] });
+  });
+
+  it('a cni0 that was there first (pods on it) is kept, only the address podnet added goes; a clsact found stays', async () => {
+    const foundBridge = { ...inSync, addresses: inSync.addresses.filter((a) => a.device !== 'cni0') };
+    const { reconciler, ownership, fake } = setup(fakeDatapath(), foundBridge);
+    fake.clsact = true;
+    await reconciler.reconcile('full', 'start');
+    expect(ownership.record).toMatchObject({ createdLinks: [], adoptedLinks: [{ name: 'cni0', addedAddresses: ['10.244.1.1/24'] }], foundClsact: ['eth0'], sysctls: {} });
+    expect(undoSteps(ownership.record, state)).toEqual({ ipBatch: ['addr del 10.244.1.1/24 dev cni0'], sysctls: [] });
+  });
+
+  it('a bridge found with its address already is left entirely alone; without a record, teardown goes by names', async () => {
+    const { reconciler, ownership } = setup(fakeDatapath(), inSync);
+    await reconciler.reconcile('full', 'start');
+    expect(undoSteps(ownership.record, state)).toEqual({ ipBatch: [], sysctls: [] });
+    expect(undoSteps(undefined, state)).toEqual({ ipBatch: ['link del cni0'], sysctls: [] });
   });
 });

@@ -184,24 +184,10 @@ export class EbpfDatapath implements Datapath {
     // 127: no loader on this host (never installed): nothing of ours can be attached either.
     if (r.code !== 0 && r.code !== 127) throw new CommandError([this.o.loader, ...detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice)], r);
     await removePersistentTun(this.o.run, host.tunnelDevice);
-    await this.removeEmptyClsact(host.underlayDevice);
+    // A clsact qdisc attaching may have added is the agent teardown's to judge (ownership record).
     this.podTable = undefined;
   }
 
-  /**
-   * Attaching created a clsact qdisc on the underlay; once no filter is left on it (ours are
-   * gone, and nobody else's is there), remove it too, so destroy leaves the host as it found
-   * it. A clsact that still holds someone else's filters stays.
-   */
-  private async removeEmptyClsact(device: string): Promise<void> {
-    const qdiscs = await this.o.run('tc', ['qdisc', 'show', 'dev', device]);
-    if (qdiscs.code !== 0 || !qdiscs.stdout.includes('clsact')) return;
-    for (const direction of ['ingress', 'egress']) {
-      const filters = await this.o.run('tc', ['filter', 'show', 'dev', device, direction]);
-      if (filters.code !== 0 || filters.stdout.trim() !== '') return;
-    }
-    await this.o.run('tc', ['qdisc', 'del', 'dev', device, 'clsact']);
-  }
 }
 
 /** Exit status of `podnet-bpf probe` when this kernel cannot do tc BPF (PROBE_UNSUPPORTED in podnet-bpf.c). */
