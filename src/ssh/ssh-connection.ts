@@ -1,6 +1,6 @@
 // One authenticated SSH connection to one host, reused for every command. Commands run on their
-// own channels (at most MAX_CHANNELS at once, under OpenSSH's MaxSessions), through `sudo -n` for
-// non-root users who ask for it. There is no file transfer here on purpose: the engine writes
+// own channels (at most MAX_CHANNELS at once, under OpenSSH's MaxSessions; one at a time once the
+// host refuses one), through `sudo -n` for non-root users who ask for it. There is no file transfer here on purpose: the engine writes
 // files with one exec and a heredoc script (engine/file-batch.ts) and streams the runtime with
 // `cat`, so hosts need no SFTP subsystem and sudo users need nothing beyond `sudo -n sh`.
 import { existsSync, readFileSync } from 'node:fs';
@@ -126,25 +126,46 @@ function mapConnectError(err: Error & { level?: string; code?: string }, t: Requ
   return new SshError('disconnected', describe, `SSH connection failed: ${err.message}`, { cause: err });
 }
 
-/** A small counting semaphore. */
-class Slots {
-  private free: number;
+/**
+ * A counting semaphore whose limit can drop to one: a host that refuses a channel while others
+ * are open (OpenSSH's MaxSessions, set to 1 on hardened hosts) gets one channel at a time.
+ */
+export class Slots {
+  private inUse = 0;
   private waiters: Array<() => void> = [];
-  constructor(n: number) {
-    this.free = n;
-  }
+  constructor(private limit: number) {}
+
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiters.push(r));
+    while (this.inUse >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
+    this.inUse++;
     try {
       return await fn();
     } finally {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.free++;
+      this.inUse--;
+      // Every waiter looks again (the limit may have dropped meanwhile); the first through wins.
+      for (const w of this.waiters.splice(0)) w();
     }
   }
+
+  /** From now on, one at a time. */
+  serialize(): void {
+    this.limit = 1;
+  }
+
+  /** Resolves once the caller (holding one slot) is the only one running, or after `ms`. */
+  async alone(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.inUse > 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  }
 }
+
+/** ssh2's error for a channel the server refused (SSH_MSG_CHANNEL_OPEN_FAILURE), as opposed to a dead connection. */
+export function isChannelRefused(err: Error): boolean {
+  return typeof (err as Error & { reason?: unknown }).reason === 'number' && /Channel open failure/.test(err.message);
+}
+
+/** A refused channel is tried again this many times, with a growing pause (50 ms doubling: ~3 s in all). */
+const CHANNEL_OPEN_RETRIES = 6;
 
 export class SshConnection {
   /** `label (host:port)`, used in every error message. */
@@ -277,7 +298,7 @@ export class SshConnection {
       () =>
         new Promise<RawResult>((resolve, reject) => {
           if (this.closedBy) return reject(this.closedBy);
-          this.client.exec(remote, (err: Error | undefined, stream: ClientChannel) => {
+          this.openChannel(remote, (err: Error | undefined, stream: ClientChannel) => {
             if (err) {
               return reject(this.closedBy ?? new SshError('disconnected', this.describe, `cannot open a channel for '${shown}': ${err.message}`, { cause: err }));
             }
@@ -328,6 +349,20 @@ export class SshConnection {
           });
         }),
     );
+  }
+
+  /**
+   * Opens an exec channel. A host that refuses it (MaxSessions reached: our other channels, or
+   * one it has not finished closing) gets channels one at a time from then on, and this one is
+   * tried again once ours are the only one open, a few times with a growing pause.
+   */
+  private openChannel(remote: string, cb: (err: Error | undefined, stream: ClientChannel) => void, attempt = 0): void {
+    this.client.exec(remote, (err: Error | undefined, stream: ClientChannel) => {
+      if (!err || this.closedBy || !isChannelRefused(err) || attempt >= CHANNEL_OPEN_RETRIES) return cb(err, stream);
+      this.channels.serialize();
+      const pause = 50 * 2 ** attempt;
+      void this.channels.alone(30_000).then(() => setTimeout(() => this.openChannel(remote, cb, attempt + 1), pause));
+    });
   }
 
   async close(): Promise<void> {

@@ -194,4 +194,18 @@ describeLab('the agent tells the truth', () => {
     expect(retried.code).toBe(0);
     expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :; ls /etc/podnet 2>&1 || :; tc filter show dev eth0 ingress')).not.toMatch(/flannel\.ipip: <|cluster\.json|pn_/);
   });
+
+  // Not the agent, but the same lab: a hardened sshd that allows one session per connection.
+  it('apply, drift and destroy work on a host whose sshd has MaxSessions 1', async () => {
+    await sh('node1', "sed -i '/^MaxSessions/d' /etc/ssh/sshd_config && echo 'MaxSessions 1' >> /etc/ssh/sshd_config && systemctl restart ssh.service");
+    try {
+      const m = synth('ebpf4', 'ebpf');
+      const applied = await runPodnet(['apply', '--manifest', m, '--lab', LAB, '--node', 'node1']);
+      expect({ code: applied.code, out: applied.code === 0 ? '' : `${applied.stdout}${applied.stderr}` }).toEqual({ code: 0, out: '' });
+      expect((await runPodnet(['drift', '--manifest', m, '--lab', LAB, '--node', 'node1'])).code).toBe(0);
+      expect((await runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1'])).code).toBe(0);
+    } finally {
+      await sh('node1', "sed -i '/^MaxSessions/d' /etc/ssh/sshd_config && systemctl restart ssh.service");
+    }
+  });
 });
