@@ -63,7 +63,8 @@ function loadConfig(path: string): Loaded {
 /** The desired state with the underlay found on this host (throws UnderlayError, which says what to set). */
 async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
   const { network, state } = loaded;
-  return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), await readLiveState(state)));
+  const live = await readLiveState(state);
+  return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), live), live.routes);
 }
 
 /** Removes what the agent created, trying every datapath's teardown (whichever made it). */

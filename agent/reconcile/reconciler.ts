@@ -21,8 +21,14 @@ import { enableIpForward } from '../host/ip-forward';
 import { RepairBackoff, type BackoffEntry, type BackoffPolicy } from './backoff';
 import { Ownership } from '../host/ownership';
 
-export function tunnelledPeers(state: DesiredHostState): DatapathPeer[] {
-  return state.peers.filter((p) => p.tunnelled).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+/**
+ * Every peer, direct ones included: with directRouting each node decides from its own routes,
+ * so a peer this node reaches directly may still tunnel to it (it sees a gateway on its side),
+ * and its packets must be decapsulated (kernel ipip's `remote any` takes them too). Traffic to a
+ * direct peer never enters the tunnel device, so its entry is only ever used on receive.
+ */
+export function datapathPeers(state: DesiredHostState): DatapathPeer[] {
+  return state.peers.map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
 }
 
 /** Has a network manager re-read its configuration; one that is not running needs nothing. */
@@ -203,7 +209,7 @@ export class Reconciler {
       }
       await this.ownership.update((r) => ({ ...r, datapath: this.datapath.kind }));
       await this.datapath.ensure();
-      await this.datapath.setPeers(tunnelledPeers(this.state));
+      await this.datapath.setPeers(datapathPeers(this.state));
       if (this.datapathFault && this.firstPassDone) this.log(`datapath ${this.datapath.kind} set up again`);
       this.datapathFault = undefined;
     } catch (err) {

@@ -13,6 +13,7 @@ import {
   unitPath,
   type AgentRuntimeChoice,
   type DesiredHostState,
+  type DesiredPeer,
   type HostUnderlay,
   type Network,
   type NetworkSpec,
@@ -66,7 +67,7 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
  * cannot carry the tunnel as declared.
  */
 export function hostStateOn(target: HostTarget, live: LiveHostState): DesiredHostState {
-  return desiredHostState(target.network, target.node, discoverUnderlay(target.network, findNode(target.network, target.node), live));
+  return desiredHostState(target.network, target.node, discoverUnderlay(target.network, findNode(target.network, target.node), live), live.routes);
 }
 
 /** A file podnet renders for the host, named by what it holds so apply never compares paths. */
@@ -85,6 +86,8 @@ export interface HostPlan {
   readonly address: string;
   /** The interface and MTUs the agent will use, and where each came from (declared or detected). */
   readonly underlay: HostUnderlay;
+  /** Each peer: tunnelled or direct (directRouting), and why. */
+  readonly peers: readonly DesiredPeer[];
   readonly runtime: RuntimeStep;
   /** The agent bundle and its helpers that differ from the host's copies. */
   readonly uploads: readonly Artifact[];
@@ -164,6 +167,7 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
     node: target.node,
     address: target.address,
     underlay: state.underlay,
+    peers: state.peers,
     runtime,
     uploads,
     files,

@@ -7,6 +7,7 @@ import { renderNftTable } from './masquerade';
 import { sameUnderlaySubnet, type Network, type NetworkNode } from './network';
 import type { DatapathChoice } from './spec';
 import { assumedUnderlay, type HostUnderlay } from './underlay';
+import { peerPathFromRoutes, type HostRoute, type PeerPath } from './peer-paths';
 import { renderSubnetEnv } from './subnet-env';
 
 export interface DesiredRoute {
@@ -27,6 +28,8 @@ export interface DesiredPeer {
   readonly podCidr: string;
   /** True when traffic to this peer is encapsulated (false for directRouting peers). */
   readonly tunnelled: boolean;
+  /** Why it is tunnelled or direct (directRouting's decision, from the host's routes where read). */
+  readonly why: string;
 }
 
 export interface DesiredHostState {
@@ -75,9 +78,11 @@ export function findNode(network: Network, name: string): NetworkNode {
 
 /**
  * `underlay`: what discoverUnderlay found on the host; without it, the declarations alone
- * (assumedUnderlay), as the offline plan and the deploy revision need.
+ * (assumedUnderlay), as the offline plan and the deploy revision need. `hostRoutes`: the host's
+ * main routing table, from which directRouting decides per peer as flannel does (direct only
+ * when the host's route to the peer has no gateway); without it, the model's underlay prefix.
  */
-export function desiredHostState(network: Network, nodeName: string, underlay?: HostUnderlay): DesiredHostState {
+export function desiredHostState(network: Network, nodeName: string, underlay?: HostUnderlay, hostRoutes?: readonly HostRoute[]): DesiredHostState {
   const node = findNode(network, nodeName);
   const u = underlay ?? assumedUnderlay(network, node);
   const subnet = parseCidr(node.podCidr);
@@ -86,12 +91,7 @@ export function desiredHostState(network: Network, nodeName: string, underlay?: 
 
   const peers: DesiredPeer[] = network.nodes
     .filter((n) => n.name !== node.name)
-    .map((n) => ({
-      node: n.name,
-      address: n.address,
-      podCidr: n.podCidr,
-      tunnelled: !(network.backend.directRouting && sameUnderlaySubnet(node.address, n.address, network.underlay.prefixLength)),
-    }));
+    .map((n) => ({ node: n.name, address: n.address, podCidr: n.podCidr, ...peerPath(network, node.address, n.address, hostRoutes) }));
 
   return {
     network: network.name,
@@ -120,6 +120,13 @@ export function desiredHostState(network: Network, nodeName: string, underlay?: 
       content: renderCniConflist({ network: network.name, podCidr: node.podCidr, gateway, clusterCidr: network.clusterCidr, mtu: u.tunnelMtu, bridge: BRIDGE_DEVICE }),
     },
   };
+}
+
+function peerPath(network: Network, local: string, peer: string, hostRoutes: readonly HostRoute[] | undefined): PeerPath {
+  if (!network.backend.directRouting) return { tunnelled: true, why: 'directRouting is off' };
+  if (hostRoutes) return peerPathFromRoutes(peer, hostRoutes);
+  const same = sameUnderlaySubnet(local, peer, network.underlay.prefixLength);
+  return { tunnelled: !same, why: `${same ? 'inside' : 'outside'} this node's /${network.underlay.prefixLength} (the declared underlay prefix; the host's routes decide once read)` };
 }
 
 /** One row of `route -n` as flannel's walkthrough shows it. */

@@ -15,6 +15,7 @@ export * from './systemd-unit';
 export * from './underlay';
 export * from './forward-rules';
 export * from './unmanaged-links';
+export * from './peer-paths';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';

@@ -82,6 +82,8 @@ export interface HostPlanJson {
   readonly node: string;
   readonly address: string;
   readonly underlay: UnderlayJson;
+  /** Each peer: tunnelled or direct, and why (directRouting's decision from the host's routes). */
+  readonly peers: ReadonlyArray<{ readonly node: string; readonly address: string; readonly tunnelled: boolean; readonly why: string }>;
   readonly runtime: RuntimeStepJson;
   readonly uploads: readonly ArtifactJson[];
   readonly files: ReadonlyArray<{ readonly path: string; readonly action: 'create' | 'update'; readonly content: 'config' | 'unit' }>;
@@ -213,6 +215,7 @@ export function hostPlanJson(plan: HostPlan): HostPlanJson {
     node: plan.node,
     address: plan.address,
     underlay: underlayJson(plan.underlay),
+    peers: plan.peers.map((x) => ({ node: x.node, address: x.address, tunnelled: x.tunnelled, why: x.why })),
     runtime: runtimeJson(plan.runtime),
     uploads: plan.uploads.map(artifactJson),
     files: plan.files.map((f) => ({ path: f.path, action: f.action, content: f.content })),

@@ -27,6 +27,10 @@ const FILE_LABEL = { config: 'agent config', unit: 'systemd unit' } as const;
 
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   const lines = [p.bold(`# ${plan.node} (${plan.address})`), `  underlay ${describeUnderlay(plan.underlay)}`];
+  // directRouting's decision per peer (with it off every peer is tunnelled: nothing to say).
+  const peers = plan.peers.filter((x) => x.why !== 'directRouting is off').map((x) => `  peer ${x.node} (${x.address}): ${x.tunnelled ? 'tunnelled' : 'direct'}, ${x.why}`);
+  lines.push(...peers);
+  const header = lines.length;
   if (plan.runtime.action === 'link-host') lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
   if (plan.runtime.action === 'ship') lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath}`, p));
   for (const u of plan.uploads) lines.push(actionLine('update', `upload ${u.name} -> ${u.remotePath}`, p));
@@ -35,7 +39,7 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   if (plan.enable) lines.push(actionLine('create', 'enable agent unit', p));
   if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent${plan.staleAgent ? ` (${plan.staleAgent})` : ''}`, p));
   for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
-  if (lines.length === 2) lines.push('  no changes');
+  if (lines.length === header) lines.push('  no changes');
   return lines;
 }
 

@@ -14,6 +14,7 @@ jest.setTimeout(120_000);
 const LAB = testLabName('pnhost-profiles');
 const FW_LAB = testLabName('pnhost-fw');
 const NM_LAB = testLabName('pnhost-nm');
+const DR_LAB = testLabName('pnhost-dr');
 const spec: NetworkSpec = {
   name: 'cluster', clusterCidr: '10.244.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
   nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }, { name: 'node2', address: '192.168.0.82' }],
@@ -261,5 +262,39 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file', () 
     const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', NM_LAB]);
     expect(destroy.code).toBe(0);
     for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(NM_LAB, h) }).toEqual({ h, snap: before.get(h) });
+  });
+});
+
+describeLab("directRouting to a peer the host reaches through a gateway (flannel's rule)", () => {
+  withLab(DR_LAB);
+  const work = mkdtempSync(join(tmpdir(), 'podnet-dr-'));
+  const manifest = join(work, 'manifest.json');
+  writeFileSync(manifest, JSON.stringify(buildManifest({ ...spec, backend: { type: 'ipip', directRouting: true } }), null, 2));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('plan says per peer direct or tunnelled and why, from the host\'s own routes', async () => {
+    // node1 holds its address as a /32 and reaches the rest of the subnet through master: the
+    // model's /24 says "same subnet", the host says "via a gateway".
+    await labExec(DR_LAB, 'master', ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    const r = await labExec(DR_LAB, 'node1', ['sh', '-c', 'ip addr add 192.168.0.81/32 dev eth0 && ip addr del 192.168.0.81/24 dev eth0 && ip route add 192.168.0.80/32 dev eth0 && ip route add 192.168.0.0/24 via 192.168.0.80 dev eth0']);
+    expect(r).toMatchObject({ code: 0 });
+    const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', DR_LAB]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain('# node1 (192.168.0.81)\n  underlay eth0 (detected), mtu 1500 (detected), tunnel mtu 1480 (underlay - 20)\n'
+      + '  peer master (192.168.0.80): direct, on a link of this host (192.168.0.80/32 dev eth0)\n'
+      + "  peer node2 (192.168.0.82): tunnelled, the host's route to it (192.168.0.0/24 via 192.168.0.80 dev eth0) has a gateway\n");
+    expect(plan.stdout).toContain('  peer node1 (192.168.0.81): direct, on a link of this host (192.168.0.0/24 dev eth0)');
+  });
+
+  it('applies: pods reach each other directly where they can and through the tunnel where not', async () => {
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', DR_LAB]);
+    expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
+    const routes = (await labExec(DR_LAB, 'node1', ['ip', '-4', 'route'])).stdout;
+    expect(routes).toMatch(/10\.244\.0\.0\/24 via 192\.168\.0\.80 dev eth0 proto 152/);
+    expect(routes).toMatch(/10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
+    for (const h of ['master', 'node1', 'node2']) await podAdd(DR_LAB, h, 'web');
+    for (const ip of ['10.244.0.2', '10.244.2.2']) expect((await podExec(DR_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ip])).stdout).toContain('2 received');
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', DR_LAB]);
+    expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
   });
 });
