@@ -22,7 +22,7 @@ import {
 import { CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR, SUBNET_ENV_PATH } from '../model';
 import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
 import { raiseInotify, releaseInotify } from './sysctl';
-import { applyProfile, nicOf, parseProfile } from './profiles';
+import { applyProfile, nicOf, parseProfile, profilePackages } from './profiles';
 
 export { DEFAULT_LAB_NAME } from './lab-config';
 export { sshOptions } from './ssh';
@@ -98,7 +98,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 
   const t0 = Date.now();
-  const base = await ensureBase(log, opts.extraPackages ?? []);
+  const base = await ensureBase(log, [...(opts.extraPackages ?? []), ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p)))]);
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
     version: 1, name, status: 'starting', createdAt: new Date().toISOString(), stateDir,

@@ -22,9 +22,16 @@ export interface HostProfile {
   readonly sysctlHardening: boolean;
   /** systemd-networkd running with a catch-all `.network` file, as cloud images ship: it claims every link. */
   readonly networkd: boolean;
+  /** ufw enabled with Debian's defaults (FORWARD policy DROP), SSH allowed. Needs the `ufw` package. */
+  readonly ufw: boolean;
 }
 
-export const PROFILE_TRAITS = ['ens<N>|enp<N>s<N>|eno<N>', 'mtu<N>', 'docker', 'fwdrop', 'legacy', 'sysctl', 'networkd'] as const;
+/** Packages a profile needs beyond the lab's base (ensureBase builds a flavour with them). */
+export function profilePackages(p: HostProfile): string[] {
+  return p.ufw ? ['ufw'] : [];
+}
+
+export const PROFILE_TRAITS = ['ens<N>|enp<N>s<N>|eno<N>', 'mtu<N>', 'docker', 'fwdrop', 'legacy', 'sysctl', 'networkd', 'ufw'] as const;
 
 /** Parses one profile name; throws naming the trait it does not know. */
 export function parseProfile(name: string): HostProfile {
@@ -34,6 +41,7 @@ export function parseProfile(name: string): HostProfile {
   let legacy = false;
   let sysctlHardening = false;
   let networkd = false;
+  let ufw = false;
   for (const trait of name.split('-')) {
     const m = /^mtu(\d+)$/.exec(trait);
     if (/^(ens\d+|enp\d+s\d+|eno\d+)$/.test(trait)) nicName = trait;
@@ -44,6 +52,7 @@ export function parseProfile(name: string): HostProfile {
     else if (trait === 'legacy') legacy = true;
     else if (trait === 'sysctl') sysctlHardening = true;
     else if (trait === 'networkd') networkd = true;
+    else if (trait === 'ufw') ufw = true;
     else throw new Error(`profile '${name}': unknown trait '${trait}' (traits: ${PROFILE_TRAITS.join(', ')}, joined by '-')`);
   }
   if (legacy && !firewall) throw new Error(`profile '${name}': 'legacy' says which iptables a firewall uses; add 'docker' or 'fwdrop'`);
@@ -53,6 +62,7 @@ export function parseProfile(name: string): HostProfile {
     ...(firewall ? { firewall: { backend: legacy ? 'legacy' : 'nft', docker: firewall === 'docker' } } : {}),
     sysctlHardening,
     networkd,
+    ufw,
   } as HostProfile;
 }
 
@@ -115,6 +125,9 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
     // systemd-sysctl skips containers (/proc/sys is read-only there): play its part for this file.
     boot.unshift(`sysctl -q -p /${HARDENING_FILE}`);
   }
+  // ufw as a user turns it on: SSH allowed, then enabled (it persists both and loads them at
+  // every boot itself); its default FORWARD policy is DROP (/etc/default/ufw).
+  if (p.ufw) boot.push('ufw status | grep -q "Status: active" || { ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null; }');
   const enable: string[] = [];
   if (boot.length) {
     files['usr/local/sbin/podnet-lab-profile'] = `#!/bin/sh\n# lab host profile '${p.name}': what the host's software sets up at boot\nset -e\n${boot.join('\n')}\n`;

@@ -15,6 +15,7 @@ const LAB = testLabName('pnhost-profiles');
 const FW_LAB = testLabName('pnhost-fw');
 const NM_LAB = testLabName('pnhost-nm');
 const DR_LAB = testLabName('pnhost-dr');
+const UFW_LAB = testLabName('pnhost-ufw');
 const spec: NetworkSpec = {
   name: 'cluster', clusterCidr: '10.244.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
   nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }, { name: 'node2', address: '192.168.0.82' }],
@@ -297,4 +298,31 @@ describeLab("directRouting to a peer the host reaches through a gateway (flannel
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', DR_LAB]);
     expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
   });
+});
+
+describeLab('podnet beside ufw (Debian package, defaults: FORWARD policy DROP)', () => {
+  // The first run builds a base flavour with ufw (a few minutes, then cached).
+  withLab(UFW_LAB, { profiles: { node1: 'ufw', node2: 'ufw' } });
+  const work = mkdtempSync(join(tmpdir(), 'podnet-ufw-'));
+  const manifest = join(work, 'manifest.json');
+  writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
+  const before = new Map<string, string>();
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('applies beside an active ufw; pods talk across nodes and out; drift clean; destroy restores the host', async () => {
+    expect((await labExec(UFW_LAB, 'node1', ['ufw', 'status'])).stdout).toContain('Status: active');
+    expect((await labExec(UFW_LAB, 'node1', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j ufw-before-logging-forward\n/);
+    for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(UFW_LAB, h));
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', UFW_LAB]);
+    expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
+    for (const h of ['node1', 'node2']) await podAdd(UFW_LAB, h, 'web');
+    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain('2 received');
+    expect((await podExec(UFW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
+    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', UFW_LAB]);
+    expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
+    for (const h of ['node1', 'node2']) await podDel(UFW_LAB, h, 'web');
+    expect((await runPodnet(['destroy', '--manifest', manifest, '--lab', UFW_LAB])).code).toBe(0);
+    for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(UFW_LAB, h) }).toEqual({ h, snap: before.get(h) });
+  }, 900_000);
 });
