@@ -63,7 +63,8 @@ function loadConfig(path: string): Loaded {
 /** The desired state with the underlay found on this host (throws UnderlayError, which says what to set). */
 async function onThisHost(loaded: Loaded): Promise<DesiredHostState> {
   const { network, state } = loaded;
-  const live = await readLiveState(state);
+  // Only what discovery and directRouting need: an agent restart must not wait on the rest.
+  const live = await readLiveState(state, ['links', 'addrs', 'routes']);
   return desiredHostState(network, state.node, discoverUnderlay(network, findNode(network, state.node), live), live.routes);
 }
 

@@ -1,7 +1,7 @@
 // Reads this host's live state for the reconciler: the shared list of reads (src/host/live-state.ts),
 // run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
-import { LIVE_READ_NAMES, liveStateReads, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
+import { LIVE_READ_NAMES, liveStateReads, type LiveReadName, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
 import type { DesiredHostState } from '../../src/model';
 import { runCommand } from './command';
 import { mustRun } from './runner';
@@ -14,8 +14,9 @@ async function runRead(read: LiveRead): Promise<string | undefined> {
   return r.code === 0 ? r.stdout : undefined;
 }
 
-export async function readLiveState(state: Pick<DesiredHostState, 'network' | 'cni'>): Promise<LiveHostState> {
+/** `names`: only these reads (the rest parse as absent), e.g. the three underlay discovery needs. */
+export async function readLiveState(state: Pick<DesiredHostState, 'network' | 'cni'>, names: readonly LiveReadName[] = LIVE_READ_NAMES): Promise<LiveHostState> {
   const reads = liveStateReads(state.network, state.cni);
-  const outputs = await Promise.all(LIVE_READ_NAMES.map((name) => runRead(reads[name])));
-  return parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name, i) => [name, outputs[i]])));
+  const outputs = await Promise.all(names.map((name) => runRead(reads[name])));
+  return parseLiveState(Object.fromEntries(names.map((name, i) => [name, outputs[i]])));
 }
