@@ -5,8 +5,10 @@
 # Quiet when there is nothing to do. Without root it warns and continues.
 set -euo pipefail
 
-# One list, one place: add packages here.
-APT_PACKAGES="debootstrap systemd-container tcpdump iproute2 zstd iputils-ping openssh-client clang libbpf-dev gcc libc6-dev linux-libc-dev pkg-config python3 postgresql"
+# One list, one place: add packages here. qemu-system-x86 and linux-image-amd64 are for the lab's
+# VM hosts (Debian's stock kernel, which has ipip.ko; docs/lab.md): installing the kernel package
+# only puts it in /boot for qemu to boot, it does not change the kernel the machine runs.
+APT_PACKAGES="debootstrap systemd-container tcpdump iproute2 zstd iputils-ping openssh-client clang libbpf-dev gcc libc6-dev linux-libc-dev pkg-config python3 postgresql qemu-system-x86 linux-image-amd64 e2fsprogs kmod"
 
 cd "$(dirname "$0")/.."
 

@@ -21,6 +21,10 @@ export const BASE_PACKAGES: readonly string[] = [
   'nftables', 'iptables', 'procps', 'openvpn', 'less',
   // Real hosts are often managed by a non-root user with sudo; the engine's tests do that too.
   'sudo',
+  // modprobe: a VM lab host's kernel loads ipip, vxlan, nftables... on demand (docs/lab.md).
+  'kmod',
+  // `route -n`, to compare a host's table with flannel's documented one.
+  'net-tools',
 ];
 
 /** Files written into the base after debootstrap (path -> content). Part of the cache key. */

@@ -10,7 +10,7 @@ import {
   DEFAULT_HOSTS, MAX_HOSTS, UNDERLAY_PREFIX, WORKSTATION_ADDRESS, hostAddress, hostDir, hostName, hostNetns,
   labStateDir, machineName, switchNetns, switchPort, validateLabName, workstationNetns,
 } from './lab-config';
-import { loadState, saveState, type HostState, type LabState } from './lab-state';
+import { loadState, saveState, type HostState, type LabState, type VmAccel } from './lab-state';
 import { addNetns, delNetns, listNetns, netnsExists, plugIn, replugShell, setupSwitch } from './netns';
 import {
   hostPublicKey, isMountpoint, isRunner, leaderPid, mountHost, nspawnPid, personalize, removePropagateDir, startHost, stopHosts, unmount,
@@ -23,11 +23,27 @@ import { CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR, SUBNET_ENV_PATH } from '../model';
 import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
 import { raiseInotify, releaseInotify } from './sysctl';
 import { applyProfile, nicOf, parseProfile, profilePackages } from './profiles';
+import { VmBootError, addTap, consoleLog, forcedAccel, isVmRunning, knownKvmResult, makeVmDisk, probeKvm, qemuLogTail, shellJoin, startVm, stopVms } from './vm-host';
+import { ensureVmImage, vmUnavailableReason, type VmImage } from './vm-image';
 
 export { DEFAULT_LAB_NAME } from './lab-config';
+export { VmBootError } from './vm-host';
 export { sshOptions } from './ssh';
 
-export interface LabHost { readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean; readonly profile?: string }
+/**
+ * A lab host. `kind` 'nspawn': a systemd-nspawn container on the machine's kernel, `netns` its
+ * network namespace, `rootDir` its live root. `kind` 'vm': a qemu guest on Debian's stock kernel,
+ * reached over SSH; `rootDir` is only the tree its disk was made from (unmounted; writing there
+ * does not reach the guest) and `netns` is not used (its NIC is a tap in the switch namespace).
+ */
+export interface LabHost {
+  readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean;
+  readonly kind: 'nspawn' | 'vm';
+  /** nspawn hosts: the host profile it was made with (profiles.ts). */
+  readonly profile?: string;
+  /** VM hosts: the accelerator their guest runs with. */
+  readonly accel?: VmAccel;
+}
 export interface LabInfo {
   readonly name: string; readonly stateDir: string; readonly hosts: readonly LabHost[];
   readonly workstation: { readonly netns: string; readonly address: string };
@@ -38,6 +54,8 @@ export interface LabUpOptions {
   name: string; hosts?: number; noBpfHosts?: string[];
   /** Host name -> host profile (profiles.ts), e.g. { node1: 'docker', node2: 'ens33-mtu1450' }. */
   profiles?: Readonly<Record<string, string>>;
+  /** Hosts to boot as qemu guests with Debian's stock kernel instead of nspawn containers. */
+  vmHosts?: string[];
   log?: (line: string) => void;
   /** Debian packages beyond the base's (e.g. `podman`): a base flavour of its own, cached by its package list. */
   extraPackages?: string[];
@@ -56,10 +74,19 @@ export function labUnavailableReason(): string | undefined {
   return undefined;
 }
 
+/** Why this machine cannot run a lab with VM hosts (qemu, the stock kernel...), or undefined if it can. */
+export function labVmUnavailableReason(): string | undefined {
+  return labUnavailableReason() ?? vmUnavailableReason();
+}
+
+const kindOf = (h: HostState): 'nspawn' | 'vm' => (h.vm ? 'vm' : 'nspawn');
+
 function toInfo(s: LabState): LabInfo {
   return {
     name: s.name, stateDir: s.stateDir,
-    hosts: s.hosts.map((h) => ({ name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf, ...(h.profile ? { profile: h.profile } : {}) })),
+    hosts: s.hosts.map((h) => ({
+      name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf, kind: kindOf(h), ...(h.profile ? { profile: h.profile } : {}), ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
+    })),
     workstation: { ...s.workstation }, switchNetns: s.switchNetns, sshKeyPath: s.sshKeyPath, knownHostsPath: s.knownHostsPath,
   };
 }
@@ -77,13 +104,19 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   const count = opts.hosts ?? DEFAULT_HOSTS;
   if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`--hosts must be 1..${MAX_HOSTS}`);
   const names = Array.from({ length: count }, (_, i) => hostName(i));
-  for (const h of opts.noBpfHosts ?? []) if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+  const vmHosts = opts.vmHosts ?? [];
+  for (const h of [...(opts.noBpfHosts ?? []), ...vmHosts]) if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+  const clash = vmHosts.filter((h) => (opts.noBpfHosts ?? []).includes(h));
+  if (clash.length) throw new Error(`--no-bpf applies to nspawn hosts only; VM hosts run their own kernel: ${clash.join(', ')}`);
   for (const [h, p] of Object.entries(opts.profiles ?? {})) {
     if (!names.includes(h)) throw new Error(`--profile ${h}=${p}: no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+    if (vmHosts.includes(h)) throw new Error(`--profile ${h}=${p}: profiles apply to nspawn hosts only, not to VM host ${h}`);
     parseProfile(p);
   }
   const why = labUnavailableReason();
   if (why) throw new Error(`cannot run a lab here: ${why}`);
+  const whyVm = vmHosts.length ? vmUnavailableReason() : undefined;
+  if (whyVm) throw new Error(`cannot boot VM hosts (--vm ${vmHosts.join(',')}) here: ${whyVm}`);
 
   // Refuse when anything of that name exists.
   if (loadState(name)) throw new Error(`lab '${name}' is up or half made (${join(labStateDir(name), 'state.json')}); run 'podnet lab down --name ${name}' first`);
@@ -99,13 +132,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
   const t0 = Date.now();
   const base = await ensureBase(log, [...(opts.extraPackages ?? []), ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p)))]);
+  const vmImage = vmHosts.length ? await ensureVmImage(log) : undefined;
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
     version: 1, name, status: 'starting', createdAt: new Date().toISOString(), stateDir,
     baseHash: base.hash, baseRootfs: base.rootfs,
     hosts: names.map((h, i) => {
       const dir = hostDir(name, h);
-      return { name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h), ...(opts.profiles?.[h] ? { profile: opts.profiles[h] } : {}) };
+      return {
+        name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h),
+        ...(opts.profiles?.[h] ? { profile: opts.profiles[h] } : {}),
+        ...(vmImage && vmHosts.includes(h) ? { vm: { kernel: vmImage.kernelVersion } } : {}),
+      };
     }),
     workstation: { netns: workstationNetns(name), address: WORKSTATION_ADDRESS },
     switchNetns: switchNetns(name),
@@ -128,17 +166,29 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
 
     const hostsFile = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${WORKSTATION_ADDRESS}\tworkstation`,
       ...state.hosts.map((h) => `${h.address}\t${h.name}`), ''].join('\n');
+    const vmKeys = new Map<string, string>();
+    const hostKeys = (): { address: string; key: string }[] => state.hosts.map((h) => ({ address: h.address, key: vmKeys.get(h.name) ?? hostPublicKey(h) }));
     for (const h of state.hosts) {
+      if (h.vm) {
+        // The guest's tree: the VM layer (stock kernel's modules) over the base, then its identity; its disk is made from it.
+        await mountHost(h, `${vmImage!.layer}:${base.rootfs}`, (m) => { state.made.mounts.push(m); saveState(state); });
+        await personalize(h, { authorizedKey, hostsFile });
+        vmKeys.set(h.name, hostPublicKey(h)); // its tree is unmounted once the disk is made
+        await makeVmDisk(h, UNDERLAY_PREFIX);
+        await unmount(h.rootDir);
+        continue;
+      }
       record(h.netns); await addNetns(h.netns);
       await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile));
       await mountHost(h, base.rootfs, (m) => { state.made.mounts.push(m); saveState(state); });
       await personalize(h, { authorizedKey, hostsFile });
       if (h.profile) applyProfile(h.rootDir, parseProfile(h.profile));
     }
-    writeKnownHosts(state.knownHostsPath, state.hosts.map((h) => ({ address: h.address, key: hostPublicKey(h) })));
+    writeKnownHosts(state.knownHostsPath, hostKeys());
     log(`network and ${count} host roots ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; booting`);
 
     for (const h of state.hosts) {
+      if (h.vm) continue;
       state.made.propagateDirs.push(h.machine);
       const cgroups = hostCgroupDirs(h.machine);
       (state.made.cgroups ??= []).push(...cgroups);
@@ -146,9 +196,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile)), joinCgroupShell(cgroups));
       saveState(state);
     }
+    if (vmImage) await bootVms(state, vmImage, log);
     await waitReady(state, log, t0);
     // Check the keys once more, now that sshd has seen them (the base's keygen drop-in keeps existing ones).
-    writeKnownHosts(state.knownHostsPath, state.hosts.map((h) => ({ address: h.address, key: hostPublicKey(h) })));
+    writeKnownHosts(state.knownHostsPath, hostKeys());
     state.status = 'up';
     saveState(state);
     log(`lab '${name}' up: ${count} hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -162,16 +213,52 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 }
 
+/**
+ * Boots the VM hosts: taps on the switch, then qemu with KVM if it is known (or, booting the first
+ * guest, found) to work here, else TCG. PODNET_LAB_VM_ACCEL=kvm|tcg skips the probe.
+ */
+async function bootVms(state: LabState, image: VmImage, log: (l: string) => void): Promise<void> {
+  const vms = state.hosts.filter((h) => h.vm);
+  for (const h of vms) await addTap(state.switchNetns, switchPort(h.index));
+  let accel = forcedAccel() ?? (knownKvmResult(image) === false ? 'tcg' : undefined);
+  const first = vms[0]!;
+  if (!accel) {
+    log(`  probing KVM with ${first.name}`);
+    const r = await probeKvm(first, image, state.switchNetns, switchPort(first.index), log);
+    saveState(state);
+    accel = r.works ? 'kvm' : 'tcg';
+  }
+  for (const h of vms) {
+    if (isVmRunning(h)) continue; // the probe's guest, which KVM boots
+    h.vm = { ...h.vm!, accel };
+    saveState(state); // before qemu runs: down must know the host is a VM
+    h.vm.pid = startVm(h, image, accel, state.switchNetns, switchPort(h.index));
+    saveState(state);
+  }
+  log(`  ${vms.length} VM host(s) booting with ${accel.toUpperCase()}${accel === 'tcg' ? ' (software emulation: about a minute or two)' : ''}`);
+}
+
+/** How long a VM guest may take to accept SSH: TCG boots Debian's kernel and systemd slowly. */
+const VM_BOOT_MS = 300_000;
+
+const hostRunning = (h: HostState): boolean => (h.vm ? isVmRunning(h) : isRunner(h, h.wrapperPid));
+const hostStarted = (h: HostState): boolean => (h.vm ? isVmRunning(h) : leaderPid(h) !== undefined);
+
 async function waitReady(state: LabState, log: (l: string) => void, t0: number): Promise<void> {
-  const deadline = Date.now() + 60_000 + 3_000 * state.hosts.length;
-  const pending = [...state.hosts];
+  const nspawnDeadline = Date.now() + 60_000 + 3_000 * state.hosts.length;
+  const vmDeadline = Date.now() + VM_BOOT_MS;
+  // VM hosts first: each waits on its own worker, as their boots overlap.
+  const pending = [...state.hosts].sort((a, b) => Number(!!b.vm) - Number(!!a.vm));
+  const workers = Math.max(3, state.hosts.filter((h) => h.vm).length + 1);
   const worker = async (): Promise<void> => {
     for (let h = pending.shift(); h; h = pending.shift()) {
       let last = '';
+      const deadline = h.vm ? vmDeadline : nspawnDeadline;
       for (let attempt = 0; ; attempt++) {
-        if (!isRunner(h, h.wrapperPid)) throw new Error(`host ${h.name} stopped while booting; console:\n${consoleTail(h)}`);
-        if (Date.now() > deadline) throw new Error(`host ${h.name} did not accept SSH in time (${last}); console:\n${consoleTail(h)}`);
-        if (leaderPid(h)) {
+        const Failure = h.vm ? VmBootError : Error;
+        if (!hostRunning(h)) throw new Failure(`host ${h.name} stopped while booting; ${h.vm ? `qemu: ${qemuLogTail(h)}\n` : ''}console:\n${consoleTail(h)}`);
+        if (Date.now() > deadline) throw new Failure(`host ${h.name} did not accept SSH in time (${last}); console (${consoleLog(h)}):\n${consoleTail(h)}`);
+        if (hostStarted(h)) {
           const r = await trySsh(state.workstation.netns, state.sshKeyPath, state.knownHostsPath, h.address);
           if (r.ok) break;
           last = r.err;
@@ -181,7 +268,7 @@ async function waitReady(state: LabState, log: (l: string) => void, t0: number):
       log(`  ${h.name} (${h.address}) accepts SSH after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
   };
-  await Promise.all([worker(), worker(), worker()]);
+  await Promise.all(Array.from({ length: workers }, worker));
 }
 
 function consoleTail(h: HostState): string {
@@ -199,7 +286,8 @@ export async function labDown(name: string, log: (line: string) => void = () => 
   if (!state) return;
   state.status = 'stopping';
   saveState(state);
-  await stopHosts(state.hosts, 15_000 + 300 * state.hosts.length, log);
+  await stopVms(state.hosts.filter((h) => h.vm), 5_000);
+  await stopHosts(state.hosts.filter((h) => !h.vm), 15_000 + 300 * state.hosts.length, log);
   for (const m of state.made.propagateDirs) removePropagateDir(m);
   await removeCgroupDirs(state.made.cgroups ?? []);
   for (const m of [...state.made.mounts].reverse()) await unmount(m);
@@ -212,7 +300,8 @@ export async function labDown(name: string, log: (line: string) => void = () => 
   rmSync(state.stateDir, { recursive: true, force: true });
 }
 
-export interface HostStatus { name: string; address: string; running: boolean; pid?: number; bpf: boolean }
+/** `pid`: the nspawn host's PID 1, or a VM host's qemu. */
+export interface HostStatus { name: string; address: string; running: boolean; pid?: number; bpf: boolean; kind: 'nspawn' | 'vm'; accel?: VmAccel }
 export interface LabStatus { name: string; status: LabState['status'] | 'down'; hosts: HostStatus[]; info?: LabInfo }
 
 export function labStatus(name: string): LabStatus {
@@ -222,26 +311,45 @@ export function labStatus(name: string): LabStatus {
   return {
     name, status: s.status, info: toInfo(s),
     hosts: s.hosts.map((h) => {
-      const pid = leaderPid(h);
-      return { name: h.name, address: h.address, running: pid !== undefined, ...(pid ? { pid } : {}), bpf: h.bpf };
+      const pid = h.vm ? (isVmRunning(h) ? h.vm.pid : undefined) : leaderPid(h);
+      return {
+        name: h.name, address: h.address, running: pid !== undefined, ...(pid ? { pid } : {}), bpf: h.bpf,
+        kind: kindOf(h), ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
+      };
     }),
   };
 }
 
-function hostOf(name: string, host: string): { state: LabState; h: HostState; leader: number } {
+/** A running host: an nspawn host with its PID 1 (`leader`), or a VM host with qemu running. */
+type RunningHost = { state: LabState; h: HostState; leader: number } | { state: LabState; h: HostState & { vm: NonNullable<HostState['vm']> }; leader?: undefined };
+
+function hostOf(name: string, host: string): RunningHost {
   const state = loadState(name);
   if (!state) throw new Error(`no lab named '${name}' is up`);
   const h = state.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`lab '${name}' has no host '${host}' (hosts: ${state.hosts.map((x) => x.name).join(', ')})`);
+  if (h.vm) {
+    if (!isVmRunning(h)) throw new Error(`VM host ${host} of lab '${name}' is not running (qemu: ${qemuLogTail(h) || 'no output'})`);
+    return { state, h: h as HostState & { vm: NonNullable<HostState['vm']> } };
+  }
   const leader = leaderPid(h);
   if (!leader) throw new Error(`host ${host} of lab '${name}' is not running`);
   return { state, h, leader };
 }
 
-/** The argv that runs `argv` inside a host: its mount, network, PID, UTS, IPC and cgroup namespaces. */
+const HOST_ENV = ['/usr/bin/env', '-i', `PATH=${HOST_PATH}`, 'HOME=/root', 'LANG=C.UTF-8', 'TERM=dumb'];
+
+/**
+ * The argv that runs `argv` inside a host as root, with a clean environment. An nspawn host is
+ * entered with nsenter (its mount, network, PID, UTS, IPC and cgroup namespaces); a VM host is
+ * reached over SSH from the workstation namespace (stdin, stdout, stderr and the exit code pass through).
+ */
 export function hostCommand(name: string, host: string, argv: string[]): string[] {
-  const { leader } = hostOf(name, host);
-  return ['nsenter', `--target=${leader}`, '--all', '--root', '--wd', '/usr/bin/env', '-i', `PATH=${HOST_PATH}`, 'HOME=/root', 'LANG=C.UTF-8', 'TERM=dumb', ...argv];
+  const r = hostOf(name, host);
+  if (r.leader === undefined) {
+    return ['ip', 'netns', 'exec', r.state.workstation.netns, 'ssh', ...sshOptions(r.state.sshKeyPath, r.state.knownHostsPath), `root@${r.h.address}`, shellJoin([...HOST_ENV, ...argv])];
+  }
+  return ['nsenter', `--target=${r.leader}`, '--all', '--root', '--wd', ...HOST_ENV, ...argv];
 }
 
 /**
@@ -276,7 +384,9 @@ export async function sshExec(name: string, host: string, command: string, opts:
  * pinned BPF objects: it comes back in a fresh network namespace with only eth0 configured.
  */
 export async function hostRestart(name: string, host: string, opts: { timeoutMs?: number } = {}): Promise<void> {
-  const { state, h, leader } = hostOf(name, host);
+  const r = hostOf(name, host);
+  if (r.leader === undefined) return vmRestart(name, r.h, opts.timeoutMs ?? VM_BOOT_MS);
+  const { state, h, leader } = r;
   await labExec(name, host, ['systemctl', 'reboot'], { timeoutMs: 10_000 });
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
@@ -285,6 +395,25 @@ export async function hostRestart(name: string, host: string, opts: { timeoutMs?
     if (now && now !== leader && (await trySsh(state.workstation.netns, state.sshKeyPath, state.knownHostsPath, h.address)).ok) return;
     if (Date.now() > deadline) throw new Error(`host ${host} did not accept SSH within ${(opts.timeoutMs ?? 60_000) / 1000} s of a reboot`);
     await sleep(250);
+  }
+}
+
+/** A VM host reboots inside qemu (same disk, new kernel boot): done when SSH answers with a new boot id. */
+async function vmRestart(name: string, h: HostState, timeoutMs: number): Promise<void> {
+  const bootId = async (): Promise<string | undefined> => {
+    const r = await sshExec(name, h.name, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 15_000 }).catch(() => undefined);
+    return r?.code === 0 ? r.stdout.trim() : undefined;
+  };
+  const before = await bootId();
+  if (!before) throw new Error(`host ${h.name} does not answer over SSH; not rebooting it`);
+  await sshExec(name, h.name, 'systemctl reboot', { timeoutMs: 15_000 }); // the connection may drop: that is fine
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!isVmRunning(h)) throw new Error(`qemu of ${h.name} exited during a reboot: ${qemuLogTail(h)}; console:\n${consoleTail(h)}`);
+    const now = await bootId();
+    if (now && now !== before) return;
+    if (Date.now() > deadline) throw new Error(`host ${h.name} did not accept SSH within ${timeoutMs / 1000} s of a reboot; console:\n${consoleTail(h)}`);
+    await sleep(1000);
   }
 }
 

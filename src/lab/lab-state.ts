@@ -4,6 +4,19 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { labStateDir } from './lab-config';
 
+/** How a VM host's guest is accelerated: KVM, or TCG (qemu's software emulation). */
+export type VmAccel = 'kvm' | 'tcg';
+
+/** What only a VM host has (docs/lab.md, "VM hosts"). */
+export interface VmHostState {
+  /** Unset until qemu is first started (the accelerator is chosen then). */
+  accel?: VmAccel;
+  /** qemu's PID (it runs in the switch namespace). */
+  pid?: number;
+  /** The guest's kernel release (Debian's stock kernel). */
+  kernel: string;
+}
+
 export interface HostState {
   name: string;
   index: number;
@@ -15,6 +28,8 @@ export interface HostState {
   bpf: boolean;
   /** The host profile it was made with (profiles.ts), e.g. `ens33-mtu1450`; none: pristine. */
   profile?: string;
+  /** Set for a qemu guest; absent for a systemd-nspawn host. */
+  vm?: VmHostState;
   /** The bash loop that runs systemd-nspawn (and boots the host again after a guest reboot). */
   wrapperPid?: number;
 }

@@ -24,7 +24,7 @@ export async function mountHost(h: HostState, baseRootfs: string, record: (mount
   record(h.rootDir);
   await must(['mount', '-t', 'overlay', `podnet-lab-${h.machine}`, '-o',
     `lowerdir=${baseRootfs},upperdir=${join(h.dir, 'upper')},workdir=${join(h.dir, 'work')}`, h.rootDir]);
-  if (h.bpf) {
+  if (h.bpf && !h.vm) {
     // A private bpffs per host, bound to /sys/fs/bpf inside (where /sys itself is read-only).
     mkdirSync(bpffsDir(h), { recursive: true });
     record(bpffsDir(h));

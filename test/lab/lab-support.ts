@@ -1,7 +1,7 @@
 // Helpers for tests that need a lab of real hosts (test/lab/*.test.ts and later end-to-end
 // tests). Lab tests are skipped, with the reason printed, where the machine cannot run a lab.
 import { execFileSync } from 'node:child_process';
-import { labDown, labExec, labUnavailableReason, labUp, readLab, sshExec, type CommandResult, type LabInfo } from '../../src/lab';
+import { VmBootError, labDown, labExec, labUnavailableReason, labUp, labVmUnavailableReason, readLab, sshExec, type CommandResult, type LabInfo } from '../../src/lab';
 
 /** Why lab tests cannot run here (not root, no systemd-nspawn, ...), or undefined if they can. */
 export function requireLabOrSkip(): string | undefined {
@@ -15,6 +15,12 @@ export function requireLabOrSkip(): string | undefined {
  */
 export function describeLab(title: string, body: () => void): void {
   describeUnless(requireLabOrSkip(), 'lab', title, body);
+}
+
+/** `describe` for tests that boot VM hosts (qemu, Debian's stock kernel): skipped, saying why, where they cannot. */
+export function describeVmLab(title: string, body: () => void): void {
+  const reason = process.env.PODNET_SKIP_LAB_TESTS ? requireLabOrSkip() : labVmUnavailableReason();
+  describeUnless(reason, 'VM lab', title, body);
 }
 
 /** `describe` when `reason` is undefined; otherwise one skipped test named for the reason, also printed. */
@@ -47,17 +53,28 @@ export interface LabFixture {
  * an earlier, killed run is taken down first. The first run on a machine builds the base image
  * (about a minute), hence the long hook timeout.
  */
-export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string>; extraPackages?: string[] } = {}): LabFixture {
+export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string>; extraPackages?: string[]; vmHosts?: string[] } = {}): LabFixture & { readonly skipped: () => string | undefined } {
   let info: LabInfo | undefined;
+  let skipped: string | undefined;
   beforeAll(async () => {
     if (readLab(name)) await labDown(name);
-    info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, profiles: opts.profiles, extraPackages: opts.extraPackages, log: (l) => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); } });
+    const log = (l: string): void => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); };
+    try {
+      info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, profiles: opts.profiles, extraPackages: opts.extraPackages, vmHosts: opts.vmHosts, log });
+    } catch (e) {
+      // A guest that does not boot on this machine (emulation too slow, a broken KVM) is a reason
+      // to skip, given by name; every other failure of `up` fails the tests.
+      if (!(e instanceof VmBootError)) throw e;
+      skipped = `a VM host did not boot here: ${e.message.split('\n')[0]}`;
+      process.stderr.write(`[VM lab tests skipped] ${name}: ${skipped}\n${e.message}\n`);
+    }
   }, 10 * 60_000);
   afterAll(async () => { await labDown(name); }, 3 * 60_000);
   return {
     name,
     info: () => { if (!info) throw new Error(`lab ${name} is not up`); return info; },
     ssh: (host, command) => sshExec(name, host, command, { timeoutMs: 30_000 }),
+    skipped: () => skipped,
   };
 }
 

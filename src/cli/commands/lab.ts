@@ -7,14 +7,15 @@ import {
   DEFAULT_LAB_NAME, hostCommand, labDown, labStatus, labUp, podAdd, podDel, readLab, sshOptions, wsCommand, type LabInfo,
 } from '../../lab';
 
-export const summary = 'a lab of real Debian hosts (systemd-nspawn) on this machine: up, down, status, exec, ws, pod';
+export const summary = 'a lab of real Debian hosts (systemd-nspawn, or qemu with Debian\'s kernel) on this machine: up, down, status, exec, ws, pod';
 
 const USAGE = `usage: podnet lab <subcommand> [--name LAB] ...
 
-  up [--hosts N] [--no-bpf HOST[,HOST...]] [--profile HOST=PROFILE[,...]]
+  up [--hosts N] [--no-bpf HOST[,HOST...]] [--profile HOST=PROFILE[,...]] [--vm HOST[,HOST...]]
                                              build the base image if needed, boot N hosts (default 3);
                                              PROFILE joins traits with '-': ens33 (NIC name), mtu1450,
-                                             docker | fwdrop (FORWARD DROP), legacy (iptables-legacy), sysctl
+                                             docker | fwdrop (FORWARD DROP), legacy (iptables-legacy), sysctl;
+                                             --vm hosts are qemu guests on Debian's stock kernel (ipip.ko)
   down                                       stop the hosts, unmount, delete the namespaces
   status [--json]                            what is up
   exec HOST -- CMD...                        run CMD inside a host
@@ -56,7 +57,7 @@ export function reachText(info: LabInfo): string {
   const first = info.hosts[1] ?? info.hosts[0]!;
   return [
     `lab '${info.name}': ${info.hosts.length} hosts, workstation ${info.workstation.address} (netns ${info.workstation.netns}), underlay switch netns ${info.switchNetns}`,
-    ...info.hosts.map((h) => `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} netns ${h.netns}${h.bpf ? '' : '  (BPF forbidden)'}${h.profile ? `  profile ${h.profile}` : ''}`),
+    ...info.hosts.map((h) => `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} ${h.kind === 'vm' ? `VM (qemu, ${(h.accel ?? '?').toUpperCase()}; lab exec goes over SSH)` : `netns ${h.netns}`}${h.bpf ? '' : '  (BPF forbidden)'}${h.profile ? `  profile ${h.profile}` : ''}`),
     `ssh key:     ${info.sshKeyPath}`,
     `known_hosts: ${info.knownHostsPath}`,
     'reach a host:',
@@ -72,18 +73,18 @@ export async function run(argv: string[]): Promise<number> {
   const log = (l: string): void => { process.stderr.write(`${l}\n`); };
   switch (sub) {
     case 'up': {
-      const a = parse(before, { hosts: { type: 'string' }, 'no-bpf': { type: 'string', multiple: true }, profile: { type: 'string', multiple: true } });
+      const a = parse(before, { hosts: { type: 'string' }, 'no-bpf': { type: 'string', multiple: true }, profile: { type: 'string', multiple: true }, vm: { type: 'string', multiple: true } });
       if (a.values.help) { process.stdout.write(USAGE + '\n'); return 0; }
       const hosts = a.values.hosts === undefined ? undefined : Number(a.values.hosts);
       if (hosts !== undefined && !Number.isInteger(hosts)) throw new CliError(`--hosts wants a number, not '${String(a.values.hosts)}'`);
-      const noBpf = ((a.values['no-bpf'] as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean);
+      const list = (v: unknown): string[] => ((v as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean);
       try {
-        const profiles = Object.fromEntries(((a.values.profile as string[] | undefined) ?? []).flatMap((s) => s.split(',')).filter(Boolean).map((item) => {
+        const profiles = Object.fromEntries(list(a.values.profile).map((item) => {
           const [host, profile] = item.split('=', 2);
           if (!host || !profile) throw new CliError(`--profile wants HOST=PROFILE, not '${item}'`);
           return [host, profile];
         }));
-        const info = await labUp({ name: labName(a.values.name), hosts, noBpfHosts: noBpf, profiles, log });
+        const info = await labUp({ name: labName(a.values.name), hosts, noBpfHosts: list(a.values['no-bpf']), profiles, vmHosts: list(a.values.vm), log });
         process.stdout.write(reachText(info) + '\n');
         return 0;
       } catch (e) { throw new CliError(e instanceof Error ? e.message : String(e)); }
