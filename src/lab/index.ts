@@ -347,7 +347,8 @@ const HOST_ENV = ['/usr/bin/env', '-i', `PATH=${HOST_PATH}`, 'HOME=/root', 'LANG
 export function hostCommand(name: string, host: string, argv: string[]): string[] {
   const r = hostOf(name, host);
   if (r.leader === undefined) {
-    return ['ip', 'netns', 'exec', r.state.workstation.netns, 'ssh', ...sshOptions(r.state.sshKeyPath, r.state.knownHostsPath), `root@${r.h.address}`, shellJoin([...HOST_ENV, ...argv])];
+    // An emulated guest under load can take longer than sshOptions' 3 s to send its banner (ssh takes an option's first value).
+    return ['ip', 'netns', 'exec', r.state.workstation.netns, 'ssh', '-o', 'ConnectTimeout=30', ...sshOptions(r.state.sshKeyPath, r.state.knownHostsPath), `root@${r.h.address}`, shellJoin([...HOST_ENV, ...argv])];
   }
   return ['nsenter', `--target=${r.leader}`, '--all', '--root', '--wd', ...HOST_ENV, ...argv];
 }
@@ -401,12 +402,12 @@ export async function hostRestart(name: string, host: string, opts: { timeoutMs?
 /** A VM host reboots inside qemu (same disk, new kernel boot): done when SSH answers with a new boot id. */
 async function vmRestart(name: string, h: HostState, timeoutMs: number): Promise<void> {
   const bootId = async (): Promise<string | undefined> => {
-    const r = await sshExec(name, h.name, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 15_000 }).catch(() => undefined);
+    const r = await labExec(name, h.name, ['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 40_000 }).catch(() => undefined);
     return r?.code === 0 ? r.stdout.trim() : undefined;
   };
   const before = await bootId();
   if (!before) throw new Error(`host ${h.name} does not answer over SSH; not rebooting it`);
-  await sshExec(name, h.name, 'systemctl reboot', { timeoutMs: 15_000 }); // the connection may drop: that is fine
+  await labExec(name, h.name, ['systemctl', 'reboot'], { timeoutMs: 40_000 }); // the connection may drop: that is fine
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!isVmRunning(h)) throw new Error(`qemu of ${h.name} exited during a reboot: ${qemuLogTail(h)}; console:\n${consoleTail(h)}`);

@@ -4,6 +4,8 @@ import { parseLinks } from '../../../src/host/live-state';
 import { ipBatch, runCommand } from '../../host/command';
 import { mustRun, type Runner } from '../../host/runner';
 import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
+import { droppedTotal } from '../../../src/model/drop-reasons';
+import { PeerFilter } from './peer-filter';
 
 /** The exact iproute2 batch that creates flannel.ipip as flanneld's ipip backend does. */
 export function kernelTunnelBatch(host: DatapathHost): string[] {
@@ -30,9 +32,12 @@ export interface KernelOptions {
 export class KernelDatapath implements Datapath {
   readonly kind = 'kernel' as const;
   private readonly run: Runner;
+  /** Drops protocol 4 from non-peers, which `remote any` would decapsulate (peer-filter.ts). */
+  private readonly filter: PeerFilter;
 
   constructor(private readonly host: DatapathHost, options: KernelOptions = {}) {
     this.run = options.run ?? runCommand;
+    this.filter = new PeerFilter(this.run);
   }
 
   async ensure(): Promise<void> {
@@ -47,19 +52,24 @@ export class KernelDatapath implements Datapath {
     }
     const result = await ipBatch(this.run, exists ? kernelTunnelRepairBatch(host) : kernelTunnelBatch(host));
     if (result.code !== 0) throw new Error(`creating ${host.tunnelDevice} failed: ${result.stderr.trim()}`);
+    await this.filter.ensure();
   }
 
-  // The kernel reads peers from the routing table alone: nothing to keep in sync.
-  async setPeers(_peers: readonly DatapathPeer[]): Promise<void> {}
+  // The kernel reads peers from the routing table; only the non-peer filter needs them.
+  async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
+    await this.filter.setPeers(peers.map((p) => p.address));
+  }
 
   async counters(): Promise<DatapathCounters> {
-    return { peers: [], dropped: 0 };
+    const drops = { unknownSource: await this.filter.dropped() };
+    return { peers: [], dropped: droppedTotal(drops), drops };
   }
 
   async close(): Promise<void> {}
 
   async teardown(): Promise<void> {
     await this.run('ip', ['link', 'del', 'dev', this.host.tunnelDevice]);
+    await this.filter.remove();
   }
 }
 
