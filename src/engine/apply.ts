@@ -21,6 +21,7 @@ import {
 } from '../model';
 import { shQuote, wholeScript, type SshConnection } from '../ssh';
 import { ConvergeTimeoutError, hostErrorOf, type HostError } from './host-error';
+import { hostTimeout } from './host-timeouts';
 import { fileText, planHost, type HostPlan, type HostTarget } from './host-plan';
 import type { ArtifactSet } from './artifacts';
 import type { EngineSession, HostSnapshot } from './session';
@@ -167,7 +168,7 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), did.push('start');
     if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), did.push('restart');
     if (commands.length > 0) {
-      await conn.exec(commands.join(' && '), { timeoutMs: 60_000 });
+      await conn.exec(commands.join(' && '), { timeoutMs: hostTimeout(60_000) });
       done(did.join('+'));
     }
     // An agent that reports itself degraded (its datapath not attached, say) is waited for too:
@@ -175,7 +176,7 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     if (plan.service !== 'none' || plan.network.length > 0 || !reportsConverged(oldStatus, target.configHash)) {
       const old = plan.service === 'none' || oldStatus === undefined ? undefined : parseAgentStatus(oldStatus);
       const oldPid = old?.ok ? old.status.pid : undefined;
-      await waitForConverged(conn, target, oldPid, 30_000);
+      await waitForConverged(conn, target, oldPid, hostTimeout(30_000));
       done('converged');
     }
     return { node: target.node, ok: true, changed: steps.length > 0, steps, seconds: (Date.now() - started) / 1000 };

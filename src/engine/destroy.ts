@@ -29,6 +29,7 @@ import {
 } from '../model';
 import { SshConnection, type SshTarget } from '../ssh';
 import { hostErrorOf, type HostError } from './host-error';
+import { hostTimeout } from './host-timeouts';
 import type { EngineSession } from './session';
 import { acquireHostLock, releaseHostLock } from './host-lock';
 
@@ -100,7 +101,7 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     `m=${cniDirsCreatedPath(network)}; if [ -f $m ]; then for d in $(tac $m); do rmdir $d 2>/dev/null || true; done; rm -f $m; fi`,
     `rmdir ${RUN_DIR} ${FLANNEL_RUN_DIR} 2>/dev/null || true`,
   ].join('\n');
-  await conn.exec(script, { timeoutMs: 60_000 });
+  await conn.exec(script, { timeoutMs: hostTimeout(60_000) });
   actions.push('stopped and disabled agent', 'tore down network', 'removed files');
   return actions;
 }
