@@ -44,7 +44,8 @@ export async function addTap(sw: string, port: string): Promise<void> {
   await must(['ip', '-n', sw, '-batch', '-'], { input: `tuntap add dev ${port} mode tap\nlink set ${port} master br0\nlink set ${port} up\n` });
 }
 
-function qemuArgs(h: HostState, image: VmImage, accel: VmAccel, port: string): string[] {
+/** qemu's argv for `h` (exported for its unit test: no network but the tap, ever). */
+export function qemuArgs(h: HostState, image: VmImage, accel: VmAccel, port: string): string[] {
   return [
     QEMU, '-name', `podnet-lab-${h.machine}`, '-nodefaults', '-no-user-config', '-display', 'none',
     ...(accel === 'kvm' ? ['-accel', 'kvm'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
