@@ -1,6 +1,7 @@
 // The kernel datapath against a fake Runner: the iproute2 commands it runs (flanneld's ipip
-// backend's device, exactly), adopting a right device, replacing a wrong one, and its probe's
-// three outcomes.
+// backend's device, exactly), adopting a right device, replacing a wrong one, its non-peer
+// filter (nftables table podnet_ipip: peer-filter.ts, tested on its own in kernel-peer-filter),
+// and its probe's three outcomes.
 import { KernelDatapath, makeKernelDatapathFactory, PROBE_DEVICE } from '../../agent/datapaths/kernel';
 import type { Runner } from '../../agent/host/runner';
 
@@ -18,16 +19,21 @@ function fakeHost(device: { kind: 'ipip'; local: string } | { kind: 'tun' } | un
       return { code: 0, stdout: JSON.stringify([{ ifindex: 9, ifname: 'flannel.ipip', flags: ['NOARP', 'UP'], mtu: 1480, linkinfo }]), stderr: '' };
     }
     if (argv.startsWith(`ip link add ${PROBE_DEVICE}`) && answers.probeAdd) return { ...answers.probeAdd, stdout: '' };
+    if (argv === 'nft list table ip podnet_ipip') return { code: 1, stdout: '', stderr: 'Error: No such file or directory' };
+    if (argv === 'nft -j list counter ip podnet_ipip unknown_source') {
+      return { code: 0, stdout: '{"nftables": [{"counter": {"family": "ip", "name": "unknown_source", "table": "podnet_ipip", "handle": 2, "packets": 2, "bytes": 112}}]}', stderr: '' };
+    }
     return { code: 0, stdout: '', stderr: '' };
   };
   return { run, calls, argvs: () => calls.map((c) => c.argv) };
 }
 
 describe('KernelDatapath', () => {
-  it('creates flannel.ipip as flanneld does, in one ip -batch', async () => {
+  it('creates flannel.ipip as flanneld does, in one ip -batch, then its non-peer filter', async () => {
     const h = fakeHost(undefined);
     await new KernelDatapath(host, { run: h.run }).ensure();
-    expect(h.argvs()).toEqual(['ip -json -details link show dev flannel.ipip', 'ip -force -batch -']);
+    expect(h.argvs()).toEqual(['ip -json -details link show dev flannel.ipip', 'ip -force -batch -', 'nft list table ip podnet_ipip', 'nft -f -']);
+    expect(h.calls[3]!.input).toContain('ip protocol 4 ip saddr != @peers counter name "unknown_source" drop');
     expect(h.calls[1]!.input).toBe([
       'link add flannel.ipip type ipip remote any local 192.168.0.81 ttl inherit nopmtudisc',
       'link set flannel.ipip mtu 1480',
@@ -48,7 +54,7 @@ describe('KernelDatapath', () => {
     for (const device of [{ kind: 'tun' as const }, { kind: 'ipip' as const, local: '192.168.0.99' }]) {
       const h = fakeHost(device);
       await new KernelDatapath(host, { run: h.run }).ensure();
-      expect(h.argvs()).toEqual(['ip -json -details link show dev flannel.ipip', 'ip link del dev flannel.ipip', 'ip -force -batch -']);
+      expect(h.argvs().slice(0, 3)).toEqual(['ip -json -details link show dev flannel.ipip', 'ip link del dev flannel.ipip', 'ip -force -batch -']);
       expect(h.calls[2]!.input).toMatch(/^link add flannel.ipip type ipip remote any local 192.168.0.81 ttl inherit nopmtudisc\n/);
     }
   });
@@ -58,13 +64,15 @@ describe('KernelDatapath', () => {
     await expect(new KernelDatapath(host, { run }).ensure()).rejects.toThrow('creating flannel.ipip failed: Error: Unknown device type.');
   });
 
-  it('has no peers to sync or count, and teardown deletes the device only', async () => {
+  it('keeps the peers in its filter, counts what the filter dropped, and teardown deletes the device and the filter', async () => {
     const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' });
     const d = new KernelDatapath(host, { run: h.run });
     await d.setPeers([{ node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' }]);
-    expect(await d.counters()).toEqual({ peers: [], dropped: 0 });
+    expect(h.calls[0]).toEqual({ argv: 'nft -f -', input: 'flush set ip podnet_ipip peers\nadd element ip podnet_ipip peers { 192.168.0.82 }\n' });
+    expect(await d.counters()).toEqual({ peers: [], dropped: 2, drops: { unknownSource: 2 } });
+    h.calls.length = 0;
     await d.teardown();
-    expect(h.argvs()).toEqual(['ip link del dev flannel.ipip']);
+    expect(h.argvs()).toEqual(['ip link del dev flannel.ipip', 'nft delete table ip podnet_ipip']);
   });
 });
 
@@ -91,6 +99,6 @@ describe('kernel datapath probe', () => {
     const h = fakeHost(undefined);
     const d = makeKernelDatapathFactory({ run: h.run }).create({ ...host, tunnelDevice: 'other.ipip' }, () => undefined);
     await d.teardown();
-    expect(h.argvs()).toEqual(['ip link del dev other.ipip']);
+    expect(h.argvs()).toEqual(['ip link del dev other.ipip', 'nft delete table ip podnet_ipip']);
   });
 });
