@@ -29,6 +29,7 @@ import { degradedReasons } from './reconcile/degraded';
 import { writeStatus } from './status';
 import { removeOwnClsact, teardownHost } from './teardown';
 import { Ownership } from './host/ownership';
+import { otherRunningNetworks, sharedDevicesMessage } from './host/other-networks';
 import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
 
@@ -120,6 +121,19 @@ async function run(configPath: string): Promise<void> {
     process.once('SIGINT', stop);
   });
   log(`podnet-agent ${AGENT_VERSION} (${AGENT_BUILD}) network ${state.network} node ${state.node} pod subnet ${state.podCidr}`);
+
+  // One network per host: refuse (and say so in the status, which apply shows) while another
+  // network's agent runs here, instead of fighting it over the shared devices.
+  for (let said = ''; !stopping; ) {
+    const others = await otherRunningNetworks(state.network);
+    if (others.length === 0) break;
+    const message = sharedDevicesMessage(state.network, others);
+    if (message !== said) log(message);
+    said = message;
+    await publish({ state: 'failed', error: message });
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, RETRY_MS))]);
+  }
+  if (stopping) return;
 
   // Find the underlay (the interface holding this node's address, its MTU); if the host cannot
   // carry the tunnel as declared, say why and look again (an address may be added later).

@@ -14,6 +14,7 @@ import { mustRun } from './host/runner';
 import { toDatapathHost, type DatapathFactory } from './datapaths/datapath';
 import { reloadManager } from './reconcile/reconciler';
 import { readOwnership, removeOwnership, type OwnershipRecord } from './host/ownership';
+import { otherRunningNetworks } from './host/other-networks';
 
 /** `ip` and `sysctl` steps that undo what `record` says podnet did to links and sysctls (pure). */
 export function undoSteps(record: OwnershipRecord | undefined, state: DesiredHostState): { readonly ipBatch: string[]; readonly sysctls: string[] } {
@@ -45,6 +46,15 @@ export async function removeOwnClsact(device: string, record: OwnershipRecord | 
 /** Tears down with every one of `factories`' datapaths (whichever made the network), each bound to this host. */
 export async function teardownHost(state: DesiredHostState, factories: readonly DatapathFactory[], log: (l: string) => void): Promise<void> {
   const record = await readOwnership(state.network);
+  const others = await otherRunningNetworks(state.network);
+  if (others.length > 0 && !record) {
+    // This network never ran here (its agent refused: another network holds the shared
+    // devices): remove only what carries its own name, and leave the other network alone.
+    await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
+    await removeForwardRules(state, log);
+    log(`left ${state.tunnel.device}, ${state.bridge.device}, routes and ${state.subnetEnv.path} alone: they are network ${others.map((o) => `'${o.network}'`).join(', ')}'s`);
+    return;
+  }
   const routes = parseRoutes(await mustRun(runCommand, IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
   await ipBatch(runCommand, own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));

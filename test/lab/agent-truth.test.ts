@@ -5,7 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { App, TerraformStack } from 'cdktf';
 import { referenceApp } from '../../examples/reference-network';
+import { PodNetwork } from '../../stacks';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { INSTALL_DIR, parseAgentStatus, statusPath, type AgentStatus } from '../../src/model';
 import { describeLab, testLabName, withLab } from './lab-support';
@@ -152,6 +154,30 @@ describeLab('the agent tells the truth', () => {
     expect(await sh('node1', 'tc filter show dev eth0 ingress')).toContain('pn_');
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.0.2'])).stdout).toContain('2 received');
     expect((await status('node1')).datapath).toBe('ebpf');
+  });
+
+  it("a second network on the same hosts is refused with a clear message; it never fights the first, and its destroy leaves the first alone", async () => {
+    // A rename (blue -> green) or a copy-paste: another network name, another cluster CIDR.
+    const outdir = join(work, 'green');
+    const app = new App({ outdir });
+    const labDir = `/var/lib/podnet/lab/${LAB}`;
+    new PodNetwork(new TerraformStack(app, 'reference'), 'green', {
+      name: 'green', clusterCidr: '10.245.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
+      ssh: { user: 'root', privateKeyPath: `${labDir}/id_ed25519`, knownHostsPath: `${labDir}/known_hosts` },
+      nodes: [{ name: 'node1', address: '192.168.0.81' }], podnetArgs: ['--lab', LAB],
+    });
+    app.synth();
+    const green = join(outdir, 'stacks', 'reference', 'assets', 'podnet-green', 'manifest.json');
+    const refused = await runPodnet(['apply', '--manifest', green, '--lab', LAB]);
+    expect(refused.code).toBe(1);
+    expect(`${refused.stdout}${refused.stderr}`).toContain("this host already runs podnet network 'cluster'");
+    // No fight over the shared devices: cluster's subnet.env and agent are untouched.
+    expect(await sh('node1', 'cat /run/flannel/subnet.env')).toContain('FLANNEL_NETWORK=10.244.0.0/16');
+    expect((await status('node1')).state).toBe('converged');
+    const destroyed = await runPodnet(['destroy', '--manifest', green, '--lab', LAB]);
+    expect(destroyed.code).toBe(0);
+    expect((await statusWhen('node1', (x) => x.state === 'converged', 5_000)).state).toBe('converged');
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.0.2'])).stdout).toContain('2 received');
   });
 
   it('destroy keeps a cni0 and a clsact that were there before podnet, and ip_forward as podnet found it', async () => {
