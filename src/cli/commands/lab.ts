@@ -20,7 +20,7 @@ const USAGE = `usage: podnet lab <subcommand> [--name LAB] ...
   status [--json]                            what is up
   exec HOST -- CMD...                        run CMD inside a host
   ws -- CMD...                               run CMD on the workstation (192.168.0.1)
-  pod add HOST POD                           add a pod the way kubelet + flannel's CNI plugin would
+  pod add HOST POD                           add a pod through the host's CNI config, as a container runtime would
   pod exec HOST POD -- CMD...                run CMD inside a pod
   pod del HOST POD                           delete a pod
 
