@@ -248,6 +248,13 @@ export class Reconciler {
       }
       remaining = this.differences(await this.effects.readLive());
       for (const d of remaining) if (toFix.some((f) => keyOf(f) === keyOf(d))) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
+      // What a repair revealed (pods' veths off a bridge that was just recreated) gets a pass
+      // of its own now: no event may come for it before the 30 s check.
+      const revealed = remaining.filter((d) => isRepairable(d) && !toFix.some((f) => keyOf(f) === keyOf(d)) && this.backoff.allowed(keyOf(d), now));
+      if (revealed.length > 0) {
+        this.queued ??= { kind: 'light', sources: new Set() };
+        this.queued.sources.add('follow-up');
+      }
     }
     const differing = new Set(remaining.map(keyOf));
     for (const key of this.backoff.keys()) {

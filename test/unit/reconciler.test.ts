@@ -208,3 +208,19 @@ describe('ownership record: teardown undoes exactly what podnet did', () => {
     expect(undoSteps(undefined, state)).toEqual({ ipBatch: ['link del cni0'], sysctls: [] });
   });
 });
+
+describe('Reconciler: what a repair reveals', () => {
+  it('gets a pass of its own at once (a pod veth off the bridge that was just recreated)', async () => {
+    const veth = { name: 'veth13e5552a', ifindex: 9, kind: 'veth', mtu: 1480, up: true, peerNetns: true };
+    const noBridge: LiveHostState = { ...inSync, links: [...inSync.links.filter((l) => l.name !== 'cni0'), veth] };
+    const { reconciler, fake } = setup(fakeDatapath(), inSync);
+    await reconciler.reconcile('full', 'start');
+    fake.live = noBridge;
+    // The first batch makes the bridge; the pod's veth then shows off it; the second puts it back.
+    fake.afterBatch = () => { fake.live = fake.batches.length === 1 ? { ...inSync, links: [...inSync.links, veth] } : inSync; };
+    const outcome = await reconciler.reconcile('light', 'ip');
+    expect(fake.batches.map((b) => b.find((l) => l.includes('veth13e5552a') || l.includes('link add')))).toEqual([expect.stringMatching(/^link add cni0 /), 'link set veth13e5552a master cni0']);
+    expect(outcome.remaining).toEqual([]);
+  });
+});
+
