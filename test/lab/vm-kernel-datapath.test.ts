@@ -5,7 +5,7 @@
 // guests, ebpf and userspace on the nspawn hosts. Proves: the VM hosts run the stock kernel and
 // are reached as usual (exec with stdin and exit code, pods, reboot), flannel's seed conformance
 // of the device, routes and subnet.env, pod traffic as IPIP on the wire with a byte-exact transfer,
-// a non-peer's protocol-4 packet dropped and counted, pings both ways between every pair of
+// a non-peer's protocol-4 packet dropped and counted, ping and TCP both ways between every pair of
 // datapaths, the same outer header from all three, repair of deleted state, and that destroy
 // leaves the host as before apply (but for the kernel's own tunl0: see the README).
 // Guests are emulated (TCG) where KVM does not work, so everything is kept few and small.
@@ -150,10 +150,21 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     expect(after.dropped).toBe(before.dropped + 1);
   }, 120_000);
 
-  // TCP between the kernel and the other datapaths is not asserted yet: on 2026-11-29 a 2 MB
-  // transfer kernel (node1) -> ebpf (node2) arrived byte-exact but ebpf -> kernel stalled (the
-  // server saw nothing within 60 s) while pings both ways passed; see the README.
-  vmIt('every pair of datapaths (kernel, ebpf, userspace) carries pings both ways', async () => {
+  /**
+   * Byte-exact transfer of `mb` MB from the pod on `from` to the pod on `to` (sha256 both ends).
+   * The client starts once the server listens: Node.js takes seconds to start on an emulated guest.
+   */
+  async function transfer(from: string, to: string, mb: number): Promise<void> {
+    const server = podExec(LAB, to, 'pa', [NODE, '-e', SERVER], { timeoutMs: 90_000 });
+    await podExec(LAB, to, 'pa', ['sh', '-c', 'for i in $(seq 300); do ss -ltn | grep -q ":9000 " && exit 0; sleep 0.1; done; exit 1'], { timeoutMs: 60_000 });
+    const c = await podExec(LAB, from, 'pa', [NODE, '-e', CLIENT, podIp(to), String(mb)], { timeoutMs: 90_000 });
+    const s = await server;
+    expect({ from, to, client: c.code, server: s.code }).toEqual({ from, to, client: 0, server: 0 });
+    expect(JSON.parse(s.stdout.trim())).toEqual(JSON.parse(c.stdout.trim()));
+    expect((JSON.parse(c.stdout.trim()) as { bytes: number }).bytes).toBe(mb * 1048576);
+  }
+
+  vmIt('every pair of datapaths (kernel, ebpf, userspace) carries ping and TCP both ways', async () => {
     const pairs = [['node1', 'node2'], ['node1', 'node3'], ['node2', 'node3'], ['master', 'node3']] as const;
     for (const [a, b] of pairs) {
       for (const [from, to] of [[a, b], [b, a]] as const) {
@@ -161,6 +172,7 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
         expect({ from, to, ping: /2 received/.test(ping.stdout) }).toEqual({ from, to, ping: true });
       }
     }
+    for (const [a, b] of pairs.slice(0, 3)) { await transfer(a, b, 2); await transfer(b, a, 2); }
   }, 300_000);
 
   vmIt('the ebpf and userspace datapaths put the same outer header on the wire as kernel ipip', async () => {
