@@ -96,8 +96,18 @@ async function run(configPath: string): Promise<void> {
   let state = loaded.state;
   const file = statusPath(state.network);
   let status: AgentStatus = {
-    schema: AGENT_STATUS_SCHEMA, version: AGENT_VERSION, build: AGENT_BUILD, network: state.network, node: state.node, pid: process.pid,
-    configHash, state: 'starting', passedOver: {}, peers: state.peers, repairs: 0, remaining: [],
+    schema: AGENT_STATUS_SCHEMA,
+    version: AGENT_VERSION,
+    build: AGENT_BUILD,
+    network: state.network,
+    node: state.node,
+    pid: process.pid,
+    configHash,
+    state: 'starting',
+    passedOver: {},
+    peers: state.peers,
+    repairs: 0,
+    remaining: [],
   };
   // Writes are chained: several callers can publish at once (events arriving during a pass
   // share it), and each write must land whole and in order, the newest last.
@@ -124,7 +134,7 @@ async function run(configPath: string): Promise<void> {
 
   // One network per host: refuse (and say so in the status, which apply shows) while another
   // network's agent runs here, instead of fighting it over the shared devices.
-  for (let said = ''; !stopping; ) {
+  for (let said = ''; !stopping;) {
     const others = await otherRunningNetworks(state.network);
     if (others.length === 0) break;
     const message = sharedDevicesMessage(state.network, others);
@@ -137,7 +147,7 @@ async function run(configPath: string): Promise<void> {
 
   // Find the underlay (the interface holding this node's address, its MTU); if the host cannot
   // carry the tunnel as declared, say why and look again (an address may be added later).
-  for (let found = false; !found && !stopping; ) {
+  for (let found = false; !found && !stopping;) {
     try {
       state = await onThisHost(loaded);
       found = true;
@@ -166,7 +176,15 @@ async function run(configPath: string): Promise<void> {
     }
   }
   if (!datapath) return;
-  log(`datapath ${datapath.kind}${Object.keys(passedOver).length ? ` (passed over: ${Object.entries(passedOver).map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`);
+  log(
+    `datapath ${datapath.kind}${
+      Object.keys(passedOver).length
+        ? ` (passed over: ${Object.entries(passedOver)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join('; ')})`
+        : ''
+    }`,
+  );
   const chosen = datapath;
   const ownership = await Ownership.load(state.network);
   await switchDatapath(state, ownership, chosen);
@@ -214,10 +232,13 @@ async function run(configPath: string): Promise<void> {
   watcher.start([state.subnetEnv.path, state.cni.path]);
   const timer = setInterval(() => void reconcile('periodic').then(() => watcher.rearm()), FULL_CHECK_MS);
   const countersTimer = setInterval(() => {
-    void chosen.counters().then((counters) => {
-      // A read still running at SIGTERM must not rewrite the status once the agent has stopped.
-      if (!stopping && JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
-    }, () => undefined);
+    void chosen.counters().then(
+      (counters) => {
+        // A read still running at SIGTERM must not rewrite the status once the agent has stopped.
+        if (!stopping && JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
+      },
+      () => undefined,
+    );
   }, COUNTERS_MS);
 
   await stopped;
@@ -272,12 +293,30 @@ function printStatus(configPath: string | undefined, network: string | undefined
     `network ${s.network} node ${s.node}: ${s.state}`,
     `agent ${s.version} build ${s.build} pid ${s.pid} config ${s.configHash}`,
     ...(s.underlay ? [`underlay ${describeUnderlay(s.underlay)}`] : []),
-    `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver).map(([k, v]) => `\n  passed over ${k}: ${v}`).join('')}`,
+    `datapath ${s.datapath ?? 'none'}${Object.entries(s.passedOver)
+      .map(([k, v]) => `\n  passed over ${k}: ${v}`)
+      .join('')}`,
     `peers: ${s.peers.map((p) => `${p.node} ${p.address} ${p.podCidr}${p.tunnelled ? '' : ' (direct)'}`).join(', ') || 'none'}`,
     `repairs ${s.repairs}, last reconcile ${s.lastReconcile ?? 'never'}`,
     ...(s.degradedReasons ?? []).map((r) => `degraded: ${r}`),
-    ...(s.backoff ?? []).map((b) => `backoff: ${b.key} repaired ${b.repairs} times in ${b.windowS} s (${b.sources.join(', ')}); next repair ${b.retryAt}`),
-    ...(s.counters ? [`dropped ${s.counters.dropped}${s.counters.drops ? ` (${Object.entries(s.counters.drops).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ') || 'none'})` : ''}`, ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`)] : []),
+    ...(s.backoff ?? []).map(
+      (b) => `backoff: ${b.key} repaired ${b.repairs} times in ${b.windowS} s (${b.sources.join(', ')}); next repair ${b.retryAt}`,
+    ),
+    ...(s.counters
+      ? [
+          `dropped ${s.counters.dropped}${
+            s.counters.drops
+              ? ` (${
+                  Object.entries(s.counters.drops)
+                    .filter(([, n]) => n > 0)
+                    .map(([r, n]) => `${r} ${n}`)
+                    .join(', ') || 'none'
+                })`
+              : ''
+          }`,
+          ...s.counters.peers.map((c) => `  ${c.node}: tx ${c.txPackets} pkts ${c.txBytes} B, rx ${c.rxPackets} pkts ${c.rxBytes} B`),
+        ]
+      : []),
     ...(s.error ? [`error: ${s.error}`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -7,7 +7,18 @@
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
-import { forwardAcceptRules, ipForwardMemoPath, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, tempPathFor, unmanagedConfigs, type DesiredHostState } from '../src/model';
+import {
+  forwardAcceptRules,
+  ipForwardMemoPath,
+  IPTABLES_BACKENDS,
+  IPTABLES_COMMANDS,
+  nftTableName,
+  ROUTE_PROTOCOL,
+  savedRuleLine,
+  tempPathFor,
+  unmanagedConfigs,
+  type DesiredHostState,
+} from '../src/model';
 import { readLiveState } from './host/read-live-state';
 import { ipBatch, runCommand } from './host/command';
 import { mustRun } from './host/runner';
@@ -17,7 +28,10 @@ import { readOwnership, removeOwnership, type OwnershipRecord } from './host/own
 import { otherRunningNetworks } from './host/other-networks';
 
 /** `ip` and `sysctl` steps that undo what `record` says podnet did to links and sysctls (pure). */
-export function undoSteps(record: OwnershipRecord | undefined, state: DesiredHostState): { readonly ipBatch: string[]; readonly sysctls: string[] } {
+export function undoSteps(
+  record: OwnershipRecord | undefined,
+  state: DesiredHostState,
+): { readonly ipBatch: string[]; readonly sysctls: string[] } {
   if (!record) return { ipBatch: [`link del ${state.bridge.device}`], sysctls: [] };
   return {
     ipBatch: [
@@ -44,7 +58,11 @@ export async function removeOwnClsact(device: string, record: OwnershipRecord | 
 }
 
 /** Tears down with every one of `factories`' datapaths (whichever made the network), each bound to this host. */
-export async function teardownHost(state: DesiredHostState, factories: readonly DatapathFactory[], log: (l: string) => void): Promise<void> {
+export async function teardownHost(
+  state: DesiredHostState,
+  factories: readonly DatapathFactory[],
+  log: (l: string) => void,
+): Promise<void> {
   const record = await readOwnership(state.network);
   const others = await otherRunningNetworks(state.network);
   if (others.length > 0 && !record) {
@@ -52,12 +70,17 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
     // devices): remove only what carries its own name, and leave the other network alone.
     await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
     await removeForwardRules(state, log);
-    log(`left ${state.tunnel.device}, ${state.bridge.device}, routes and ${state.subnetEnv.path} alone: they are network ${others.map((o) => `'${o.network}'`).join(', ')}'s`);
+    log(
+      `left ${state.tunnel.device}, ${state.bridge.device}, routes and ${state.subnetEnv.path} alone: they are network ${others.map((o) => `'${o.network}'`).join(', ')}'s`,
+    );
     return;
   }
   const routes = parseRoutes(await mustRun(runCommand, IP_ROUTES_ARGV[0], IP_ROUTES_ARGV.slice(1)));
   const own = routes.filter((r) => isPodnetRoute(r, state.clusterCidr));
-  await ipBatch(runCommand, own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`));
+  await ipBatch(
+    runCommand,
+    own.map((r) => `route del ${r.destination} proto ${ROUTE_PROTOCOL}`),
+  );
   log(`removed ${own.length} podnet routes`);
   // One datapath failing to clean up (say, a loader that cannot run here) must not keep the
   // rest of the host from being cleaned: collect the errors and report them at the end.
@@ -77,7 +100,13 @@ export async function teardownHost(state: DesiredHostState, factories: readonly 
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
   await removeForwardRules(state, log);
   for (const c of unmanagedConfigs(state.network)) {
-    if (await rm(c.path).then(() => true, () => false)) await reloadManager(c.manager);
+    if (
+      await rm(c.path).then(
+        () => true,
+        () => false,
+      )
+    )
+      await reloadManager(c.manager);
   }
   await rm(state.subnetEnv.path, { force: true });
   // Only podnet's own conflist: the directory (and whatever else is in it) is destroy's to judge.

@@ -23,7 +23,10 @@ if (existsSync('agent/main.ts')) {
   const common = { entryPoints: ['agent/main.ts'], bundle: true, platform: 'node', target: 'node18', write: false, logLevel: 'warning' };
   const first = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: '"0"' } });
   const hash = createHash('sha256').update(first.outputFiles[0].contents).digest('hex').slice(0, 16);
-  const final = await build({ ...common, define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: JSON.stringify(hash) } });
+  const final = await build({
+    ...common,
+    define: { PODNET_AGENT_VERSION: JSON.stringify(pkg.version), PODNET_AGENT_BUILD: JSON.stringify(hash) },
+  });
   // Start from an empty dist/agent: the manifest lists what is there, so a file an older build
   // left (a renamed helper) must not be hashed into the revision and shipped to every host.
   rmSync('dist/agent', { recursive: true, force: true });
@@ -32,7 +35,14 @@ if (existsSync('agent/main.ts')) {
   agentBuild = hash;
   // The userspace datapath's packet loop runs in a worker thread started from this file,
   // shipped beside the agent bundle (the agent finds it through its own __dirname).
-  await build({ entryPoints: ['agent/datapaths/userspace/packet-worker.ts'], outfile: 'dist/agent/podnet-userspace-worker.js', bundle: true, platform: 'node', target: 'node18', logLevel: 'warning' });
+  await build({
+    entryPoints: ['agent/datapaths/userspace/packet-worker.ts'],
+    outfile: 'dist/agent/podnet-userspace-worker.js',
+    bundle: true,
+    platform: 'node',
+    target: 'node18',
+    logLevel: 'warning',
+  });
 }
 
 // eBPF datapath: tc programs + the podnet-bpf loader, into dist/agent/ (fails loudly without clang/libbpf).
@@ -46,7 +56,9 @@ if (agentBuild) {
     .sort()
     .map((name) => ({
       name,
-      sha256: createHash('sha256').update(readFileSync(`dist/agent/${name}`)).digest('hex'),
+      sha256: createHash('sha256')
+        .update(readFileSync(`dist/agent/${name}`))
+        .digest('hex'),
       mode: statSync(`dist/agent/${name}`).mode & 0o111 ? 0o755 : 0o644,
     }));
   const manifest = { schema: 'podnet.dev/agent-manifest/v1', version: pkg.version, build: agentBuild, files };

@@ -125,7 +125,8 @@ export class PodNetwork extends Construct {
     this.manifestPath = `assets/podnet-${props.name}/manifest.json`;
     const stack = TerraformStack.of(this);
     const kind = props.resourceKind ?? 'terraform_data';
-    if (props.movedFromNullResource && kind !== 'terraform_data') throw new Error(`podnet network '${props.name}': movedFromNullResource needs resourceKind 'terraform_data'`);
+    if (props.movedFromNullResource && kind !== 'terraform_data')
+      throw new Error(`podnet network '${props.name}': movedFromNullResource needs resourceKind 'terraform_data'`);
 
     this.node.addValidation({
       validate: () => validateNetworkSpec(this.spec).map((p) => `podnet network '${props.name}': ${describeProblem(p)}`),
@@ -160,7 +161,13 @@ export class PodNetwork extends Construct {
         // null_resource has only `triggers` (strings, all forcing replacement): the destroy
         // command must live there, so a change of SSH paths replaces the instances (the new
         // apply finds nothing to change on the host).
-        triggers: { network: props.name, node: '${each.key}', revision: '${each.value.revision}', agent: '${each.value.agent}', destroy_command: '${each.value.destroy_command}' },
+        triggers: {
+          network: props.name,
+          node: '${each.key}',
+          revision: '${each.value.revision}',
+          agent: '${each.value.agent}',
+          destroy_command: '${each.value.destroy_command}',
+        },
         lifecycle: { createBeforeDestroy: true },
         provisioners: [apply, { type: 'local-exec', when: 'destroy', command: '${self.triggers.destroy_command} ${self.id}' }],
       });
@@ -210,11 +217,22 @@ export class PodNetwork extends Construct {
     // manifest synth writes no longer lists it, but its instance must still be destroyed.
     const ssh = { ...this.props.ssh, ...node.ssh };
     const destroy = [
-      ...base, 'destroy', '--network', this.props.name, '--node', node.name, '--address', node.address,
-      '--ssh-user', ssh.user ?? 'root', '--ssh-port', String(ssh.port ?? 22),
+      ...base,
+      'destroy',
+      '--network',
+      this.props.name,
+      '--node',
+      node.name,
+      '--address',
+      node.address,
+      '--ssh-user',
+      ssh.user ?? 'root',
+      '--ssh-port',
+      String(ssh.port ?? 22),
       ...(ssh.privateKeyPath ? ['--ssh-key', ssh.privateKeyPath] : []),
       ...(ssh.knownHostsPath ? ['--known-hosts', ssh.knownHostsPath] : []),
-      ...extra, '--if-revision',
+      ...extra,
+      '--if-revision',
     ];
     const render = (argv: string[]) => terraformLiteral(argv.map(shQuote).join(' '));
     return { apply: render(apply), destroy: render(destroy) };
@@ -224,7 +242,13 @@ export class PodNetwork extends Construct {
     const out: Record<string, NodeEntry> = {};
     for (const node of this.nodes) {
       const { apply, destroy } = this.commandsOf(node);
-      out[node.name] = { node: node.name, revision: this.revisionOf(node.name), agent: this.agentHash, apply_command: apply, destroy_command: destroy };
+      out[node.name] = {
+        node: node.name,
+        revision: this.revisionOf(node.name),
+        agent: this.agentHash,
+        apply_command: apply,
+        destroy_command: destroy,
+      };
     }
     return out;
   }

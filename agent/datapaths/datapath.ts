@@ -65,7 +65,9 @@ export const probeFailed = (reason: string): ProbeResult => ({ outcome: 'failed'
 
 /** A probe's outcome in words: "not supported: <reason>" or "probe failed: <reason>". */
 export function describeProbe(probe: ProbeResult): string {
-  return probe.outcome === 'supported' ? 'supported' : `${probe.outcome === 'unsupported' ? 'not supported' : 'probe failed'}: ${probe.reason}`;
+  return probe.outcome === 'supported'
+    ? 'supported'
+    : `${probe.outcome === 'unsupported' ? 'not supported' : 'probe failed'}: ${probe.reason}`;
 }
 
 /** A datapath bound to one host (given to DatapathFactory.create). */

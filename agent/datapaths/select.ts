@@ -19,7 +19,11 @@ export class NoDatapathError extends Error {
   readonly reasons: Readonly<Partial<Record<DatapathKind, string>>>;
   constructor(readonly probes: Readonly<Partial<Record<DatapathKind, NotChosen>>>) {
     const reasons = Object.fromEntries(Object.entries(probes).map(([k, p]) => [k, describeProbe(p)]));
-    super(`no datapath can run here: ${Object.entries(reasons).map(([k, r]) => `${k}: ${r}`).join('; ')}`);
+    super(
+      `no datapath can run here: ${Object.entries(reasons)
+        .map(([k, r]) => `${k}: ${r}`)
+        .join('; ')}`,
+    );
     this.reasons = reasons;
   }
 }
@@ -29,7 +33,12 @@ export class NoDatapathError extends Error {
  * that failed (could not tell) is passed over like an unsupported one, but reported as such.
  * Throws NoDatapathError with every outcome when none is supported.
  */
-export async function selectDatapath(choice: DatapathChoice, host: DatapathHost, factories: readonly DatapathFactory[], log: (line: string) => void): Promise<DatapathSelection> {
+export async function selectDatapath(
+  choice: DatapathChoice,
+  host: DatapathHost,
+  factories: readonly DatapathFactory[],
+  log: (line: string) => void,
+): Promise<DatapathSelection> {
   const candidates = choice === 'auto' ? factories : factories.filter((f) => f.kind === choice);
   const probes: Partial<Record<DatapathKind, NotChosen>> = {};
   if (candidates.length === 0) probes[choice as DatapathKind] = { outcome: 'unsupported', reason: 'not built into this agent' };

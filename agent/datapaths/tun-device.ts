@@ -10,7 +10,7 @@ async function linkKind(run: Runner, dev: string): Promise<string | undefined> {
   const cur = await run('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
   if (cur.code !== 0) return undefined;
   const [link] = parseLinks(cur.stdout);
-  return link ? link.kind ?? '' : undefined;
+  return link ? (link.kind ?? '') : undefined;
 }
 
 /** Creates or adopts `host.tunnelDevice` as a TUN (replacing another kind), then sets MTU, up and address. */

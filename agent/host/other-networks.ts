@@ -20,7 +20,8 @@ export async function otherRunningNetworks(network: string): Promise<RunningNetw
     const m = /^(.+)\.status\.json$/.exec(name);
     if (!m || m[1] === network || statusPath(m[1]!) !== `${RUN_DIR}/${name}`) continue;
     const parsed = parseAgentStatus(await readFile(`${RUN_DIR}/${name}`, 'utf8').catch(() => ''));
-    if (parsed.ok && parsed.status.pid !== process.pid && existsSync(`/proc/${parsed.status.pid}`)) out.push({ network: parsed.status.network, pid: parsed.status.pid });
+    if (parsed.ok && parsed.status.pid !== process.pid && existsSync(`/proc/${parsed.status.pid}`))
+      out.push({ network: parsed.status.network, pid: parsed.status.pid });
   }
   return out;
 }

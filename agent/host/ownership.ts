@@ -40,7 +40,8 @@ export const EMPTY_RECORD: OwnershipRecord = { schema: OWNERSHIP_SCHEMA, created
 export function parseOwnership(text: string): OwnershipRecord | undefined {
   try {
     const v = JSON.parse(text) as Partial<OwnershipRecord>;
-    if (v?.schema !== OWNERSHIP_SCHEMA || !Array.isArray(v.createdLinks) || !Array.isArray(v.adoptedLinks) || typeof v.sysctls !== 'object') return undefined;
+    if (v?.schema !== OWNERSHIP_SCHEMA || !Array.isArray(v.createdLinks) || !Array.isArray(v.adoptedLinks) || typeof v.sysctls !== 'object')
+      return undefined;
     return v as OwnershipRecord;
   } catch {
     return undefined;
@@ -59,7 +60,10 @@ export function removeOwnership(network: string): Promise<void> {
 
 /** The agent's live copy of its record: every change is written through before it is acted on. */
 export class Ownership {
-  private constructor(private readonly network: string, private current: OwnershipRecord) {}
+  private constructor(
+    private readonly network: string,
+    private current: OwnershipRecord,
+  ) {}
 
   static async load(network: string): Promise<Ownership> {
     return new Ownership(network, (await readOwnership(network)) ?? EMPTY_RECORD);
@@ -84,12 +88,20 @@ export class Ownership {
 
   /** podnet is about to create `link` (it did not exist). */
   created(link: string): Promise<void> {
-    return this.update((r) => (r.createdLinks.includes(link) ? r : { ...r, createdLinks: [...r.createdLinks, link], adoptedLinks: r.adoptedLinks.filter((a) => a.name !== link) }));
+    return this.update((r) =>
+      r.createdLinks.includes(link)
+        ? r
+        : { ...r, createdLinks: [...r.createdLinks, link], adoptedLinks: r.adoptedLinks.filter((a) => a.name !== link) },
+    );
   }
 
   /** podnet found `link` existing, knowing nothing of it, and will put `address` on it unless it `has` it. */
   adopted(link: string, address: string, has: boolean): Promise<void> {
-    return this.update((r) => (r.createdLinks.includes(link) || r.adoptedLinks.some((a) => a.name === link) ? r : { ...r, adoptedLinks: [...r.adoptedLinks, { name: link, addedAddresses: has ? [] : [address] }] }));
+    return this.update((r) =>
+      r.createdLinks.includes(link) || r.adoptedLinks.some((a) => a.name === link)
+        ? r
+        : { ...r, adoptedLinks: [...r.adoptedLinks, { name: link, addedAddresses: has ? [] : [address] }] },
+    );
   }
 
   /** podnet is about to change `sysctl` from `found` (only the first value found is kept). */

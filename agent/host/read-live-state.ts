@@ -1,7 +1,14 @@
 // Reads this host's live state for the reconciler: the shared list of reads (src/host/live-state.ts),
 // run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
-import { LIVE_READ_NAMES, liveStateReads, type LiveReadName, parseLiveState, type LiveHostState, type LiveRead } from '../../src/host/live-state';
+import {
+  LIVE_READ_NAMES,
+  liveStateReads,
+  type LiveReadName,
+  parseLiveState,
+  type LiveHostState,
+  type LiveRead,
+} from '../../src/host/live-state';
 import type { DesiredHostState } from '../../src/model';
 import { runCommand } from './command';
 import { mustRun } from './runner';
@@ -15,7 +22,10 @@ async function runRead(read: LiveRead): Promise<string | undefined> {
 }
 
 /** `names`: only these reads (the rest parse as absent), e.g. the three underlay discovery needs. */
-export async function readLiveState(state: Pick<DesiredHostState, 'network' | 'cni'>, names: readonly LiveReadName[] = LIVE_READ_NAMES): Promise<LiveHostState> {
+export async function readLiveState(
+  state: Pick<DesiredHostState, 'network' | 'cni'>,
+  names: readonly LiveReadName[] = LIVE_READ_NAMES,
+): Promise<LiveHostState> {
   const reads = liveStateReads(state.network, state.cni);
   const outputs = await Promise.all(names.map((name) => runRead(reads[name])));
   return parseLiveState(Object.fromEntries(names.map((name, i) => [name, outputs[i]])));

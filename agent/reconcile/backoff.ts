@@ -88,7 +88,8 @@ export class RepairBackoff {
     const out: BackoffEntry[] = [];
     for (const [key, e] of this.entries) {
       const repairs = e.times.filter((t) => now - t < this.policy.windowMs).length;
-      if (e.delayMs > 0 && repairs > 0) out.push({ key, repairs, windowS: this.policy.windowMs / 1000, retryAt: e.until, sources: [...e.sources].sort() });
+      if (e.delayMs > 0 && repairs > 0)
+        out.push({ key, repairs, windowS: this.policy.windowMs / 1000, retryAt: e.until, sources: [...e.sources].sort() });
     }
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }

@@ -22,7 +22,10 @@ export class ChangeWatcher {
   private stopped = false;
 
   /** `onChange` gets every source that fired during the debounce window, not just the first. */
-  constructor(private readonly onChange: (sources: ReadonlySet<string>) => void, private readonly debounceMs = 30) {}
+  constructor(
+    private readonly onChange: (sources: ReadonlySet<string>) => void,
+    private readonly debounceMs = 30,
+  ) {}
 
   /** Watches the directories of `files` too (each made if missing: /run/flannel is ours). */
   start(files: readonly string[]): void {

@@ -8,6 +8,8 @@ export function degradedReasons(outcome: ReconcileOutcome, delayed: readonly Bac
   const held = new Set(delayed.map((d) => d.key));
   return [
     ...outcome.problems,
-    ...outcome.remaining.map((d) => `${describeDifference(d)}${held.has(`${d.kind} ${d.subject}`) ? ' (repair delayed: something keeps undoing it)' : ''}`),
+    ...outcome.remaining.map(
+      (d) => `${describeDifference(d)}${held.has(`${d.kind} ${d.subject}`) ? ' (repair delayed: something keeps undoing it)' : ''}`,
+    ),
   ];
 }

@@ -2,7 +2,18 @@
 // result, and tests check the exact iproute2 lines.
 import type { HostDifference } from '../../src/planner/host-diff';
 import type { LiveHostState } from '../../src/host/live-state';
-import { forwardAcceptRules, unmanagedConfigs, type UnmanagedConfig, IPTABLES_BACKENDS, IPTABLES_COMMANDS, nftTableName, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../../src/model';
+import {
+  forwardAcceptRules,
+  unmanagedConfigs,
+  type UnmanagedConfig,
+  IPTABLES_BACKENDS,
+  IPTABLES_COMMANDS,
+  nftTableName,
+  ROUTE_PROTOCOL,
+  savedRuleLine,
+  type DesiredHostState,
+  type DesiredRoute,
+} from '../../src/model';
 
 export interface FixPlan {
   /** The datapath must (re)create or repair the tunnel device. */
@@ -71,7 +82,8 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
   }
   for (const d of diffs) if (d.kind === 'route-extra') batch.push(`route del ${d.subject} proto ${ROUTE_PROTOCOL}`);
   // A pod's veth back on the bridge (a network manager took it off, or cni0 was recreated).
-  for (const d of diffs) if (d.kind === 'pod-off-bridge') batch.push(`link set ${d.subject} master ${b.device}`, `link set ${d.subject} up`);
+  for (const d of diffs)
+    if (d.kind === 'pod-off-bridge') batch.push(`link set ${d.subject} master ${b.device}`, `link set ${d.subject} up`);
 
   return {
     ensureTunnel,
@@ -81,11 +93,17 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
     writeCniConfig: kinds.has('cni-config'),
     ...(kinds.has('masquerade') ? { nftScript: nftReplaceScript(state) } : {}),
     enableIpForward: kinds.has('ip-forward'),
-    unmanagedConfigs: unmanagedConfigs(state.network).filter((c) => diffs.some((d) => d.kind === 'unmanaged-config' && d.subject === c.path)),
-    interfaceForwarding: diffs.filter((d) => d.kind === 'interface-forwarding').map((d) => d.subject.slice('net.ipv4.conf.'.length, -'.forwarding'.length)),
+    unmanagedConfigs: unmanagedConfigs(state.network).filter((c) =>
+      diffs.some((d) => d.kind === 'unmanaged-config' && d.subject === c.path),
+    ),
+    interfaceForwarding: diffs
+      .filter((d) => d.kind === 'interface-forwarding')
+      .map((d) => d.subject.slice('net.ipv4.conf.'.length, -'.forwarding'.length)),
     firewallInserts: IPTABLES_BACKENDS.flatMap((b) => {
       const cmd = IPTABLES_COMMANDS[b].iptables;
-      return diffs.some((d) => d.kind === 'firewall-forward' && d.subject === cmd) ? firewallInserts(state, cmd, live?.iptablesForward?.[b]?.rules ?? []) : [];
+      return diffs.some((d) => d.kind === 'firewall-forward' && d.subject === cmd)
+        ? firewallInserts(state, cmd, live?.iptablesForward?.[b]?.rules ?? [])
+        : [];
     }),
   };
 }

@@ -75,14 +75,18 @@ export interface HostEffects {
 export function hostEffects(state: DesiredHostState): HostEffects {
   return {
     readLive: () => readLiveState(state),
-    deleteLink: async (device) => { await runCommand('ip', ['link', 'del', 'dev', device]); },
+    deleteLink: async (device) => {
+      await runCommand('ip', ['link', 'del', 'dev', device]);
+    },
     enableIpForward: () => enableIpForward(),
     ipBatch: (lines) => ipBatch(runCommand, lines),
     writeSubnetEnv: () => writeFileAtomic(state.subnetEnv.path, state.subnetEnv.content),
     // The unit made the directory before the agent started; writeFileAtomic makes it again if
     // someone removed it since (its parent is writable to the agent).
     writeCniConfig: () => writeFileAtomic(state.cni.path, state.cni.content),
-    replaceNft: async (script) => { await mustRun(runCommand, 'nft', ['-f', '-'], { input: script }); },
+    replaceNft: async (script) => {
+      await mustRun(runCommand, 'nft', ['-f', '-'], { input: script });
+    },
     enableInterfaceForwarding: (device) => writeFile(interfaceForwardingPath(device), '1\n'),
     run: ([file, ...args]) => runCommand(file!, args),
     hasClsact: async (device) => {
@@ -224,7 +228,8 @@ export class Reconciler {
   private async pass(kind: PassKind, source: string): Promise<ReconcileOutcome> {
     // While the datapath is faulty, every pass tries again (as far as backoff allows): a light
     // pass must not skip what the failed full pass left undone.
-    if (kind === 'full' || (this.datapathFault !== undefined && this.backoff.allowed(DATAPATH_KEY, this.now()))) await this.ensureDatapath(source);
+    if (kind === 'full' || (this.datapathFault !== undefined && this.backoff.allowed(DATAPATH_KEY, this.now())))
+      await this.ensureDatapath(source);
     else await this.datapath.refresh?.();
 
     const live = await this.effects.readLive();
@@ -247,10 +252,13 @@ export class Reconciler {
         this.log(`reconciled (${source}): repaired ${toFix.length} difference(s)`);
       }
       remaining = this.differences(await this.effects.readLive());
-      for (const d of remaining) if (toFix.some((f) => keyOf(f) === keyOf(d))) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
+      for (const d of remaining)
+        if (toFix.some((f) => keyOf(f) === keyOf(d))) this.log(`still differs after repair: ${d.kind} ${d.subject}`);
       // What a repair revealed (pods' veths off a bridge that was just recreated) gets a pass
       // of its own now: no event may come for it before the 30 s check.
-      const revealed = remaining.filter((d) => isRepairable(d) && !toFix.some((f) => keyOf(f) === keyOf(d)) && this.backoff.allowed(keyOf(d), now));
+      const revealed = remaining.filter(
+        (d) => isRepairable(d) && !toFix.some((f) => keyOf(f) === keyOf(d)) && this.backoff.allowed(keyOf(d), now),
+      );
       if (revealed.length > 0) {
         this.queued ??= { kind: 'light', sources: new Set() };
         this.queued.sources.add('follow-up');
@@ -279,7 +287,11 @@ export class Reconciler {
   private async noteBridge(live: LiveHostState): Promise<void> {
     const b = this.state.bridge;
     if (!live.links.some((l) => l.name === b.device)) return;
-    await this.ownership.adopted(b.device, b.address, live.addresses.some((a) => a.device === b.device && a.cidr === b.address));
+    await this.ownership.adopted(
+      b.device,
+      b.address,
+      live.addresses.some((a) => a.device === b.device && a.cidr === b.address),
+    );
   }
 
   private async execute(diffs: readonly HostDifference[], live: LiveHostState, source: string): Promise<void> {
@@ -291,7 +303,8 @@ export class Reconciler {
       await this.ownership.changedSysctl('net.ipv4.ip_forward', '0');
       await this.effects.enableIpForward();
     }
-    for (const dev of plan.interfaceForwarding) await this.effects.enableInterfaceForwarding(dev).catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
+    for (const dev of plan.interfaceForwarding)
+      await this.effects.enableInterfaceForwarding(dev).catch((e: Error) => this.log(`forwarding on ${dev}: ${e.message}`));
     for (const argv of plan.firewallInserts) {
       const r = await this.effects.run(argv);
       if (r.code !== 0) this.log(`${argv.join(' ')}: ${r.stderr.trim()}`);
@@ -310,7 +323,7 @@ export class Reconciler {
   private async problems(): Promise<string[]> {
     if (this.datapathFault !== undefined) return [`datapath ${this.datapath.kind} is not set up: ${this.datapathFault}`];
     try {
-      return [...(await this.datapath.health?.() ?? [])].map((p) => `datapath ${this.datapath.kind}: ${p}`);
+      return [...((await this.datapath.health?.()) ?? [])].map((p) => `datapath ${this.datapath.kind}: ${p}`);
     } catch (err) {
       return [`datapath ${this.datapath.kind}: health check failed: ${(err as Error).message}`];
     }

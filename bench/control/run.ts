@@ -22,7 +22,11 @@ function podnet(args: string[]): Promise<{ code: number; seconds: number; out: s
 }
 
 /** Runs a command to its end: exit code, wall seconds, output. */
-function timed(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; seconds: number; out: string }> {
+function timed(
+  file: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; seconds: number; out: string }> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve) => {
     execFile(file, args, { maxBuffer: 64 << 20, timeout: 600_000, ...opts }, (err, stdout, stderr) => {
@@ -46,7 +50,9 @@ function hostsCpuSeconds(lab: string): number {
  * podnet processes terraform runs), the lab hosts not included.
  */
 function workstationCpuSeconds(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = readFileSync('/proc/self/stat', 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
   return (Number(fields[13]) + Number(fields[14])) / 100; // fields 16 and 17 of stat(5), USER_HZ 100
 }
 
@@ -67,7 +73,13 @@ type CdktfStep = 'cdktfFresh' | 'cdktfNoop' | 'cdktfDestroy';
 const CDKTF_STEPS: readonly CdktfStep[] = ['cdktfFresh', 'cdktfNoop', 'cdktfDestroy'];
 type Step = PodnetStep | CdktfStep;
 const STEP_LABEL: Record<Step, string> = {
-  fresh: 'fresh', noop: 'noop', drift: 'drift', destroy: 'destroy', cdktfFresh: 'cdktf deploy fresh', cdktfNoop: 'cdktf deploy no-op', cdktfDestroy: 'cdktf destroy',
+  fresh: 'fresh',
+  noop: 'noop',
+  drift: 'drift',
+  destroy: 'destroy',
+  cdktfFresh: 'cdktf deploy fresh',
+  cdktfNoop: 'cdktf deploy no-op',
+  cdktfDestroy: 'cdktf destroy',
 };
 
 /** One lab of N hosts and what was measured on it. */
@@ -101,49 +113,117 @@ async function prepare(subject: Subject, work: string, runtime: AgentRuntimeChoi
   const info = readLab(lab)!;
   subject.project = join(work, `cdktf-${hosts}`);
   mkdirSync(subject.project);
-  writeFileSync(join(subject.project, 'cdktf.json'), JSON.stringify({ language: 'typescript', app: `${join(root, 'node_modules', '.bin', 'tsx')} ${join(root, 'examples', 'network-json.ts')}`, projectId: 'podnet-bench', sendCrashReports: 'false' }));
-  writeFileSync(join(subject.project, 'network.json'), JSON.stringify({
-    name: 'cluster', clusterCidr: '10.244.0.0/16', backend: { type: 'ipip' }, agentRuntime: runtime,
-    ssh: { user: 'root', privateKeyPath: info.sshKeyPath, knownHostsPath: info.knownHostsPath }, nodes,
-  }));
+  writeFileSync(
+    join(subject.project, 'cdktf.json'),
+    JSON.stringify({
+      language: 'typescript',
+      app: `${join(root, 'node_modules', '.bin', 'tsx')} ${join(root, 'examples', 'network-json.ts')}`,
+      projectId: 'podnet-bench',
+      sendCrashReports: 'false',
+    }),
+  );
+  writeFileSync(
+    join(subject.project, 'network.json'),
+    JSON.stringify({
+      name: 'cluster',
+      clusterCidr: '10.244.0.0/16',
+      backend: { type: 'ipip' },
+      agentRuntime: runtime,
+      ssh: { user: 'root', privateKeyPath: info.sshKeyPath, knownHostsPath: info.knownHostsPath },
+      nodes,
+    }),
+  );
 }
 
 /** `cdktf deploy` / `cdktf destroy` of the subject's project from its lab's workstation namespace. */
 function cdktf(subject: Subject, command: 'deploy' | 'destroy'): Promise<{ code: number; seconds: number; out: string }> {
-  const env = { ...process.env, PATH: `${join(root, 'bin')}:${process.env.PATH}`, TF_CLI_CONFIG_FILE: '/dev/null', CHECKPOINT_DISABLE: '1', CI: '1', NO_COLOR: '1' };
-  return timed('ip', ['netns', 'exec', readLab(subject.lab)!.workstation.netns, join(root, 'node_modules', '.bin', 'cdktf'), command, 'reference', '--auto-approve'], { cwd: subject.project!, env });
+  const env = {
+    ...process.env,
+    PATH: `${join(root, 'bin')}:${process.env.PATH}`,
+    TF_CLI_CONFIG_FILE: '/dev/null',
+    CHECKPOINT_DISABLE: '1',
+    CI: '1',
+    NO_COLOR: '1',
+  };
+  return timed(
+    'ip',
+    [
+      'netns',
+      'exec',
+      readLab(subject.lab)!.workstation.netns,
+      join(root, 'node_modules', '.bin', 'cdktf'),
+      command,
+      'reference',
+      '--auto-approve',
+    ],
+    { cwd: subject.project!, env },
+  );
 }
 
 /** fresh apply, no-op apply, drift, destroy: every round is fresh (destroy removes podnet's files). */
 async function measureRound(subject: Subject, round: number): Promise<void> {
   const common = ['--manifest', subject.manifest, '--lab', subject.lab, '--parallel', '32'];
-  const args: Record<PodnetStep, string[]> = { fresh: ['apply', ...common], noop: ['apply', ...common], drift: ['drift', ...common], destroy: ['destroy', ...common] };
-  const run = (step: Step) => (step in args ? podnet(args[step as PodnetStep]) : cdktf(subject, step === 'cdktfDestroy' ? 'destroy' : 'deploy'));
+  const args: Record<PodnetStep, string[]> = {
+    fresh: ['apply', ...common],
+    noop: ['apply', ...common],
+    drift: ['drift', ...common],
+    destroy: ['destroy', ...common],
+  };
+  const run = (step: Step) =>
+    step in args ? podnet(args[step as PodnetStep]) : cdktf(subject, step === 'cdktfDestroy' ? 'destroy' : 'deploy');
   for (const step of subject.project ? [...PODNET_STEPS, ...CDKTF_STEPS] : PODNET_STEPS) {
     const [hostsBefore, machineBefore, wsBefore] = [hostsCpuSeconds(subject.lab), machineCpuSeconds(), workstationCpuSeconds()];
     const r = await run(step);
     if (r.code !== 0) throw new Error(`${STEP_LABEL[step]} on ${subject.hosts} hosts exited ${r.code}:\n${r.out}`);
-    const [hostsCpu, machineCpu, wsCpu] = [hostsCpuSeconds(subject.lab) - hostsBefore, machineCpuSeconds() - machineBefore, workstationCpuSeconds() - wsBefore];
+    const [hostsCpu, machineCpu, wsCpu] = [
+      hostsCpuSeconds(subject.lab) - hostsBefore,
+      machineCpuSeconds() - machineBefore,
+      workstationCpuSeconds() - wsBefore,
+    ];
     subject.wall[step].push(r.seconds);
     subject.wsCpu[step].push(wsCpu);
     subject.cpu[step].push(`workstation ${wsCpu.toFixed(2)} / hosts ${hostsCpu.toFixed(1)} / machine ${machineCpu.toFixed(1)} CPU-s`);
-    process.stderr.write(`round ${round + 1}, ${subject.hosts} hosts, ${STEP_LABEL[step]}: ${r.seconds.toFixed(2)} s (${subject.cpu[step].at(-1)})\n`);
+    process.stderr.write(
+      `round ${round + 1}, ${subject.hosts} hosts, ${STEP_LABEL[step]}: ${r.seconds.toFixed(2)} s (${subject.cpu[step].at(-1)})\n`,
+    );
   }
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { hosts: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' }, lab: { type: 'string', default: 'ctlbench' }, runtime: { type: 'string', default: 'auto' }, cdktf: { type: 'string', default: '' } },
+    options: {
+      hosts: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '3' },
+      lab: { type: 'string', default: 'ctlbench' },
+      runtime: { type: 'string', default: 'auto' },
+      cdktf: { type: 'string', default: '' },
+    },
   });
   const runtime = values.runtime as AgentRuntimeChoice;
   if (!AGENT_RUNTIME_CHOICES.includes(runtime)) throw new Error(`--runtime must be one of ${AGENT_RUNTIME_CHOICES.join(', ')}`);
   // Several counts (--hosts 3,30) are measured in one run, rounds interleaved, so that their
   // ratio is not skewed by what else the machine did between two runs.
   const counts = values.hosts!.split(',').map(Number);
-  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 150)) throw new Error('--hosts takes host counts from 1 to 150, e.g. 3 or 3,30');
+  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 150))
+    throw new Error('--hosts takes host counts from 1 to 150, e.g. 3 or 3,30');
   const rounds = Number(values.rounds);
-  const empty = <T>(): Record<Step, T[]> => ({ fresh: [], noop: [], drift: [], destroy: [], cdktfFresh: [], cdktfNoop: [], cdktfDestroy: [] });
-  const subjects: Subject[] = counts.map((hosts) => ({ hosts, lab: counts.length > 1 ? `${values.lab}${hosts}` : values.lab!, manifest: '', wall: empty(), cpu: empty(), wsCpu: empty() }));
+  const empty = <T>(): Record<Step, T[]> => ({
+    fresh: [],
+    noop: [],
+    drift: [],
+    destroy: [],
+    cdktfFresh: [],
+    cdktfNoop: [],
+    cdktfDestroy: [],
+  });
+  const subjects: Subject[] = counts.map((hosts) => ({
+    hosts,
+    lab: counts.length > 1 ? `${values.lab}${hosts}` : values.lab!,
+    manifest: '',
+    wall: empty(),
+    cpu: empty(),
+    wsCpu: empty(),
+  }));
   const work = mkdtempSync(join(tmpdir(), 'podnet-bench-'));
   try {
     // --cdktf 3: the cdktf steps on the 3-host lab only (a list, like --hosts).
@@ -157,7 +237,10 @@ async function main(): Promise<void> {
   }
   for (const subject of subjects) {
     process.stderr.write(`${subject.hosts} hosts, agentRuntime ${runtime}: medians (wall), and the CPU of each round\n`);
-    for (const step of [...PODNET_STEPS, ...CDKTF_STEPS].filter((s) => subject.wall[s].length > 0)) process.stderr.write(`  ${STEP_LABEL[step].padEnd(18)} ${median(subject.wall[step]).toFixed(2)} s   ${subject.cpu[step].join('; ')}\n`);
+    for (const step of [...PODNET_STEPS, ...CDKTF_STEPS].filter((s) => subject.wall[s].length > 0))
+      process.stderr.write(
+        `  ${STEP_LABEL[step].padEnd(18)} ${median(subject.wall[step]).toFixed(2)} s   ${subject.cpu[step].join('; ')}\n`,
+      );
   }
   if (subjects.length > 1) {
     const [first, last] = [subjects[0]!, subjects.at(-1)!];
@@ -165,7 +248,9 @@ async function main(): Promise<void> {
     process.stderr.write(`${last.hosts} / ${first.hosts} hosts: ${PODNET_STEPS.map((step) => `${step} ${ratio(step)}x`).join(', ')}\n`);
     // The engine's scaling figure: workstation CPU per host, median of the rounds.
     const perHost = (s: Subject, step: Step) => median(s.wsCpu[step]) / s.hosts;
-    process.stderr.write(`workstation CPU per host, ${last.hosts} vs ${first.hosts} hosts: ${PODNET_STEPS.map((step) => `${step} ${(perHost(last, step) * 1000).toFixed(0)} vs ${(perHost(first, step) * 1000).toFixed(0)} ms (${(median(last.wsCpu[step]) / median(first.wsCpu[step])).toFixed(2)}x total)`).join(', ')}\n`);
+    process.stderr.write(
+      `workstation CPU per host, ${last.hosts} vs ${first.hosts} hosts: ${PODNET_STEPS.map((step) => `${step} ${(perHost(last, step) * 1000).toFixed(0)} vs ${(perHost(first, step) * 1000).toFixed(0)} ms (${(median(last.wsCpu[step]) / median(first.wsCpu[step])).toFixed(2)}x total)`).join(', ')}\n`,
+    );
   }
   for (const subject of subjects) {
     const line = {
@@ -175,12 +260,14 @@ async function main(): Promise<void> {
       drift_s: +median(subject.wall.drift).toFixed(2),
       destroy_s: +median(subject.wall.destroy).toFixed(2),
       workstation_cpu_s: Object.fromEntries(PODNET_STEPS.map((step) => [step, +median(subject.wsCpu[step]).toFixed(2)])),
-      ...(subject.project ? {
-        cdktf_deploy_fresh_s: +median(subject.wall.cdktfFresh).toFixed(2),
-        cdktf_deploy_noop_s: +median(subject.wall.cdktfNoop).toFixed(2),
-        cdktf_destroy_s: +median(subject.wall.cdktfDestroy).toFixed(2),
-        cdktf_workstation_cpu_s: Object.fromEntries(CDKTF_STEPS.map((step) => [step, +median(subject.wsCpu[step]).toFixed(2)])),
-      } : {}),
+      ...(subject.project
+        ? {
+            cdktf_deploy_fresh_s: +median(subject.wall.cdktfFresh).toFixed(2),
+            cdktf_deploy_noop_s: +median(subject.wall.cdktfNoop).toFixed(2),
+            cdktf_destroy_s: +median(subject.wall.cdktfDestroy).toFixed(2),
+            cdktf_workstation_cpu_s: Object.fromEntries(CDKTF_STEPS.map((step) => [step, +median(subject.wsCpu[step]).toFixed(2)])),
+          }
+        : {}),
     };
     process.stdout.write(JSON.stringify(line) + '\n');
   }

@@ -10,10 +10,16 @@ const IPERF_PORT = 5201;
 const IPERF_PIDFILE = '/run/dpbench-iperf3.pid';
 
 /** A process whose CPU belongs to the datapath (agent, openvpn), by its PID inside its host. */
-export interface Daemon { readonly host: string; readonly pid: number; readonly what: string }
+export interface Daemon {
+  readonly host: string;
+  readonly pid: number;
+  readonly what: string;
+}
 
 export interface TcpResult {
-  gbps: number; retransmits: number; seconds: number;
+  gbps: number;
+  retransmits: number;
+  seconds: number;
   /** iperf3's own CPU (sender + receiver, user + system; softirq work done in their context is included: no IRQ time accounting). */
   iperfCores: number;
   /** utime+stime of the datapath's daemons on both hosts (agent / openvpn), in cores. */
@@ -23,7 +29,12 @@ export interface TcpResult {
   /** Busy share of every CPU of the machine from /proc/stat (includes everyone else's load), in cores. */
   machineCores: number;
 }
-export interface UdpResult { pps: number; offeredPps: number; lossPercent: number; seconds: number }
+export interface UdpResult {
+  pps: number;
+  offeredPps: number;
+  lossPercent: number;
+  seconds: number;
+}
 
 /** Sum of non-idle ticks and of all ticks over every CPU, from the machine's /proc/stat. */
 function machineTicks(): { busy: number; total: number } {
@@ -57,10 +68,15 @@ function ksoftirqdTicks(): number {
 async function daemonTicks(daemons: readonly Daemon[]): Promise<number> {
   const byHost = new Map<string, number[]>();
   for (const d of daemons) byHost.set(d.host, [...(byHost.get(d.host) ?? []), d.pid]);
-  const parts = await Promise.all([...byHost].map(async ([host, pids]) => {
-    const r = await hostShQuiet(host, pids.map((p) => `cat /proc/${p}/stat`).join('; '));
-    return r.stdout.split('\n').filter((l) => l.includes(')')).reduce((a, l) => a + statTicks(l), 0);
-  }));
+  const parts = await Promise.all(
+    [...byHost].map(async ([host, pids]) => {
+      const r = await hostShQuiet(host, pids.map((p) => `cat /proc/${p}/stat`).join('; '));
+      return r.stdout
+        .split('\n')
+        .filter((l) => l.includes(')'))
+        .reduce((a, l) => a + statTicks(l), 0);
+    }),
+  );
   return parts.reduce((a, b) => a + b, 0);
 }
 
@@ -97,9 +113,15 @@ export async function stopServer(): Promise<void> {
 async function iperfClient(args: string[], seconds: number): Promise<Record<string, any>> {
   let last = '';
   for (let attempt = 0; attempt < 8; attempt++) {
-    const r = await podExec('dpbench', HOST_A.name, POD, ['iperf3', '-c', ...args, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+    const r = await podExec('dpbench', HOST_A.name, POD, ['iperf3', '-c', ...args, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], {
+      timeoutMs: (seconds + 20) * 1000,
+    });
     let doc: Record<string, any> | undefined;
-    try { doc = JSON.parse(r.stdout) as Record<string, any>; } catch { doc = undefined; }
+    try {
+      doc = JSON.parse(r.stdout) as Record<string, any>;
+    } catch {
+      doc = undefined;
+    }
     if (r.code === 0 && doc && !doc.error) return doc;
     last = String(doc?.error ?? (r.stderr || r.stdout)).trim();
     if (!/refused|busy/i.test(last)) break;

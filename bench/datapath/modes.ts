@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { podAdd, podDel } from '../../src/lab';
 import { buildManifest, renderNftTable, type DatapathChoice, type NetworkSpec } from '../../src/model';
 import type { Daemon } from './measure';
-import {
-  CLUSTER_CIDR, HOSTS, LAB, OUT_DIR, POD, hostSh, hostShQuiet, log, podSubnetOf, runPodnet, sleep, type BenchHost,
-} from './util';
+import { CLUSTER_CIDR, HOSTS, LAB, OUT_DIR, POD, hostSh, hostShQuiet, log, podSubnetOf, runPodnet, sleep, type BenchHost } from './util';
 
 export type ModeId = 'underlay' | 'vxlan' | 'ebpf' | 'userspace' | 'openvpn';
 export const MODE_IDS: readonly ModeId[] = ['underlay', 'vxlan', 'ebpf', 'userspace', 'openvpn'];
@@ -66,11 +64,21 @@ function manifestFor(id: ModeId, spec: { directRouting: boolean; nodeDatapath?: 
   return path;
 }
 
-interface AgentStatusDoc { state: string; datapath?: string; error?: string; passedOver?: Record<string, string>; counters?: { peers: Array<{ node: string; txBytes: number; rxBytes: number; txPackets: number; rxPackets: number }>; dropped: number } }
+interface AgentStatusDoc {
+  state: string;
+  datapath?: string;
+  error?: string;
+  passedOver?: Record<string, string>;
+  counters?: { peers: Array<{ node: string; txBytes: number; rxBytes: number; txPackets: number; rxPackets: number }>; dropped: number };
+}
 
 async function agentStatus(host: string): Promise<AgentStatusDoc | undefined> {
   const r = await hostShQuiet(host, AGENT_STATUS);
-  try { return JSON.parse(r.stdout) as AgentStatusDoc; } catch { return undefined; }
+  try {
+    return JSON.parse(r.stdout) as AgentStatusDoc;
+  } catch {
+    return undefined;
+  }
 }
 
 async function agentPid(host: string): Promise<number> {
@@ -87,14 +95,23 @@ async function delPods(): Promise<void> {
 
 class PodnetMode implements Mode {
   private readonly manifest: string;
-  constructor(readonly id: ModeId, readonly label: string, private readonly opts: { directRouting: boolean; nodeDatapath?: DatapathChoice; expect: string }) {
+  constructor(
+    readonly id: ModeId,
+    readonly label: string,
+    private readonly opts: { directRouting: boolean; nodeDatapath?: DatapathChoice; expect: string },
+  ) {
     this.manifest = manifestFor(id, opts);
   }
 
   async up(): Promise<ModeUp> {
     const apply = await runPodnet(['apply', '--manifest', this.manifest, '--lab', LAB], 120_000);
     if (apply.code !== 0) {
-      const why = (apply.stderr + apply.stdout).trim().split('\n').filter((l) => !/^npm warn/.test(l)).slice(-4).join(' | ');
+      const why = (apply.stderr + apply.stdout)
+        .trim()
+        .split('\n')
+        .filter((l) => !/^npm warn/.test(l))
+        .slice(-4)
+        .join(' | ');
       const status = await agentStatus(HOSTS[0]!.name);
       throw new Error(`podnet apply failed (exit ${apply.code}): ${why}${status?.error ? ` | agent: ${status.error}` : ''}`);
     }
@@ -103,7 +120,9 @@ class PodnetMode implements Mode {
       const s = await agentStatus(h.name);
       if (!s) throw new Error(`${h.name}: no agent status after apply`);
       if (s.datapath !== this.opts.expect || s.state === 'failed') {
-        throw new Error(`${h.name}: agent runs datapath ${s.datapath ?? 'none'} (state ${s.state}${s.error ? `: ${s.error}` : ''}), wanted ${this.opts.expect}`);
+        throw new Error(
+          `${h.name}: agent runs datapath ${s.datapath ?? 'none'} (state ${s.state}${s.error ? `: ${s.error}` : ''}), wanted ${this.opts.expect}`,
+        );
       }
       facts[`${h.name}.datapath`] = s.datapath;
       facts[`${h.name}.passedOver`] = s.passedOver;
@@ -140,11 +159,14 @@ class PodnetMode implements Mode {
     // to remove: the footprint check then reports it.
     const notes: string[] = [];
     for (const h of HOSTS) {
-      const r2 = await hostShQuiet(h.name, [
-        'tc qdisc show dev eth0 | grep -q clsact || exit 0',
-        '[ -z "$(tc filter show dev eth0 ingress)$(tc filter show dev eth0 egress)" ] || exit 0',
-        'tc qdisc del dev eth0 clsact && echo removed',
-      ].join('\n'));
+      const r2 = await hostShQuiet(
+        h.name,
+        [
+          'tc qdisc show dev eth0 | grep -q clsact || exit 0',
+          '[ -z "$(tc filter show dev eth0 ingress)$(tc filter show dev eth0 egress)" ] || exit 0',
+          'tc qdisc del dev eth0 clsact && echo removed',
+        ].join('\n'),
+      );
       if (r2.stdout.includes('removed')) notes.push(`${h.name}: podnet destroy left an empty clsact qdisc on eth0 (removed)`);
     }
     return notes;
@@ -164,8 +186,10 @@ const MASQ_TABLE = 'dpbench_flannel';
  * conntrack for every packet of the host, and podnet's modes have one.
  */
 function masqTable(h: BenchHost): string {
-  return renderNftTable({ network: 'dpbench', clusterCidr: CLUSTER_CIDR, podCidr: podSubnetOf(h), ipMasq: true })
-    .replace(/^table ip \S+/, `table ip ${MASQ_TABLE}`);
+  return renderNftTable({ network: 'dpbench', clusterCidr: CLUSTER_CIDR, podCidr: podSubnetOf(h), ipMasq: true }).replace(
+    /^table ip \S+/,
+    `table ip ${MASQ_TABLE}`,
+  );
 }
 
 /** subnet.env (as flannel writes it: the pods' MTU comes from here), masquerade rules and ip_forward, remembered. */
@@ -200,17 +224,20 @@ class VxlanMode implements Mode {
     try {
       for (const h of HOSTS) {
         const p = peerOf(h);
-        await hostSh(h.name, [
-          'set -e',
-          handBase(h, 1450),
-          // flannel's vxlan backend: VNI 1, port 8472, no learning, static FDB and neighbour entries.
-          `ip link add flannel.1 address ${vtepMac(h)} type vxlan id 1 local ${h.address} dev eth0 dstport 8472 nolearning`,
-          'ip link set flannel.1 mtu 1450 up',
-          `ip addr add 10.244.${h.index}.0/32 dev flannel.1`,
-          `ip neigh replace 10.244.${p.index}.0 lladdr ${vtepMac(p)} dev flannel.1 nud permanent`,
-          `bridge fdb append ${vtepMac(p)} dev flannel.1 dst ${p.address}`,
-          `ip route add ${podSubnetOf(p)} via 10.244.${p.index}.0 dev flannel.1 onlink`,
-        ].join('\n'));
+        await hostSh(
+          h.name,
+          [
+            'set -e',
+            handBase(h, 1450),
+            // flannel's vxlan backend: VNI 1, port 8472, no learning, static FDB and neighbour entries.
+            `ip link add flannel.1 address ${vtepMac(h)} type vxlan id 1 local ${h.address} dev eth0 dstport 8472 nolearning`,
+            'ip link set flannel.1 mtu 1450 up',
+            `ip addr add 10.244.${h.index}.0/32 dev flannel.1`,
+            `ip neigh replace 10.244.${p.index}.0 lladdr ${vtepMac(p)} dev flannel.1 nud permanent`,
+            `bridge fdb append ${vtepMac(p)} dev flannel.1 dst ${p.address}`,
+            `ip route add ${podSubnetOf(p)} via 10.244.${p.index}.0 dev flannel.1 onlink`,
+          ].join('\n'),
+        );
       }
       await addPods();
       const [a, b] = HOSTS as [BenchHost, BenchHost];
@@ -239,23 +266,38 @@ class OpenvpnMode implements Mode {
     try {
       for (const h of HOSTS) {
         const p = peerOf(h);
-        await hostSh(h.name, [
-          'set -e',
-          handBase(h, 1450),
-          // A service of the host's own systemd: stopping it closes the tun, which takes its routes.
-          [`systemd-run --unit=${this.unit} --collect --quiet openvpn --dev ovpn0 --dev-type tun --proto udp`,
-            `--local ${h.address} --lport 1194 --remote ${p.address} --rport 1194`,
-            `--ifconfig 10.244.${h.index}.0 10.244.${p.index}.0 --route 10.244.${p.index}.0 255.255.255.0 --tun-mtu 1450`,
-            '--cipher none --auth none --data-ciphers none --verb 1'].join(' '),
-        ].join('\n'));
+        await hostSh(
+          h.name,
+          [
+            'set -e',
+            handBase(h, 1450),
+            // A service of the host's own systemd: stopping it closes the tun, which takes its routes.
+            [
+              `systemd-run --unit=${this.unit} --collect --quiet openvpn --dev ovpn0 --dev-type tun --proto udp`,
+              `--local ${h.address} --lport 1194 --remote ${p.address} --rport 1194`,
+              `--ifconfig 10.244.${h.index}.0 10.244.${p.index}.0 --route 10.244.${p.index}.0 255.255.255.0 --tun-mtu 1450`,
+              '--cipher none --auth none --data-ciphers none --verb 1',
+            ].join(' '),
+          ].join('\n'),
+        );
       }
       // Wait for the tunnels and their routes.
       for (const h of HOSTS) {
         const p = peerOf(h);
-        await hostSh(h.name, `for i in $(seq 100); do ip -4 route show ${podSubnetOf(p)} | grep -q ovpn0 && exit 0; sleep 0.1; done; journalctl -u ${this.unit} --no-pager | tail -5; exit 1`, 20_000);
+        await hostSh(
+          h.name,
+          `for i in $(seq 100); do ip -4 route show ${podSubnetOf(p)} | grep -q ovpn0 && exit 0; sleep 0.1; done; journalctl -u ${this.unit} --no-pager | tail -5; exit 1`,
+          20_000,
+        );
       }
       await addPods();
-      const daemons = await Promise.all(HOSTS.map(async (h) => ({ host: h.name, pid: Number((await hostSh(h.name, `systemctl show -p MainPID --value ${this.unit}`)).trim()), what: 'openvpn' })));
+      const daemons = await Promise.all(
+        HOSTS.map(async (h) => ({
+          host: h.name,
+          pid: Number((await hostSh(h.name, `systemctl show -p MainPID --value ${this.unit}`)).trim()),
+          what: 'openvpn',
+        })),
+      );
       const version = (await hostSh(HOSTS[0]!.name, 'openvpn --version | head -1')).trim();
       const [a, b] = HOSTS as [BenchHost, BenchHost];
       return { daemons, facts: { version, route: (await hostSh(a.name, `ip -4 route show ${podSubnetOf(b)}`)).trim() } };
@@ -268,7 +310,11 @@ class OpenvpnMode implements Mode {
   async down(): Promise<string[]> {
     await delPods();
     for (const h of HOSTS) {
-      if (this.unit) await hostShQuiet(h.name, `systemctl stop ${this.unit} 2>/dev/null; for i in $(seq 50); do ip link show ovpn0 >/dev/null 2>&1 || break; sleep 0.1; done`);
+      if (this.unit)
+        await hostShQuiet(
+          h.name,
+          `systemctl stop ${this.unit} 2>/dev/null; for i in $(seq 50); do ip link show ovpn0 >/dev/null 2>&1 || break; sleep 0.1; done`,
+        );
       await hostShQuiet(h.name, HAND_BASE_DOWN);
     }
     return [];
@@ -280,7 +326,11 @@ export function makeModes(): Record<ModeId, Mode> {
     underlay: new PodnetMode('underlay', 'underlay routing (podnet directRouting)', { directRouting: true, expect: 'ebpf' }),
     vxlan: new VxlanMode(),
     ebpf: new PodnetMode('ebpf', 'podnet ebpf (datapath auto)', { directRouting: false, expect: 'ebpf' }),
-    userspace: new PodnetMode('userspace', 'podnet userspace (node override)', { directRouting: false, nodeDatapath: 'userspace', expect: 'userspace' }),
+    userspace: new PodnetMode('userspace', 'podnet userspace (node override)', {
+      directRouting: false,
+      nodeDatapath: 'userspace',
+      expect: 'userspace',
+    }),
     openvpn: new OpenvpnMode(),
   };
 }
@@ -291,17 +341,20 @@ export function makeModes(): Record<ModeId, Mode> {
  * after every teardown with the same text taken right after the lab came up.
  */
 export async function hostFootprint(host: string): Promise<string> {
-  return hostSh(host, [
-    "ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort",
-    'ip -4 route show table main',
-    'ip netns list',
-    'nft list ruleset',
-    'tc qdisc show dev eth0',
-    'tc filter show dev eth0 ingress 2>/dev/null',
-    'sysctl -n net.ipv4.ip_forward',
-    'ls /run/flannel 2>/dev/null',
-    "systemctl list-units --no-legend --plain 'podnet*' 'dpbench*' | awk '{print $1, $3, $4}'",
-  ].join('; echo --; '));
+  return hostSh(
+    host,
+    [
+      "ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort",
+      'ip -4 route show table main',
+      'ip netns list',
+      'nft list ruleset',
+      'tc qdisc show dev eth0',
+      'tc filter show dev eth0 ingress 2>/dev/null',
+      'sysctl -n net.ipv4.ip_forward',
+      'ls /run/flannel 2>/dev/null',
+      "systemctl list-units --no-legend --plain 'podnet*' 'dpbench*' | awk '{print $1, $3, $4}'",
+    ].join('; echo --; '),
+  );
 }
 
 /** Waits a moment between modes so one mode's teardown does not overlap the next's traffic. */

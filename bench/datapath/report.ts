@@ -4,15 +4,23 @@ import type { ModeId } from './modes';
 import { median, round } from './util';
 
 export interface RunRecord {
-  round: number; mode: ModeId; startedAt: string; seconds?: number;
-  facts?: Record<string, unknown>; tcp?: TcpResult; udp?: UdpResult; after?: Record<string, unknown>; error?: string;
+  round: number;
+  mode: ModeId;
+  startedAt: string;
+  seconds?: number;
+  facts?: Record<string, unknown>;
+  tcp?: TcpResult;
+  udp?: UdpResult;
+  after?: Record<string, unknown>;
+  error?: string;
   /** What the mode's own teardown left and the benchmark removed. */
   leftovers?: string[];
 }
 
 export interface ModeSummary {
   mode: ModeId;
-  runs: number; ok: number;
+  runs: number;
+  ok: number;
   gbps: number | null;
   /** each run's figure, in round order */
   gbpsRuns: number[];
@@ -47,7 +55,9 @@ function attributedCores(t: TcpResult): number {
 
 function rssOf(after: Record<string, unknown> | undefined): number | undefined {
   if (!after) return undefined;
-  const v = Object.entries(after).filter(([k, x]) => k.endsWith('.agentRssMb') && typeof x === 'number').map(([, x]) => x as number);
+  const v = Object.entries(after)
+    .filter(([k, x]) => k.endsWith('.agentRssMb') && typeof x === 'number')
+    .map(([, x]) => x as number);
   return v.length ? Math.max(...v) : undefined;
 }
 
@@ -58,7 +68,9 @@ export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], 
     const ok = all.filter((r) => r.tcp && r.udp && !r.error);
     const per = (f: (r: RunRecord) => number | undefined): number | null => median(ok.map(f).filter((x): x is number => x !== undefined));
     out[m] = {
-      mode: m, runs: all.length, ok: ok.length,
+      mode: m,
+      runs: all.length,
+      ok: ok.length,
       gbps: per((r) => r.tcp!.gbps),
       gbpsRuns: ok.map((r) => round(r.tcp!.gbps, 3)!),
       pps: per((r) => r.udp!.pps),
@@ -73,18 +85,32 @@ export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], 
     };
   }
   const g = (m: ModeId): number | null => out[m]?.gbps ?? null;
-  const ratio = (a: ModeId, b: ModeId): number | null => { const x = g(a); const y = g(b); return x !== null && y ? x / y : null; };
+  const ratio = (a: ModeId, b: ModeId): number | null => {
+    const x = g(a);
+    const y = g(b);
+    return x !== null && y ? x / y : null;
+  };
   const paired = (a: ModeId, b: ModeId): number | null => {
     const rounds = [...new Set(runs.map((r) => r.round))];
     const ok = (m: ModeId, n: number): RunRecord | undefined => runs.find((r) => r.mode === m && r.round === n && r.tcp && !r.error);
-    return median(rounds.flatMap((n) => { const x = ok(a, n); const y = ok(b, n); return x && y ? [x.tcp!.gbps / y.tcp!.gbps] : []; }));
+    return median(
+      rounds.flatMap((n) => {
+        const x = ok(a, n);
+        const y = ok(b, n);
+        return x && y ? [x.tcp!.gbps / y.tcp!.gbps] : [];
+      }),
+    );
   };
   const ebpfOverVxlan = ratio('ebpf', 'vxlan');
   const userspaceOverOpenvpn = ratio('userspace', 'openvpn');
   return {
     modes: out,
     ratios: { ebpfOverVxlan, userspaceOverOpenvpn, underlayOverVxlan: ratio('underlay', 'vxlan') },
-    pairedRatios: { ebpfOverVxlan: paired('ebpf', 'vxlan'), userspaceOverOpenvpn: paired('userspace', 'openvpn'), underlayOverVxlan: paired('underlay', 'vxlan') },
+    pairedRatios: {
+      ebpfOverVxlan: paired('ebpf', 'vxlan'),
+      userspaceOverOpenvpn: paired('userspace', 'openvpn'),
+      underlayOverVxlan: paired('underlay', 'vxlan'),
+    },
     targets: {
       ebpfOverVxlan: { target: 1.0, met: ebpfOverVxlan === null ? null : ebpfOverVxlan >= 1.0 },
       userspaceOverOpenvpn: { target: 1.5, met: userspaceOverOpenvpn === null ? null : userspaceOverOpenvpn >= 1.5 },
@@ -104,7 +130,16 @@ const fmt = (x: number | null | undefined, d = 2): string => (x === null || x ==
 
 export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number; udpSeconds: number; affinity?: string }): string {
   const vx = s.modes.vxlan?.gbps ?? null;
-  const head = ['mode', 'TCP Gbit/s', 'runs', '/ vxlan', 'UDP 64 B kpps', 'CPU cores per Gbit/s', 'machine cores per Gbit/s', 'agent RSS MB'];
+  const head = [
+    'mode',
+    'TCP Gbit/s',
+    'runs',
+    '/ vxlan',
+    'UDP 64 B kpps',
+    'CPU cores per Gbit/s',
+    'machine cores per Gbit/s',
+    'agent RSS MB',
+  ];
   const rows = (Object.values(s.modes) as ModeSummary[]).map((m) => [
     LABELS[m.mode],
     m.unavailable ? 'n/a' : fmt(m.gbps),
@@ -117,10 +152,16 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
   ]);
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
   lines.push('');
-  lines.push(`medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}; iperf3 ${o.affinity ? `-A ${o.affinity}` : 'not pinned'}`);
+  lines.push(
+    `medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}; iperf3 ${o.affinity ? `-A ${o.affinity}` : 'not pinned'}`,
+  );
   const met = (t: { met: boolean | null }): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met');
-  lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${met(s.targets.ebpfOverVxlan)}); per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`);
-  lines.push(`d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${met(s.targets.userspaceOverOpenvpn)}); per-round median ${fmt(s.pairedRatios.userspaceOverOpenvpn)}`);
+  lines.push(
+    `c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${met(s.targets.ebpfOverVxlan)}); per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`,
+  );
+  lines.push(
+    `d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${met(s.targets.userspaceOverOpenvpn)}); per-round median ${fmt(s.pairedRatios.userspaceOverOpenvpn)}`,
+  );
   lines.push(`a/b (underlay / vxlan) = ${fmt(s.ratios.underlayOverVxlan)}; per-round median ${fmt(s.pairedRatios.underlayOverVxlan)}`);
   for (const m of Object.values(s.modes) as ModeSummary[]) {
     if (m.unavailable) lines.push(`${m.mode}: unavailable: ${m.unavailable}`);

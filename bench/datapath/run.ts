@@ -13,7 +13,14 @@ import { summarize, renderTable, jsonLine, type RunRecord } from './report';
 import { HOSTS, HOST_A, HOST_B, LAB, OUT_DIR, POD, log } from './util';
 import { podExec } from '../../src/lab';
 
-interface Options { rounds: number; tcpSeconds: number; udpSeconds: number; modes: ModeId[]; quick: boolean; affinity?: string }
+interface Options {
+  rounds: number;
+  tcpSeconds: number;
+  udpSeconds: number;
+  modes: ModeId[];
+  quick: boolean;
+  affinity?: string;
+}
 
 const USAGE = `usage: npx tsx bench/datapath/run.ts [--quick] [--rounds N] [--time S] [--udp-time S] [--modes a,b,...]
   --quick        1 round, TCP -t 2, UDP -t 1 (about a minute)
@@ -24,11 +31,26 @@ const USAGE = `usage: npx tsx bench/datapath/run.ts [--quick] [--rounds N] [--ti
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
-  const o: Options = { rounds: quick ? 1 : 3, tcpSeconds: quick ? 2 : 5, udpSeconds: quick ? 1 : 5, modes: [...MODE_IDS], quick, ...(cpus().length >= 2 ? { affinity: '0,1' } : {}) };
+  const o: Options = {
+    rounds: quick ? 1 : 3,
+    tcpSeconds: quick ? 2 : 5,
+    udpSeconds: quick ? 1 : 5,
+    modes: [...MODE_IDS],
+    quick,
+    ...(cpus().length >= 2 ? { affinity: '0,1' } : {}),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const val = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`); return v; };
-    const num = (): number => { const n = Number(val()); if (!Number.isInteger(n) || n < 1 || n > 60) throw new Error(`${a}: 1..60\n${USAGE}`); return n; };
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      return v;
+    };
+    const num = (): number => {
+      const n = Number(val());
+      if (!Number.isInteger(n) || n < 1 || n > 60) throw new Error(`${a}: 1..60\n${USAGE}`);
+      return n;
+    };
     if (a === '--quick') continue;
     else if (a === '--rounds') o.rounds = num();
     else if (a === '--time') o.tcpSeconds = num();
@@ -38,24 +60,47 @@ function parseArgs(argv: string[]): Options {
       if (v === 'none') delete o.affinity;
       else if (/^\d+,\d+$/.test(v)) o.affinity = v;
       else throw new Error(`--affinity wants C,S (CPU numbers) or none\n${USAGE}`);
-    }
-    else if (a === '--modes') {
-      o.modes = val().split(',').map((m) => m.trim()) as ModeId[];
+    } else if (a === '--modes') {
+      o.modes = val()
+        .split(',')
+        .map((m) => m.trim()) as ModeId[];
       const bad = o.modes.filter((m) => !MODE_IDS.includes(m));
       if (bad.length) throw new Error(`unknown mode(s) ${bad.join(', ')}\n${USAGE}`);
-    } else if (a === '--help' || a === '-h') { process.stdout.write(USAGE + '\n'); process.exit(0); }
-    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   return o;
 }
 
 function machine(): Record<string, unknown> {
-  const sh = (cmd: string, args: string[]): string => { try { return execFileSync(cmd, args, { encoding: 'utf8' }).trim(); } catch { return ''; } };
+  const sh = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
   const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '';
-  return { nproc: Number(sh('nproc', [])), model, kernel: sh('uname', ['-r']), node: process.version, iperf3: sh('iperf3', ['--version']).split('\n')[0] };
+  return {
+    nproc: Number(sh('nproc', [])),
+    model,
+    kernel: sh('uname', ['-r']),
+    node: process.version,
+    iperf3: sh('iperf3', ['--version']).split('\n')[0],
+  };
 }
 
-const uptime = (): string => { try { return execFileSync('uptime', [], { encoding: 'utf8' }).trim(); } catch { return `load average: ${loadavg().map((x) => x.toFixed(2)).join(', ')}`; } };
+const uptime = (): string => {
+  try {
+    return execFileSync('uptime', [], { encoding: 'utf8' }).trim();
+  } catch {
+    return `load average: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ')}`;
+  }
+};
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
@@ -63,14 +108,23 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   const loadStart = uptime();
   log(`machine: ${JSON.stringify(machine())}; ${loadStart}`);
-  log(`plan: ${opts.rounds} round(s) x [${opts.modes.join(', ')}], TCP -t ${opts.tcpSeconds}, UDP 64 B -t ${opts.udpSeconds}, iperf3 ${opts.affinity ? `-A ${opts.affinity}` : 'not pinned'}`);
+  log(
+    `plan: ${opts.rounds} round(s) x [${opts.modes.join(', ')}], TCP -t ${opts.tcpSeconds}, UDP 64 B -t ${opts.udpSeconds}, iperf3 ${opts.affinity ? `-A ${opts.affinity}` : 'not pinned'}`,
+  );
 
-  if (readLab(LAB)) { log(`lab '${LAB}' is up from an earlier run: taking it down first`); await labDown(LAB, log); }
+  if (readLab(LAB)) {
+    log(`lab '${LAB}' is up from an earlier run: taking it down first`);
+    await labDown(LAB, log);
+  }
   const runs: RunRecord[] = [];
   const unavailable = new Map<ModeId, string>();
   let stopping = false;
   let interrupted = false;
-  const onSignal = (sig: string): void => { log(`${sig}: finishing the current step, then taking the lab down`); stopping = true; interrupted = true; };
+  const onSignal = (sig: string): void => {
+    log(`${sig}: finishing the current step, then taking the lab down`);
+    stopping = true;
+    interrupted = true;
+  };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
@@ -116,7 +170,8 @@ async function main(): Promise<number> {
             if (notes.length) rec.leftovers = notes;
             for (const h of HOSTS) {
               const now = await hostFootprint(h.name);
-              if (now !== clean.get(h.name)) throw new Error(`${h.name} is not as before the mode:\n--- before\n${clean.get(h.name)}\n--- after\n${now}`);
+              if (now !== clean.get(h.name))
+                throw new Error(`${h.name} is not as before the mode:\n--- before\n${clean.get(h.name)}\n--- after\n${now}`);
             }
           } catch (err) {
             // A mode that cannot be torn down would spoil every later one: stop here.
@@ -162,7 +217,12 @@ async function main(): Promise<number> {
   return runs.some((r) => r.error && !unavailable.has(r.mode)) ? 1 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench:datapath: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:datapath: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -86,9 +86,18 @@ export type PlanArgs =
 
 export function parsePlanArgs(argv: string[]): Parsed<PlanArgs> {
   if (argv.includes('--offline')) {
-    const v = parse(argv, { offline: { type: 'boolean' }, manifest: { type: 'string' }, node: { type: 'string', multiple: true }, json: { type: 'boolean' } }, PLAN_USAGE);
+    const v = parse(
+      argv,
+      { offline: { type: 'boolean' }, manifest: { type: 'string' }, node: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+      PLAN_USAGE,
+    );
     if (v === HELP) return HELP;
-    return { mode: 'offline', ...(str(v, 'manifest') ? { manifest: str(v, 'manifest') } : {}), nodes: (v.node as string[] | undefined) ?? [], view: view(v) };
+    return {
+      mode: 'offline',
+      ...(str(v, 'manifest') ? { manifest: str(v, 'manifest') } : {}),
+      nodes: (v.node as string[] | undefined) ?? [],
+      view: view(v),
+    };
   }
   const v = parse(argv, { ...ENGINE_OPTIONS, 'detailed-exitcode': { type: 'boolean' } }, PLAN_USAGE);
   if (v === HELP) return HELP;
@@ -109,7 +118,8 @@ export function parseDuration(text: string, option: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-const lockTimeout = (v: Values): number => (str(v, 'lock-timeout') === undefined ? 0 : parseDuration(str(v, 'lock-timeout')!, '--lock-timeout'));
+const lockTimeout = (v: Values): number =>
+  str(v, 'lock-timeout') === undefined ? 0 : parseDuration(str(v, 'lock-timeout')!, '--lock-timeout');
 
 export const APPLY_USAGE = `usage: podnet apply [options]
 
@@ -175,11 +185,23 @@ export type DestroyArgs =
 
 export function parseDestroyArgs(argv: string[]): Parsed<DestroyArgs> {
   if (argv.includes('--address')) {
-    const v = parse(argv, {
-      network: { type: 'string' }, node: { type: 'string' }, address: { type: 'string' }, 'ssh-user': { type: 'string' }, 'ssh-port': { type: 'string' },
-      'ssh-key': { type: 'string' }, 'known-hosts': { type: 'string' }, lab: { type: 'string' }, 'if-revision': { type: 'string' }, json: { type: 'boolean' },
-      'lock-timeout': { type: 'string' },
-    }, DESTROY_USAGE);
+    const v = parse(
+      argv,
+      {
+        network: { type: 'string' },
+        node: { type: 'string' },
+        address: { type: 'string' },
+        'ssh-user': { type: 'string' },
+        'ssh-port': { type: 'string' },
+        'ssh-key': { type: 'string' },
+        'known-hosts': { type: 'string' },
+        lab: { type: 'string' },
+        'if-revision': { type: 'string' },
+        json: { type: 'boolean' },
+        'lock-timeout': { type: 'string' },
+      },
+      DESTROY_USAGE,
+    );
     if (v === HELP) return HELP;
     const [network, node, address] = [str(v, 'network'), str(v, 'node'), str(v, 'address')];
     if (!network || !node || !address) throw new CliError(`--network, --node and --address go together\n\n${DESTROY_USAGE}`);
@@ -188,9 +210,17 @@ export function parseDestroyArgs(argv: string[]): Parsed<DestroyArgs> {
     if (!isValidNodeName(node)) throw new CliError(`--node ${JSON.stringify(node)}: not a valid node name`);
     if (parseIpv4(address) === undefined) throw new CliError(`--address ${JSON.stringify(address)}: not an IPv4 address`);
     const sshPort = Number(str(v, 'ssh-port') ?? 22);
-    if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) throw new CliError(`--ssh-port ${JSON.stringify(str(v, 'ssh-port'))}: must be 1-65535`);
+    if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535)
+      throw new CliError(`--ssh-port ${JSON.stringify(str(v, 'ssh-port'))}: must be 1-65535`);
     return {
-      mode: 'address', network, node, address, sshUser: str(v, 'ssh-user') ?? 'root', sshPort, view: view(v), lockTimeoutMs: lockTimeout(v),
+      mode: 'address',
+      network,
+      node,
+      address,
+      sshUser: str(v, 'ssh-user') ?? 'root',
+      sshPort,
+      view: view(v),
+      lockTimeoutMs: lockTimeout(v),
       ...(str(v, 'ssh-key') ? { sshKey: str(v, 'ssh-key') } : {}),
       ...(str(v, 'known-hosts') ? { knownHosts: str(v, 'known-hosts') } : {}),
       ...(str(v, 'lab') ? { lab: str(v, 'lab') } : {}),
@@ -199,7 +229,12 @@ export function parseDestroyArgs(argv: string[]): Parsed<DestroyArgs> {
   }
   const v = parse(argv, { ...ENGINE_OPTIONS, 'if-revision': { type: 'string' }, 'lock-timeout': { type: 'string' } }, DESTROY_USAGE);
   if (v === HELP) return HELP;
-  return { mode: 'manifest', engine: engineArgs(v), ...(str(v, 'if-revision') ? { ifRevision: str(v, 'if-revision') } : {}), lockTimeoutMs: lockTimeout(v) };
+  return {
+    mode: 'manifest',
+    engine: engineArgs(v),
+    ...(str(v, 'if-revision') ? { ifRevision: str(v, 'if-revision') } : {}),
+    lockTimeoutMs: lockTimeout(v),
+  };
 }
 
 export const FORCE_UNLOCK_USAGE = `usage: podnet force-unlock --node NAME [options] LOCK_ID
@@ -220,6 +255,7 @@ export function parseForceUnlockArgs(argv: string[]): Parsed<ForceUnlockArgs> {
   if (values.values.help) return HELP;
   const engine = engineArgs(values.values as Values);
   if (engine.nodes.length !== 1) throw new CliError(`force-unlock works on one host: give exactly one --node\n\n${FORCE_UNLOCK_USAGE}`);
-  if (values.positionals.length !== 1 || !/^[A-Za-z0-9-]{1,64}$/.test(values.positionals[0]!)) throw new CliError(`give the lock's id (the locked error prints it)\n\n${FORCE_UNLOCK_USAGE}`);
+  if (values.positionals.length !== 1 || !/^[A-Za-z0-9-]{1,64}$/.test(values.positionals[0]!))
+    throw new CliError(`give the lock's id (the locked error prints it)\n\n${FORCE_UNLOCK_USAGE}`);
   return { engine, node: engine.nodes[0]!, lockId: values.positionals[0]! };
 }

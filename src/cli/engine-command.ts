@@ -40,15 +40,20 @@ export async function withEngine(args: EngineArgs, body: (ctx: EngineContext) =>
     if (code !== undefined) return code;
   }
   const { manifest } = readManifestFile(args.manifest);
-  const session = new EngineSession(manifest, {
-    ...labSshOverrides(args.lab),
-    ...(args.sshKey ? { privateKeyPath: args.sshKey } : {}),
-    ...(args.knownHosts ? { knownHostsPath: args.knownHosts } : {}),
-    ...(args.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-  }, args.parallel);
+  const session = new EngineSession(
+    manifest,
+    {
+      ...labSshOverrides(args.lab),
+      ...(args.sshKey ? { privateKeyPath: args.sshKey } : {}),
+      ...(args.knownHosts ? { knownHostsPath: args.knownHosts } : {}),
+      ...(args.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+    },
+    args.parallel,
+  );
   const declared = session.declaredNetwork();
   for (const name of args.nodes) {
-    if (!declared.nodes.some((n) => n.name === name)) throw new CliError(`node '${name}' is not in network '${declared.name}' (nodes: ${declared.nodes.map((n) => n.name).join(', ')})`);
+    if (!declared.nodes.some((n) => n.name === name))
+      throw new CliError(`node '${name}' is not in network '${declared.name}' (nodes: ${declared.nodes.map((n) => n.name).join(', ')})`);
   }
   const nodes = args.nodes.length ? declared.nodes.filter((n) => args.nodes.includes(n.name)) : declared.nodes;
   let artifacts: ArtifactSet | undefined;

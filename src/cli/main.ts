@@ -50,10 +50,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     if (err instanceof CliError) process.stderr.write(`podnet: ${err.message}\n`);
-    else process.stderr.write(`podnet: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    else process.stderr.write(`podnet: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   },
 );

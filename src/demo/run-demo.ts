@@ -30,7 +30,11 @@ function show(text: string): void {
 function sh(file: string, args: string[], opts: { cwd?: string; passStderr?: boolean } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = execFile(file, args, { cwd: opts.cwd ?? root, maxBuffer: 16 << 20, timeout: 180_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      resolve({
+        code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+        stdout: String(stdout),
+        stderr: String(stderr),
+      });
     });
     // The CLI's per-host progress lines go to stderr: show them live.
     if (opts.passStderr) child.stderr?.on('data', (d: Buffer) => process.stdout.write(String(d).replace(/^(?=.)/gm, '    > ')));
@@ -71,14 +75,24 @@ async function main(): Promise<number> {
     step('Plan against the live hosts');
     const plan = await podnet(['plan', '--manifest', manifest, '--lab', LAB, '--detailed-exitcode']);
     expectCode('plan', plan, 2);
-    show(plan.stdout.split('\n').filter((l) => l.startsWith('#') || l.includes('route') || l.startsWith('plan:')).join('\n'));
+    show(
+      plan.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('#') || l.includes('route') || l.startsWith('plan:'))
+        .join('\n'),
+    );
     ok('plan shows the agent, unit and routes to install (exit 2: changes pending)');
 
-    step("Apply: ship the agent over SSH (it runs on the host's Node.js, or podnet ships one), start it under systemd, wait for convergence");
+    step(
+      "Apply: ship the agent over SSH (it runs on the host's Node.js, or podnet ships one), start it under systemd, wait for convergence",
+    );
     const t0 = Date.now();
     const apply = await podnet(['apply', '--manifest', manifest, '--lab', LAB], true);
     expectCode('apply', apply, 0);
-    ok(`${apply.stdout.trim()} in ${((Date.now() - t0) / 1000).toFixed(1)} s`, 'apply installs and starts the agent on every host over SSH');
+    ok(
+      `${apply.stdout.trim()} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      'apply installs and starts the agent on every host over SSH',
+    );
     const route = await labExec(LAB, 'node1', ['ip', '-4', 'route']);
     show(route.stdout);
     const status = await labExec(LAB, 'node1', [RUNTIME_PATH, AGENT_BUNDLE_PATH, 'status', '--network', 'cluster']);
@@ -93,13 +107,26 @@ async function main(): Promise<number> {
     const capture = sh('ip', ['netns', 'exec', `${LAB}-sw`, 'timeout', '6', 'tcpdump', '-ni', 'h1', '-c', '2', 'ip proto 4']);
     await new Promise((r) => setTimeout(r, 700));
     const ping = await podExec(LAB, 'node1', 'web', ['ping', '-c', '3', '-W', '2', '10.244.2.2']);
-    show(ping.stdout.split('\n').filter((l) => /received|rtt/.test(l)).join('\n'));
+    show(
+      ping.stdout
+        .split('\n')
+        .filter((l) => /received|rtt/.test(l))
+        .join('\n'),
+    );
     if (!ping.stdout.includes(' 0% packet loss')) throw new Error('pod-to-pod ping lost packets');
     const captured = (await capture).stdout;
-    show(captured.split('\n').filter((l) => l.includes('IP 192')).join('\n'));
+    show(
+      captured
+        .split('\n')
+        .filter((l) => l.includes('IP 192'))
+        .join('\n'),
+    );
     const ping2 = await podExec(LAB, 'master', 'web', ['ping', '-c', '2', '-W', '2', '10.244.1.2']);
     if (!ping2.stdout.includes(' 0% packet loss')) throw new Error('master -> node1 pod ping lost packets');
-    ok('10.244.1.2 -> 10.244.2.2 and 10.244.0.2 -> 10.244.1.2, 0% loss, carried as IP-in-IP', 'pods on different nodes reach each other through IPIP (tcpdump: outer 192.168.0.81 > 192.168.0.82, protocol 4)');
+    ok(
+      '10.244.1.2 -> 10.244.2.2 and 10.244.0.2 -> 10.244.1.2, 0% loss, carried as IP-in-IP',
+      'pods on different nodes reach each other through IPIP (tcpdump: outer 192.168.0.81 > 192.168.0.82, protocol 4)',
+    );
 
     step('Drift check: everything as declared');
     const drift = await podnet(['drift', '--manifest', manifest, '--lab', LAB]);
@@ -108,15 +135,27 @@ async function main(): Promise<number> {
     ok('podnet drift exits 0', 'drift reports in sync (exit 0) after apply');
 
     step('Break it: delete a route on node1 by hand; the agent puts it back');
-    const repair = await labExec(LAB, 'node1', ['sh', '-c', 'ip route del 10.244.2.0/24; t0=$(date +%s%N); for i in $(seq 100); do ip route show 10.244.2.0/24 | grep -q via && { echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; }; sleep 0.01; done; exit 1']);
+    const repair = await labExec(LAB, 'node1', [
+      'sh',
+      '-c',
+      'ip route del 10.244.2.0/24; t0=$(date +%s%N); for i in $(seq 100); do ip route show 10.244.2.0/24 | grep -q via && { echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; }; sleep 0.01; done; exit 1',
+    ]);
     expectCode('route repair', repair, 0);
-    ok(`route 10.244.2.0/24 restored after ${repair.stdout.trim()} ms`, `the agent repaired a hand-deleted route in ${repair.stdout.trim()} ms`);
+    ok(
+      `route 10.244.2.0/24 restored after ${repair.stdout.trim()} ms`,
+      `the agent repaired a hand-deleted route in ${repair.stdout.trim()} ms`,
+    );
 
     step("Break it harder: stop node2's agent by hand; drift catches it");
     await labExec(LAB, 'node2', ['systemctl', 'stop', 'podnet-cluster.service']);
     const drift2 = await podnet(['drift', '--manifest', manifest, '--lab', LAB]);
     expectCode('drift after stop', drift2, 2);
-    show(drift2.stdout.split('\n').filter((l) => l.startsWith('node2') || l.startsWith('  ') || l.startsWith('network')).join('\n'));
+    show(
+      drift2.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('node2') || l.startsWith('  ') || l.startsWith('network'))
+        .join('\n'),
+    );
     ok('podnet drift exits 2 and names agent-not-running on node2', 'drift catches a stopped agent (exit 2)');
 
     step('Repair with apply');
@@ -141,7 +180,9 @@ async function main(): Promise<number> {
     await labDown(LAB);
     rmSync(work, { recursive: true, force: true });
     ok('namespaces, mounts and hosts removed');
-    process.stdout.write(`\n\x1b[1mWhat this demo proved (${((Date.now() - started) / 1000).toFixed(0)} s):\x1b[0m\n${proofs.map((p) => `  - ${p}`).join('\n')}\n`);
+    process.stdout.write(
+      `\n\x1b[1mWhat this demo proved (${((Date.now() - started) / 1000).toFixed(0)} s):\x1b[0m\n${proofs.map((p) => `  - ${p}`).join('\n')}\n`,
+    );
   }
 }
 

@@ -27,7 +27,6 @@ import type { ArtifactSet } from './artifacts';
 import type { EngineSession, HostSnapshot } from './session';
 import { acquireHostLock, releaseHostLock, type HostLock } from './host-lock';
 
-
 /** One step of a host's apply and how long it took, for finding where a slow apply went. */
 export interface ApplyStep {
   /** What was done, e.g. `uploaded node runtime`, `wrote podnet-agent.js, cluster.json`, `restart`, `converged`. */
@@ -45,7 +44,8 @@ interface ApplyHostOutcome {
   readonly seconds: number;
 }
 
-export type ApplyHostResult = (ApplyHostOutcome & { readonly ok: true }) | (ApplyHostOutcome & { readonly ok: false; readonly error: HostError });
+export type ApplyHostResult =
+  (ApplyHostOutcome & { readonly ok: true }) | (ApplyHostOutcome & { readonly ok: false; readonly error: HostError });
 
 /**
  * A host-side loop that waits until the agent's status shows `configHash`, converged, from a
@@ -59,23 +59,26 @@ export type ApplyHostResult = (ApplyHostOutcome & { readonly ok: true }) | (Appl
  */
 export function convergeWaitScript(path: string, configHash: string, oldPid: number | undefined, timeoutS: number): string {
   const field = (k: MatchableStatusField, v: string | number) => shQuote(statusFieldText(k, v));
-  const notOldPid = oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)}*) ;; *) printf %s "$s"; exit 0;; esac`;
-  return wholeScript([
-    `f=${shQuote(path)}`,
-    // eval keeps bash's syntax away from sh's parser; fd 3 is a pipe nobody writes: read -t naps.
-    'if [ -n "${BASH_VERSION:-}" ]; then',
-    `  eval 'exec 3<> <(:); nap() { read -r -t 0.1 -u 3 _ || :; }; slurp() { s=; [ -r "$f" ] && { IFS= read -r -d "" s < "$f" || :; }; }'`,
-    'else',
-    '  nap() { sleep 0.1; }; slurp() { s=$(cat "$f" 2>/dev/null); }',
-    'fi',
-    `i=${Math.ceil(timeoutS * 10)}`,
-    'while :; do',
-    '  slurp',
-    `  case "$s" in *${field('configHash', configHash)}*) case "$s" in *${field('state', 'converged')}*) ${notOldPid};; esac;; esac`,
-    '  i=$((i - 1)); [ "$i" -gt 0 ] || { printf %s "$s"; exit 3; }',
-    '  nap',
-    'done',
-  ].join('\n'));
+  const notOldPid =
+    oldPid === undefined ? 'printf %s "$s"; exit 0' : `case "$s" in *${field('pid', oldPid)}*) ;; *) printf %s "$s"; exit 0;; esac`;
+  return wholeScript(
+    [
+      `f=${shQuote(path)}`,
+      // eval keeps bash's syntax away from sh's parser; fd 3 is a pipe nobody writes: read -t naps.
+      'if [ -n "${BASH_VERSION:-}" ]; then',
+      `  eval 'exec 3<> <(:); nap() { read -r -t 0.1 -u 3 _ || :; }; slurp() { s=; [ -r "$f" ] && { IFS= read -r -d "" s < "$f" || :; }; }'`,
+      'else',
+      '  nap() { sleep 0.1; }; slurp() { s=$(cat "$f" 2>/dev/null); }',
+      'fi',
+      `i=${Math.ceil(timeoutS * 10)}`,
+      'while :; do',
+      '  slurp',
+      `  case "$s" in *${field('configHash', configHash)}*) case "$s" in *${field('state', 'converged')}*) ${notOldPid};; esac;; esac`,
+      '  i=$((i - 1)); [ "$i" -gt 0 ] || { printf %s "$s"; exit 3; }',
+      '  nap',
+      'done',
+    ].join('\n'),
+  );
 }
 
 /** Runs a script given on stdin with bash where the host has it, else sh. */
@@ -101,7 +104,9 @@ async function waitForConverged(conn: SshConnection, target: HostTarget, oldPid:
     if (r.code !== 0) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new ConvergeTimeoutError(`the agent did not report the new config converged within ${timeoutS} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`);
+  throw new ConvergeTimeoutError(
+    `the agent did not report the new config converged within ${timeoutS} s (last: ${last}); see journalctl -u ${unitName(target.state.network)}`,
+  );
 }
 
 /** Whether a status text read before apply shows the agent converged on `configHash`. */
@@ -116,7 +121,13 @@ function linkRuntimeCommand(target: string): string {
   return `l=$(mktemp -u ${tempPathFor(RUNTIME_PATH, 'XXXXXX')}) && ln -s ${shQuote(target)} "$l" && mv -T "$l" ${RUNTIME_PATH}`;
 }
 
-export async function applyHost(conn: SshConnection, target: HostTarget, plan: HostPlan, revision: string | undefined, oldStatus: string | undefined): Promise<ApplyHostResult> {
+export async function applyHost(
+  conn: SshConnection,
+  target: HostTarget,
+  plan: HostPlan,
+  revision: string | undefined,
+  oldStatus: string | undefined,
+): Promise<ApplyHostResult> {
   const started = Date.now();
   const steps: ApplyStep[] = [];
   let mark = Date.now();
@@ -143,7 +154,8 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     }
     // Every other file goes in one batch.
     const small: FileToWrite[] = [];
-    for (const upload of plan.uploads) small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });
+    for (const upload of plan.uploads)
+      small.push({ path: upload.remotePath, content: await readFile(upload.localPath), mode: upload.mode });
     for (const file of plan.files) small.push({ path: file.path, content: fileText(target, file.content), mode: 0o644 });
     if (revision) small.push({ path: revisionPath(target.state.network), content: `${revision}\n`, mode: 0o644 });
     if (small.length > 0) {
@@ -159,14 +171,16 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
       commands.push(`mkdir -p ${dirname(RUNTIME_PATH)} && ${linkRuntimeCommand(plan.runtime.path)} && rm -rf ${RUNTIME_CACHE_DIR}`);
       did.push(`linked ${plan.runtime.path} (${plan.runtime.version})`);
     }
-    if (plan.daemonReload) commands.push('systemctl daemon-reload'), did.push('daemon-reload');
+    if (plan.daemonReload) (commands.push('systemctl daemon-reload'), did.push('daemon-reload'));
     // Enabling only links the unit into multi-user.target.wants, read at boot: no reload needed.
-    if (plan.enable) commands.push(`systemctl --no-reload enable -q ${unit}`), did.push('enable');
+    if (plan.enable) (commands.push(`systemctl --no-reload enable -q ${unit}`), did.push('enable'));
     // A teardown request left by a destroy killed half-way must not turn this restart into a teardown.
     if (plan.service !== 'none') commands.push(`rm -f ${teardownRequestPath(target.state.network)}`);
     // A systemd older than 246 keeps a unit it once found missing cached as missing: reload once then.
-    if (plan.service === 'start') commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`), did.push('start');
-    if (plan.service === 'restart') commands.push(`systemctl restart ${unit}`), did.push('restart');
+    if (plan.service === 'start')
+      (commands.push(`{ systemctl start ${unit} 2>/dev/null || { systemctl daemon-reload && systemctl start ${unit}; }; }`),
+        did.push('start'));
+    if (plan.service === 'restart') (commands.push(`systemctl restart ${unit}`), did.push('restart'));
     if (commands.length > 0) {
       await conn.exec(commands.join(' && '), { timeoutMs: hostTimeout(60_000) });
       done(did.join('+'));
@@ -181,7 +195,14 @@ export async function applyHost(conn: SshConnection, target: HostTarget, plan: H
     }
     return { node: target.node, ok: true, changed: steps.length > 0, steps, seconds: (Date.now() - started) / 1000 };
   } catch (err) {
-    return { node: target.node, ok: false, changed: steps.length > 0, steps, error: hostErrorOf(err), seconds: (Date.now() - started) / 1000 };
+    return {
+      node: target.node,
+      ok: false,
+      changed: steps.length > 0,
+      steps,
+      error: hostErrorOf(err),
+      seconds: (Date.now() - started) / 1000,
+    };
   }
 }
 
@@ -214,7 +235,12 @@ export interface ApplyOptions {
  * One host's failure (its lock held by another included) does not stop the others; never
  * throws for a host.
  */
-export async function applyNetwork(session: EngineSession, nodes: readonly NetworkNode[], artifacts: ArtifactSet, opts: ApplyOptions = {}): Promise<NetworkApply> {
+export async function applyNetwork(
+  session: EngineSession,
+  nodes: readonly NetworkNode[],
+  artifacts: ArtifactSet,
+  opts: ApplyOptions = {},
+): Promise<NetworkApply> {
   const report = opts.onProgress ?? (() => undefined);
   const results = new Map<string, ApplyHostResult>();
   const failed = (node: string, error: HostError): void => {
@@ -223,14 +249,29 @@ export async function applyNetwork(session: EngineSession, nodes: readonly Netwo
     report({ event: 'applied', result });
   };
   const networkName = session.manifest.network.name;
-  const locking = await session.pool.forEachHost(nodes.map((n) => session.sshTarget(n)), (conn, _t, i) => acquireHostLock(conn, nodes[i]!.name, networkName, 'apply', opts.lockTimeoutMs ?? 0));
+  const locking = await session.pool.forEachHost(
+    nodes.map((n) => session.sshTarget(n)),
+    (conn, _t, i) => acquireHostLock(conn, nodes[i]!.name, networkName, 'apply', opts.lockTimeoutMs ?? 0),
+  );
   const locks = new Map<string, HostLock>();
   locking.forEach((o, i) => (o.ok ? locks.set(nodes[i]!.name, o.value) : failed(nodes[i]!.name, hostErrorOf(o.error))));
   try {
-    return await applyLocked(session, nodes.filter((n) => locks.has(n.name)), artifacts, report, results, failed, opts.revision, nodes);
+    return await applyLocked(
+      session,
+      nodes.filter((n) => locks.has(n.name)),
+      artifacts,
+      report,
+      results,
+      failed,
+      opts.revision,
+      nodes,
+    );
   } finally {
     const held = nodes.filter((n) => locks.has(n.name));
-    await session.pool.forEachHost(held.map((n) => session.sshTarget(n)), (conn, _t, i) => releaseHostLock(conn, locks.get(held[i]!.name)!));
+    await session.pool.forEachHost(
+      held.map((n) => session.sshTarget(n)),
+      (conn, _t, i) => releaseHostLock(conn, locks.get(held[i]!.name)!),
+    );
   }
 }
 
@@ -257,13 +298,16 @@ async function applyLocked(
       failed(host.read.node, hostErrorOf(err));
     }
   }
-  const outcomes = await session.pool.forEachHost(planned.map((p) => session.sshTarget(p.host.node)), async (conn, _target, i) => {
-    const { host, plan, status } = planned[i]!;
-    report({ event: 'applying', node: host.target.node, plan });
-    const result = await applyHost(conn, host.target, plan, revision, status);
-    report({ event: 'applied', result });
-    return result;
-  });
+  const outcomes = await session.pool.forEachHost(
+    planned.map((p) => session.sshTarget(p.host.node)),
+    async (conn, _target, i) => {
+      const { host, plan, status } = planned[i]!;
+      report({ event: 'applying', node: host.target.node, plan });
+      const result = await applyHost(conn, host.target, plan, revision, status);
+      report({ event: 'applied', result });
+      return result;
+    },
+  );
   outcomes.forEach((o, i) => {
     if (o.ok) results.set(o.value.node, o.value);
     else failed(planned[i]!.host.target.node, hostErrorOf(o.error));

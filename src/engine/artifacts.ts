@@ -49,7 +49,10 @@ export function loadArtifacts(projectRoot = join(__dirname, '..')): ArtifactSet 
   const files = manifest.files.map((f): Artifact => {
     const localPath = join(dist, f.name);
     const actual = existsSync(localPath) ? sha256File(localPath) : 'missing';
-    if (actual !== f.sha256) throw new MissingBuildError(`${localPath} does not match the build manifest (${actual === 'missing' ? 'missing' : 'changed since the build'}): run \`npm run build\``);
+    if (actual !== f.sha256)
+      throw new MissingBuildError(
+        `${localPath} does not match the build manifest (${actual === 'missing' ? 'missing' : 'changed since the build'}): run \`npm run build\``,
+      );
     return { name: f.name, localPath, remotePath: `${INSTALL_DIR}/${f.name}`, sha256: f.sha256, mode: f.mode };
   });
   // The runtime is this very Node.js: hosts of the same architecture and glibc run it as is.
@@ -59,6 +62,12 @@ export function loadArtifacts(projectRoot = join(__dirname, '..')): ArtifactSet 
     agent: { ...files.find((f) => f.name === AGENT_BUNDLE_NAME)!, remotePath: AGENT_BUNDLE_PATH },
     extras: files.filter((f) => f.name !== AGENT_BUNDLE_NAME),
     agentBuild: manifest.build,
-    runtime: { name: 'node', localPath: runtime.path, remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`, sha256: runtimeHash, mode: 0o755 },
+    runtime: {
+      name: 'node',
+      localPath: runtime.path,
+      remotePath: `${RUNTIME_CACHE_DIR}/${runtimeHash.slice(0, 16)}/node`,
+      sha256: runtimeHash,
+      mode: 0o755,
+    },
   };
 }

@@ -128,10 +128,20 @@ function networkDestroy(network: string, hosts: DestroyHostResult[]): NetworkDes
 }
 
 /** Destroys the manifest's network on `nodes`, at most the session's maxParallel at a time. */
-export async function destroyNetwork(session: EngineSession, nodes: readonly NetworkNode[], opts: DestroyOptions = {}): Promise<NetworkDestroy> {
+export async function destroyNetwork(
+  session: EngineSession,
+  nodes: readonly NetworkNode[],
+  opts: DestroyOptions = {},
+): Promise<NetworkDestroy> {
   const network = session.manifest.network.name;
-  const outcomes = await session.pool.forEachHost(nodes.map((n) => session.sshTarget(n)), (conn, _target, i) => destroyOne(conn, nodes[i]!.name, network, opts));
-  return networkDestroy(network, outcomes.map((o, i) => (o.ok ? o.value : { node: nodes[i]!.name, outcome: 'failed', error: hostErrorOf(o.error) })));
+  const outcomes = await session.pool.forEachHost(
+    nodes.map((n) => session.sshTarget(n)),
+    (conn, _target, i) => destroyOne(conn, nodes[i]!.name, network, opts),
+  );
+  return networkDestroy(
+    network,
+    outcomes.map((o, i) => (o.ok ? o.value : { node: nodes[i]!.name, outcome: 'failed', error: hostErrorOf(o.error) })),
+  );
 }
 
 /** One host named on the command line, without a manifest (a node already removed from it). */

@@ -1,6 +1,17 @@
 // Drift: live state vs the declared model, per host, read-only. The network part is the
 // same diff the agent repairs from; the agent part checks the unit, config and version.
-import { describeUnderlay, desiredHostState, parseAgentConfig, parseAgentStatus, RUNTIME_PATH, UnderlayError, statusSummary, type AgentStatus, type DesiredHostState, type NetworkNode } from '../model';
+import {
+  describeUnderlay,
+  desiredHostState,
+  parseAgentConfig,
+  parseAgentStatus,
+  RUNTIME_PATH,
+  UnderlayError,
+  statusSummary,
+  type AgentStatus,
+  type DesiredHostState,
+  type NetworkNode,
+} from '../model';
 import { diffHost, type ChangeAction, type DifferenceKind } from '../planner/host-diff';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
@@ -43,7 +54,11 @@ function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: Artif
  * running agent is not using any more (`underlay-changed`: the node's address moved, or the
  * interface's MTU changed; restarting the agent picks the new one up).
  */
-function underlayDrift(target: HostTarget, reading: HostReading, status: AgentStatus | undefined): { state: DesiredHostState; problems: DriftItem[] } {
+function underlayDrift(
+  target: HostTarget,
+  reading: HostReading,
+  status: AgentStatus | undefined,
+): { state: DesiredHostState; problems: DriftItem[] } {
   const used = status?.underlay;
   let state: DesiredHostState;
   try {
@@ -58,7 +73,17 @@ function underlayDrift(target: HostTarget, reading: HostReading, status: AgentSt
   const changed = used && (used.device !== state.underlay.device || used.tunnelMtu !== state.underlay.tunnelMtu);
   return {
     state,
-    problems: changed ? [{ kind: 'underlay-changed', action: 'report', subject: used.device, expected: describeUnderlay(state.underlay), actual: `agent uses ${describeUnderlay(used)}` }] : [],
+    problems: changed
+      ? [
+          {
+            kind: 'underlay-changed',
+            action: 'report',
+            subject: used.device,
+            expected: describeUnderlay(state.underlay),
+            actual: `agent uses ${describeUnderlay(used)}`,
+          },
+        ]
+      : [],
   };
 }
 
@@ -93,14 +118,34 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
   const items: DriftItem[] = [];
   const agentHash = reading.hashes[artifacts.agent.remotePath];
   if (agentHash === undefined) items.push({ kind: 'agent-not-installed', action: 'create', subject: artifacts.agent.remotePath });
-  else if (agentHash !== artifacts.agent.sha256) items.push({ kind: 'agent-wrong-version', action: 'update', subject: artifacts.agent.remotePath, expected: artifacts.agent.sha256.slice(0, 16), actual: agentHash.slice(0, 16) });
+  else if (agentHash !== artifacts.agent.sha256)
+    items.push({
+      kind: 'agent-wrong-version',
+      action: 'update',
+      subject: artifacts.agent.remotePath,
+      expected: artifacts.agent.sha256.slice(0, 16),
+      actual: agentHash.slice(0, 16),
+    });
   // The agent's native helpers and worker are part of its version too.
   for (const extra of artifacts.extras) {
     const have = reading.hashes[extra.remotePath];
-    if (agentHash !== undefined && have !== extra.sha256) items.push({ kind: 'agent-wrong-version', action: have === undefined ? 'create' : 'update', subject: extra.remotePath, expected: extra.sha256.slice(0, 16), actual: have?.slice(0, 16) ?? 'missing' });
+    if (agentHash !== undefined && have !== extra.sha256)
+      items.push({
+        kind: 'agent-wrong-version',
+        action: have === undefined ? 'create' : 'update',
+        subject: extra.remotePath,
+        expected: extra.sha256.slice(0, 16),
+        actual: have?.slice(0, 16) ?? 'missing',
+      });
   }
   items.push(...runtimeDrift(target, reading, artifacts));
-  if (reading.unitFile !== target.unit) items.push({ kind: 'unit-mismatch', action: reading.unitFile === undefined ? 'create' : 'update', subject: target.unitPath, actual: reading.unitFile === undefined ? 'missing' : 'different' });
+  if (reading.unitFile !== target.unit)
+    items.push({
+      kind: 'unit-mismatch',
+      action: reading.unitFile === undefined ? 'create' : 'update',
+      subject: target.unitPath,
+      actual: reading.unitFile === undefined ? 'missing' : 'different',
+    });
   if (reading.config !== target.config) {
     let actual = reading.config === undefined ? 'missing' : 'different';
     try {
@@ -108,21 +153,63 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
     } catch {
       actual = 'unreadable';
     }
-    items.push({ kind: 'config-mismatch', action: reading.config === undefined ? 'create' : 'update', subject: target.configPath, expected: target.configHash, actual });
+    items.push({
+      kind: 'config-mismatch',
+      action: reading.config === undefined ? 'create' : 'update',
+      subject: target.configPath,
+      expected: target.configHash,
+      actual,
+    });
   }
-  if (reading.unit.unitFileState !== 'enabled') items.push({ kind: 'agent-not-enabled', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'enabled', actual: reading.unit.unitFileState || 'absent' });
-  if (reading.unit.activeState !== 'active') items.push({ kind: 'agent-not-running', action: 'update', subject: target.unitPath.split('/').pop()!, expected: 'active', actual: reading.unit.activeState });
+  if (reading.unit.unitFileState !== 'enabled')
+    items.push({
+      kind: 'agent-not-enabled',
+      action: 'update',
+      subject: target.unitPath.split('/').pop()!,
+      expected: 'enabled',
+      actual: reading.unit.unitFileState || 'absent',
+    });
+  if (reading.unit.activeState !== 'active')
+    items.push({
+      kind: 'agent-not-running',
+      action: 'update',
+      subject: target.unitPath.split('/').pop()!,
+      expected: 'active',
+      actual: reading.unit.activeState,
+    });
   let status: AgentStatus | undefined;
   if (reading.unit.activeState === 'active' && reading.status) {
     const parsed = parseAgentStatus(reading.status);
-    if (!parsed.ok) items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
+    if (!parsed.ok)
+      items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', actual: `unreadable (${parsed.reason})` });
     else {
       status = parsed.status;
-      if (parsed.status.state !== 'converged') items.push({ kind: 'agent-degraded', action: 'report', subject: 'agent status', expected: 'converged', actual: statusSummary(parsed.status) });
+      if (parsed.status.state !== 'converged')
+        items.push({
+          kind: 'agent-degraded',
+          action: 'report',
+          subject: 'agent status',
+          expected: 'converged',
+          actual: statusSummary(parsed.status),
+        });
       // Only when the files are right: a config or bundle to replace is reported above already.
       const installedRight = reading.config === target.config && agentHash === artifacts.agent.sha256;
-      if (installedRight && parsed.status.configHash !== target.configHash) items.push({ kind: 'agent-stale', action: 'update', subject: 'running agent config', expected: target.configHash, actual: parsed.status.configHash });
-      else if (installedRight && parsed.status.build !== artifacts.agentBuild) items.push({ kind: 'agent-stale', action: 'update', subject: 'running agent build', expected: artifacts.agentBuild, actual: parsed.status.build });
+      if (installedRight && parsed.status.configHash !== target.configHash)
+        items.push({
+          kind: 'agent-stale',
+          action: 'update',
+          subject: 'running agent config',
+          expected: target.configHash,
+          actual: parsed.status.configHash,
+        });
+      else if (installedRight && parsed.status.build !== artifacts.agentBuild)
+        items.push({
+          kind: 'agent-stale',
+          action: 'update',
+          subject: 'running agent build',
+          expected: artifacts.agentBuild,
+          actual: parsed.status.build,
+        });
     }
   }
   const { state, problems } = underlayDrift(target, reading, status);
@@ -133,7 +220,9 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
 /** Drift of hosts already read. Pure. */
 export function driftFromSnapshot(snapshot: NetworkSnapshot, artifacts: ArtifactSet): NetworkDrift {
   const hosts = snapshot.hosts.map(({ read, target }): HostDrift =>
-    read.ok ? hostDrift(target, read.reading, artifacts) : { node: read.node, address: target.address, inSync: false, differences: [], error: read.error },
+    read.ok
+      ? hostDrift(target, read.reading, artifacts)
+      : { node: read.node, address: target.address, inSync: false, differences: [], error: read.error },
   );
   return { network: snapshot.network.name, inSync: hosts.every((h) => h.inSync), hosts };
 }

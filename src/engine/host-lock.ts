@@ -36,7 +36,10 @@ export type LockFile = { readonly kind: 'held'; readonly holder: LockHolder } | 
 /** The lock is held by someone else (after waiting up to the lock timeout). */
 export class HostLockedError extends Error {
   override readonly name = 'HostLockedError';
-  constructor(message: string, readonly lock: LockFile) {
+  constructor(
+    message: string,
+    readonly lock: LockFile,
+  ) {
     super(message);
   }
 }
@@ -103,8 +106,14 @@ export function removeLockScript(network: string, id: string): string {
 export function parseLockFile(text: string, hash: string): LockFile {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
-    const ok = typeof v.id === 'string' && typeof v.user === 'string' && typeof v.workstation === 'string' && Number.isInteger(v.pid)
-      && (v.operation === 'apply' || v.operation === 'destroy') && Number.isInteger(v.since) && Number.isInteger(v.expires);
+    const ok =
+      typeof v.id === 'string' &&
+      typeof v.user === 'string' &&
+      typeof v.workstation === 'string' &&
+      Number.isInteger(v.pid) &&
+      (v.operation === 'apply' || v.operation === 'destroy') &&
+      Number.isInteger(v.since) &&
+      Number.isInteger(v.expires);
     if (ok) return { kind: 'held', holder: v as unknown as LockHolder };
   } catch {
     // not JSON: below
@@ -122,8 +131,10 @@ export function describeHeldLock(node: string, network: string, lock: LockFile, 
     return `${node}: ${lockPath(network)} is not a podnet lock (unreadable)${waited}; if no podnet works on this host, remove it with: ${unlock}`;
   }
   const h = lock.holder;
-  return `${node}: locked by ${h.user}@${h.workstation} (pid ${h.pid}, podnet ${h.operation}) since ${iso(h.since)}${waited}; `
-    + `wait for it (--lock-timeout), or, if that podnet is gone, run: ${unlock} (the lock expires by itself at ${iso(h.expires)})`;
+  return (
+    `${node}: locked by ${h.user}@${h.workstation} (pid ${h.pid}, podnet ${h.operation}) since ${iso(h.since)}${waited}; ` +
+    `wait for it (--lock-timeout), or, if that podnet is gone, run: ${unlock} (the lock expires by itself at ${iso(h.expires)})`
+  );
 }
 
 function splitOutput(stdout: string): { head: string; body: string } {
@@ -135,7 +146,13 @@ function splitOutput(stdout: string): { head: string; body: string } {
  * Takes `network`'s lock on the host behind `conn`, retrying every second for up to
  * `timeoutMs` (0: one try). Throws HostLockedError naming the holder when it stays held.
  */
-export async function acquireHostLock(conn: SshConnection, node: string, network: string, operation: LockOperation, timeoutMs = 0): Promise<HostLock> {
+export async function acquireHostLock(
+  conn: SshConnection,
+  node: string,
+  network: string,
+  operation: LockOperation,
+  timeoutMs = 0,
+): Promise<HostLock> {
   const request = lockRequest(operation);
   const script = acquireLockScript(network, request);
   const started = Date.now();
@@ -144,10 +161,12 @@ export async function acquireHostLock(conn: SshConnection, node: string, network
     const { head, body } = splitOutput(r.stdout);
     if (r.code === 0 && head === 'acquired') {
       const file = parseLockFile(body, '');
-      if (file.kind !== 'held' || file.holder.id !== request.id) throw new Error(`${node}: the lock just taken reads back as something else: ${body}`);
+      if (file.kind !== 'held' || file.holder.id !== request.id)
+        throw new Error(`${node}: the lock just taken reads back as something else: ${body}`);
       return { network, holder: file.holder };
     }
-    if (r.code !== HELD_EXIT) throw new Error(`${node}: could not take the lock ${lockPath(network)} (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    if (r.code !== HELD_EXIT)
+      throw new Error(`${node}: could not take the lock ${lockPath(network)} (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
     const lock = parseLockFile(body, head.replace(/^held /, ''));
     const left = started + timeoutMs - Date.now();
     if (left <= 0) throw new HostLockedError(describeHeldLock(node, network, lock, Math.round((Date.now() - started) / 1000)), lock);
@@ -160,7 +179,8 @@ export async function releaseHostLock(conn: SshConnection, lock: HostLock): Prom
   await conn.exec(removeLockScript(lock.network, lock.holder.id), { allowFailure: true, timeoutMs: 30_000 });
 }
 
-export type ForceUnlockResult = { readonly outcome: 'removed' } | { readonly outcome: 'none' } | { readonly outcome: 'other'; readonly lock: LockFile };
+export type ForceUnlockResult =
+  { readonly outcome: 'removed' } | { readonly outcome: 'none' } | { readonly outcome: 'other'; readonly lock: LockFile };
 
 /** Removes `network`'s lock on a host if its id is `id` (podnet force-unlock), else says what holds it. */
 export async function forceUnlock(conn: SshConnection, network: string, id: string): Promise<ForceUnlockResult> {

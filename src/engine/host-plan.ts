@@ -67,7 +67,12 @@ export function hostTargets(spec: NetworkSpec, network: Network): HostTarget[] {
  * cannot carry the tunnel as declared.
  */
 export function hostStateOn(target: HostTarget, live: LiveHostState): DesiredHostState {
-  return desiredHostState(target.network, target.node, discoverUnderlay(target.network, findNode(target.network, target.node), live), live.routes);
+  return desiredHostState(
+    target.network,
+    target.node,
+    discoverUnderlay(target.network, findNode(target.network, target.node), live),
+    live.routes,
+  );
 }
 
 /** A file podnet renders for the host, named by what it holds so apply never compares paths. */
@@ -110,7 +115,14 @@ export interface HostPlan {
 }
 
 export function hostPlanHasChanges(plan: HostPlan): boolean {
-  return plan.runtime.action !== 'keep' || plan.uploads.length > 0 || plan.files.length > 0 || plan.enable || plan.service !== 'none' || plan.network.length > 0;
+  return (
+    plan.runtime.action !== 'keep' ||
+    plan.uploads.length > 0 ||
+    plan.files.length > 0 ||
+    plan.enable ||
+    plan.service !== 'none' ||
+    plan.network.length > 0
+  );
 }
 
 function fileAction(path: string, current: string | undefined, wanted: string, content: FileContent): FileAction[] {
@@ -126,7 +138,9 @@ export function fileText(target: HostTarget, content: FileContent): string {
 export function runtimeStep(choice: RuntimeChoice, installed: string | undefined): RuntimeStep {
   const target = runtimeTarget(choice);
   if (installed === target) return { action: 'keep', target };
-  return choice.kind === 'host' ? { action: 'link-host', path: choice.path, version: choice.version } : { action: 'ship', artifact: choice.artifact };
+  return choice.kind === 'host'
+    ? { action: 'link-host', path: choice.path, version: choice.version }
+    : { action: 'ship', artifact: choice.artifact };
 }
 
 /**
@@ -140,7 +154,8 @@ export function staleAgent(target: HostTarget, reading: HostReading, agentBuild:
   const parsed = parseAgentStatus(reading.status);
   if (!parsed.ok) return undefined;
   const s = parsed.status;
-  if (s.configHash !== target.configHash) return `the running agent loaded config ${s.configHash}, the installed one is ${target.configHash}`;
+  if (s.configHash !== target.configHash)
+    return `the running agent loaded config ${s.configHash}, the installed one is ${target.configHash}`;
   if (s.build !== agentBuild) return `the running agent is build ${s.build}, the installed one is ${agentBuild}`;
   return undefined;
 }

@@ -74,7 +74,10 @@ function readCommand(read: LiveRead): string {
  * `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path);
  * the default is for a network with the default cniConfDir.
  */
-export function hostReadScript(network: string, cni: { readonly dir: string; readonly path: string } = cniConfLocation(network, DEFAULT_CNI_CONF_DIR)): string {
+export function hostReadScript(
+  network: string,
+  cni: { readonly dir: string; readonly path: string } = cniConfLocation(network, DEFAULT_CNI_CONF_DIR),
+): string {
   const unit = unitName(network);
   const reads = liveStateReads(network, cni);
   return [
@@ -114,7 +117,10 @@ function optionalFile(text: string | undefined): string | undefined {
 }
 
 export function parseHostNode(section: string): HostNode | undefined {
-  const [path, second, version] = section.trim().split('\n').map((l) => l.trim());
+  const [path, second, version] = section
+    .trim()
+    .split('\n')
+    .map((l) => l.trim());
   if (!path?.startsWith('/')) return undefined;
   if (second === 'linked') return { path, linked: true };
   return { path, realPath: second || path, version: version ?? '' };
@@ -123,7 +129,12 @@ export function parseHostNode(section: string): HostNode | undefined {
 export function parseHostReading(output: string): HostReading {
   const s = sections(output);
   if (!s.has('end')) throw new Error('host read was cut short (no end marker)');
-  const unitProps = new Map((s.get('unit') ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((kv) => kv.length === 2));
+  const unitProps = new Map(
+    (s.get('unit') ?? '')
+      .split('\n')
+      .map((l) => l.split('=', 2) as [string, string])
+      .filter((kv) => kv.length === 2),
+  );
   const hashes: Record<string, string> = {};
   for (const line of (s.get('hashes') ?? '').split('\n')) {
     const m = /^([0-9a-f]{64})\s+(\S+)$/.exec(line.trim());
@@ -136,10 +147,15 @@ export function parseHostReading(output: string): HostReading {
   const runtime = (s.get('runtime') ?? '').trim();
   const hostNode = parseHostNode(s.get('hostnode') ?? '');
   const failed = LIVE_READ_NAMES.filter((name) => (s.get(name) ?? '').trimEnd().endsWith(FAILED));
-  if (failed.length > 0) throw new HostReadError(`reading the host's live state failed: ${failed.join(', ')} (see liveStateReads for the commands)`);
+  if (failed.length > 0)
+    throw new HostReadError(`reading the host's live state failed: ${failed.join(', ')} (see liveStateReads for the commands)`);
   return {
     live: parseLiveState(Object.fromEntries(LIVE_READ_NAMES.map((name) => [name, optionalFile(s.get(name))]))),
-    unit: { activeState: unitProps.get('ActiveState') ?? 'unknown', unitFileState: unitProps.get('UnitFileState') ?? '', loadState: unitProps.get('LoadState') ?? 'unknown' },
+    unit: {
+      activeState: unitProps.get('ActiveState') ?? 'unknown',
+      unitFileState: unitProps.get('UnitFileState') ?? '',
+      loadState: unitProps.get('LoadState') ?? 'unknown',
+    },
     ...(unitFile !== undefined ? { unitFile } : {}),
     ...(config !== undefined ? { config } : {}),
     ...(revision ? { revision } : {}),

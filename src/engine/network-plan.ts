@@ -1,7 +1,16 @@
 // `podnet plan` as one value for the whole run (like terraform's plans.Plan): each host's plan,
 // the hosts that could not be read or planned, and whether anything would change. Also the
 // offline plan: each host's desired state from the manifest alone.
-import { desiredHostState, findNode, resolveManifest, UnderlayError, type DesiredHostState, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import {
+  desiredHostState,
+  findNode,
+  resolveManifest,
+  UnderlayError,
+  type DesiredHostState,
+  type Network,
+  type NetworkManifest,
+  type NetworkNode,
+} from '../model';
 import type { ArtifactSet } from './artifacts';
 import { hostErrorOf, type HostError } from './host-error';
 import { hostPlanHasChanges, planHost, type HostPlan } from './host-plan';

@@ -35,8 +35,7 @@ export type HostNode =
   | { readonly path: string; readonly linked: true };
 
 export type RuntimeChoice =
-  | { readonly kind: 'host'; readonly path: string; readonly version: string }
-  | { readonly kind: 'bundled'; readonly artifact: Artifact };
+  { readonly kind: 'host'; readonly path: string; readonly version: string } | { readonly kind: 'bundled'; readonly artifact: Artifact };
 
 export class RuntimeUnavailableError extends Error {
   override readonly name = 'RuntimeUnavailableError';
@@ -51,7 +50,8 @@ export function hostNodeProblem(node: HostNode | undefined): string | undefined 
   const m = /^v(\d+)\.(\d+)\.\d+/.exec(node.version);
   if (!m) return `${node.path} did not report a version (\`${node.path} --version\` printed '${node.version}')`;
   const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major < MIN_HOST_NODE[0] || (major === MIN_HOST_NODE[0] && minor < MIN_HOST_NODE[1])) return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE.join('.')}`;
+  if (major < MIN_HOST_NODE[0] || (major === MIN_HOST_NODE[0] && minor < MIN_HOST_NODE[1]))
+    return `${node.path} is ${node.version}; the agent needs Node.js >= ${MIN_HOST_NODE.join('.')}`;
   return undefined;
 }
 
@@ -61,7 +61,9 @@ export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undef
   const problem = hostNodeProblem(node);
   if (!problem) return { kind: 'host', path: node!.path, version: 'version' in node! ? node.version : 'in use' };
   if (policy === 'auto') return { kind: 'bundled', artifact: bundled };
-  throw new RuntimeUnavailableError(`${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE.join('.')} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`);
+  throw new RuntimeUnavailableError(
+    `${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE.join('.')} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`,
+  );
 }
 
 /** Where the host's runtime symlink must point for this choice. */

@@ -1,6 +1,14 @@
 // One run of plan/apply/drift/destroy against a manifest: SSH targets, host readings,
 // leases from hosts, and the resolved network. The side-effecting edge of the engine.
-import { agentConfigPath, cniConfLocation, parseAgentConfig, resolveManifest, type Network, type NetworkManifest, type NetworkNode } from '../model';
+import {
+  agentConfigPath,
+  cniConfLocation,
+  parseAgentConfig,
+  resolveManifest,
+  type Network,
+  type NetworkManifest,
+  type NetworkNode,
+} from '../model';
 import { SshPool, type SshConnection, type SshTarget } from '../ssh';
 import { hostReadScript, parseHostReading, type HostReading } from './host-reading';
 import { hostTargets, type HostTarget } from './host-plan';
@@ -41,7 +49,9 @@ function leaseIn(configText: string, node: string): string | undefined {
   }
 }
 
-export type HostRead = { readonly node: string; readonly ok: true; readonly reading: HostReading } | { readonly node: string; readonly ok: false; readonly error: HostError };
+export type HostRead =
+  | { readonly node: string; readonly ok: true; readonly reading: HostReading }
+  | { readonly node: string; readonly ok: false; readonly error: HostError };
 
 /** One host as a run found it: its node (with leases resolved), what it should have, what it has. */
 export interface HostSnapshot {
@@ -62,7 +72,11 @@ export class EngineSession {
   private readonly targetsByNode = new Map<string, SshTarget>();
 
   /** `maxParallel`: hosts worked on at once, by every phase (read, apply, destroy). */
-  constructor(readonly manifest: NetworkManifest, private readonly overrides: SshOverrides = {}, maxParallel = 16) {
+  constructor(
+    readonly manifest: NetworkManifest,
+    private readonly overrides: SshOverrides = {},
+    maxParallel = 16,
+  ) {
     this.pool = new SshPool({ maxParallel });
   }
 
@@ -88,8 +102,13 @@ export class EngineSession {
   private async readHosts(nodes: readonly NetworkNode[]): Promise<HostRead[]> {
     const declared = this.declaredNetwork();
     const script = hostReadScript(declared.name, cniConfLocation(declared.name, declared.cniConfDir));
-    const outcomes = await this.pool.forEachHost(nodes.map((n) => this.sshTarget(n)), async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout));
-    return outcomes.map((o, i) => (o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: hostErrorOf(o.error) }));
+    const outcomes = await this.pool.forEachHost(
+      nodes.map((n) => this.sshTarget(n)),
+      async (conn) => parseHostReading((await conn.exec(script, { timeoutMs: 30_000 })).stdout),
+    );
+    return outcomes.map((o, i) =>
+      o.ok ? { node: nodes[i]!.name, ok: true, reading: o.value } : { node: nodes[i]!.name, ok: false, error: hostErrorOf(o.error) },
+    );
   }
 
   /**
@@ -109,7 +128,10 @@ export class EngineSession {
     const others = this.declaredNetwork().nodes.filter((n) => !read.has(n.name));
     if (others.length > 0) {
       const path = agentConfigPath(this.manifest.network.name);
-      const outcomes = await this.pool.forEachHost(others.map((n) => this.sshTarget(n)), async (conn) => (await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true, timeoutMs: 15_000 })).stdout);
+      const outcomes = await this.pool.forEachHost(
+        others.map((n) => this.sshTarget(n)),
+        async (conn) => (await conn.exec(`cat ${path} 2>/dev/null`, { allowFailure: true, timeoutMs: 15_000 })).stdout,
+      );
       outcomes.forEach((o, i) => {
         const lease = o.ok && o.value ? leaseIn(o.value, others[i]!.name) : undefined;
         if (lease) leases[others[i]!.name] = lease;

@@ -2,7 +2,15 @@
 // What to read (liveStateReads) and how to parse it (parseLiveState) are one list shared by
 // both readers: the agent runs the commands itself, the engine renders them into its one SSH
 // round trip (engine/host-reading.ts). A field read on one side only cannot happen.
-import { interfaceForwardingPath, IP_FORWARD_PATH, IPTABLES_COMMANDS, nftTableName, SUBNET_ENV_PATH, unmanagedConfigs, type IptablesBackend } from '../model';
+import {
+  interfaceForwardingPath,
+  IP_FORWARD_PATH,
+  IPTABLES_COMMANDS,
+  nftTableName,
+  SUBNET_ENV_PATH,
+  unmanagedConfigs,
+  type IptablesBackend,
+} from '../model';
 
 export interface LiveLink {
   readonly name: string;
@@ -65,7 +73,10 @@ export interface IptablesForward {
 
 /** Parses `ls -1A DIR` output into names (empty lines dropped). */
 export function parseDirListing(text: string): string[] {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /** One read: a command's standard output, or a file's content. */
@@ -78,14 +89,30 @@ export type LiveRead =
     }
   | { readonly source: 'file'; readonly path: string };
 
-export const LIVE_READ_NAMES = ['links', 'addrs', 'routes', 'subnetenv', 'nft', 'ipforward', 'forwarding', 'iptnft', 'iptlegacy', 'netmgr', 'cniconf', 'cnidir'] as const;
+export const LIVE_READ_NAMES = [
+  'links',
+  'addrs',
+  'routes',
+  'subnetenv',
+  'nft',
+  'ipforward',
+  'forwarding',
+  'iptnft',
+  'iptlegacy',
+  'netmgr',
+  'cniconf',
+  'cnidir',
+] as const;
 export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
 
 /**
  * What a host is asked for its live state, by name; the names tag the engine's script sections.
  * `cni` is where the network's conflist goes (DesiredHostState's `cni`: its directory and path).
  */
-export function liveStateReads(network: string, cni: { readonly dir: string; readonly path: string }): Readonly<Record<LiveReadName, LiveRead>> {
+export function liveStateReads(
+  network: string,
+  cni: { readonly dir: string; readonly path: string },
+): Readonly<Record<LiveReadName, LiveRead>> {
   return {
     links: { source: 'command', argv: ['ip', '-json', '-details', 'link', 'show'], required: true },
     addrs: { source: 'command', argv: ['ip', '-json', '-4', 'addr', 'show'], required: true },
@@ -98,7 +125,11 @@ export function liveStateReads(network: string, cni: { readonly dir: string; rea
     iptnft: { source: 'command', argv: [IPTABLES_COMMANDS.nft.save, '-t', 'filter'], required: false },
     // Asking iptables-legacy for a table the kernel does not hold would load it (iptable_filter):
     // look only where the legacy filter table already exists.
-    iptlegacy: { source: 'command', argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`], required: false },
+    iptlegacy: {
+      source: 'command',
+      argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`],
+      required: false,
+    },
     netmgr: { source: 'command', argv: ['sh', '-c', netManagersScript(network)], required: false },
     cniconf: { source: 'file', path: cni.path },
     // Absent directory: the command fails, and the listing is undefined (not empty).
@@ -122,9 +153,13 @@ export function parseNetManagers(text: string): { dirs: string[]; files: Record<
   const lines: Record<string, string[]> = {};
   let current: string[] | undefined;
   for (const line of text.split('\n')) {
-    if (line.startsWith('@dir ')) { dirs.push(line.slice(5)); current = undefined; }
-    else if (line.startsWith('@file ')) { current = []; lines[line.slice(6)] = current; }
-    else current?.push(line);
+    if (line.startsWith('@dir ')) {
+      dirs.push(line.slice(5));
+      current = undefined;
+    } else if (line.startsWith('@file ')) {
+      current = [];
+      lines[line.slice(6)] = current;
+    } else current?.push(line);
   }
   const files: Record<string, string> = {};
   for (const [path, content] of Object.entries(lines)) {

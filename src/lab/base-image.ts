@@ -3,7 +3,19 @@
 // /var/cache/podnet/lab-base/<hash>/rootfs. The hash covers the package list and the recipe, so
 // changing either builds a new base; an unchanged one is reused in a few milliseconds.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, symlinkSync, openSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  symlinkSync,
+  openSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { run, sleep } from './exec';
 
@@ -16,9 +28,21 @@ export const BASE_CACHE_DIR = process.env.PODNET_LAB_CACHE_DIR || '/var/cache/po
  * host without a suitable Node ask for `bundled`, which ships podnet's.
  */
 export const BASE_PACKAGES: readonly string[] = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'nodejs',
-  'iproute2', 'iputils-ping', 'tcpdump', 'iperf3', 'containernetworking-plugins',
-  'nftables', 'iptables', 'procps', 'openvpn', 'less',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'nodejs',
+  'iproute2',
+  'iputils-ping',
+  'tcpdump',
+  'iperf3',
+  'containernetworking-plugins',
+  'nftables',
+  'iptables',
+  'procps',
+  'openvpn',
+  'less',
   // Real hosts are often managed by a non-root user with sudo; the engine's tests do that too.
   'sudo',
   // modprobe: a VM lab host's kernel loads ipip, vxlan, nftables... on demand (docs/lab.md).
@@ -39,19 +63,32 @@ const BASE_FILES: Readonly<Record<string, string>> = {
   'etc/systemd/journald.conf.d/podnet-lab.conf': '[Journal]\nRuntimeMaxUse=16M\nSystemMaxUse=32M\n',
 };
 const MASKED_UNITS: readonly string[] = [
-  'console-getty.service', 'getty.target', 'apt-daily.timer', 'apt-daily-upgrade.timer',
-  'e2scrub_all.timer', 'fstrim.timer', 'systemd-networkd-wait-online.service', 'iperf3.service',
+  'console-getty.service',
+  'getty.target',
+  'apt-daily.timer',
+  'apt-daily-upgrade.timer',
+  'e2scrub_all.timer',
+  'fstrim.timer',
+  'systemd-networkd-wait-online.service',
+  'iperf3.service',
 ];
 const RECIPE_VERSION = 3;
 
-export interface BaseImage { readonly hash: string; readonly rootfs: string; readonly built: boolean; readonly ms: number }
+export interface BaseImage {
+  readonly hash: string;
+  readonly rootfs: string;
+  readonly built: boolean;
+  readonly ms: number;
+}
 
 /** The Debian release to bootstrap: the machine's own. */
 export function debianSuite(): string {
   try {
     const m = /^VERSION_CODENAME=(\S+)$/m.exec(readFileSync('/etc/os-release', 'utf8'));
     if (m?.[1]) return m[1].replace(/"/g, '');
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return 'bookworm';
 }
 
@@ -60,13 +97,15 @@ export function debianMirror(): string {
   const uris: string[] = [];
   const dir = '/etc/apt/sources.list.d';
   if (existsSync(dir)) {
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('.sources')).sort()) {
+    for (const f of readdirSync(dir)
+      .filter((n) => n.endsWith('.sources'))
+      .sort()) {
       const text = readFileSync(join(dir, f), 'utf8');
       for (const stanza of text.split(/\n\s*\n/)) {
-        const types = /^Types:\s*(.+)$/mi.exec(stanza)?.[1] ?? '';
-        const u = /^URIs:\s*(\S+)/mi.exec(stanza)?.[1];
-        const suites = /^Suites:\s*(.+)$/mi.exec(stanza)?.[1] ?? '';
-        if (!u || !/\bdeb\b/.test(types) || /^\s*Enabled:\s*no/mi.test(stanza)) continue;
+        const types = /^Types:\s*(.+)$/im.exec(stanza)?.[1] ?? '';
+        const u = /^URIs:\s*(\S+)/im.exec(stanza)?.[1];
+        const suites = /^Suites:\s*(.+)$/im.exec(stanza)?.[1] ?? '';
+        if (!u || !/\bdeb\b/.test(types) || /^\s*Enabled:\s*no/im.test(stanza)) continue;
         if (/security/.test(u) || !suites.split(/\s+/).some((s) => !s.includes('-'))) continue;
         uris.push(u);
       }
@@ -96,7 +135,14 @@ export function flavourPackages(extra: readonly string[] = []): string[] {
 /** The cache key of a flavour: the recipe, the release, the architecture and the package list. */
 export function baseHash(extraPackages: readonly string[] = []): string {
   const packages = flavourPackages(extraPackages);
-  const recipe = JSON.stringify({ RECIPE_VERSION, suite: debianSuite(), packages, files: BASE_FILES, masked: MASKED_UNITS, arch: process.arch });
+  const recipe = JSON.stringify({
+    RECIPE_VERSION,
+    suite: debianSuite(),
+    packages,
+    files: BASE_FILES,
+    masked: MASKED_UNITS,
+    arch: process.arch,
+  });
   return createHash('sha256').update(recipe).digest('hex').slice(0, 16);
 }
 
@@ -125,8 +171,10 @@ export async function ensureBase(log: (line: string) => void, extraPackages: rea
       const suite = debianSuite();
       log(`building lab base image ${hash} (debootstrap ${suite} from ${mirror}; about 1-2 minutes)`);
       const logFile = join(build, 'debootstrap.log');
-      const r = await run(['debootstrap', '--variant=minbase', `--include=${packages.join(',')}`,
-        suite, join(build, 'rootfs'), mirror], { timeoutMs: 15 * 60_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      const r = await run(['debootstrap', '--variant=minbase', `--include=${packages.join(',')}`, suite, join(build, 'rootfs'), mirror], {
+        timeoutMs: 15 * 60_000,
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
       writeFileSync(logFile, r.stdout + r.stderr);
       if (r.code !== 0) {
         const tail = (r.stdout + r.stderr).trim().split('\n').slice(-15).join('\n');
@@ -134,7 +182,10 @@ export async function ensureBase(log: (line: string) => void, extraPackages: rea
       }
       fixBase(join(build, 'rootfs'));
       rmSync(dir, { recursive: true, force: true });
-      writeFileSync(join(build, 'manifest.json'), JSON.stringify({ hash, suite, mirror, packages, builtAt: new Date().toISOString() }, null, 2) + '\n');
+      writeFileSync(
+        join(build, 'manifest.json'),
+        JSON.stringify({ hash, suite, mirror, packages, builtAt: new Date().toISOString() }, null, 2) + '\n',
+      );
       writeFileSync(join(build, 'complete'), '');
       renameSync(build, dir);
       log(`base image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${rootfs}`);
@@ -178,7 +229,8 @@ function fixBase(root: string): void {
 }
 
 async function acquireLock(lock: string, log: (line: string) => void): Promise<void> {
-  for (let i = 0; i < 1200; i++) { // at most 20 minutes: another process is building the same base
+  for (let i = 0; i < 1200; i++) {
+    // at most 20 minutes: another process is building the same base
     try {
       mkdirSync(lock);
       closeSync(openSync(join(lock, String(process.pid)), 'w'));
@@ -187,7 +239,10 @@ async function acquireLock(lock: string, log: (line: string) => void): Promise<v
       const owner = existsSync(lock) ? readdirSync(lock)[0] : undefined;
       const alive = owner !== undefined && existsSync(`/proc/${owner}`);
       const old = existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 30_000;
-      if (!alive && old) { rmSync(lock, { recursive: true, force: true }); continue; }
+      if (!alive && old) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
       if (i === 0) log(`waiting for another process building the base image (${lock})`);
       await sleep(1000);
     }

@@ -20,7 +20,12 @@ export function hostCgroupDirs(machine: string): string[] {
     const [pre, post] = line.split(' - ');
     const f = (pre ?? '').split(' ');
     const [fstype, , opts] = (post ?? '').split(' ');
-    const key = fstype === 'cgroup2' ? 'cgroup2' : fstype === 'cgroup' && (opts ?? '').split(',').includes('name=systemd') ? 'name=systemd' : undefined;
+    const key =
+      fstype === 'cgroup2'
+        ? 'cgroup2'
+        : fstype === 'cgroup' && (opts ?? '').split(',').includes('name=systemd')
+          ? 'name=systemd'
+          : undefined;
     const path = key && own.get(key);
     if (!key || path === undefined) continue;
     const root = f[3] ?? '/';
@@ -44,9 +49,17 @@ export async function removeCgroupDirs(dirs: string[]): Promise<void> {
     if (!existsSync(d)) return;
     for (const e of readdirSync(d)) {
       const p = join(d, e);
-      try { if (statSync(p).isDirectory()) rm(p); } catch { /* gone */ }
+      try {
+        if (statSync(p).isDirectory()) rm(p);
+      } catch {
+        /* gone */
+      }
     }
-    try { rmdirSync(d); } catch { /* still busy: retried below */ }
+    try {
+      rmdirSync(d);
+    } catch {
+      /* still busy: retried below */
+    }
   };
   for (let i = 0; i < 20; i++) {
     for (const d of dirs) rm(d);

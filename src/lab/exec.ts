@@ -3,7 +3,12 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import type { CommandResult } from '../host/command-result';
 
-export interface RunOptions { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string }
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
 
 /** Runs argv[0] with the rest as arguments; never throws for a non-zero exit (see `must`). */
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
@@ -15,10 +20,20 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Com
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 120_000);
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', (err) => { clearTimeout(timer); resolve({ code: 127, stdout, stderr: stderr + String(err.message) }); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 120_000);
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: stderr + String(err.message) });
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (timedOut) stderr += `\n(killed after ${opts.timeoutMs ?? 120_000} ms)`;

@@ -7,23 +7,67 @@ import { hostCgroupDirs, joinCgroupShell, removeCgroupDirs } from './cgroups';
 import { run, sleep } from './exec';
 import type { CommandResult } from '../host/command-result';
 import {
-  DEFAULT_HOSTS, MAX_HOSTS, UNDERLAY_PREFIX, WORKSTATION_ADDRESS, hostAddress, hostDir, hostName, hostNetns,
-  labStateDir, machineName, switchNetns, switchPort, validateLabName, workstationNetns,
+  DEFAULT_HOSTS,
+  MAX_HOSTS,
+  UNDERLAY_PREFIX,
+  WORKSTATION_ADDRESS,
+  hostAddress,
+  hostDir,
+  hostName,
+  hostNetns,
+  labStateDir,
+  machineName,
+  switchNetns,
+  switchPort,
+  validateLabName,
+  workstationNetns,
 } from './lab-config';
 import { loadState, saveState, type HostState, type LabState, type VmAccel } from './lab-state';
 import { addNetns, delNetns, listNetns, netnsExists, plugIn, replugShell, setupSwitch } from './netns';
 import {
-  hostPublicKey, isMountpoint, isRunner, leaderPid, mountHost, nspawnPid, personalize, removePropagateDir, startHost, stopHosts, unmount,
+  hostPublicKey,
+  isMountpoint,
+  isRunner,
+  leaderPid,
+  mountHost,
+  nspawnPid,
+  personalize,
+  removePropagateDir,
+  startHost,
+  stopHosts,
+  unmount,
 } from './nspawn-host';
 import {
-  cniEnv, conflistFromSubnetEnv, firstConfigFile, parseConfList, pluginStdin, POD_CACHE_DIR, podIpFromResult, validatePodName,
-  type ConfList, type PodRecord, type RuntimeConfig,
+  cniEnv,
+  conflistFromSubnetEnv,
+  firstConfigFile,
+  parseConfList,
+  pluginStdin,
+  POD_CACHE_DIR,
+  podIpFromResult,
+  validatePodName,
+  type ConfList,
+  type PodRecord,
+  type RuntimeConfig,
 } from './pods';
 import { CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR, SUBNET_ENV_PATH } from '../model';
 import { ensureClientKey, sshOptions, trySsh, writeKnownHosts } from './ssh';
 import { raiseInotify, releaseInotify } from './sysctl';
 import { applyProfile, nicOf, parseProfile, profilePackages } from './profiles';
-import { VmBootError, addTap, consoleLog, forcedAccel, isVmRunning, knownKvmResult, makeVmDisk, probeKvm, qemuLogTail, shellJoin, startVm, stopVms } from './vm-host';
+import {
+  VmBootError,
+  addTap,
+  consoleLog,
+  forcedAccel,
+  isVmRunning,
+  knownKvmResult,
+  makeVmDisk,
+  probeKvm,
+  qemuLogTail,
+  shellJoin,
+  startVm,
+  stopVms,
+} from './vm-host';
 import { ensureVmImage, vmUnavailableReason, type VmImage } from './vm-image';
 
 export { DEFAULT_LAB_NAME } from './lab-config';
@@ -37,7 +81,11 @@ export { sshOptions } from './ssh';
  * does not reach the guest) and `netns` is not used (its NIC is a tap in the switch namespace).
  */
 export interface LabHost {
-  readonly name: string; readonly address: string; readonly netns: string; readonly rootDir: string; readonly bpf: boolean;
+  readonly name: string;
+  readonly address: string;
+  readonly netns: string;
+  readonly rootDir: string;
+  readonly bpf: boolean;
   readonly kind: 'nspawn' | 'vm';
   /** nspawn hosts: the host profile it was made with (profiles.ts). */
   readonly profile?: string;
@@ -45,13 +93,22 @@ export interface LabHost {
   readonly accel?: VmAccel;
 }
 export interface LabInfo {
-  readonly name: string; readonly stateDir: string; readonly hosts: readonly LabHost[];
+  readonly name: string;
+  readonly stateDir: string;
+  readonly hosts: readonly LabHost[];
   readonly workstation: { readonly netns: string; readonly address: string };
-  readonly switchNetns: string; readonly sshKeyPath: string; readonly knownHostsPath: string;
+  readonly switchNetns: string;
+  readonly sshKeyPath: string;
+  readonly knownHostsPath: string;
 }
-export interface ExecOptions { input?: string; timeoutMs?: number }
+export interface ExecOptions {
+  input?: string;
+  timeoutMs?: number;
+}
 export interface LabUpOptions {
-  name: string; hosts?: number; noBpfHosts?: string[];
+  name: string;
+  hosts?: number;
+  noBpfHosts?: string[];
   /** Host name -> host profile (profiles.ts), e.g. { node1: 'docker', node2: 'ens33-mtu1450' }. */
   profiles?: Readonly<Record<string, string>>;
   /** Hosts to boot as qemu guests with Debian's stock kernel instead of nspawn containers. */
@@ -66,9 +123,17 @@ const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** Why this machine cannot run a lab, or undefined if it can. */
 export function labUnavailableReason(): string | undefined {
   if (process.platform !== 'linux') return `the lab needs Linux (this is ${process.platform})`;
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'the lab needs root (network namespaces, mounts, systemd-nspawn)';
-  for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['debootstrap', 'debootstrap'], ['ip', 'iproute2'], ['ssh', 'openssh-client'], ['nsenter', 'util-linux']] as const) {
-    if (!HOST_PATH.split(':').some((d) => existsSync(join(d, tool)))) return `${tool} is not installed (apt-get install ${pkg}; scripts/ensure-deps.sh does it)`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'the lab needs root (network namespaces, mounts, systemd-nspawn)';
+  for (const [tool, pkg] of [
+    ['systemd-nspawn', 'systemd-container'],
+    ['debootstrap', 'debootstrap'],
+    ['ip', 'iproute2'],
+    ['ssh', 'openssh-client'],
+    ['nsenter', 'util-linux'],
+  ] as const) {
+    if (!HOST_PATH.split(':').some((d) => existsSync(join(d, tool))))
+      return `${tool} is not installed (apt-get install ${pkg}; scripts/ensure-deps.sh does it)`;
   }
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
   return undefined;
@@ -83,11 +148,22 @@ const kindOf = (h: HostState): 'nspawn' | 'vm' => (h.vm ? 'vm' : 'nspawn');
 
 function toInfo(s: LabState): LabInfo {
   return {
-    name: s.name, stateDir: s.stateDir,
+    name: s.name,
+    stateDir: s.stateDir,
     hosts: s.hosts.map((h) => ({
-      name: h.name, address: h.address, netns: h.netns, rootDir: h.rootDir, bpf: h.bpf, kind: kindOf(h), ...(h.profile ? { profile: h.profile } : {}), ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
+      name: h.name,
+      address: h.address,
+      netns: h.netns,
+      rootDir: h.rootDir,
+      bpf: h.bpf,
+      kind: kindOf(h),
+      ...(h.profile ? { profile: h.profile } : {}),
+      ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
     })),
-    workstation: { ...s.workstation }, switchNetns: s.switchNetns, sshKeyPath: s.sshKeyPath, knownHostsPath: s.knownHostsPath,
+    workstation: { ...s.workstation },
+    switchNetns: s.switchNetns,
+    sshKeyPath: s.sshKeyPath,
+    knownHostsPath: s.knownHostsPath,
   };
 }
 
@@ -105,11 +181,13 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`--hosts must be 1..${MAX_HOSTS}`);
   const names = Array.from({ length: count }, (_, i) => hostName(i));
   const vmHosts = opts.vmHosts ?? [];
-  for (const h of [...(opts.noBpfHosts ?? []), ...vmHosts]) if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+  for (const h of [...(opts.noBpfHosts ?? []), ...vmHosts])
+    if (!names.includes(h)) throw new Error(`no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
   const clash = vmHosts.filter((h) => (opts.noBpfHosts ?? []).includes(h));
   if (clash.length) throw new Error(`--no-bpf applies to nspawn hosts only; VM hosts run their own kernel: ${clash.join(', ')}`);
   for (const [h, p] of Object.entries(opts.profiles ?? {})) {
-    if (!names.includes(h)) throw new Error(`--profile ${h}=${p}: no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
+    if (!names.includes(h))
+      throw new Error(`--profile ${h}=${p}: no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
     if (vmHosts.includes(h)) throw new Error(`--profile ${h}=${p}: profiles apply to nspawn hosts only, not to VM host ${h}`);
     parseProfile(p);
   }
@@ -119,7 +197,10 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   if (whyVm) throw new Error(`cannot boot VM hosts (--vm ${vmHosts.join(',')}) here: ${whyVm}`);
 
   // Refuse when anything of that name exists.
-  if (loadState(name)) throw new Error(`lab '${name}' is up or half made (${join(labStateDir(name), 'state.json')}); run 'podnet lab down --name ${name}' first`);
+  if (loadState(name))
+    throw new Error(
+      `lab '${name}' is up or half made (${join(labStateDir(name), 'state.json')}); run 'podnet lab down --name ${name}' first`,
+    );
   const wanted = [switchNetns(name), workstationNetns(name), ...names.map((h) => hostNetns(name, h))];
   const taken = wanted.filter((n) => netnsExists(n));
   if (taken.length) throw new Error(`network namespaces already exist: ${taken.join(', ')}; lab '${name}' cannot use them`);
@@ -131,16 +212,31 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 
   const t0 = Date.now();
-  const base = await ensureBase(log, [...(opts.extraPackages ?? []), ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p)))]);
+  const base = await ensureBase(log, [
+    ...(opts.extraPackages ?? []),
+    ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p))),
+  ]);
   const vmImage = vmHosts.length ? await ensureVmImage(log) : undefined;
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
-    version: 1, name, status: 'starting', createdAt: new Date().toISOString(), stateDir,
-    baseHash: base.hash, baseRootfs: base.rootfs,
+    version: 1,
+    name,
+    status: 'starting',
+    createdAt: new Date().toISOString(),
+    stateDir,
+    baseHash: base.hash,
+    baseRootfs: base.rootfs,
     hosts: names.map((h, i) => {
       const dir = hostDir(name, h);
       return {
-        name: h, index: i, address: hostAddress(i), netns: hostNetns(name, h), machine: machineName(name, h), dir, rootDir: join(dir, 'root'), bpf: !(opts.noBpfHosts ?? []).includes(h),
+        name: h,
+        index: i,
+        address: hostAddress(i),
+        netns: hostNetns(name, h),
+        machine: machineName(name, h),
+        dir,
+        rootDir: join(dir, 'root'),
+        bpf: !(opts.noBpfHosts ?? []).includes(h),
         ...(opts.profiles?.[h] ? { profile: opts.profiles[h] } : {}),
         ...(vmImage && vmHosts.includes(h) ? { vm: { kernel: vmImage.kernelVersion } } : {}),
       };
@@ -155,32 +251,55 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   try {
     const before = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
     const set = raiseInotify(name, count);
-    if (set) { state.made.inotifyInstancesBefore = before; state.made.inotifyInstancesSet = set; log(`fs.inotify.max_user_instances ${before} -> ${set} while the lab is up`); }
+    if (set) {
+      state.made.inotifyInstancesBefore = before;
+      state.made.inotifyInstancesSet = set;
+      log(`fs.inotify.max_user_instances ${before} -> ${set} while the lab is up`);
+    }
     saveState(state);
 
     const authorizedKey = await ensureClientKey(state.sshKeyPath, name);
-    const record = (ns: string): void => { state.made.netns.push(ns); saveState(state); };
-    record(state.switchNetns); await addNetns(state.switchNetns); await setupSwitch(state.switchNetns);
-    record(state.workstation.netns); await addNetns(state.workstation.netns);
+    const record = (ns: string): void => {
+      state.made.netns.push(ns);
+      saveState(state);
+    };
+    record(state.switchNetns);
+    await addNetns(state.switchNetns);
+    await setupSwitch(state.switchNetns);
+    record(state.workstation.netns);
+    await addNetns(state.workstation.netns);
     await plugIn(state.workstation.netns, state.switchNetns, 'ws', WORKSTATION_ADDRESS, UNDERLAY_PREFIX);
 
-    const hostsFile = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${WORKSTATION_ADDRESS}\tworkstation`,
-      ...state.hosts.map((h) => `${h.address}\t${h.name}`), ''].join('\n');
+    const hostsFile = [
+      '127.0.0.1\tlocalhost',
+      '::1\tlocalhost ip6-localhost ip6-loopback',
+      `${WORKSTATION_ADDRESS}\tworkstation`,
+      ...state.hosts.map((h) => `${h.address}\t${h.name}`),
+      '',
+    ].join('\n');
     const vmKeys = new Map<string, string>();
-    const hostKeys = (): { address: string; key: string }[] => state.hosts.map((h) => ({ address: h.address, key: vmKeys.get(h.name) ?? hostPublicKey(h) }));
+    const hostKeys = (): { address: string; key: string }[] =>
+      state.hosts.map((h) => ({ address: h.address, key: vmKeys.get(h.name) ?? hostPublicKey(h) }));
     for (const h of state.hosts) {
       if (h.vm) {
         // The guest's tree: the VM layer (stock kernel's modules) over the base, then its identity; its disk is made from it.
-        await mountHost(h, `${vmImage!.layer}:${base.rootfs}`, (m) => { state.made.mounts.push(m); saveState(state); });
+        await mountHost(h, `${vmImage!.layer}:${base.rootfs}`, (m) => {
+          state.made.mounts.push(m);
+          saveState(state);
+        });
         await personalize(h, { authorizedKey, hostsFile });
         vmKeys.set(h.name, hostPublicKey(h)); // its tree is unmounted once the disk is made
         await makeVmDisk(h, UNDERLAY_PREFIX);
         await unmount(h.rootDir);
         continue;
       }
-      record(h.netns); await addNetns(h.netns);
+      record(h.netns);
+      await addNetns(h.netns);
       await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile));
-      await mountHost(h, base.rootfs, (m) => { state.made.mounts.push(m); saveState(state); });
+      await mountHost(h, base.rootfs, (m) => {
+        state.made.mounts.push(m);
+        saveState(state);
+      });
       await personalize(h, { authorizedKey, hostsFile });
       if (h.profile) applyProfile(h.rootDir, parseProfile(h.profile));
     }
@@ -193,7 +312,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       const cgroups = hostCgroupDirs(h.machine);
       (state.made.cgroups ??= []).push(...cgroups);
       saveState(state);
-      h.wrapperPid = startHost(h, replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile)), joinCgroupShell(cgroups));
+      h.wrapperPid = startHost(
+        h,
+        replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile)),
+        joinCgroupShell(cgroups),
+      );
       saveState(state);
     }
     if (vmImage) await bootVms(state, vmImage, log);
@@ -235,7 +358,9 @@ async function bootVms(state: LabState, image: VmImage, log: (l: string) => void
     h.vm.pid = startVm(h, image, accel, state.switchNetns, switchPort(h.index));
     saveState(state);
   }
-  log(`  ${vms.length} VM host(s) booting with ${accel.toUpperCase()}${accel === 'tcg' ? ' (software emulation: about a minute or two)' : ''}`);
+  log(
+    `  ${vms.length} VM host(s) booting with ${accel.toUpperCase()}${accel === 'tcg' ? ' (software emulation: about a minute or two)' : ''}`,
+  );
 }
 
 /** How long a VM guest may take to accept SSH: TCG boots Debian's kernel and systemd slowly. */
@@ -256,8 +381,10 @@ async function waitReady(state: LabState, log: (l: string) => void, t0: number):
       const deadline = h.vm ? vmDeadline : nspawnDeadline;
       for (let attempt = 0; ; attempt++) {
         const Failure = h.vm ? VmBootError : Error;
-        if (!hostRunning(h)) throw new Failure(`host ${h.name} stopped while booting; ${h.vm ? `qemu: ${qemuLogTail(h)}\n` : ''}console:\n${consoleTail(h)}`);
-        if (Date.now() > deadline) throw new Failure(`host ${h.name} did not accept SSH in time (${last}); console (${consoleLog(h)}):\n${consoleTail(h)}`);
+        if (!hostRunning(h))
+          throw new Failure(`host ${h.name} stopped while booting; ${h.vm ? `qemu: ${qemuLogTail(h)}\n` : ''}console:\n${consoleTail(h)}`);
+        if (Date.now() > deadline)
+          throw new Failure(`host ${h.name} did not accept SSH in time (${last}); console (${consoleLog(h)}):\n${consoleTail(h)}`);
         if (hostStarted(h)) {
           const r = await trySsh(state.workstation.netns, state.sshKeyPath, state.knownHostsPath, h.address);
           if (r.ok) break;
@@ -272,11 +399,18 @@ async function waitReady(state: LabState, log: (l: string) => void, t0: number):
 }
 
 function consoleTail(h: HostState): string {
-  try { return readFileSync(join(h.dir, 'console.log'), 'utf8').split('\n').slice(-20).join('\n'); } catch { return '(no console log)'; }
+  try {
+    return readFileSync(join(h.dir, 'console.log'), 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '(no console log)';
+  }
 }
 
 function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir + '/'));
 }
 
 /** Stops every host, unmounts, deletes the namespaces: exactly what the state file says `up` made. */
@@ -286,8 +420,15 @@ export async function labDown(name: string, log: (line: string) => void = () => 
   if (!state) return;
   state.status = 'stopping';
   saveState(state);
-  await stopVms(state.hosts.filter((h) => h.vm), 5_000);
-  await stopHosts(state.hosts.filter((h) => !h.vm), 15_000 + 300 * state.hosts.length, log);
+  await stopVms(
+    state.hosts.filter((h) => h.vm),
+    5_000,
+  );
+  await stopHosts(
+    state.hosts.filter((h) => !h.vm),
+    15_000 + 300 * state.hosts.length,
+    log,
+  );
   for (const m of state.made.propagateDirs) removePropagateDir(m);
   await removeCgroupDirs(state.made.cgroups ?? []);
   for (const m of [...state.made.mounts].reverse()) await unmount(m);
@@ -301,27 +442,49 @@ export async function labDown(name: string, log: (line: string) => void = () => 
 }
 
 /** `pid`: the nspawn host's PID 1, or a VM host's qemu. */
-export interface HostStatus { name: string; address: string; running: boolean; pid?: number; bpf: boolean; kind: 'nspawn' | 'vm'; accel?: VmAccel }
-export interface LabStatus { name: string; status: LabState['status'] | 'down'; hosts: HostStatus[]; info?: LabInfo }
+export interface HostStatus {
+  name: string;
+  address: string;
+  running: boolean;
+  pid?: number;
+  bpf: boolean;
+  kind: 'nspawn' | 'vm';
+  accel?: VmAccel;
+}
+export interface LabStatus {
+  name: string;
+  status: LabState['status'] | 'down';
+  hosts: HostStatus[];
+  info?: LabInfo;
+}
 
 export function labStatus(name: string): LabStatus {
   validateLabName(name);
   const s = loadState(name);
   if (!s) return { name, status: 'down', hosts: [] };
   return {
-    name, status: s.status, info: toInfo(s),
+    name,
+    status: s.status,
+    info: toInfo(s),
     hosts: s.hosts.map((h) => {
       const pid = h.vm ? (isVmRunning(h) ? h.vm.pid : undefined) : leaderPid(h);
       return {
-        name: h.name, address: h.address, running: pid !== undefined, ...(pid ? { pid } : {}), bpf: h.bpf,
-        kind: kindOf(h), ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
+        name: h.name,
+        address: h.address,
+        running: pid !== undefined,
+        ...(pid ? { pid } : {}),
+        bpf: h.bpf,
+        kind: kindOf(h),
+        ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
       };
     }),
   };
 }
 
 /** A running host: an nspawn host with its PID 1 (`leader`), or a VM host with qemu running. */
-type RunningHost = { state: LabState; h: HostState; leader: number } | { state: LabState; h: HostState & { vm: NonNullable<HostState['vm']> }; leader?: undefined };
+type RunningHost =
+  | { state: LabState; h: HostState; leader: number }
+  | { state: LabState; h: HostState & { vm: NonNullable<HostState['vm']> }; leader?: undefined };
 
 function hostOf(name: string, host: string): RunningHost {
   const state = loadState(name);
@@ -348,7 +511,18 @@ export function hostCommand(name: string, host: string, argv: string[]): string[
   const r = hostOf(name, host);
   if (r.leader === undefined) {
     // An emulated guest under load can take longer than sshOptions' 3 s to send its banner (ssh takes an option's first value).
-    return ['ip', 'netns', 'exec', r.state.workstation.netns, 'ssh', '-o', 'ConnectTimeout=30', ...sshOptions(r.state.sshKeyPath, r.state.knownHostsPath), `root@${r.h.address}`, shellJoin([...HOST_ENV, ...argv])];
+    return [
+      'ip',
+      'netns',
+      'exec',
+      r.state.workstation.netns,
+      'ssh',
+      '-o',
+      'ConnectTimeout=30',
+      ...sshOptions(r.state.sshKeyPath, r.state.knownHostsPath),
+      `root@${r.h.address}`,
+      shellJoin([...HOST_ENV, ...argv]),
+    ];
   }
   return ['nsenter', `--target=${r.leader}`, '--all', '--root', '--wd', ...HOST_ENV, ...argv];
 }
@@ -413,7 +587,8 @@ async function vmRestart(name: string, h: HostState, timeoutMs: number): Promise
     if (!isVmRunning(h)) throw new Error(`qemu of ${h.name} exited during a reboot: ${qemuLogTail(h)}; console:\n${consoleTail(h)}`);
     const now = await bootId();
     if (now && now !== before) return;
-    if (Date.now() > deadline) throw new Error(`host ${h.name} did not accept SSH within ${timeoutMs / 1000} s of a reboot; console:\n${consoleTail(h)}`);
+    if (Date.now() > deadline)
+      throw new Error(`host ${h.name} did not accept SSH within ${timeoutMs / 1000} s of a reboot; console:\n${consoleTail(h)}`);
     await sleep(1000);
   }
 }
@@ -441,14 +616,28 @@ async function hostCniConfig(name: string, host: string, confDir: string): Promi
     return { file, list: parseConfList(text.stdout, file) };
   }
   if (!subnetEnv.trim()) {
-    throw new Error(`${host} has no CNI config in ${confDir} and no ${SUBNET_ENV_PATH}: apply podnet to the lab first (its agent writes both), or write subnet.env yourself`);
+    throw new Error(
+      `${host} has no CNI config in ${confDir} and no ${SUBNET_ENV_PATH}: apply podnet to the lab first (its agent writes both), or write subnet.env yourself`,
+    );
   }
   return { file: SUBNET_ENV_PATH, list: parseConfList(conflistFromSubnetEnv(subnetEnv), SUBNET_ENV_PATH) };
 }
 
-function callPlugin(name: string, host: string, command: 'ADD' | 'DEL', pod: string, list: ConfList, index: number, prev: unknown, runtime: RuntimeConfig): Promise<CommandResult> {
+function callPlugin(
+  name: string,
+  host: string,
+  command: 'ADD' | 'DEL',
+  pod: string,
+  list: ConfList,
+  index: number,
+  prev: unknown,
+  runtime: RuntimeConfig,
+): Promise<CommandResult> {
   const plugin = `${CNI_BIN_DIR}/${list.plugins[index]!.type}`;
-  return labExec(name, host, ['env', ...cniEnv(command, pod), plugin], { input: pluginStdin(list, index, prev, runtime), timeoutMs: 30_000 });
+  return labExec(name, host, ['env', ...cniEnv(command, pod), plugin], {
+    input: pluginStdin(list, index, prev, runtime),
+    timeoutMs: 30_000,
+  });
 }
 
 /** DEL through every plugin, last first, each with the cached result; returns the failures. */
@@ -469,7 +658,11 @@ async function delPlugins(name: string, host: string, pod: string, list: ConfLis
 export async function podAdd(name: string, host: string, pod: string, opts: PodAddOptions = {}): Promise<{ ip: string; config: string }> {
   validatePodName(pod);
   const { file, list } = await hostCniConfig(name, host, opts.confDir ?? DEFAULT_CNI_CONF_DIR);
-  const made = await labExec(name, host, ['sh', '-c', `if [ -e /run/netns/${pod} ]; then echo "pod ${pod} already exists" >&2; exit 17; fi; ip netns add ${pod} && ip -n ${pod} link set lo up`]);
+  const made = await labExec(name, host, [
+    'sh',
+    '-c',
+    `if [ -e /run/netns/${pod} ]; then echo "pod ${pod} already exists" >&2; exit 17; fi; ip netns add ${pod} && ip -n ${pod} link set lo up`,
+  ]);
   if (made.code !== 0) throw new Error(`pod add ${host}/${pod} failed: ${(made.stderr || made.stdout).trim()}`);
   const runtime: RuntimeConfig = opts.portMappings ? { portMappings: opts.portMappings } : {};
   let result: unknown;
@@ -484,7 +677,9 @@ export async function podAdd(name: string, host: string, pod: string, opts: PodA
     result = JSON.parse(r.stdout) as unknown;
   }
   const record: PodRecord = { file, list, result };
-  await labExec(name, host, ['sh', '-c', `mkdir -p ${POD_CACHE_DIR} && cat > ${POD_CACHE_DIR}/${pod}.json`], { input: JSON.stringify(record) });
+  await labExec(name, host, ['sh', '-c', `mkdir -p ${POD_CACHE_DIR} && cat > ${POD_CACHE_DIR}/${pod}.json`], {
+    input: JSON.stringify(record),
+  });
   return { ip: podIpFromResult({ stdout: JSON.stringify(result) }), config: file };
 }
 
@@ -506,7 +701,11 @@ export async function podDel(name: string, host: string, pod: string): Promise<v
     const failures = await delPlugins(name, host, pod, record.list, record.result);
     if (failures.length > 0) process.stderr.write(`pod del ${host}/${pod}: ${failures.join('; ')}; removing the namespace anyway\n`);
   }
-  const r = await labExec(name, host, ['sh', '-c', `rm -f ${POD_CACHE_DIR}/${pod}.json; if [ -e /run/netns/${pod} ]; then ip netns del ${pod}; fi`]);
+  const r = await labExec(name, host, [
+    'sh',
+    '-c',
+    `rm -f ${POD_CACHE_DIR}/${pod}.json; if [ -e /run/netns/${pod} ]; then ip netns del ${pod}; fi`,
+  ]);
   if (r.code !== 0) throw new Error(`pod del ${host}/${pod} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
@@ -514,16 +713,20 @@ export async function podDel(name: string, host: string, pod: string): Promise<v
 // numbers; perl-base is in every Debian). Run as a transient service of the host's own systemd,
 // so nspawn's seccomp filter applies exactly as it does to podnet's agent.
 // The script goes on stdin: systemd would expand the $ signs of an argument.
-const BPF_CHECK = [
-  'my $a = pack("LLLL", 2, 4, 4, 1) . ("\\0" x 56); my $fd = syscall(321, 0, $a, length($a));',
-  'if ($fd < 0) { print "bpf: $!\\n"; exit 1 }',
-  'my $p = "/sys/fs/bpf/podnet-lab-check-$$"; my $b = pack("QL", unpack("Q", pack("p", $p)), $fd) . ("\\0" x 52);',
-  'if (syscall(321, 6, $b, length($b)) != 0) { print "pin: $!\\n"; exit 2 } unlink $p; print "ok\\n";',
-].join('\n') + '\n';
+const BPF_CHECK =
+  [
+    'my $a = pack("LLLL", 2, 4, 4, 1) . ("\\0" x 56); my $fd = syscall(321, 0, $a, length($a));',
+    'if ($fd < 0) { print "bpf: $!\\n"; exit 1 }',
+    'my $p = "/sys/fs/bpf/podnet-lab-check-$$"; my $b = pack("QL", unpack("Q", pack("p", $p)), $fd) . ("\\0" x 52);',
+    'if (syscall(321, 6, $b, length($b)) != 0) { print "pin: $!\\n"; exit 2 } unlink $p; print "ok\\n";',
+  ].join('\n') + '\n';
 
 /** Whether a host's own services can use bpf() and pin to its /sys/fs/bpf (false for --no-bpf hosts). */
 export async function hostCanLoadBpf(name: string, host: string): Promise<{ ok: boolean; detail: string }> {
-  const r = await labExec(name, host, ['systemd-run', '--wait', '--pipe', '--quiet', '--collect', 'perl'], { input: BPF_CHECK, timeoutMs: 30_000 });
+  const r = await labExec(name, host, ['systemd-run', '--wait', '--pipe', '--quiet', '--collect', 'perl'], {
+    input: BPF_CHECK,
+    timeoutMs: 30_000,
+  });
   return { ok: r.code === 0 && r.stdout.trim() === 'ok', detail: (r.stdout + r.stderr).trim() };
 }
 

@@ -18,15 +18,33 @@ export function validateLabName(name: string): void {
   }
 }
 
-export function hostName(index: number): string { return index === 0 ? 'master' : `node${index}`; }
-export function hostAddress(index: number): string { return `192.168.0.${80 + index}`; }
-export function hostNetns(lab: string, host: string): string { return `${lab}-${host}`; }
-export function switchNetns(lab: string): string { return `${lab}-sw`; }
-export function workstationNetns(lab: string): string { return `${lab}-ws`; }
+export function hostName(index: number): string {
+  return index === 0 ? 'master' : `node${index}`;
+}
+export function hostAddress(index: number): string {
+  return `192.168.0.${80 + index}`;
+}
+export function hostNetns(lab: string, host: string): string {
+  return `${lab}-${host}`;
+}
+export function switchNetns(lab: string): string {
+  return `${lab}-sw`;
+}
+export function workstationNetns(lab: string): string {
+  return `${lab}-ws`;
+}
 /** The nspawn machine name (also the name of its propagate directory under /run). */
-export function machineName(lab: string, host: string): string { return `${lab}-${host}`; }
+export function machineName(lab: string, host: string): string {
+  return `${lab}-${host}`;
+}
 /** The host's port on the underlay bridge (inside the switch namespace only). */
-export function switchPort(index: number): string { return `h${index}`; }
+export function switchPort(index: number): string {
+  return `h${index}`;
+}
 
-export function labStateDir(lab: string): string { return join(LAB_STATE_ROOT, lab); }
-export function hostDir(lab: string, host: string): string { return join(labStateDir(lab), 'hosts', host); }
+export function labStateDir(lab: string): string {
+  return join(LAB_STATE_ROOT, lab);
+}
+export function hostDir(lab: string, host: string): string {
+  return join(labStateDir(lab), 'hosts', host);
+}

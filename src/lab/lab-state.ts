@@ -60,7 +60,9 @@ export interface LabState {
   };
 }
 
-export function statePath(lab: string): string { return join(labStateDir(lab), 'state.json'); }
+export function statePath(lab: string): string {
+  return join(labStateDir(lab), 'state.json');
+}
 
 export function loadState(lab: string): LabState | undefined {
   const p = statePath(lab);

@@ -5,8 +5,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { must, run } from './exec';
 
-export function netnsExists(name: string): boolean { return existsSync(`/run/netns/${name}`); }
-export function listNetns(): string[] { return existsSync('/run/netns') ? readdirSync('/run/netns') : []; }
+export function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}
+export function listNetns(): string[] {
+  return existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+}
 
 export async function addNetns(name: string): Promise<void> {
   await must(['ip', 'netns', 'add', name]);
@@ -42,7 +46,10 @@ export function underlayMac(address: string): string {
 }
 
 /** The host's underlay NIC: eth0 at 1500 unless a host profile says otherwise (profiles.ts). */
-export interface Nic { readonly name: string; readonly mtu: number }
+export interface Nic {
+  readonly name: string;
+  readonly mtu: number;
+}
 export const DEFAULT_NIC: Nic = { name: 'eth0', mtu: 1500 };
 
 function nicLines(port: string, sw: string, address: string, prefix: number, nic: Nic): string[] {
@@ -55,7 +62,14 @@ function nicLines(port: string, sw: string, address: string, prefix: number, nic
 }
 
 /** The NIC (eth0 unless `nic` says otherwise) in `netns` with `address`/prefix, cabled to port `port` of the switch. No default route. */
-export async function plugIn(netns: string, sw: string, port: string, address: string, prefix: number, nic: Nic = DEFAULT_NIC): Promise<void> {
+export async function plugIn(
+  netns: string,
+  sw: string,
+  port: string,
+  address: string,
+  prefix: number,
+  nic: Nic = DEFAULT_NIC,
+): Promise<void> {
   await batch(netns, nicLines(port, sw, address, prefix, nic));
   await sysctl(netns, { [`net.ipv6.conf.${nic.name}.disable_ipv6`]: '1' });
   await batch(sw, [`link set ${port} master br0`, `link set ${port} up`]);

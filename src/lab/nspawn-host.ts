@@ -11,8 +11,12 @@ import { alive, children, cmdline, signal } from './procs';
 
 export function isMountpoint(path: string): boolean {
   try {
-    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
-  } catch { return false; }
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === path);
+  } catch {
+    return false;
+  }
 }
 
 export const bpffsDir = (h: HostState): string => join(h.dir, 'bpffs');
@@ -22,8 +26,15 @@ export const propagateDir = (machine: string): string => `/run/systemd/nspawn/pr
 export async function mountHost(h: HostState, baseRootfs: string, record: (mountpoint: string) => void): Promise<void> {
   for (const d of ['upper', 'work', 'root']) mkdirSync(join(h.dir, d), { recursive: true });
   record(h.rootDir);
-  await must(['mount', '-t', 'overlay', `podnet-lab-${h.machine}`, '-o',
-    `lowerdir=${baseRootfs},upperdir=${join(h.dir, 'upper')},workdir=${join(h.dir, 'work')}`, h.rootDir]);
+  await must([
+    'mount',
+    '-t',
+    'overlay',
+    `podnet-lab-${h.machine}`,
+    '-o',
+    `lowerdir=${baseRootfs},upperdir=${join(h.dir, 'upper')},workdir=${join(h.dir, 'work')}`,
+    h.rootDir,
+  ]);
   if (h.bpf && !h.vm) {
     // A private bpffs per host, bound to /sys/fs/bpf inside (where /sys itself is read-only).
     mkdirSync(bpffsDir(h), { recursive: true });
@@ -53,12 +64,20 @@ export function hostPublicKey(h: HostState): string {
 
 function nspawnArgs(h: HostState): string[] {
   return [
-    'systemd-nspawn', '--quiet', '--boot',
-    `--directory=${h.rootDir}`, `--machine=${h.machine}`, `--hostname=${h.name}`,
+    'systemd-nspawn',
+    '--quiet',
+    '--boot',
+    `--directory=${h.rootDir}`,
+    `--machine=${h.machine}`,
+    `--hostname=${h.name}`,
     // --private-network next to --network-namespace-path keeps CAP_NET_ADMIN and a writable
     // /proc/sys/net; --register=no needs --keep-unit when the machine runs no systemd.
-    `--network-namespace-path=/run/netns/${h.netns}`, '--private-network',
-    '--register=no', '--keep-unit', '--console=read-only', '--link-journal=no',
+    `--network-namespace-path=/run/netns/${h.netns}`,
+    '--private-network',
+    '--register=no',
+    '--keep-unit',
+    '--console=read-only',
+    '--link-journal=no',
     ...(h.bpf ? ['--system-call-filter=bpf', `--bind=${bpffsDir(h)}:/sys/fs/bpf`] : []),
   ];
 }
@@ -76,21 +95,25 @@ export function startHost(h: HostState, betweenBoots: string[], beforeBoot: stri
     ? [`  umount ${q(bpffsDir(h))} 2>/dev/null; mount -t bpf ${q(`podnet-lab-${h.machine}`)} ${q(bpffsDir(h))} || exit 1`]
     : [];
   const script = join(h.dir, 'run.sh');
-  writeFileSync(script, [
-    '#!/bin/bash',
-    `# podnet lab host ${h.machine}: boots the host; boots it again after a reboot inside it.`,
-    ...beforeBoot,
-    'for i in $(seq 1 50); do',
-    `  ${nspawnArgs(h).map(q).join(' ')}`,
-    '  rc=$?',
-    `  rm -rf ${q(propagateDir(h.machine))}`,
-    '  echo "podnet-lab: systemd-nspawn exited with $rc"',
-    '  [ "$rc" -eq 133 ] || exit "$rc"',
-    ...betweenBoots.map((l) => `  ${l}`),
-    ...fresh,
-    'done',
-    '',
-  ].join('\n'), { mode: 0o755 });
+  writeFileSync(
+    script,
+    [
+      '#!/bin/bash',
+      `# podnet lab host ${h.machine}: boots the host; boots it again after a reboot inside it.`,
+      ...beforeBoot,
+      'for i in $(seq 1 50); do',
+      `  ${nspawnArgs(h).map(q).join(' ')}`,
+      '  rc=$?',
+      `  rm -rf ${q(propagateDir(h.machine))}`,
+      '  echo "podnet-lab: systemd-nspawn exited with $rc"',
+      '  [ "$rc" -eq 133 ] || exit "$rc"',
+      ...betweenBoots.map((l) => `  ${l}`),
+      ...fresh,
+      'done',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   const log = openSync(join(h.dir, 'console.log'), 'a');
   const child = spawn('/bin/bash', [script], { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
@@ -115,7 +138,9 @@ export function nspawnPid(h: HostState): number | undefined {
 }
 
 function allPids(): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
 }
 
 /** The host's PID 1 as seen from the machine (the target for nsenter). */
@@ -123,7 +148,11 @@ export function leaderPid(h: HostState): number | undefined {
   const n = nspawnPid(h);
   if (!n) return undefined;
   return children(n).find((p) => {
-    try { return /^NSpid:\s+\d+\s+1$/m.test(readFileSync(`/proc/${p}/status`, 'utf8')); } catch { return false; }
+    try {
+      return /^NSpid:\s+\d+\s+1$/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
+    } catch {
+      return false;
+    }
   });
 }
 
@@ -167,5 +196,9 @@ export function removePropagateDir(machine: string): void {
 }
 
 function tail(h: HostState): string {
-  try { return readFileSync(join(h.dir, 'console.log'), 'utf8').split('\n').slice(-8).join('\n'); } catch { return '(no console log)'; }
+  try {
+    return readFileSync(join(h.dir, 'console.log'), 'utf8').split('\n').slice(-8).join('\n');
+  } catch {
+    return '(no console log)';
+  }
 }

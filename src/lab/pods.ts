@@ -3,7 +3,18 @@
 // (libcni's order: each plugin of the list in turn with the previous one's result for ADD, in
 // reverse with the cached result for DEL), with the plugins Debian installs in /usr/lib/cni.
 // The pure parts are here; src/lab/index.ts runs them inside the host.
-import { BRIDGE_DEVICE, CNI_BIN_DIR, formatCidr, formatIpv4, isCniConfigFileName, parseIpv4, prefixMask, renderCniConflist, parseSubnetEnv, SUBNET_ENV_PATH } from '../model';
+import {
+  BRIDGE_DEVICE,
+  CNI_BIN_DIR,
+  formatCidr,
+  formatIpv4,
+  isCniConfigFileName,
+  parseIpv4,
+  prefixMask,
+  renderCniConflist,
+  parseSubnetEnv,
+  SUBNET_ENV_PATH,
+} from '../model';
 import type { CommandResult } from '../host/command-result';
 
 /** Where the lab keeps what each pod was added with (inside the host, gone on reboot), for DEL. */
@@ -30,7 +41,11 @@ export function parseConfList(text: string, file: string): ConfList {
     throw new Error(`${file} is not JSON: ${(err as Error).message}`);
   }
   const plugins = Array.isArray(value.plugins) ? (value.plugins as Record<string, unknown>[]) : [value];
-  if (typeof value.name !== 'string' || typeof value.cniVersion !== 'string' || plugins.some((p) => typeof p.type !== 'string' || !/^[a-z0-9_-]+$/i.test(p.type as string))) {
+  if (
+    typeof value.name !== 'string' ||
+    typeof value.cniVersion !== 'string' ||
+    plugins.some((p) => typeof p.type !== 'string' || !/^[a-z0-9_-]+$/i.test(p.type as string))
+  ) {
     throw new Error(`${file} is not a CNI network config (needs name, cniVersion and a type for every plugin)`);
   }
   return { cniVersion: value.cniVersion, name: value.name, plugins: plugins as unknown as ConfList['plugins'] };
@@ -66,7 +81,13 @@ export function pluginStdin(list: ConfList, index: number, prevResult: unknown, 
 
 /** The environment of one plugin call (argv prefix for `env`), as the CNI spec names it. */
 export function cniEnv(command: 'ADD' | 'DEL', pod: string): string[] {
-  return [`CNI_COMMAND=${command}`, `CNI_CONTAINERID=${pod}`, `CNI_NETNS=/run/netns/${pod}`, `CNI_IFNAME=${POD_IFNAME}`, `CNI_PATH=${CNI_BIN_DIR}`];
+  return [
+    `CNI_COMMAND=${command}`,
+    `CNI_CONTAINERID=${pod}`,
+    `CNI_NETNS=/run/netns/${pod}`,
+    `CNI_IFNAME=${POD_IFNAME}`,
+    `CNI_PATH=${CNI_BIN_DIR}`,
+  ];
 }
 
 /**
@@ -84,7 +105,14 @@ export function conflistFromSubnetEnv(text: string): string {
     throw new Error(`${SUBNET_ENV_PATH} lacks FLANNEL_NETWORK, FLANNEL_SUBNET or FLANNEL_MTU`);
   }
   const podCidr = formatCidr({ base: (address & prefixMask(length)) >>> 0, length });
-  return renderCniConflist({ network: 'cbr0', podCidr, gateway: formatIpv4(address), clusterCidr: env.network, mtu: env.mtu, bridge: BRIDGE_DEVICE });
+  return renderCniConflist({
+    network: 'cbr0',
+    podCidr,
+    gateway: formatIpv4(address),
+    clusterCidr: env.network,
+    mtu: env.mtu,
+    bridge: BRIDGE_DEVICE,
+  });
 }
 
 /** What `pod del` needs: the config the pod was added with and the result ADD returned. */

@@ -3,14 +3,20 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 export function cmdline(pid: number): string[] | undefined {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean); } catch { return undefined; }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return undefined;
+  }
 }
 
 export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return !/^\d+ \(.*\) Z /.test(stat); // a zombie is as good as gone
-  } catch { return false; }
+  } catch {
+    return false;
+  }
 }
 
 export function children(pid: number): number[] {
@@ -21,11 +27,17 @@ export function children(pid: number): number[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === pid) out.push(Number(d));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
 
 export function signal(pid: number, sig: NodeJS.Signals): void {
-  try { process.kill(pid, sig); } catch { /* gone */ }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
 }

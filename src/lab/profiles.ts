@@ -118,10 +118,12 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
     files['etc/podnet-lab/iptables.rules'] = p.firewall.docker ? DOCKER_RULES : FWDROP_RULES;
     boot.push(`${restore} < /etc/podnet-lab/iptables.rules`);
     // Docker turns forwarding on when it starts; its bridge exists with no container on it.
-    if (p.firewall.docker) boot.push('ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0', 'sysctl -q -w net.ipv4.ip_forward=1');
+    if (p.firewall.docker)
+      boot.push('ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0', 'sysctl -q -w net.ipv4.ip_forward=1');
   }
   if (p.sysctlHardening) {
-    files[HARDENING_FILE] = '# CIS-style hardening: this host is no router\nnet.ipv4.ip_forward = 0\nnet.ipv4.conf.all.forwarding = 0\nnet.ipv4.conf.default.forwarding = 0\n';
+    files[HARDENING_FILE] =
+      '# CIS-style hardening: this host is no router\nnet.ipv4.ip_forward = 0\nnet.ipv4.conf.all.forwarding = 0\nnet.ipv4.conf.default.forwarding = 0\n';
     // systemd-sysctl skips containers (/proc/sys is read-only there): play its part for this file.
     boot.unshift(`sysctl -q -p /${HARDENING_FILE}`);
   }
@@ -130,14 +132,17 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
   if (p.ufw) boot.push('ufw status | grep -q "Status: active" || { ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null; }');
   const enable: string[] = [];
   if (boot.length) {
-    files['usr/local/sbin/podnet-lab-profile'] = `#!/bin/sh\n# lab host profile '${p.name}': what the host's software sets up at boot\nset -e\n${boot.join('\n')}\n`;
-    files[`etc/systemd/system/${PROFILE_UNIT}`] = `[Unit]\nDescription=lab host profile ${p.name}\nAfter=systemd-sysctl.service\nBefore=network-pre.target\nWants=network-pre.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/podnet-lab-profile\n\n[Install]\nWantedBy=multi-user.target\n`;
+    files['usr/local/sbin/podnet-lab-profile'] =
+      `#!/bin/sh\n# lab host profile '${p.name}': what the host's software sets up at boot\nset -e\n${boot.join('\n')}\n`;
+    files[`etc/systemd/system/${PROFILE_UNIT}`] =
+      `[Unit]\nDescription=lab host profile ${p.name}\nAfter=systemd-sysctl.service\nBefore=network-pre.target\nWants=network-pre.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/podnet-lab-profile\n\n[Install]\nWantedBy=multi-user.target\n`;
     enable.push(`/etc/systemd/system/${PROFILE_UNIT}`);
   }
   if (p.networkd) {
     // Every link is networkd's (KeepConfiguration keeps the lab's own address on the NIC): on
     // each start it takes bridge ports it was not told about off their bridge.
-    files['etc/systemd/network/99-catch-all.network'] = '[Match]\nName=*\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nKeepConfiguration=yes\n';
+    files['etc/systemd/network/99-catch-all.network'] =
+      '[Match]\nName=*\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nKeepConfiguration=yes\n';
     enable.push('/lib/systemd/system/systemd-networkd.service');
   }
   return { files, enable };
@@ -160,6 +165,10 @@ export function applyProfile(rootDir: string, p: HostProfile): void {
   const wants = join(rootDir, 'etc/systemd/system/multi-user.target.wants');
   mkdirSync(wants, { recursive: true });
   for (const unit of enable) {
-    try { symlinkSync(unit, join(wants, unit.split('/').pop()!)); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+    try {
+      symlinkSync(unit, join(wants, unit.split('/').pop()!));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
   }
 }

@@ -14,13 +14,35 @@ export function writeKnownHosts(path: string, entries: { address: string; key: s
 
 /** ssh options that podnet's own tools and the tests use to reach a lab host. */
 export function sshOptions(keyPath: string, knownHostsPath: string): string[] {
-  return ['-i', keyPath, '-o', `UserKnownHostsFile=${knownHostsPath}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
-    '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=3'];
+  return [
+    '-i',
+    keyPath,
+    '-o',
+    `UserKnownHostsFile=${knownHostsPath}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'ConnectTimeout=3',
+  ];
 }
 
 /** One login attempt from the workstation namespace; true if `true` ran on the host. */
-export async function trySsh(wsNetns: string, keyPath: string, knownHostsPath: string, address: string): Promise<{ ok: boolean; err: string }> {
-  const r = await run(['ip', 'netns', 'exec', wsNetns, 'ssh', ...sshOptions(keyPath, knownHostsPath), `root@${address}`, 'true'], { timeoutMs: 8000 });
+export async function trySsh(
+  wsNetns: string,
+  keyPath: string,
+  knownHostsPath: string,
+  address: string,
+): Promise<{ ok: boolean; err: string }> {
+  const r = await run(['ip', 'netns', 'exec', wsNetns, 'ssh', ...sshOptions(keyPath, knownHostsPath), `root@${address}`, 'true'], {
+    timeoutMs: 8000,
+  });
   return { ok: r.code === 0, err: r.stderr.trim() };
 }

@@ -8,12 +8,20 @@ import { LAB_STATE_ROOT } from './lab-config';
 
 const KEY = '/proc/sys/fs/inotify/max_user_instances';
 const BOOK = join(LAB_STATE_ROOT, '.inotify.json');
-interface Book { original: number; set: number; holders: Record<string, number> }
+interface Book {
+  original: number;
+  set: number;
+  holders: Record<string, number>;
+}
 
 const readValue = (): number => Number(readFileSync(KEY, 'utf8').trim());
 
 function loadBook(): Book | undefined {
-  try { return existsSync(BOOK) ? (JSON.parse(readFileSync(BOOK, 'utf8')) as Book) : undefined; } catch { return undefined; }
+  try {
+    return existsSync(BOOK) ? (JSON.parse(readFileSync(BOOK, 'utf8')) as Book) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Raises the limit for a lab of `hosts` hosts; returns the value set, or undefined if unchanged. */

@@ -41,21 +41,43 @@ export async function makeVmDisk(h: HostState, prefix: number): Promise<void> {
 
 /** The tap that is the guest's NIC: a port of br0 in the switch namespace, made before qemu opens it. */
 export async function addTap(sw: string, port: string): Promise<void> {
-  await must(['ip', '-n', sw, '-batch', '-'], { input: `tuntap add dev ${port} mode tap\nlink set ${port} master br0\nlink set ${port} up\n` });
+  await must(['ip', '-n', sw, '-batch', '-'], {
+    input: `tuntap add dev ${port} mode tap\nlink set ${port} master br0\nlink set ${port} up\n`,
+  });
 }
 
 /** qemu's argv for `h` (exported for its unit test: no network but the tap, ever). */
 export function qemuArgs(h: HostState, image: VmImage, accel: VmAccel, port: string): string[] {
   return [
-    QEMU, '-name', `podnet-lab-${h.machine}`, '-nodefaults', '-no-user-config', '-display', 'none',
+    QEMU,
+    '-name',
+    `podnet-lab-${h.machine}`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
     ...(accel === 'kvm' ? ['-accel', 'kvm'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-m', String(VM_MEMORY_MB), '-smp', String(VM_CPUS),
-    '-chardev', `file,id=console,path=${consoleLog(h)},append=on`, '-serial', 'chardev:console',
-    '-kernel', image.kernel, '-initrd', image.initrd, '-append', KERNEL_CMDLINE,
+    '-m',
+    String(VM_MEMORY_MB),
+    '-smp',
+    String(VM_CPUS),
+    '-chardev',
+    `file,id=console,path=${consoleLog(h)},append=on`,
+    '-serial',
+    'chardev:console',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    KERNEL_CMDLINE,
     // cache=unsafe: the disk is thrown away with the lab; a guest reboot keeps what it wrote.
-    '-drive', `file=${vmDisk(h)},if=virtio,format=raw,cache=unsafe`,
-    '-netdev', `tap,id=underlay,ifname=${port},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=underlay,mac=${underlayMac(h.address)}`,
+    '-drive',
+    `file=${vmDisk(h)},if=virtio,format=raw,cache=unsafe`,
+    '-netdev',
+    `tap,id=underlay,ifname=${port},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=underlay,mac=${underlayMac(h.address)}`,
   ];
 }
 
@@ -85,7 +107,11 @@ export function isVmRunning(h: HostState): boolean {
 
 /** qemu's own error output (e.g. a tap or KVM failure), for error messages. */
 export function qemuLogTail(h: HostState): string {
-  try { return readFileSync(join(h.dir, 'qemu.log'), 'utf8').trim().split('\n').slice(-5).join('\n'); } catch { return ''; }
+  try {
+    return readFileSync(join(h.dir, 'qemu.log'), 'utf8').trim().split('\n').slice(-5).join('\n');
+  } catch {
+    return '';
+  }
 }
 
 // --- Which accelerator -------------------------------------------------------------------------
@@ -103,7 +129,12 @@ export function forcedAccel(): VmAccel | undefined {
 }
 
 function kvmUsable(): boolean {
-  try { closeSync(openSync('/dev/kvm', 'r+')); return true; } catch { return false; }
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function probeKey(image: VmImage): string {
@@ -118,12 +149,18 @@ export function knownKvmResult(image: VmImage): boolean | undefined {
   try {
     const seen = JSON.parse(readFileSync(probeFile(), 'utf8')) as Record<string, boolean>;
     return seen[probeKey(image)];
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 function recordKvmResult(image: VmImage, works: boolean): void {
   let seen: Record<string, boolean> = {};
-  try { seen = JSON.parse(readFileSync(probeFile(), 'utf8')) as Record<string, boolean>; } catch { /* first probe */ }
+  try {
+    seen = JSON.parse(readFileSync(probeFile(), 'utf8')) as Record<string, boolean>;
+  } catch {
+    /* first probe */
+  }
   seen[probeKey(image)] = works;
   mkdirSync(VM_CACHE_DIR, { recursive: true });
   writeFileSync(probeFile(), JSON.stringify(seen, null, 2) + '\n');
@@ -133,7 +170,13 @@ function recordKvmResult(image: VmImage, works: boolean): void {
  * Boots `h` under KVM and watches its console for the kernel handing over to the initramfs. On a
  * hang it stops that qemu and returns false (the caller boots it again with TCG).
  */
-export async function probeKvm(h: HostState, image: VmImage, sw: string, port: string, log: (l: string) => void): Promise<{ works: boolean; pid?: number }> {
+export async function probeKvm(
+  h: HostState,
+  image: VmImage,
+  sw: string,
+  port: string,
+  log: (l: string) => void,
+): Promise<{ works: boolean; pid?: number }> {
   const pid = startVm(h, image, 'kvm', sw, port);
   h.vm = { ...h.vm!, accel: 'kvm', pid };
   const deadline = Date.now() + KVM_PROBE_MS;

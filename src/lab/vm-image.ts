@@ -18,8 +18,18 @@ const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin
  * of the 400 MB and a guest on virtio never loads them.
  */
 const MODULE_DIRS: readonly string[] = [
-  'arch', 'block', 'crypto', 'fs', 'lib', 'mm', 'net', 'virt',
-  'drivers/block', 'drivers/char', 'drivers/virtio', 'drivers/net',
+  'arch',
+  'block',
+  'crypto',
+  'fs',
+  'lib',
+  'mm',
+  'net',
+  'virt',
+  'drivers/block',
+  'drivers/char',
+  'drivers/virtio',
+  'drivers/net',
 ];
 const MODULE_DIRS_SKIPPED: readonly string[] = ['drivers/net/wireless', 'drivers/net/ethernet', 'drivers/net/can', 'drivers/net/usb'];
 
@@ -31,14 +41,25 @@ export const UNDERLAY_ENV = 'etc/podnet-lab/underlay.env';
 // (no networkd, whose foreign-route cleanup would fight podnet's routes).
 const VM_FILES: Readonly<Record<string, string>> = {
   'etc/systemd/system/podnet-lab-underlay.service': [
-    '[Unit]', 'Description=podnet lab: underlay address on eth0', 'DefaultDependencies=no',
-    'Before=network-pre.target ssh.service', 'Wants=network-pre.target', 'After=systemd-modules-load.service',
-    '', '[Service]', 'Type=oneshot', 'RemainAfterExit=yes', `EnvironmentFile=/${UNDERLAY_ENV}`,
+    '[Unit]',
+    'Description=podnet lab: underlay address on eth0',
+    'DefaultDependencies=no',
+    'Before=network-pre.target ssh.service',
+    'Wants=network-pre.target',
+    'After=systemd-modules-load.service',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `EnvironmentFile=/${UNDERLAY_ENV}`,
     'ExecStart=/usr/sbin/sysctl -q -w net.ipv6.conf.eth0.disable_ipv6=1',
     'ExecStart=/usr/sbin/ip link set lo up',
     'ExecStart=/usr/sbin/ip addr replace ${ADDRESS} dev eth0',
     'ExecStart=/usr/sbin/ip link set eth0 up',
-    '', '[Install]', 'WantedBy=multi-user.target', '',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
   ].join('\n'),
   // sshd uses only the ed25519 key written before boot; `ssh-keygen -A` (the base's drop-in) would
   // also make RSA and ECDSA keys, which takes tens of seconds on an emulated CPU.
@@ -59,12 +80,16 @@ export interface VmImage {
   readonly layer: string;
 }
 
-function onPath(tool: string): boolean { return SEARCH_PATH.some((d) => existsSync(join(d, tool))); }
+function onPath(tool: string): boolean {
+  return SEARCH_PATH.some((d) => existsSync(join(d, tool)));
+}
 
 /** The newest Debian kernel in /boot that has its initramfs and modules, or undefined. */
 export function stockKernel(): { version: string; kernel: string; initrd: string } | undefined {
   if (!existsSync('/boot')) return undefined;
-  const versions = readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length))
+  const versions = readdirSync('/boot')
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .map((f) => f.slice('vmlinuz-'.length))
     .filter((v) => existsSync(`/boot/initrd.img-${v}`) && existsSync(`/lib/modules/${v}/modules.order`))
     .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   const v = versions[versions.length - 1];
@@ -77,7 +102,8 @@ export function vmUnavailableReason(): string | undefined {
   if (!onPath(QEMU)) return `${QEMU} is not installed (apt-get install qemu-system-x86; scripts/ensure-deps.sh does it)`;
   if (!onPath('mkfs.ext4')) return 'mkfs.ext4 is not installed (apt-get install e2fsprogs)';
   if (!onPath('depmod')) return 'depmod is not installed (apt-get install kmod)';
-  if (!stockKernel()) return 'no Debian kernel with initramfs and modules in /boot (apt-get install linux-image-amd64; scripts/ensure-deps.sh does it)';
+  if (!stockKernel())
+    return 'no Debian kernel with initramfs and modules in /boot (apt-get install linux-image-amd64; scripts/ensure-deps.sh does it)';
   return undefined;
 }
 
@@ -85,9 +111,17 @@ export function vmUnavailableReason(): string | undefined {
 export async function ensureVmImage(log: (line: string) => void): Promise<VmImage> {
   const k = stockKernel();
   if (!k) throw new Error(vmUnavailableReason() ?? 'no stock kernel');
-  const hash = createHash('sha256').update(JSON.stringify({ VM_RECIPE_VERSION, MODULE_DIRS, MODULE_DIRS_SKIPPED, VM_FILES, VM_LINKS })).digest('hex').slice(0, 12);
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ VM_RECIPE_VERSION, MODULE_DIRS, MODULE_DIRS_SKIPPED, VM_FILES, VM_LINKS }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = join(VM_CACHE_DIR, `${k.version}-${hash}`);
-  const image: VmImage = { kernelVersion: k.version, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), layer: join(dir, 'layer') };
+  const image: VmImage = {
+    kernelVersion: k.version,
+    kernel: join(dir, 'vmlinuz'),
+    initrd: join(dir, 'initrd.img'),
+    layer: join(dir, 'layer'),
+  };
   if (existsSync(join(dir, 'complete'))) return image;
 
   const t0 = Date.now();
@@ -109,7 +143,8 @@ export async function ensureVmImage(log: (line: string) => void): Promise<VmImag
       if (!existsSync(join(src, 'kernel', d))) continue;
       cpSync(join(src, 'kernel', d), join(dst, 'kernel', d), {
         recursive: true,
-        filter: (from) => !MODULE_DIRS_SKIPPED.some((s) => from === join(src, 'kernel', s) || from.startsWith(join(src, 'kernel', s) + '/')),
+        filter: (from) =>
+          !MODULE_DIRS_SKIPPED.some((s) => from === join(src, 'kernel', s) || from.startsWith(join(src, 'kernel', s) + '/')),
       });
     }
     // The dependency index must list only the modules that are there.

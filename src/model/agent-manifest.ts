@@ -58,7 +58,12 @@ export function parseAgentManifest(text: string, where: string): AgentManifest {
     return { name: e.name, sha256: e.sha256, mode: e.mode };
   });
   if (!files.some((f) => f.name === AGENT_BUNDLE_NAME)) return fail(`${AGENT_BUNDLE_NAME} is not listed`);
-  return { schema: AGENT_MANIFEST_SCHEMA, version: v.version, build: v.build, files: [...files].sort((a, b) => a.name.localeCompare(b.name)) };
+  return {
+    schema: AGENT_MANIFEST_SCHEMA,
+    version: v.version,
+    build: v.build,
+    files: [...files].sort((a, b) => a.name.localeCompare(b.name)),
+  };
 }
 
 /**

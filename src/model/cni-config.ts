@@ -79,7 +79,10 @@ export function cniConfigsShadowing(fileNames: readonly string[], ownName: strin
  */
 export function describeCniConflist(text: string): string {
   try {
-    const c = JSON.parse(text) as { name?: unknown; plugins?: Array<{ type?: unknown; mtu?: unknown; ipMasq?: unknown; ipam?: { ranges?: Array<Array<{ subnet?: unknown }>> } }> };
+    const c = JSON.parse(text) as {
+      name?: unknown;
+      plugins?: Array<{ type?: unknown; mtu?: unknown; ipMasq?: unknown; ipam?: { ranges?: Array<Array<{ subnet?: unknown }>> } }>;
+    };
     const bridge = c.plugins?.find((p) => p.type === 'bridge');
     if (!bridge) return 'not a podnet conflist (no bridge plugin)';
     const subnet = bridge.ipam?.ranges?.[0]?.[0]?.subnet;

@@ -18,11 +18,28 @@ export type DropReason =
   | 'tunWriteError'; // userspace: the TUN device refused the packet
 
 /** The eBPF program's reasons in pn_drops index order (PN_DROP_REASONS in podnet-ipip.h). */
-export const BPF_DROP_REASONS = ['noPeer', 'unknownSource', 'malformed', 'notIpv4', 'error', 'unconfigured', 'ecn'] as const satisfies readonly DropReason[];
+export const BPF_DROP_REASONS = [
+  'noPeer',
+  'unknownSource',
+  'malformed',
+  'notIpv4',
+  'error',
+  'unconfigured',
+  'ecn',
+] as const satisfies readonly DropReason[];
 export type BpfDropReason = (typeof BPF_DROP_REASONS)[number];
 
 /** The userspace datapath's reasons (what ipip-codec.ts and the packet worker return). */
-export const USERSPACE_DROP_REASONS = ['notIpv4', 'noPeer', 'unknownSource', 'notLocal', 'malformed', 'ecn', 'sendError', 'tunWriteError'] as const satisfies readonly DropReason[];
+export const USERSPACE_DROP_REASONS = [
+  'notIpv4',
+  'noPeer',
+  'unknownSource',
+  'notLocal',
+  'malformed',
+  'ecn',
+  'sendError',
+  'tunWriteError',
+] as const satisfies readonly DropReason[];
 export type UserspaceDropReason = (typeof USERSPACE_DROP_REASONS)[number];
 
 /**

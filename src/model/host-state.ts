@@ -72,7 +72,10 @@ export class UnknownNodeError extends Error {
 
 export function findNode(network: Network, name: string): NetworkNode {
   const node = network.nodes.find((n) => n.name === name);
-  if (!node) throw new UnknownNodeError(`node '${name}' is not in network '${network.name}' (nodes: ${network.nodes.map((n) => n.name).join(', ')})`);
+  if (!node)
+    throw new UnknownNodeError(
+      `node '${name}' is not in network '${network.name}' (nodes: ${network.nodes.map((n) => n.name).join(', ')})`,
+    );
   return node;
 }
 
@@ -82,7 +85,12 @@ export function findNode(network: Network, name: string): NetworkNode {
  * main routing table, from which directRouting decides per peer as flannel does (direct only
  * when the host's route to the peer has no gateway); without it, the model's underlay prefix.
  */
-export function desiredHostState(network: Network, nodeName: string, underlay?: HostUnderlay, hostRoutes?: readonly HostRoute[]): DesiredHostState {
+export function desiredHostState(
+  network: Network,
+  nodeName: string,
+  underlay?: HostUnderlay,
+  hostRoutes?: readonly HostRoute[],
+): DesiredHostState {
   const node = findNode(network, nodeName);
   const u = underlay ?? assumedUnderlay(network, node);
   const subnet = parseCidr(node.podCidr);
@@ -112,12 +120,24 @@ export function desiredHostState(network: Network, nodeName: string, underlay?: 
     })),
     subnetEnv: {
       path: SUBNET_ENV_PATH,
-      content: renderSubnetEnv({ network: network.clusterCidr, subnet: `${gateway}/${subnet.cidr.length}`, mtu: u.tunnelMtu, ipMasq: network.ipMasq }),
+      content: renderSubnetEnv({
+        network: network.clusterCidr,
+        subnet: `${gateway}/${subnet.cidr.length}`,
+        mtu: u.tunnelMtu,
+        ipMasq: network.ipMasq,
+      }),
     },
     nftTable: renderNftTable({ network: network.name, clusterCidr: network.clusterCidr, podCidr: node.podCidr, ipMasq: network.ipMasq }),
     cni: {
       ...cniConfLocation(network.name, network.cniConfDir),
-      content: renderCniConflist({ network: network.name, podCidr: node.podCidr, gateway, clusterCidr: network.clusterCidr, mtu: u.tunnelMtu, bridge: BRIDGE_DEVICE }),
+      content: renderCniConflist({
+        network: network.name,
+        podCidr: node.podCidr,
+        gateway,
+        clusterCidr: network.clusterCidr,
+        mtu: u.tunnelMtu,
+        bridge: BRIDGE_DEVICE,
+      }),
     },
   };
 }
@@ -126,7 +146,10 @@ function peerPath(network: Network, local: string, peer: string, hostRoutes: rea
   if (!network.backend.directRouting) return { tunnelled: true, why: 'directRouting is off' };
   if (hostRoutes) return peerPathFromRoutes(peer, hostRoutes);
   const same = sameUnderlaySubnet(local, peer, network.underlay.prefixLength);
-  return { tunnelled: !same, why: `${same ? 'inside' : 'outside'} this node's /${network.underlay.prefixLength} (the declared underlay prefix; the host's routes decide once read)` };
+  return {
+    tunnelled: !same,
+    why: `${same ? 'inside' : 'outside'} this node's /${network.underlay.prefixLength} (the declared underlay prefix; the host's routes decide once read)`,
+  };
 }
 
 /** One row of `route -n` as flannel's walkthrough shows it. */
@@ -145,7 +168,13 @@ export function routeTableRows(state: DesiredHostState): RouteTableRow[] {
     return { destination: dest!, gateway: r.gateway, genmask: formatNetmask(Number(len)), flags: 'UG', iface: r.device };
   });
   const [localDest, localLen] = state.podCidr.split('/');
-  rows.push({ destination: localDest!, gateway: '0.0.0.0', genmask: formatNetmask(Number(localLen)), flags: 'U', iface: state.bridge.device });
+  rows.push({
+    destination: localDest!,
+    gateway: '0.0.0.0',
+    genmask: formatNetmask(Number(localLen)),
+    flags: 'U',
+    iface: state.bridge.device,
+  });
   return rows.sort((a, b) => compareDotted(a.destination, b.destination));
 }
 

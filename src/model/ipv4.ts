@@ -38,9 +38,7 @@ export function prefixMask(length: number): number {
   return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
 }
 
-export type CidrParse =
-  | { readonly ok: true; readonly cidr: Ipv4Cidr }
-  | { readonly ok: false; readonly problem: string };
+export type CidrParse = { readonly ok: true; readonly cidr: Ipv4Cidr } | { readonly ok: false; readonly problem: string };
 
 /** Parses "a.b.c.d/n"; refuses host bits so that a typo never silently widens a prefix. */
 export function parseCidr(text: string): CidrParse {
@@ -77,7 +75,7 @@ export function cidrSize(cidr: Ipv4Cidr): number {
 
 /** True when `address` (unsigned 32-bit) lies inside `cidr`. */
 export function cidrContainsAddress(cidr: Ipv4Cidr, address: number): boolean {
-  return ((address & prefixMask(cidr.length)) >>> 0) === cidr.base;
+  return (address & prefixMask(cidr.length)) >>> 0 === cidr.base;
 }
 
 /** True when `inner` lies wholly inside `outer`. */

@@ -43,7 +43,9 @@ function checkEnvelope(value: unknown, kind: string, source: string): Record<str
   if (typeof value !== 'object' || value === null) throw new ManifestError(`${source}: not a JSON object`);
   const doc = value as Record<string, unknown>;
   if (doc.apiVersion !== MANIFEST_API_VERSION) {
-    throw new ManifestError(`${source}: apiVersion ${JSON.stringify(doc.apiVersion)} is not supported (this podnet reads ${MANIFEST_API_VERSION})`);
+    throw new ManifestError(
+      `${source}: apiVersion ${JSON.stringify(doc.apiVersion)} is not supported (this podnet reads ${MANIFEST_API_VERSION})`,
+    );
   }
   if (doc.kind !== kind) throw new ManifestError(`${source}: kind ${JSON.stringify(doc.kind)} is not ${kind}`);
   const problems = validateNetworkSpec(doc.network);
@@ -68,7 +70,12 @@ export function parseManifest(text: string, source = 'manifest'): NetworkManifes
   if (typeof leases !== 'object' || leases === null || Object.values(leases).some((v) => typeof v !== 'string')) {
     throw new ManifestError(`${source}: leases must map node names to CIDR strings`);
   }
-  return { apiVersion: MANIFEST_API_VERSION, kind: 'NetworkManifest', network: doc.network as NetworkSpec, leases: leases as Record<string, string> };
+  return {
+    apiVersion: MANIFEST_API_VERSION,
+    kind: 'NetworkManifest',
+    network: doc.network as NetworkSpec,
+    leases: leases as Record<string, string>,
+  };
 }
 
 export function parseAgentConfig(text: string, source = 'agent config'): AgentConfig {

@@ -33,12 +33,16 @@ export function hostRouteTo(address: string, routes: readonly HostRoute[]): Host
     const n = toInt(net ?? '');
     if (n === undefined || !(len > bestLen)) continue;
     const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-    if (((a & mask) >>> 0) === ((n & mask) >>> 0)) { best = r; bestLen = len; }
+    if ((a & mask) >>> 0 === (n & mask) >>> 0) {
+      best = r;
+      bestLen = len;
+    }
   }
   return best;
 }
 
-const describe = (r: HostRoute): string => `${r.destination === '0.0.0.0/0' ? 'default' : r.destination}${r.gateway ? ` via ${r.gateway}` : ''}${r.device ? ` dev ${r.device}` : ''}`;
+const describe = (r: HostRoute): string =>
+  `${r.destination === '0.0.0.0/0' ? 'default' : r.destination}${r.gateway ? ` via ${r.gateway}` : ''}${r.device ? ` dev ${r.device}` : ''}`;
 
 /** The path to a peer at `address` when directRouting is on, from the host's routes. */
 export function peerPathFromRoutes(address: string, routes: readonly HostRoute[]): PeerPath {

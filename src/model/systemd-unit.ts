@@ -1,7 +1,15 @@
 // The agent's systemd unit. Its text is part of the desired state (drift compares it), so
 // it is rendered here from the model, not templated on the host.
 import type { DatapathChoice } from './spec';
-import { AGENT_BUNDLE_PATH, NETWORK_MANAGER_CONF_DIR, NETWORKD_DIR, RUNTIME_PATH, agentConfigPath, cniDirsCreatedPath, DEFAULT_CNI_CONF_DIR } from './host-layout';
+import {
+  AGENT_BUNDLE_PATH,
+  NETWORK_MANAGER_CONF_DIR,
+  NETWORKD_DIR,
+  RUNTIME_PATH,
+  agentConfigPath,
+  cniDirsCreatedPath,
+  DEFAULT_CNI_CONF_DIR,
+} from './host-layout';
 
 /**
  * Capabilities per datapath. kernel and userspace need only networking; ebpf also loads

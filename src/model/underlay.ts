@@ -75,26 +75,36 @@ export function discoverUnderlay(network: Network, node: NetworkNode, facts: Und
   let device = node.underlayInterface;
   if (device !== undefined) {
     if (!facts.links.some((l) => l.name === device)) {
-      throw new UnderlayError(`${where}: the declared underlay interface ${device} does not exist; the host has ${describeInterfaces(facts)}. Set underlayInterface to one of them, or leave it out to use the one holding ${node.address}`);
+      throw new UnderlayError(
+        `${where}: the declared underlay interface ${device} does not exist; the host has ${describeInterfaces(facts)}. Set underlayInterface to one of them, or leave it out to use the one holding ${node.address}`,
+      );
     }
     if (!holds(facts, device, node.address)) {
-      throw new UnderlayError(`${where}: the declared underlay interface ${device} does not hold ${node.address}; the host has ${describeInterfaces(facts)}. Set underlayInterface to the interface holding ${node.address}, or leave it out`);
+      throw new UnderlayError(
+        `${where}: the declared underlay interface ${device} does not hold ${node.address}; the host has ${describeInterfaces(facts)}. Set underlayInterface to the interface holding ${node.address}, or leave it out`,
+      );
     }
   } else {
     device = facts.addresses.find((a) => a.cidr.split('/')[0] === node.address)?.device;
     if (device === undefined) {
-      throw new UnderlayError(`${where}: no interface holds ${node.address}; the host has ${describeInterfaces(facts)}. Set the node's address to one of the host's own addresses (the outer source of its tunnel)`);
+      throw new UnderlayError(
+        `${where}: no interface holds ${node.address}; the host has ${describeInterfaces(facts)}. Set the node's address to one of the host's own addresses (the outer source of its tunnel)`,
+      );
     }
   }
   const linkMtu = facts.links.find((l) => l.name === device)!.mtu;
   const declaredMtu = network.underlay.mtu;
   if (declaredMtu !== undefined && declaredMtu > linkMtu) {
-    throw new UnderlayError(`${where}: the declared underlay.mtu ${declaredMtu} is above ${device}'s MTU ${linkMtu}. Set underlay.mtu to at most ${linkMtu}, or leave it out to use ${device}'s`);
+    throw new UnderlayError(
+      `${where}: the declared underlay.mtu ${declaredMtu} is above ${device}'s MTU ${linkMtu}. Set underlay.mtu to at most ${linkMtu}, or leave it out to use ${device}'s`,
+    );
   }
   const mtu = declaredMtu ?? linkMtu;
   if (network.mtu !== undefined && network.mtu > mtu - IPIP_OVERHEAD) {
     const what = declaredMtu !== undefined ? `the declared underlay.mtu ${mtu}` : `${device}'s MTU ${mtu}`;
-    throw new UnderlayError(`${where}: the declared mtu ${network.mtu} is above what the underlay carries (${what} - ${IPIP_OVERHEAD} = ${mtu - IPIP_OVERHEAD}). Set mtu to at most ${mtu - IPIP_OVERHEAD}, or leave it out to follow each host's underlay`);
+    throw new UnderlayError(
+      `${where}: the declared mtu ${network.mtu} is above what the underlay carries (${what} - ${IPIP_OVERHEAD} = ${mtu - IPIP_OVERHEAD}). Set mtu to at most ${mtu - IPIP_OVERHEAD}, or leave it out to follow each host's underlay`,
+    );
   }
   return {
     device,

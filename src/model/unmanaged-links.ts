@@ -3,7 +3,14 @@
 // networkd start, and NetworkManager likewise claims what it is not told to ignore. podnet
 // writes one file for each manager present, marking the tunnel, the bridge and the pods' veths
 // unmanaged, as Kubernetes network plugins' install guides tell users to do by hand.
-import { BRIDGE_DEVICE, NETWORK_MANAGER_CONF_DIR, NETWORKD_DIR, networkdConfigPath, networkManagerConfigPath, TUNNEL_DEVICE } from './host-layout';
+import {
+  BRIDGE_DEVICE,
+  NETWORK_MANAGER_CONF_DIR,
+  NETWORKD_DIR,
+  networkdConfigPath,
+  networkManagerConfigPath,
+  TUNNEL_DEVICE,
+} from './host-layout';
 
 /** Host-side veth names the CNI bridge plugin gives pods: `veth` and 8 hex digits (Docker's have 7). */
 export const CNI_VETH_NAME = /^veth[0-9a-f]{8}$/;

@@ -4,7 +4,21 @@ import { AGENT_RUNTIME_CHOICES, DATAPATH_CHOICES, type NetworkSpec } from './spe
 import { cidrContains, cidrContainsAddress, cidrsOverlap, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 import type { ModelProblem } from './validation-error';
 
-const NETWORK_FIELDS = ['name', 'clusterCidr', 'subnetLength', 'subnetMin', 'subnetMax', 'backend', 'mtu', 'underlay', 'ipMasq', 'cniConfDir', 'ssh', 'agentRuntime', 'nodes'];
+const NETWORK_FIELDS = [
+  'name',
+  'clusterCidr',
+  'subnetLength',
+  'subnetMin',
+  'subnetMax',
+  'backend',
+  'mtu',
+  'underlay',
+  'ipMasq',
+  'cniConfDir',
+  'ssh',
+  'agentRuntime',
+  'nodes',
+];
 const NODE_FIELDS = ['name', 'address', 'podCidr', 'underlayInterface', 'datapath', 'ssh'];
 const BACKEND_FIELDS = ['type', 'directRouting', 'datapath'];
 const UNDERLAY_FIELDS = ['mtu', 'prefixLength', 'interface'];
@@ -135,7 +149,11 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
   checkKnownFields(spec, NETWORK_FIELDS, '', problems);
 
   if (typeof spec.name !== 'string' || !NETWORK_NAME.test(spec.name)) {
-    problems.push({ field: 'name', value: spec.name, message: 'must be 1-32 lowercase letters, digits or dashes, starting and ending with a letter or digit' });
+    problems.push({
+      field: 'name',
+      value: spec.name,
+      message: 'must be 1-32 lowercase letters, digits or dashes, starting and ending with a letter or digit',
+    });
   }
 
   const cluster = checkCidr(spec.clusterCidr, 'clusterCidr', problems);
@@ -148,11 +166,19 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     subnetLength = checkInteger(spec.subnetLength, 'subnetLength', 1, 32, problems) ? spec.subnetLength : undefined;
   }
   if (subnetLength !== undefined && subnetLength > MAX_SUBNET_LENGTH) {
-    problems.push({ field: 'subnetLength', value: subnetLength, message: `must be at most ${MAX_SUBNET_LENGTH}: a pod subnet needs a network address, the cni0 gateway, at least one pod and a broadcast address` });
+    problems.push({
+      field: 'subnetLength',
+      value: subnetLength,
+      message: `must be at most ${MAX_SUBNET_LENGTH}: a pod subnet needs a network address, the cni0 gateway, at least one pod and a broadcast address`,
+    });
     subnetLength = undefined;
   }
   if (cluster && subnetLength !== undefined && subnetLength <= cluster.length) {
-    problems.push({ field: 'subnetLength', value: subnetLength, message: `must be longer than the cluster CIDR's /${cluster.length}, so that each node gets a part of it` });
+    problems.push({
+      field: 'subnetLength',
+      value: subnetLength,
+      message: `must be longer than the cluster CIDR's /${cluster.length}, so that each node gets a part of it`,
+    });
     subnetLength = undefined;
   }
 
@@ -161,8 +187,10 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     if (spec[key] === undefined) continue;
     const cidr = checkCidr(spec[key], key, problems);
     if (!cidr || !cluster || subnetLength === undefined) continue;
-    if (cidr.length !== subnetLength) problems.push({ field: key, value: spec[key], message: `must be a /${subnetLength} (the subnet length)` });
-    else if (!cidrContains(cluster, cidr)) problems.push({ field: key, value: spec[key], message: `is outside the cluster CIDR ${formatCidr(cluster)}` });
+    if (cidr.length !== subnetLength)
+      problems.push({ field: key, value: spec[key], message: `must be a /${subnetLength} (the subnet length)` });
+    else if (!cidrContains(cluster, cidr))
+      problems.push({ field: key, value: spec[key], message: `is outside the cluster CIDR ${formatCidr(cluster)}` });
     else range[key === 'subnetMin' ? 'min' : 'max'] = cidr;
   }
   if (range.min && range.max && range.min.base > range.max.base) {
@@ -190,21 +218,45 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
         underlayMtu = spec.underlay.mtu;
       }
       if (spec.underlay.prefixLength !== undefined) checkInteger(spec.underlay.prefixLength, 'underlay.prefixLength', 1, 32, problems);
-      if (spec.underlay.interface !== undefined && (typeof spec.underlay.interface !== 'string' || !INTERFACE_NAME.test(spec.underlay.interface))) {
-        problems.push({ field: 'underlay.interface', value: spec.underlay.interface, message: 'must be a Linux interface name (1-15 characters)' });
+      if (
+        spec.underlay.interface !== undefined &&
+        (typeof spec.underlay.interface !== 'string' || !INTERFACE_NAME.test(spec.underlay.interface))
+      ) {
+        problems.push({
+          field: 'underlay.interface',
+          value: spec.underlay.interface,
+          message: 'must be a Linux interface name (1-15 characters)',
+        });
       }
     }
   }
-  if (spec.mtu !== undefined && checkInteger(spec.mtu, 'mtu', MIN_TUNNEL_MTU, MAX_MTU, problems) && underlayMtu !== undefined && spec.mtu > underlayMtu - 20) {
-    problems.push({ field: 'mtu', value: spec.mtu, message: `must be at most the underlay MTU minus the 20-byte outer header (${underlayMtu - 20})` });
+  if (
+    spec.mtu !== undefined &&
+    checkInteger(spec.mtu, 'mtu', MIN_TUNNEL_MTU, MAX_MTU, problems) &&
+    underlayMtu !== undefined &&
+    spec.mtu > underlayMtu - 20
+  ) {
+    problems.push({
+      field: 'mtu',
+      value: spec.mtu,
+      message: `must be at most the underlay MTU minus the 20-byte outer header (${underlayMtu - 20})`,
+    });
   }
   checkBoolean(spec.ipMasq, 'ipMasq', problems);
   if (spec.cniConfDir !== undefined && (typeof spec.cniConfDir !== 'string' || !isPlainAbsolutePath(spec.cniConfDir))) {
-    problems.push({ field: 'cniConfDir', value: spec.cniConfDir, message: 'must be an absolute directory path of letters, digits and ._-/ (no "..", no trailing slash), such as /etc/cni/net.d' });
+    problems.push({
+      field: 'cniConfDir',
+      value: spec.cniConfDir,
+      message: 'must be an absolute directory path of letters, digits and ._-/ (no "..", no trailing slash), such as /etc/cni/net.d',
+    });
   }
   checkSsh(spec.ssh, 'ssh', problems);
   if (spec.agentRuntime !== undefined && !AGENT_RUNTIME_CHOICES.includes(spec.agentRuntime as never)) {
-    problems.push({ field: 'agentRuntime', value: spec.agentRuntime, message: `unknown agent runtime (expected one of ${AGENT_RUNTIME_CHOICES.join(', ')})` });
+    problems.push({
+      field: 'agentRuntime',
+      value: spec.agentRuntime,
+      message: `unknown agent runtime (expected one of ${AGENT_RUNTIME_CHOICES.join(', ')})`,
+    });
   }
 
   if (!Array.isArray(spec.nodes)) {
@@ -224,7 +276,11 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     }
     checkKnownFields(node, NODE_FIELDS, `${path}.`, problems);
     if (typeof node.name !== 'string' || !HOSTNAME.test(node.name)) {
-      problems.push({ field: `${path}.name`, value: node.name, message: 'must be a valid hostname label (lowercase letters, digits and dashes, 1-63 characters)' });
+      problems.push({
+        field: `${path}.name`,
+        value: node.name,
+        message: 'must be a valid hostname label (lowercase letters, digits and dashes, 1-63 characters)',
+      });
     } else if (names.has(node.name)) {
       problems.push({ field: `${path}.name`, value: node.name, message: `duplicates nodes[${names.get(node.name)}].name` });
     } else {
@@ -237,10 +293,15 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     } else {
       const unicast = unicastProblem(address);
       if (unicast) problems.push({ field: `${path}.address`, value: node.address, message: unicast });
-      else if (addresses.has(address)) problems.push({ field: `${path}.address`, value: node.address, message: `duplicates nodes[${addresses.get(address)}].address` });
+      else if (addresses.has(address))
+        problems.push({ field: `${path}.address`, value: node.address, message: `duplicates nodes[${addresses.get(address)}].address` });
       else addresses.set(address, index);
       if (cluster && cidrContainsAddress(cluster, address)) {
-        problems.push({ field: `${path}.address`, value: node.address, message: `is inside the cluster CIDR ${formatCidr(cluster)}; the underlay must not overlap the pod network` });
+        problems.push({
+          field: `${path}.address`,
+          value: node.address,
+          message: `is inside the cluster CIDR ${formatCidr(cluster)}; the underlay must not overlap the pod network`,
+        });
       }
     }
 
@@ -250,7 +311,11 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
         if (!cidrContains(cluster, cidr)) {
           problems.push({ field: `${path}.podCidr`, value: node.podCidr, message: `is outside the cluster CIDR ${formatCidr(cluster)}` });
         } else if (cidr.length !== subnetLength) {
-          problems.push({ field: `${path}.podCidr`, value: node.podCidr, message: `must be a /${subnetLength} (the network's subnetLength)` });
+          problems.push({
+            field: `${path}.podCidr`,
+            value: node.podCidr,
+            message: `must be a /${subnetLength} (the network's subnetLength)`,
+          });
         } else {
           const clash = podCidrs.find((other) => cidrsOverlap(other.cidr, cidr));
           if (clash) problems.push({ field: `${path}.podCidr`, value: node.podCidr, message: `duplicates nodes[${clash.index}].podCidr` });
@@ -258,8 +323,15 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
         }
       }
     }
-    if (node.underlayInterface !== undefined && (typeof node.underlayInterface !== 'string' || !INTERFACE_NAME.test(node.underlayInterface))) {
-      problems.push({ field: `${path}.underlayInterface`, value: node.underlayInterface, message: 'must be a Linux interface name (1-15 characters)' });
+    if (
+      node.underlayInterface !== undefined &&
+      (typeof node.underlayInterface !== 'string' || !INTERFACE_NAME.test(node.underlayInterface))
+    ) {
+      problems.push({
+        field: `${path}.underlayInterface`,
+        value: node.underlayInterface,
+        message: 'must be a Linux interface name (1-15 characters)',
+      });
     }
     checkDatapath(node.datapath, `${path}.datapath`, problems);
     checkSsh(node.ssh, `${path}.ssh`, problems);
@@ -270,7 +342,11 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
     const last = range.max?.base ?? cluster.base + 2 ** (32 - cluster.length) - 2 ** (32 - subnetLength);
     const available = (last - first) / 2 ** (32 - subnetLength) + 1;
     if (spec.nodes.length > available) {
-      problems.push({ field: 'nodes', value: undefined, message: `${spec.nodes.length} nodes need ${spec.nodes.length} pod subnets, but ${formatCidr(cluster)} split into /${subnetLength} (within subnetMin/subnetMax) has only ${available}` });
+      problems.push({
+        field: 'nodes',
+        value: undefined,
+        message: `${spec.nodes.length} nodes need ${spec.nodes.length} pod subnets, but ${formatCidr(cluster)} split into /${subnetLength} (within subnetMin/subnetMax) has only ${available}`,
+      });
     }
   }
   return problems;

@@ -1,6 +1,21 @@
 // Desired vs live for one host: a list of differences, each with the fix the agent makes.
 // Pure and shared: the agent's reconcile applies the fixes; `podnet drift` reports them.
-import { cidrContains, cniConfigsShadowing, CNI_VETH_NAME, describeCniConflist, unmanagedConfigs, forwardAcceptRules, forwardRuleComment, IPTABLES_BACKENDS, IPTABLES_COMMANDS, parseCidr, ROUTE_PROTOCOL, savedRuleLine, type DesiredHostState, type DesiredRoute } from '../model';
+import {
+  cidrContains,
+  cniConfigsShadowing,
+  CNI_VETH_NAME,
+  describeCniConflist,
+  unmanagedConfigs,
+  forwardAcceptRules,
+  forwardRuleComment,
+  IPTABLES_BACKENDS,
+  IPTABLES_COMMANDS,
+  parseCidr,
+  ROUTE_PROTOCOL,
+  savedRuleLine,
+  type DesiredHostState,
+  type DesiredRoute,
+} from '../model';
 import type { LiveHostState, LiveRoute } from '../host/live-state';
 
 export type DifferenceKind =
@@ -82,15 +97,32 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   const t = desired.tunnel;
   const tunnel = live.links.find((l) => l.name === t.device);
   if (!tunnel) {
-    diffs.push({ kind: 'tunnel-missing', action: 'create', subject: t.device, expected: `${desired.datapath} tunnel, local ${t.local}, mtu ${t.mtu}` });
+    diffs.push({
+      kind: 'tunnel-missing',
+      action: 'create',
+      subject: t.device,
+      expected: `${desired.datapath} tunnel, local ${t.local}, mtu ${t.mtu}`,
+    });
   } else {
     const kinds = acceptableTunnelKinds(desired.datapath);
-    if (!kinds.includes(tunnel.kind ?? '')) diffs.push({ kind: 'tunnel-wrong-kind', action: 'update', subject: t.device, expected: kinds.join(' or '), actual: tunnel.kind ?? 'plain' });
-    if (tunnel.kind === 'ipip' && tunnel.ipipLocal !== t.local) diffs.push({ kind: 'tunnel-wrong-local', action: 'update', subject: t.device, expected: t.local, actual: tunnel.ipipLocal ?? 'any' });
-    if (tunnel.mtu !== t.mtu) diffs.push({ kind: 'tunnel-mtu', action: 'update', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
+    if (!kinds.includes(tunnel.kind ?? ''))
+      diffs.push({
+        kind: 'tunnel-wrong-kind',
+        action: 'update',
+        subject: t.device,
+        expected: kinds.join(' or '),
+        actual: tunnel.kind ?? 'plain',
+      });
+    if (tunnel.kind === 'ipip' && tunnel.ipipLocal !== t.local)
+      diffs.push({ kind: 'tunnel-wrong-local', action: 'update', subject: t.device, expected: t.local, actual: tunnel.ipipLocal ?? 'any' });
+    if (tunnel.mtu !== t.mtu)
+      diffs.push({ kind: 'tunnel-mtu', action: 'update', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
     if (!tunnel.up) diffs.push({ kind: 'tunnel-down', action: 'update', subject: t.device, expected: 'up', actual: 'down' });
     if (!live.addresses.some((a) => a.device === t.device && a.cidr === t.address)) {
-      const actual = live.addresses.filter((a) => a.device === t.device).map((a) => a.cidr).join(', ');
+      const actual = live.addresses
+        .filter((a) => a.device === t.device)
+        .map((a) => a.cidr)
+        .join(', ');
       diffs.push({ kind: 'tunnel-address', action: 'update', subject: t.device, expected: t.address, actual: actual || 'none' });
     }
   }
@@ -101,7 +133,17 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   else {
     if (!underlay.up) diffs.push({ kind: 'underlay-down', action: 'report', subject: u.device, expected: 'up', actual: 'down' });
     if (!live.addresses.some((a) => a.device === u.device && a.cidr.split('/')[0] === u.address)) {
-      diffs.push({ kind: 'underlay-address', action: 'report', subject: u.device, expected: u.address, actual: live.addresses.filter((a) => a.device === u.device).map((a) => a.cidr).join(', ') || 'none' });
+      diffs.push({
+        kind: 'underlay-address',
+        action: 'report',
+        subject: u.device,
+        expected: u.address,
+        actual:
+          live.addresses
+            .filter((a) => a.device === u.device)
+            .map((a) => a.cidr)
+            .join(', ') || 'none',
+      });
     }
   }
 
@@ -111,10 +153,21 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
     diffs.push({ kind: 'bridge-missing', action: 'create', subject: b.device, expected: `bridge ${b.address}` });
   } else {
     if (!live.addresses.some((a) => a.device === b.device && a.cidr === b.address)) {
-      diffs.push({ kind: 'bridge-address', action: 'update', subject: b.device, expected: b.address, actual: live.addresses.filter((a) => a.device === b.device).map((a) => a.cidr).join(', ') || 'none' });
+      diffs.push({
+        kind: 'bridge-address',
+        action: 'update',
+        subject: b.device,
+        expected: b.address,
+        actual:
+          live.addresses
+            .filter((a) => a.device === b.device)
+            .map((a) => a.cidr)
+            .join(', ') || 'none',
+      });
     }
     if (!bridge.up) diffs.push({ kind: 'bridge-down', action: 'update', subject: b.device, expected: 'up', actual: 'down' });
-    if (bridge.mac !== b.mac) diffs.push({ kind: 'bridge-mac', action: 'update', subject: b.device, expected: b.mac, actual: bridge.mac ?? 'none' });
+    if (bridge.mac !== b.mac)
+      diffs.push({ kind: 'bridge-mac', action: 'update', subject: b.device, expected: b.mac, actual: bridge.mac ?? 'none' });
   }
 
   for (const route of desired.routes) {
@@ -124,7 +177,13 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
     // reported and left alone: podnet never removes a route it did not add.
     else if (!routeMatches(route, live_)) {
       const ours = live_.protocol === String(ROUTE_PROTOCOL);
-      diffs.push({ kind: ours ? 'route-wrong' : 'route-foreign', action: ours ? 'update' : 'report', subject: route.destination, expected: describeRoute(route), actual: `${describeRoute(live_)} proto ${live_.protocol}` });
+      diffs.push({
+        kind: ours ? 'route-wrong' : 'route-foreign',
+        action: ours ? 'update' : 'report',
+        subject: route.destination,
+        expected: describeRoute(route),
+        actual: `${describeRoute(live_)} proto ${live_.protocol}`,
+      });
     }
   }
   const wanted = new Set(desired.routes.map((r) => r.destination));
@@ -135,16 +194,35 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
   }
 
   if (live.subnetEnv !== desired.subnetEnv.content) {
-    diffs.push({ kind: 'subnet-env', action: 'update', subject: desired.subnetEnv.path, expected: desired.subnetEnv.content.trim().replace(/\n/g, ' '), ...(live.subnetEnv !== undefined ? { actual: live.subnetEnv.trim().replace(/\n/g, ' ') } : { actual: 'missing' }) });
+    diffs.push({
+      kind: 'subnet-env',
+      action: 'update',
+      subject: desired.subnetEnv.path,
+      expected: desired.subnetEnv.content.trim().replace(/\n/g, ' '),
+      ...(live.subnetEnv !== undefined ? { actual: live.subnetEnv.trim().replace(/\n/g, ' ') } : { actual: 'missing' }),
+    });
   }
   if (live.nftTable === undefined || normalizeNft(live.nftTable) !== normalizeNft(desired.nftTable)) {
-    diffs.push({ kind: 'masquerade', action: 'update', subject: 'nftables', expected: 'podnet table as declared', actual: live.nftTable === undefined ? 'missing' : 'different rules' });
+    diffs.push({
+      kind: 'masquerade',
+      action: 'update',
+      subject: 'nftables',
+      expected: 'podnet table as declared',
+      actual: live.nftTable === undefined ? 'missing' : 'different rules',
+    });
   }
   if (!live.ipForward) diffs.push({ kind: 'ip-forward', action: 'update', subject: 'net.ipv4.ip_forward', expected: '1', actual: '0' });
   // Routing into and out of the pods needs forwarding on each interface they cross, too
   // (a hardening file can turn it off per interface with ip_forward left on).
   for (const dev of [desired.underlay.device, desired.bridge.device, desired.tunnel.device]) {
-    if (live.forwarding?.[dev] === false) diffs.push({ kind: 'interface-forwarding', action: 'update', subject: `net.ipv4.conf.${dev}.forwarding`, expected: '1', actual: '0' });
+    if (live.forwarding?.[dev] === false)
+      diffs.push({
+        kind: 'interface-forwarding',
+        action: 'update',
+        subject: `net.ipv4.conf.${dev}.forwarding`,
+        expected: '1',
+        actual: '0',
+      });
   }
   diffs.push(...firewallDiffs(desired, live));
   diffs.push(...netManagerDiffs(desired, live));
@@ -165,11 +243,22 @@ export function diffCniConfig(cni: DesiredHostState['cni'], live: Pick<LiveHostS
       action: live.cniConfig === undefined ? 'create' : 'update',
       subject: cni.path,
       expected: describeCniConflist(cni.content),
-      actual: live.cniConfig === undefined ? (live.cniConfFiles === undefined ? `missing (no ${cni.dir})` : 'missing') : `${describeCniConflist(live.cniConfig)}; pods made with it keep its settings until re-created`,
+      actual:
+        live.cniConfig === undefined
+          ? live.cniConfFiles === undefined
+            ? `missing (no ${cni.dir})`
+            : 'missing'
+          : `${describeCniConflist(live.cniConfig)}; pods made with it keep its settings until re-created`,
     });
   }
   for (const name of cniConfigsShadowing(live.cniConfFiles ?? [], cni.file)) {
-    diffs.push({ kind: 'cni-config-shadowed', action: 'report', subject: `${cni.dir}/${name}`, expected: `${cni.file} first in ${cni.dir}`, actual: `${name} sorts first: a runtime taking the first config (kubelet, containerd, CRI-O) uses it, not podnet's` });
+    diffs.push({
+      kind: 'cni-config-shadowed',
+      action: 'report',
+      subject: `${cni.dir}/${name}`,
+      expected: `${cni.file} first in ${cni.dir}`,
+      actual: `${name} sorts first: a runtime taking the first config (kubelet, containerd, CRI-O) uses it, not podnet's`,
+    });
   }
   return diffs;
 }
@@ -183,12 +272,25 @@ function netManagerDiffs(desired: DesiredHostState, live: LiveHostState): HostDi
   for (const c of unmanagedConfigs(desired.network)) {
     if (!live.netManagers?.dirs.includes(c.dir)) continue;
     const have = live.netManagers.files[c.path];
-    if (have !== c.content) out.push({ kind: 'unmanaged-config', action: have === undefined ? 'create' : 'update', subject: c.path, expected: `${c.manager} leaves ${desired.tunnel.device}, ${desired.bridge.device} and veths alone`, actual: have === undefined ? 'missing' : 'different' });
+    if (have !== c.content)
+      out.push({
+        kind: 'unmanaged-config',
+        action: have === undefined ? 'create' : 'update',
+        subject: c.path,
+        expected: `${c.manager} leaves ${desired.tunnel.device}, ${desired.bridge.device} and veths alone`,
+        actual: have === undefined ? 'missing' : 'different',
+      });
   }
   if (live.links.some((l) => l.name === desired.bridge.device)) {
     for (const l of live.links) {
       if (l.kind === 'veth' && l.peerNetns && !l.master && CNI_VETH_NAME.test(l.name)) {
-        out.push({ kind: 'pod-off-bridge', action: 'update', subject: l.name, expected: `master ${desired.bridge.device}`, actual: 'no master' });
+        out.push({
+          kind: 'pod-off-bridge',
+          action: 'update',
+          subject: l.name,
+          expected: `master ${desired.bridge.device}`,
+          actual: 'no master',
+        });
       }
     }
   }
@@ -208,7 +310,9 @@ function firewallDiffs(desired: DesiredHostState, live: LiveHostState): HostDiff
     if (!chain) continue;
     const others = chain.rules.filter((r) => !r.includes(comment));
     if (chain.policy === 'ACCEPT' && others.length === 0) continue;
-    const missing = forwardAcceptRules(desired.network, desired.clusterCidr).map(savedRuleLine).filter((line) => !chain.rules.includes(line));
+    const missing = forwardAcceptRules(desired.network, desired.clusterCidr)
+      .map(savedRuleLine)
+      .filter((line) => !chain.rules.includes(line));
     if (missing.length === 0) continue;
     out.push({
       kind: 'firewall-forward',
@@ -230,6 +334,10 @@ export function normalizeNft(text: string): string {
     .split('\n')
     .map((l) => l.trim().replace(/\s+/g, ' '))
     .filter((l) => l.startsWith('ip ') || l.startsWith('type '))
-    .map((l) => l.replace(/priority (srcnat|filter|\d+)/, 'priority P').replace(/ random,fully-random| fully-random,random| fully-random| random/g, ''))
+    .map((l) =>
+      l
+        .replace(/priority (srcnat|filter|\d+)/, 'priority P')
+        .replace(/ random,fully-random| fully-random,random| fully-random| random/g, ''),
+    )
     .join('\n');
 }

@@ -62,7 +62,10 @@ export class SshPool {
    * target gets an outcome, in the order given; failures are SshErrors naming the host. `fn`
    * also gets the target's index in `targets`, for callers that keep per-host data beside it.
    */
-  async forEachHost<T>(targets: SshTarget[], fn: (conn: SshConnection, target: SshTarget, index: number) => Promise<T>): Promise<Array<HostOutcome<T>>> {
+  async forEachHost<T>(
+    targets: SshTarget[],
+    fn: (conn: SshConnection, target: SshTarget, index: number) => Promise<T>,
+  ): Promise<Array<HostOutcome<T>>> {
     const results = new Array<HostOutcome<T>>(targets.length);
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -84,7 +87,14 @@ export class SshPool {
   async closeAll(): Promise<void> {
     const all = [...this.conns.values()];
     this.conns.clear();
-    await Promise.all(all.map((p) => p.then((c) => c.close(), () => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p.then(
+          (c) => c.close(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 }
 

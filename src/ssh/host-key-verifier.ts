@@ -105,10 +105,14 @@ export class HostKeyVerifier {
       }
       case 'unverifiable': {
         // Never trust on first use here: OpenSSH would check these lines, podnet cannot.
-        const lines = check.entries.map((e) => (e.marker === 'cert-authority' ? `@cert-authority (line ${e.line})` : `key type ${e.keyType} (line ${e.line})`));
+        const lines = check.entries.map((e) =>
+          e.marker === 'cert-authority' ? `@cert-authority (line ${e.line})` : `key type ${e.keyType} (line ${e.line})`,
+        );
         const what = [
           ...(check.entries.some((e) => e.marker === 'cert-authority') ? ['podnet cannot check host certificates'] : []),
-          ...(check.entries.some((e) => e.marker !== 'cert-authority') ? [`podnet cannot check that key type (it checks ${SUPPORTED_KEY_TYPES.join(', ')})`] : []),
+          ...(check.entries.some((e) => e.marker !== 'cert-authority')
+            ? [`podnet cannot check that key type (it checks ${SUPPORTED_KEY_TYPES.join(', ')})`]
+            : []),
         ];
         return {
           accept: false,

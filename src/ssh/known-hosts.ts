@@ -9,13 +9,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 /** Key types podnet understands. Other types parse but are reported in `notes`. */
-export const SUPPORTED_KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'ssh-rsa',
-] as const;
+export const SUPPORTED_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'] as const;
 
 export type KnownHostsMarker = 'revoked' | 'cert-authority';
 
@@ -144,7 +138,12 @@ export function hashKnownHostsName(name: string, salt: Buffer = randomBytes(20))
 /** Glob match as OpenSSH's match_pattern: `*` any run, `?` one character, case-insensitive. */
 function globMatch(name: string, pattern: string): boolean {
   const re = new RegExp(
-    '^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$',
+    '^' +
+      pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
     'i',
   );
   return re.test(name);
@@ -221,7 +220,12 @@ export function knownKeyTypesFor(entries: readonly KnownHostsEntry[], host: stri
 }
 
 /** One known_hosts line for a host key, plain (not hashed) so people can read it, e.g. for TOFU. */
-export function formatKnownHostsLine(host: string, port: number, keyBlob: Buffer, opts: { hashed?: boolean; comment?: string } = {}): string {
+export function formatKnownHostsLine(
+  host: string,
+  port: number,
+  keyBlob: Buffer,
+  opts: { hashed?: boolean; comment?: string } = {},
+): string {
   const type = keyBlobType(keyBlob);
   if (!type) throw new Error('cannot format a known_hosts line: unreadable key blob');
   const name = knownHostsName(host, port);

@@ -102,9 +102,17 @@ function resolveCredentials(t: SshTarget, describe: string): Credentials {
 
 const UNREACHABLE_CODES = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EHOSTDOWN']);
 
-function mapConnectError(err: Error & { level?: string; code?: string }, t: Required<Pick<SshTarget, 'host' | 'port' | 'user'>>, describe: string, timeoutMs: number, creds: Credentials): SshError {
+function mapConnectError(
+  err: Error & { level?: string; code?: string },
+  t: Required<Pick<SshTarget, 'host' | 'port' | 'user'>>,
+  describe: string,
+  timeoutMs: number,
+  creds: Credentials,
+): SshError {
   if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT') {
-    return new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms (TCP connect, SSH handshake and authentication)`, { cause: err });
+    return new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms (TCP connect, SSH handshake and authentication)`, {
+      cause: err,
+    });
   }
   if (err.code === 'ECONNREFUSED') {
     return new SshError('refused', describe, `connection refused on port ${t.port}: is sshd running and listening there?`, { cause: err });
@@ -121,7 +129,12 @@ function mapConnectError(err: Error & { level?: string; code?: string }, t: Requ
     );
   }
   if (/encrypted private/i.test(err.message) || /cannot parse privatekey/i.test(err.message)) {
-    return new SshError('auth-failed', describe, `unusable private key: ${err.message} (load keys with a passphrase into ssh-agent and set useAgent)`, { cause: err });
+    return new SshError(
+      'auth-failed',
+      describe,
+      `unusable private key: ${err.message} (load keys with a passphrase into ssh-agent and set useAgent)`,
+      { cause: err },
+    );
   }
   return new SshError('disconnected', describe, `SSH connection failed: ${err.message}`, { cause: err });
 }
@@ -222,7 +235,10 @@ export class SshConnection {
       let toRecord: Buffer | undefined;
       let settled = false;
       // A backstop for the case where ssh2's own readyTimeout does not fire (e.g. a hung agent).
-      const backstop = setTimeout(() => fail(new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms`)), timeoutMs + 2000);
+      const backstop = setTimeout(
+        () => fail(new SshError('timeout', describe, `connect timed out after ${timeoutMs} ms`)),
+        timeoutMs + 2000,
+      );
       const fail = (err: SshError): void => {
         if (settled) return;
         settled = true;
@@ -238,7 +254,13 @@ export class SshConnection {
           verifier.record(toRecord);
         } catch (e) {
           // An SshError is a verdict (host-key-mismatch: known_hosts changed since the handshake began).
-          fail(e instanceof SshError ? e : new SshError('io', describe, `cannot record the new host key in ${verifier.knownHostsPath}: ${(e as Error).message}`, { cause: e }));
+          fail(
+            e instanceof SshError
+              ? e
+              : new SshError('io', describe, `cannot record the new host key in ${verifier.knownHostsPath}: ${(e as Error).message}`, {
+                  cause: e,
+                }),
+          );
         }
       });
       client.once('ready', () => {
@@ -300,7 +322,10 @@ export class SshConnection {
           if (this.closedBy) return reject(this.closedBy);
           this.openChannel(remote, (err: Error | undefined, stream: ClientChannel) => {
             if (err) {
-              return reject(this.closedBy ?? new SshError('disconnected', this.describe, `cannot open a channel for '${shown}': ${err.message}`, { cause: err }));
+              return reject(
+                this.closedBy ??
+                  new SshError('disconnected', this.describe, `cannot open a channel for '${shown}': ${err.message}`, { cause: err }),
+              );
             }
             const out: Buffer[] = [];
             const errOut: Buffer[] = [];
@@ -334,7 +359,8 @@ export class SshConnection {
               const stderr = Buffer.concat(errOut);
               if (code === undefined && signal === undefined) {
                 return reject(
-                  this.closedBy ?? new SshError('disconnected', this.describe, `channel closed without an exit status: ${shown}`, { command: shown }),
+                  this.closedBy ??
+                    new SshError('disconnected', this.describe, `channel closed without an exit status: ${shown}`, { command: shown }),
                 );
               }
               const exit = code ?? 128 + ((osConstants.signals as Record<string, number>)[`SIG${signal}`] ?? 0);
@@ -389,7 +415,10 @@ export class SshConnection {
  * it is for every exec here), so go one level down when the channel is still open.
  */
 function killChannel(stream: ClientChannel): void {
-  const ch = stream as unknown as { outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, sig: string): void } } };
+  const ch = stream as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, sig: string): void } };
+  };
   try {
     if (ch.outgoing?.state === 'open' && ch._client?._protocol) ch._client._protocol.signal(ch.outgoing.id, 'KILL');
     else stream.signal('KILL');
@@ -397,4 +426,3 @@ function killChannel(stream: ClientChannel): void {
     /* channel already gone */
   }
 }
-

@@ -11,10 +11,14 @@ export function renderDrift(drift: NetworkDrift, p: Palette): string {
       lines.push(p.remove(`${h.node} (${h.address}): ERROR ${h.error.message}`));
       continue;
     }
-    lines.push(h.inSync ? `${h.node} (${h.address}): in sync` : p.change(`${h.node} (${h.address}): ${h.differences.length} difference(s)`));
+    lines.push(
+      h.inSync ? `${h.node} (${h.address}): in sync` : p.change(`${h.node} (${h.address}): ${h.differences.length} difference(s)`),
+    );
     for (const d of h.differences) {
       // A route reads best as the route itself; anything else as expected against actual.
-      const detail = d.kind.startsWith('route-') ? (d.expected ?? d.actual ?? '') : [d.expected ? `expected ${d.expected}` : '', d.actual ? `actual ${d.actual}` : ''].filter(Boolean).join(', ');
+      const detail = d.kind.startsWith('route-')
+        ? (d.expected ?? d.actual ?? '')
+        : [d.expected ? `expected ${d.expected}` : '', d.actual ? `actual ${d.actual}` : ''].filter(Boolean).join(', ');
       lines.push(`  ${d.kind} ${d.subject}${detail ? `: ${detail}` : ''}`);
     }
   }

@@ -8,7 +8,10 @@ function pad(text: string, width: number): string {
 
 export function renderRouteTable(state: DesiredHostState): string[] {
   const header = `${pad('Destination', 16)}${pad('Gateway', 16)}${pad('Genmask', 16)}${pad('Flags', 6)}Iface`;
-  return [header, ...routeTableRows(state).map((r) => `${pad(r.destination, 16)}${pad(r.gateway, 16)}${pad(r.genmask, 16)}${pad(r.flags, 6)}${r.iface}`)];
+  return [
+    header,
+    ...routeTableRows(state).map((r) => `${pad(r.destination, 16)}${pad(r.gateway, 16)}${pad(r.genmask, 16)}${pad(r.flags, 6)}${r.iface}`),
+  ];
 }
 
 export function renderTunnelDevice(state: DesiredHostState): string {

@@ -114,7 +114,13 @@ export interface DesiredHostStateJson {
   readonly underlay: { readonly device: string; readonly address: string; readonly mtu: number };
   readonly bridge: { readonly device: string; readonly address: string };
   readonly peers: ReadonlyArray<{ readonly node: string; readonly address: string; readonly podCidr: string; readonly tunnelled: boolean }>;
-  readonly routes: ReadonlyArray<{ readonly destination: string; readonly gateway: string; readonly device: string; readonly onlink: boolean; readonly peer: string }>;
+  readonly routes: ReadonlyArray<{
+    readonly destination: string;
+    readonly gateway: string;
+    readonly device: string;
+    readonly onlink: boolean;
+    readonly peer: string;
+  }>;
   readonly subnetEnv: { readonly path: string; readonly content: string };
   readonly nftTable: string;
 }
@@ -207,7 +213,14 @@ function runtimeJson(step: RuntimeStep): RuntimeStepJson {
 }
 
 function underlayJson(u: HostUnderlay): UnderlayJson {
-  return { device: u.device, deviceSource: u.deviceSource, mtu: u.mtu, mtuSource: u.mtuSource, tunnelMtu: u.tunnelMtu, tunnelMtuSource: u.tunnelMtuSource };
+  return {
+    device: u.device,
+    deviceSource: u.deviceSource,
+    mtu: u.mtu,
+    mtuSource: u.mtuSource,
+    tunnelMtu: u.tunnelMtu,
+    tunnelMtuSource: u.tunnelMtuSource,
+  };
 }
 
 export function hostPlanJson(plan: HostPlan): HostPlanJson {
@@ -297,7 +310,13 @@ function destroyHostJson(r: DestroyHostResult): DestroyHostJson {
     case 'destroyed':
       return { node: r.node, ok: true, outcome: r.outcome, actions: [...r.steps] };
     case 'skipped':
-      return { node: r.node, ok: true, outcome: r.outcome, actions: [skippedText(r.heldRevision, r.wantedRevision)], heldRevision: r.heldRevision };
+      return {
+        node: r.node,
+        ok: true,
+        outcome: r.outcome,
+        actions: [skippedText(r.heldRevision, r.wantedRevision)],
+        heldRevision: r.heldRevision,
+      };
     case 'failed':
       return { node: r.node, ok: false, outcome: r.outcome, actions: [], error: errorJson(r.error) };
   }

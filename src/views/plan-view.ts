@@ -28,16 +28,20 @@ const FILE_LABEL = { config: 'agent config', unit: 'systemd unit' } as const;
 export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   const lines = [p.bold(`# ${plan.node} (${plan.address})`), `  underlay ${describeUnderlay(plan.underlay)}`];
   // directRouting's decision per peer (with it off every peer is tunnelled: nothing to say).
-  const peers = plan.peers.filter((x) => x.why !== 'directRouting is off').map((x) => `  peer ${x.node} (${x.address}): ${x.tunnelled ? 'tunnelled' : 'direct'}, ${x.why}`);
+  const peers = plan.peers
+    .filter((x) => x.why !== 'directRouting is off')
+    .map((x) => `  peer ${x.node} (${x.address}): ${x.tunnelled ? 'tunnelled' : 'direct'}, ${x.why}`);
   lines.push(...peers);
   const header = lines.length;
-  if (plan.runtime.action === 'link-host') lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
+  if (plan.runtime.action === 'link-host')
+    lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
   if (plan.runtime.action === 'ship') lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath}`, p));
   for (const u of plan.uploads) lines.push(actionLine('update', `upload ${u.name} -> ${u.remotePath}`, p));
   for (const f of plan.files) lines.push(actionLine(f.action, `${FILE_LABEL[f.content]} ${f.path}`, p));
   if (plan.daemonReload) lines.push(actionLine('update', 'systemctl daemon-reload', p));
   if (plan.enable) lines.push(actionLine('create', 'enable agent unit', p));
-  if (plan.service !== 'none') lines.push(actionLine('update', `${plan.service} agent${plan.staleAgent ? ` (${plan.staleAgent})` : ''}`, p));
+  if (plan.service !== 'none')
+    lines.push(actionLine('update', `${plan.service} agent${plan.staleAgent ? ` (${plan.staleAgent})` : ''}`, p));
   for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
   if (lines.length === header) lines.push('  no changes');
   return lines;
@@ -47,13 +51,24 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
 export function renderPlan(plan: NetworkPlan, p: Palette): string {
   const lines = plan.hosts.flatMap((h) => renderHostPlan(h, p));
   for (const e of plan.errors) lines.push(p.remove(`# ${e.node}: ERROR ${e.error.message}`));
-  lines.push(plan.hasChanges ? `plan: changes on ${plan.hosts.filter(hostPlanHasChanges).map((h) => h.node).join(', ')}` : 'plan: no changes');
+  lines.push(
+    plan.hasChanges
+      ? `plan: changes on ${plan.hosts
+          .filter(hostPlanHasChanges)
+          .map((h) => h.node)
+          .join(', ')}`
+      : 'plan: no changes',
+  );
   return lines.join('\n') + '\n';
 }
 
 export function renderOfflinePlan(plan: OfflinePlan): string {
   const n = plan.network;
-  return `network ${n.name}: cluster ${n.clusterCidr}, /${n.subnetLength} per node, ipip${n.backend.directRouting ? ' (directRouting)' : ''}, mtu ${n.mtu ?? 'per host: underlay - 20'}\n\n` + plan.hosts.map((h) => renderHostState(h.state, h.address)).join('\n\n') + '\n';
+  return (
+    `network ${n.name}: cluster ${n.clusterCidr}, /${n.subnetLength} per node, ipip${n.backend.directRouting ? ' (directRouting)' : ''}, mtu ${n.mtu ?? 'per host: underlay - 20'}\n\n` +
+    plan.hosts.map((h) => renderHostState(h.state, h.address)).join('\n\n') +
+    '\n'
+  );
 }
 
 export interface PlanView {
@@ -62,6 +77,7 @@ export interface PlanView {
 }
 
 export function planView(type: ViewType, streams: Streams): PlanView {
-  if (type === 'json') return { plan: (x) => streams.out(printJson(planJson(x))), offline: (x) => streams.out(printJson(offlinePlanJson(x))) };
+  if (type === 'json')
+    return { plan: (x) => streams.out(printJson(planJson(x))), offline: (x) => streams.out(printJson(offlinePlanJson(x))) };
   return { plan: (x) => streams.out(renderPlan(x, palette(streams.color))), offline: (x) => streams.out(renderOfflinePlan(x)) };
 }

@@ -46,7 +46,14 @@ describeLab('the agent tells the truth', () => {
   /** Synthesizes the two-node network (node1 on `datapath`) and returns its manifest. */
   function synth(name: string, datapath?: 'ebpf' | 'userspace'): string {
     const outdir = join(work, name);
-    referenceApp({ outdir, lab: LAB, nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81', ...(datapath ? { datapath } : {}) }] }).synth();
+    referenceApp({
+      outdir,
+      lab: LAB,
+      nodes: [
+        { name: 'master', address: '192.168.0.80' },
+        { name: 'node1', address: '192.168.0.81', ...(datapath ? { datapath } : {}) },
+      ],
+    }).synth();
     return join(outdir, 'stacks', 'reference', 'assets', 'podnet-cluster', 'manifest.json');
   }
   async function apply(m: string, ...args: string[]): Promise<void> {
@@ -67,14 +74,17 @@ describeLab('the agent tells the truth', () => {
     // layout changed by an upgrade); every other command works, and the files on the host,
     // which drift and apply hash, stay podnet's own.
     const pid = (await sh('node1', `systemctl show -p MainPID --value ${UNIT}`)).trim();
-    await sh('node1', [
-      `cp ${LOADER} /run/pnown-bpf-real`,
-      `printf '%s\\n' '#!/bin/sh' 'case " $* " in *" attach "*) echo "podnet-bpf: injected attach failure" >&2; exit 1;; esac' 'exec /run/pnown-bpf-real "$@"' > /run/pnown-bpf-wrapper`,
-      'chmod 755 /run/pnown-bpf-wrapper',
-      `nsenter -t ${pid} -m mount --bind /run/pnown-bpf-wrapper ${LOADER}`,
-      // A tc event: a full pass, whose attach now fails (and the egress program is gone).
-      'tc filter del dev flannel.ipip egress',
-    ].join(' && '));
+    await sh(
+      'node1',
+      [
+        `cp ${LOADER} /run/pnown-bpf-real`,
+        `printf '%s\\n' '#!/bin/sh' 'case " $* " in *" attach "*) echo "podnet-bpf: injected attach failure" >&2; exit 1;; esac' 'exec /run/pnown-bpf-real "$@"' > /run/pnown-bpf-wrapper`,
+        'chmod 755 /run/pnown-bpf-wrapper',
+        `nsenter -t ${pid} -m mount --bind /run/pnown-bpf-wrapper ${LOADER}`,
+        // A tc event: a full pass, whose attach now fails (and the egress program is gone).
+        'tc filter del dev flannel.ipip egress',
+      ].join(' && '),
+    );
     try {
       await statusWhen('node1', (s) => s.state !== 'converged', 5_000);
       // Netlink events: each wakes a light pass, which before this fix published `converged`.
@@ -86,8 +96,12 @@ describeLab('the agent tells the truth', () => {
 
       const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
       expect(drift.code).toBe(2);
-      const node1 = (JSON.parse(drift.stdout) as { hosts: { node: string; differences: { kind: string; actual?: string }[] }[] }).hosts.find((h) => h.node === 'node1')!;
-      expect(node1.differences).toEqual([expect.objectContaining({ kind: 'agent-degraded', actual: expect.stringContaining('injected attach failure') })]);
+      const node1 = (
+        JSON.parse(drift.stdout) as { hosts: { node: string; differences: { kind: string; actual?: string }[] }[] }
+      ).hosts.find((h) => h.node === 'node1')!;
+      expect(node1.differences).toEqual([
+        expect.objectContaining({ kind: 'agent-degraded', actual: expect.stringContaining('injected attach failure') }),
+      ]);
 
       // Nothing to upload or restart: apply still waits for the agent, and says why it failed.
       const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']);
@@ -139,7 +153,7 @@ describeLab('the agent tells the truth', () => {
     expect(await sh('node1', 'ip route show 10.244.0.0/24')).toContain('via 192.168.0.80 dev flannel.ipip');
   });
 
-  it("a datapath switch by apply (ebpf -> userspace) takes the eBPF programs down first; the new datapath carries the traffic", async () => {
+  it('a datapath switch by apply (ebpf -> userspace) takes the eBPF programs down first; the new datapath carries the traffic', async () => {
     await apply(synth('userspace', 'userspace'), '--node', 'node1');
     // Before: the tc programs stayed attached and kept carrying the traffic, counters at zero.
     expect(await sh('node1', 'tc filter show dev eth0 ingress; tc filter show dev flannel.ipip egress')).toBe('');
@@ -155,15 +169,19 @@ describeLab('the agent tells the truth', () => {
     expect((await status('node1')).datapath).toBe('ebpf');
   });
 
-  it("a second network on the same hosts is refused with a clear message; it never fights the first, and its destroy leaves the first alone", async () => {
+  it('a second network on the same hosts is refused with a clear message; it never fights the first, and its destroy leaves the first alone', async () => {
     // A rename (blue -> green) or a copy-paste: another network name, another cluster CIDR.
     const outdir = join(work, 'green');
     const app = new App({ outdir });
     const labDir = `/var/lib/podnet/lab/${LAB}`;
     new PodNetwork(new TerraformStack(app, 'reference'), 'green', {
-      name: 'green', clusterCidr: '10.245.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
+      name: 'green',
+      clusterCidr: '10.245.0.0/16',
+      subnetLength: 24,
+      backend: { type: 'ipip' },
       ssh: { user: 'root', privateKeyPath: `${labDir}/id_ed25519`, knownHostsPath: `${labDir}/known_hosts` },
-      nodes: [{ name: 'node1', address: '192.168.0.81' }], podnetArgs: ['--lab', LAB],
+      nodes: [{ name: 'node1', address: '192.168.0.81' }],
+      podnetArgs: ['--lab', LAB],
     });
     app.synth();
     const green = join(outdir, 'stacks', 'reference', 'assets', 'podnet-green', 'manifest.json');
@@ -197,16 +215,26 @@ describeLab('the agent tells the truth', () => {
       // Break it, and kill the agent 30 ms later: in the middle of the repair the event started.
       await sh('node1', `${breakIt}; sleep 0.03; kill -9 ${before}`);
       const s = await statusWhen('node1', (x) => x.pid !== Number(before) && x.state === 'converged', 20_000).catch(() => undefined);
-      if (s?.state !== 'converged') process.stderr.write(`${what}: ${JSON.stringify(await status('node1'))}\n${await sh('node1', `journalctl -q -o cat -u ${UNIT} -n 30; ip -d link show master cni0; ip link show type veth`)}\n`);
-      expect({ what, state: s?.state, restarted: s !== undefined && s.pid !== Number(before) }).toEqual({ what, state: 'converged', restarted: true });
+      if (s?.state !== 'converged')
+        process.stderr.write(
+          `${what}: ${JSON.stringify(await status('node1'))}\n${await sh('node1', `journalctl -q -o cat -u ${UNIT} -n 30; ip -d link show master cni0; ip link show type veth`)}\n`,
+        );
+      expect({ what, state: s?.state, restarted: s !== undefined && s.pid !== Number(before) }).toEqual({
+        what,
+        state: 'converged',
+        restarted: true,
+      });
     }
     // Nothing extra: one tunnel, no probe device, podnet's one route, one table, no temp files.
-    const extra = await sh('node1', [
-      'ip -o link show | grep -c -e flannel.ipip -e podnet-probe || :',
-      'ip -N -4 route show proto 152',
-      'nft list tables | grep -c podnet_ || :',
-      'ls -a /run/podnet /run/flannel | grep -c podnet-tmp || :',
-    ].join('; echo --; '));
+    const extra = await sh(
+      'node1',
+      [
+        'ip -o link show | grep -c -e flannel.ipip -e podnet-probe || :',
+        'ip -N -4 route show proto 152',
+        'nft list tables | grep -c podnet_ || :',
+        'ls -a /run/podnet /run/flannel | grep -c podnet-tmp || :',
+      ].join('; echo --; '),
+    );
     // (`linkdown`: the eBPF datapath's TUN has no reader, README says why.)
     expect(extra).toMatch(/^1\n--\n10\.244\.0\.0\/24 via 192\.168\.0\.80 dev flannel\.ipip onlink (linkdown )?\n--\n1\n--\n0\n$/);
     const drift = await runPodnet(['drift', '--manifest', m, '--lab', LAB, '--node', 'node1']);
@@ -222,7 +250,10 @@ describeLab('the agent tells the truth', () => {
     expect((await destroy(ebpf)).code).toBe(0);
     // What the host had before podnet: a bridge named cni0 with a pod's veth on it (made by
     // the CNI bridge plugin, say), a clsact qdisc on eth0 (another tc user), forwarding on.
-    await sh('node1', 'ip link add cni0 type bridge && ip link set cni0 up && ip link add pnown-a type veth peer name pnown-b && ip link set pnown-a master cni0 && tc qdisc add dev eth0 clsact && sysctl -qw net.ipv4.ip_forward=1');
+    await sh(
+      'node1',
+      'ip link add cni0 type bridge && ip link set cni0 up && ip link add pnown-a type veth peer name pnown-b && ip link set pnown-a master cni0 && tc qdisc add dev eth0 clsact && sysctl -qw net.ipv4.ip_forward=1',
+    );
     try {
       await apply(ebpf, '--node', 'node1');
       expect((await destroy(ebpf)).code).toBe(0);
@@ -232,12 +263,17 @@ describeLab('the agent tells the truth', () => {
       expect(await sh('node1', 'sysctl -n net.ipv4.ip_forward')).toBe('1\n');
       expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :')).toContain('does not exist');
     } finally {
-      await sh('node1', 'ip link del pnown-a 2>/dev/null; ip link del cni0 2>/dev/null; tc qdisc del dev eth0 clsact 2>/dev/null; sysctl -qw net.ipv4.ip_forward=0; :');
+      await sh(
+        'node1',
+        'ip link del pnown-a 2>/dev/null; ip link del cni0 2>/dev/null; tc qdisc del dev eth0 clsact 2>/dev/null; sysctl -qw net.ipv4.ip_forward=0; :',
+      );
     }
     // Where podnet made them, they go: an empty clsact it added, the bridge, ip_forward back to 0.
     await apply(ebpf, '--node', 'node1');
     expect((await destroy(ebpf)).code).toBe(0);
-    expect(await sh('node1', 'tc qdisc show dev eth0; ip link show cni0 2>&1 || :; sysctl -n net.ipv4.ip_forward')).not.toMatch(/clsact|cni0: <|^1$/m);
+    expect(await sh('node1', 'tc qdisc show dev eth0; ip link show cni0 2>&1 || :; sysctl -n net.ipv4.ip_forward')).not.toMatch(
+      /clsact|cni0: <|^1$/m,
+    );
   });
 
   it('destroy never reports a host clean that it could not tear down (the runtime link dangles), and a retry works', async () => {
@@ -253,12 +289,17 @@ describeLab('the agent tells the truth', () => {
     await sh('node1', `ln -sfn ${target} ${INSTALL_DIR}/node`);
     const retried = await runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1']);
     expect(retried.code).toBe(0);
-    expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :; ls /etc/podnet 2>&1 || :; tc filter show dev eth0 ingress')).not.toMatch(/flannel\.ipip: <|cluster\.json|pn_/);
+    expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :; ls /etc/podnet 2>&1 || :; tc filter show dev eth0 ingress')).not.toMatch(
+      /flannel\.ipip: <|cluster\.json|pn_/,
+    );
   });
 
   // Not the agent, but the same lab: a hardened sshd that allows one session per connection.
   it('apply, drift and destroy work on a host whose sshd has MaxSessions 1', async () => {
-    await sh('node1', "sed -i '/^MaxSessions/d' /etc/ssh/sshd_config && echo 'MaxSessions 1' >> /etc/ssh/sshd_config && systemctl restart ssh.service");
+    await sh(
+      'node1',
+      "sed -i '/^MaxSessions/d' /etc/ssh/sshd_config && echo 'MaxSessions 1' >> /etc/ssh/sshd_config && systemctl restart ssh.service",
+    );
     try {
       const m = synth('ebpf4', 'ebpf');
       const applied = await runPodnet(['apply', '--manifest', m, '--lab', LAB, '--node', 'node1']);

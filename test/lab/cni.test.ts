@@ -67,7 +67,10 @@ describeLab('CNI config with a real container runtime (podman)', () => {
   async function runContainer(host: string, ctr: string, extra = '', command = 'sleep 600'): Promise<string> {
     // Lab hosts mount cgroup v1 controllers read-only: podman runs the container without cgroups.
     // `--rootfs` is a flag: the first argument after it is the root, then the command.
-    await podman(host, `run -d --name ${ctr} --network cluster --cgroups=disabled --cap-add NET_RAW -v /usr:/usr:ro -v /srv/pncni-data:/data:ro ${extra} --rootfs ${ROOTFS} ${command}`);
+    await podman(
+      host,
+      `run -d --name ${ctr} --network cluster --cgroups=disabled --cap-add NET_RAW -v /usr:/usr:ro -v /srv/pncni-data:/data:ro ${extra} --rootfs ${ROOTFS} ${command}`,
+    );
     return (await podman(host, `exec ${ctr} ip -4 -o addr show dev eth0`)).match(/inet (\S+)\//)![1]!;
   }
   async function eth0Mtu(host: string, ctr: string): Promise<number> {
@@ -86,8 +89,15 @@ describeLab('CNI config with a real container runtime (podman)', () => {
   const ips: Record<string, string> = {};
 
   beforeAll(async () => {
-    const which = await labExec(LAB, 'node1', ['sh', '-c', 'command -v podman && ls /usr/lib/cni/bridge /usr/lib/cni/portmap /usr/lib/cni/host-local']);
-    if (which.code !== 0) { missing = `podman or Debian's CNI plugins are missing on the lab hosts: ${which.stderr.trim() || which.stdout.trim()}`; return; }
+    const which = await labExec(LAB, 'node1', [
+      'sh',
+      '-c',
+      'command -v podman && ls /usr/lib/cni/bridge /usr/lib/cni/portmap /usr/lib/cni/host-local',
+    ]);
+    if (which.code !== 0) {
+      missing = `podman or Debian's CNI plugins are missing on the lab hosts: ${which.stderr.trim() || which.stdout.trim()}`;
+      return;
+    }
     for (const h of ['node1', 'node2']) await must(h, PREPARE);
     blobHash = (await must('node2', 'sha256sum /srv/pncni-data/blob')).split(' ')[0]!;
     // Server blobs differ per host; containers on node1 fetch node2's.
@@ -123,8 +133,17 @@ describeLab('CNI config with a real container runtime (podman)', () => {
   it('a container reaches the workstation through masquerade', async () => {
     if (skipIfMissing()) return;
     // The workstation has no route to 10.244.0.0/16: an answer proves the source was node1's.
-    const server = wsExec(LAB, ['timeout', '20', process.execPath, '-e',
-      "require('net').createServer((s) => { console.log(s.remoteAddress); s.end('hello\\n'); process.exit(0); }).listen(18080, '192.168.0.1')"], { timeoutMs: 30_000 });
+    const server = wsExec(
+      LAB,
+      [
+        'timeout',
+        '20',
+        process.execPath,
+        '-e',
+        "require('net').createServer((s) => { console.log(s.remoteAddress); s.end('hello\\n'); process.exit(0); }).listen(18080, '192.168.0.1')",
+      ],
+      { timeoutMs: 30_000 },
+    );
     await new Promise((r) => setTimeout(r, 800));
     const got = await podman('node1', `exec ca bash -c 'exec 3<>/dev/tcp/192.168.0.1/18080; cat <&3'`);
     expect(got.trim()).toBe('hello');
@@ -138,7 +157,9 @@ describeLab('CNI config with a real container runtime (podman)', () => {
     let hash = '';
     for (let i = 0; i < 20 && hash !== blobHash; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 250));
-      hash = (await wsExec(LAB, ['bash', '-c', 'cat < /dev/tcp/192.168.0.82/18081 | sha256sum'], { timeoutMs: 30_000 })).stdout.split(' ')[0]!;
+      hash = (await wsExec(LAB, ['bash', '-c', 'cat < /dev/tcp/192.168.0.82/18081 | sha256sum'], { timeoutMs: 30_000 })).stdout.split(
+        ' ',
+      )[0]!;
     }
     expect(hash).toBe(blobHash);
     await podman('node2', 'rm -f -t 0 web');
@@ -193,11 +214,18 @@ describeLab('CNI config with a real container runtime (podman)', () => {
   it('a foreign conflist sorting first is reported by plan and drift and never deleted; a removed directory or edited file comes back', async () => {
     if (skipIfMissing()) return;
     const manifest = manifestFor({ mtu: 1400 });
-    await must('node1', `printf '{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"loopback"}]}' > /etc/cni/net.d/05-other.conflist`);
+    await must(
+      'node1',
+      `printf '{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"loopback"}]}' > /etc/cni/net.d/05-other.conflist`,
+    );
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
     expect(drift.code).toBe(2);
-    const node1 = (JSON.parse(drift.stdout) as { hosts: Array<{ node: string; differences: Array<{ kind: string; subject: string }> }> }).hosts.find((h) => h.node === 'node1')!;
-    expect(node1.differences).toEqual([expect.objectContaining({ kind: 'cni-config-shadowed', subject: '/etc/cni/net.d/05-other.conflist' })]);
+    const node1 = (
+      JSON.parse(drift.stdout) as { hosts: Array<{ node: string; differences: Array<{ kind: string; subject: string }> }> }
+    ).hosts.find((h) => h.node === 'node1')!;
+    expect(node1.differences).toEqual([
+      expect.objectContaining({ kind: 'cni-config-shadowed', subject: '/etc/cni/net.d/05-other.conflist' }),
+    ]);
     const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', LAB]);
     expect(plan.stdout).toContain('05-other.conflist');
     expect(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB])).toMatchObject({ code: 0 });
@@ -222,7 +250,14 @@ describeLab('CNI config with a real container runtime (podman)', () => {
 
   it('destroy removes the conflist and the directories podnet made, and leaves the rest', async () => {
     if (skipIfMissing()) return;
-    for (const [h, c] of [['node1', 'ca'], ['node1', 'mfalse'], ['node1', 'mtrue'], ['node1', 'small'], ['node2', 'cb']] as const) await podman(h, `rm -f -t 0 ${c}`);
+    for (const [h, c] of [
+      ['node1', 'ca'],
+      ['node1', 'mfalse'],
+      ['node1', 'mtrue'],
+      ['node1', 'small'],
+      ['node2', 'cb'],
+    ] as const)
+      await podman(h, `rm -f -t 0 ${c}`);
     expect(await runPodnet(['destroy', '--manifest', manifestFor({ mtu: 1400 }), '--lab', LAB])).toMatchObject({ code: 0 });
     expect((await labExec(LAB, 'master', ['test', '-e', '/etc/cni'])).code).toBe(1);
     // node1's directory now holds podman's cni.lock, and node2 had it before podnet (podman's

@@ -26,14 +26,27 @@ const NODES = [
 type NodeName = (typeof NODES)[number]['name'];
 
 const hostOf = (n: (typeof NODES)[number]): DatapathHost => ({
-  tunnelDevice: 'flannel.ipip', localAddress: n.address, underlayDevice: 'eth0', mtu: 1480,
-  tunnelAddress: `${n.podCidr.split('/')[0]}/32`, podCidr: n.podCidr, clusterCidr: '10.244.0.0/16',
+  tunnelDevice: 'flannel.ipip',
+  localAddress: n.address,
+  underlayDevice: 'eth0',
+  mtu: 1480,
+  tunnelAddress: `${n.podCidr.split('/')[0]}/32`,
+  podCidr: n.podCidr,
+  clusterCidr: '10.244.0.0/16',
 });
 const PEERS: DatapathPeer[] = NODES.map((n) => ({ node: n.name, address: n.address, podCidr: n.podCidr }));
 
 /** A Runner that runs inside a lab host: EbpfDatapath drives the host as the agent would locally. */
-const hostRunner = (host: NodeName): Runner => async (file, args, o) => labExec(LAB, host, [file, ...args], { input: o?.input, timeoutMs: o?.timeoutMs });
-const datapath = (host: NodeName) => new EbpfDatapath(hostOf(NODES.find((n) => n.name === host)!), { run: hostRunner(host), loaderPath: `${DIR}/podnet-bpf`, podSyncIntervalMs: 0 });
+const hostRunner =
+  (host: NodeName): Runner =>
+  async (file, args, o) =>
+    labExec(LAB, host, [file, ...args], { input: o?.input, timeoutMs: o?.timeoutMs });
+const datapath = (host: NodeName) =>
+  new EbpfDatapath(hostOf(NODES.find((n) => n.name === host)!), {
+    run: hostRunner(host),
+    loaderPath: `${DIR}/podnet-bpf`,
+    podSyncIntervalMs: 0,
+  });
 
 async function must(host: NodeName, argv: string[], input?: string): Promise<string> {
   const r = await labExec(LAB, host, argv, { input, timeoutMs: 120_000 });
@@ -59,8 +72,11 @@ describeLab('eBPF datapath on lab hosts', () => {
       chmodSync(join(dir, 'podnet-bpf'), 0o755);
       chmodSync(join(dir, 'node'), 0o755);
       const sub = n.podCidr.replace('.0/24', '.1/24');
-      await must(n.name, ['sh', '-c', 'mkdir -p /run/flannel && cat > /run/flannel/subnet.env'],
-        `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${sub}\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n`);
+      await must(
+        n.name,
+        ['sh', '-c', 'mkdir -p /run/flannel && cat > /run/flannel/subnet.env'],
+        `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${sub}\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n`,
+      );
       pod[n.name] = (await podAdd(LAB, n.name, 'pa')).ip;
       await must(n.name, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       const dp = datapath(n.name);
@@ -68,7 +84,8 @@ describeLab('eBPF datapath on lab hosts', () => {
       await dp.setPeers(PEERS);
       dps[n.name] = dp;
       // What the agent's common reconcile adds: flannel's route shape.
-      for (const p of NODES.filter((x) => x !== n)) await must(n.name, ['ip', 'route', 'replace', p.podCidr, 'via', p.address, 'dev', 'flannel.ipip', 'onlink']);
+      for (const p of NODES.filter((x) => x !== n))
+        await must(n.name, ['ip', 'route', 'replace', p.podCidr, 'via', p.address, 'dev', 'flannel.ipip', 'onlink']);
     }
   }, 15 * 60_000);
 
@@ -92,15 +109,24 @@ describeLab('eBPF datapath on lab hosts', () => {
   it('carries a pod ping in kernel ipip format (tcpdump on the switch: outer TTL and DF = inner)', async () => {
     const port = switchPort(1);
     const sw = lab.info().switchNetns;
-    const plain = run(['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nl', '-i', port, '-c', '1', 'ip proto 4 and src host 192.168.0.81'], { timeoutMs: 15_000 });
-    const verbose = run(['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nlv', '-i', port, '-c', '1', 'ip proto 4 and src host 192.168.0.81'], { timeoutMs: 15_000 });
+    const plain = run(
+      ['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nl', '-i', port, '-c', '1', 'ip proto 4 and src host 192.168.0.81'],
+      { timeoutMs: 15_000 },
+    );
+    const verbose = run(
+      ['ip', 'netns', 'exec', sw, 'timeout', '10', 'tcpdump', '-nlv', '-i', port, '-c', '1', 'ip proto 4 and src host 192.168.0.81'],
+      { timeoutMs: 15_000 },
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const ping = await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-i', '0.3', '-W', '2', pod.node2]);
     expect(ping.stdout).toMatch(/3 received/);
     const p = await plain;
     expect(p.stdout).toContain(`IP 192.168.0.81 > 192.168.0.82: IP ${pod.node1} > ${pod.node2}: ICMP echo request`);
     const v = (await verbose).stdout;
-    const m = /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\).*\n\s+192\.168\.0\.81 > 192\.168\.0\.82: IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/.exec(v);
+    const m =
+      /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\).*\n\s+192\.168\.0\.81 > 192\.168\.0\.82: IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/.exec(
+        v,
+      );
     expect(m).not.toBeNull();
     const [, , oTtl, oFlags, , iTtl, iFlags] = m!;
     expect(oTtl).toBe(iTtl);
@@ -183,7 +209,9 @@ describeLab('eBPF datapath on lab hosts', () => {
       expect((await labExec(LAB, n.name, ['ip', 'link', 'show', 'flannel.ipip'])).code).not.toBe(0);
       expect((await labExec(LAB, n.name, ['test', '-e', '/sys/fs/bpf/podnet'])).code).not.toBe(0);
       // The underlay still works (plain IP between hosts).
-      expect((await labExec(LAB, n.name, ['ping', '-c', '1', '-W', '2', n.name === 'node1' ? '192.168.0.82' : '192.168.0.81'])).code).toBe(0);
+      expect((await labExec(LAB, n.name, ['ping', '-c', '1', '-W', '2', n.name === 'node1' ? '192.168.0.82' : '192.168.0.81'])).code).toBe(
+        0,
+      );
     }
   }, 60_000);
 });

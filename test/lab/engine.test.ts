@@ -13,7 +13,9 @@ import { runPodnet, runShell } from './engine-support';
 const LAB = testLabName('pne2e');
 jest.setTimeout(180_000);
 
-type TfJson = { resource: { terraform_data: { podnet_cluster: { for_each: Record<string, { apply_command: string; destroy_command: string }> } } } };
+type TfJson = {
+  resource: { terraform_data: { podnet_cluster: { for_each: Record<string, { apply_command: string; destroy_command: string }> } } };
+};
 
 /** Each node's command as terraform runs it: the synthesized prefix, then the instance's id (a stand-in here). */
 function replayed(tf: TfJson, which: 'apply_command' | 'destroy_command'): string[] {
@@ -53,7 +55,7 @@ describeLab('podnet engine on lab hosts', () => {
     expect(plan.stdout).toContain('+ route 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink');
   });
 
-  it("applies through the local-exec commands cdktf synthesized (test/lab/terraform.test.ts runs the real cdktf deploy)", async () => {
+  it('applies through the local-exec commands cdktf synthesized (test/lab/terraform.test.ts runs the real cdktf deploy)', async () => {
     const tf = JSON.parse(readFileSync(join(stackDir, 'cdk.tf.json'), 'utf8')) as TfJson;
     const creates = replayed(tf, 'apply_command');
     expect(creates).toHaveLength(3);
@@ -70,14 +72,28 @@ describeLab('podnet engine on lab hosts', () => {
     const routes = (await labExec(LAB, 'node1', ['ip', '-4', 'route'])).stdout;
     expect(routes).toMatch(/10\.244\.0\.0\/24 via 192\.168\.0\.80 dev flannel\.ipip proto 152 onlink/);
     expect(routes).toMatch(/10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
-    expect((await labExec(LAB, 'node1', ['cat', '/run/flannel/subnet.env'])).stdout).toBe('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n');
+    expect((await labExec(LAB, 'node1', ['cat', '/run/flannel/subnet.env'])).stdout).toBe(
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n',
+    );
     expect((await labExec(LAB, 'node1', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1480');
   });
 
   it('carries pod-to-pod traffic as IPIP on the underlay', async () => {
     await podAdd(LAB, 'node1', 'web');
     await podAdd(LAB, 'node2', 'web');
-    const capture = runShell('ip', ['netns', 'exec', `${LAB}-sw`, 'timeout', '8', 'tcpdump', '-ni', 'h1', '-c', '1', 'ip proto 4 and src 192.168.0.81']);
+    const capture = runShell('ip', [
+      'netns',
+      'exec',
+      `${LAB}-sw`,
+      'timeout',
+      '8',
+      'tcpdump',
+      '-ni',
+      'h1',
+      '-c',
+      '1',
+      'ip proto 4 and src 192.168.0.81',
+    ]);
     await new Promise((r) => setTimeout(r, 700));
     const ping = await podExec(LAB, 'node1', 'web', ['ping', '-c', '3', '-W', '2', '10.244.2.2']);
     expect(ping.stdout).toContain('3 received');
@@ -93,7 +109,11 @@ describeLab('podnet engine on lab hosts', () => {
   });
 
   it('the agent restores a route deleted by hand within a second', async () => {
-    const r = await labExec(LAB, 'node1', ['sh', '-c', 'ip route del 10.244.2.0/24; for i in $(seq 50); do ip route show 10.244.2.0/24 | grep -q via && { echo restored $i; exit 0; }; sleep 0.02; done; exit 1']);
+    const r = await labExec(LAB, 'node1', [
+      'sh',
+      '-c',
+      'ip route del 10.244.2.0/24; for i in $(seq 50); do ip route show 10.244.2.0/24 | grep -q via && { echo restored $i; exit 0; }; sleep 0.02; done; exit 1',
+    ]);
     expect(r.code).toBe(0);
   });
 
@@ -106,7 +126,11 @@ describeLab('podnet engine on lab hosts', () => {
       ['tunnel device', 'ip link del flannel.ipip', 'ip route show 10.244.2.0/24 | grep -q "dev flannel.ipip"'],
     ];
     for (const [what, breakIt, healthy] of breakages) {
-      const r = await labExec(LAB, 'node1', ['sh', '-c', `${breakIt}; t0=$(date +%s%N); for i in $(seq 100); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.01; done; exit 1`]);
+      const r = await labExec(LAB, 'node1', [
+        'sh',
+        '-c',
+        `${breakIt}; t0=$(date +%s%N); for i in $(seq 100); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.01; done; exit 1`,
+      ]);
       expect({ what, code: r.code }).toEqual({ what, code: 0 });
       expect(Number(r.stdout.trim())).toBeLessThan(1000);
     }
@@ -125,7 +149,11 @@ describeLab('podnet engine on lab hosts', () => {
       after = await agentPid('node1');
     }
     expect(after).not.toBe(before);
-    const status = await labExec(LAB, 'node1', ['sh', '-c', 'sleep 1; /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js status --network cluster --json']);
+    const status = await labExec(LAB, 'node1', [
+      'sh',
+      '-c',
+      'sleep 1; /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js status --network cluster --json',
+    ]);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'converged', datapath: 'ebpf', pid: Number(after) });
   });
 
@@ -158,7 +186,10 @@ describeLab('podnet engine on lab hosts', () => {
     expect(drift.stdout).toMatch(/node1.*ERROR.*SHA256:/);
     const json = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--known-hosts', empty, '--node', 'node1', '--json']);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout).hosts[0].error).toEqual({ kind: 'host-key-unknown', message: expect.stringMatching(/^node1 .*SHA256:/) });
+    expect(JSON.parse(json.stdout).hosts[0].error).toEqual({
+      kind: 'host-key-unknown',
+      message: expect.stringMatching(/^node1 .*SHA256:/),
+    });
   });
 
   it('one host with sshd down fails alone; the others apply; re-apply converges', async () => {
@@ -182,14 +213,24 @@ describeLab('podnet engine on lab hosts', () => {
 
   it('a non-root user applies and checks drift through sudo', async () => {
     // The user logs in with the lab's key and may run anything through sudo without a password.
-    await labExec(LAB, 'node2', ['sh', '-c', [
-      'id podop >/dev/null 2>&1 || useradd -m -s /bin/sh podop',
-      'install -d -m 700 -o podop -g podop /home/podop/.ssh',
-      'install -m 600 -o podop -g podop /root/.ssh/authorized_keys /home/podop/.ssh/authorized_keys',
-      'echo "podop ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/podop && chmod 440 /etc/sudoers.d/podop',
-    ].join(' && ')]);
+    await labExec(LAB, 'node2', [
+      'sh',
+      '-c',
+      [
+        'id podop >/dev/null 2>&1 || useradd -m -s /bin/sh podop',
+        'install -d -m 700 -o podop -g podop /home/podop/.ssh',
+        'install -m 600 -o podop -g podop /root/.ssh/authorized_keys /home/podop/.ssh/authorized_keys',
+        'echo "podop ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/podop && chmod 440 /etc/sudoers.d/podop',
+      ].join(' && '),
+    ]);
     const m = JSON.parse(readFileSync(manifest, 'utf8'));
-    const asUser = (network: Record<string, unknown>) => ({ ...m, network: { ...network, nodes: (network.nodes as Array<Record<string, unknown>>).map((n) => (n.name === 'node2' ? { ...n, ssh: { user: 'podop' } } : n)) } });
+    const asUser = (network: Record<string, unknown>) => ({
+      ...m,
+      network: {
+        ...network,
+        nodes: (network.nodes as Array<Record<string, unknown>>).map((n) => (n.name === 'node2' ? { ...n, ssh: { user: 'podop' } } : n)),
+      },
+    });
     const viaSudo = join(work, 'sudo.json');
     writeFileSync(viaSudo, JSON.stringify(asUser({ ...m.network, mtu: 1400 })));
     const apply = await runPodnet(['apply', '--manifest', viaSudo, '--lab', LAB, '--node', 'node2']);
@@ -229,7 +270,13 @@ describeLab('podnet engine on lab hosts', () => {
     const m = JSON.parse(readFileSync(manifest, 'utf8'));
     const withRuntime = (agentRuntime: string) => {
       const path = join(work, `runtime-${agentRuntime}.json`);
-      writeFileSync(path, JSON.stringify({ ...m, network: { ...m.network, agentRuntime, nodes: [...m.network.nodes, { name: 'node3', address: '192.168.0.83' }] } }));
+      writeFileSync(
+        path,
+        JSON.stringify({
+          ...m,
+          network: { ...m.network, agentRuntime, nodes: [...m.network.nodes, { name: 'node3', address: '192.168.0.83' }] },
+        }),
+      );
       return path;
     };
     const runtimeLink = async () => (await labExec(LAB, 'node3', ['readlink', '/usr/local/lib/podnet/node'])).stdout.trim();
@@ -249,13 +296,18 @@ describeLab('podnet engine on lab hosts', () => {
     }
     // The host has a Node again: auto moves the agent onto it (a restart, nothing uploaded).
     const moved = await runPodnet(['apply', '--manifest', withRuntime('auto'), '--lab', LAB, '--node', 'node3']);
-    expect({ code: moved.code, err: moved.stderr }).toMatchObject({ code: 0, err: expect.stringMatching(/linked \/usr\/bin\/node \(v\d+/) });
+    expect({ code: moved.code, err: moved.stderr }).toMatchObject({
+      code: 0,
+      err: expect.stringMatching(/linked \/usr\/bin\/node \(v\d+/),
+    });
     expect(moved.stderr).not.toContain('uploaded');
     expect(await runtimeLink()).toBe('/usr/bin/node');
     expect((await labExec(LAB, 'node3', ['test', '-e', '/usr/local/lib/podnet/runtimes'])).code).not.toBe(0); // shipped one gone
     // With the agent stopped, destroy cannot ask it to tear down: its own teardown process does.
     await labExec(LAB, 'node3', ['systemctl', 'stop', 'podnet-cluster.service']);
-    expect((await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB])).code).toBe(0);
+    expect((await runPodnet(['destroy', '--network', 'cluster', '--node', 'node3', '--address', '192.168.0.83', '--lab', LAB])).code).toBe(
+      0,
+    );
     expect(await snapshot('node3')).toBe(snapshotsBefore.get('node3'));
   });
 
@@ -266,7 +318,12 @@ describeLab('podnet engine on lab hosts', () => {
     const destroys = replayed(tf, 'destroy_command');
     // What a crash between writing a temp file and renaming it leaves behind: destroy removes it with the file.
     for (const h of ['master', 'node1', 'node2']) {
-      await labExec(LAB, h, ['touch', tempPathFor(statusPath('cluster')), tempPathFor(SUBNET_ENV_PATH), tempPathFor(agentConfigPath('cluster'), '0')]);
+      await labExec(LAB, h, [
+        'touch',
+        tempPathFor(statusPath('cluster')),
+        tempPathFor(SUBNET_ENV_PATH),
+        tempPathFor(agentConfigPath('cluster'), '0'),
+      ]);
     }
     // Later applies by hand passed no --revision: the hosts still hold the replayed id, so the guard lets destroy through.
     const results = await Promise.all(destroys.map((c) => runShell('sh', ['-c', c], { cwd: stackDir, env })));

@@ -22,7 +22,9 @@ const hosts = ['master', 'node1', 'node2'];
 function postgresBin(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
-  const version = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))[0];
+  const version = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a))[0];
   return version ? join(root, version, 'bin') : undefined;
 }
 
@@ -48,16 +50,26 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
 
   /** As the postgres user (initdb and the server refuse root). */
   function asPostgres(cmd: string): string {
-    return execFileSync('su', ['postgres', '-s', '/bin/sh', '-c', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    return execFileSync('su', ['postgres', '-s', '/bin/sh', '-c', cmd], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
   }
   const pgCtl = (action: string) => asPostgres(`${postgresBin()}/pg_ctl -D ${pg}/data -l ${pg}/log -w ${action}`);
 
   /** One pipeline step, as the CI runner runs it, from the lab's workstation namespace. */
-  function step(name: 'plan' | 'deploy' | 'drift', opts: { out?: string; slow?: number } = {}): Promise<CommandResult & { podnet: string[] }> {
+  function step(
+    name: 'plan' | 'deploy' | 'drift',
+    opts: { out?: string; slow?: number } = {},
+  ): Promise<CommandResult & { podnet: string[] }> {
     writeFileSync(calls, '');
     const stepEnv = { ...env, CDKTF_OUT: opts.out ?? join(work, 'cdktf.out'), PODNET_TEST_SLOW: String(opts.slow ?? 0) };
-    return runShell('ip', ['netns', 'exec', readLab(LAB)!.workstation.netns, join(example, 'pipeline.sh'), name], { cwd: example, env: stepEnv, timeoutMs: 200_000 })
-      .then((r) => ({ ...r, podnet: readFileSync(calls, 'utf8').split('\n').filter(Boolean) }));
+    return runShell('ip', ['netns', 'exec', readLab(LAB)!.workstation.netns, join(example, 'pipeline.sh'), name], {
+      cwd: example,
+      env: stepEnv,
+      timeoutMs: 200_000,
+    }).then((r) => ({ ...r, podnet: readFileSync(calls, 'utf8').split('\n').filter(Boolean) }));
   }
   const show = (r: CommandResult) => ({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` });
 
@@ -77,7 +89,11 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
     chmodSync(join(ssh, 'id_ed25519'), 0o600);
     copyFileSync(info.knownHostsPath, join(ssh, 'known_hosts'));
     mkdirSync(join(work, 'bin'));
-    writeFileSync(join(work, 'bin', 'podnet'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\nsleep "\${PODNET_TEST_SLOW:-0}"\nexec ${process.execPath} ${podnetBin} "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(work, 'bin', 'podnet'),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\nsleep "\${PODNET_TEST_SLOW:-0}"\nexec ${process.execPath} ${podnetBin} "$@"\n`,
+      { mode: 0o755 },
+    );
     env = {
       ...process.env,
       PATH: `${join(work, 'bin')}:${process.env.PATH}`,
@@ -121,10 +137,16 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
   it("deploy (merge), twice at once: one deploys, the other fails on Terraform's state lock and changes nothing", async () => {
     // Two runners, each with its own checkout's output; podnet is slowed by 5 s under both, so
     // whichever takes the lock first still holds it when the other's terraform asks for it.
-    const [a, b] = await Promise.all([step('deploy', { out: join(work, 'out-a'), slow: 5 }), step('deploy', { out: join(work, 'out-b'), slow: 5 })]);
+    const [a, b] = await Promise.all([
+      step('deploy', { out: join(work, 'out-a'), slow: 5 }),
+      step('deploy', { out: join(work, 'out-b'), slow: 5 }),
+    ]);
     const won = [a, b].filter((r) => r.code === 0);
     const lost = [a, b].filter((r) => r.code !== 0);
-    expect({ won: won.length, lost: lost.map((r) => /Error acquiring the state lock/.test(`${r.stdout}${r.stderr}`) || `${r.stdout}${r.stderr}`) }).toEqual({ won: 1, lost: [true] });
+    expect({
+      won: won.length,
+      lost: lost.map((r) => /Error acquiring the state lock/.test(`${r.stdout}${r.stderr}`) || `${r.stdout}${r.stderr}`),
+    }).toEqual({ won: 1, lost: [true] });
     expect(won[0]!.stdout).toMatch(/3 added, 0 changed, 0 destroyed/);
     // The loser retried once the winner finished: nothing left to do.
     const retry = await step('deploy', { out: join(work, a.code === 0 ? 'out-b' : 'out-a') });
@@ -141,7 +163,9 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
     try {
       const drift = await step('drift');
       expect(drift.code).toBe(2);
-      const report = JSON.parse(readFileSync(join(work, 'artifacts', 'drift.json'), 'utf8')) as { hosts: Array<{ node: string; differences: Array<{ kind: string }> }> };
+      const report = JSON.parse(readFileSync(join(work, 'artifacts', 'drift.json'), 'utf8')) as {
+        hosts: Array<{ node: string; differences: Array<{ kind: string }> }>;
+      };
       expect(report.hosts.find((h) => h.node === 'node2')!.differences.map((d) => d.kind)).toContain('agent-not-running');
     } finally {
       await labExec(LAB, 'node2', ['systemctl', 'start', 'podnet-cluster.service']);
@@ -149,7 +173,21 @@ describeUnless(skipReason(), 'terraform', 'the GitOps example: pipeline steps wi
   });
 
   it('cdktf destroy with the pg state leaves the hosts byte-clean', async () => {
-    const r = await runShell('ip', ['netns', 'exec', readLab(LAB)!.workstation.netns, join(projectRoot, 'node_modules', '.bin', 'cdktf'), 'destroy', 'podnet', '--auto-approve', '--output', join(work, 'cdktf.out')], { cwd: example, env: { ...env, CHECKPOINT_DISABLE: '1' }, timeoutMs: 200_000 });
+    const r = await runShell(
+      'ip',
+      [
+        'netns',
+        'exec',
+        readLab(LAB)!.workstation.netns,
+        join(projectRoot, 'node_modules', '.bin', 'cdktf'),
+        'destroy',
+        'podnet',
+        '--auto-approve',
+        '--output',
+        join(work, 'cdktf.out'),
+      ],
+      { cwd: example, env: { ...env, CHECKPOINT_DISABLE: '1' }, timeoutMs: 200_000 },
+    );
     expect(show(r)).toEqual({ code: 0, out: '' });
     for (const h of hosts) expect({ h, snap: await hostSnapshot(LAB, h) }).toEqual({ h, snap: before.get(h) });
   });

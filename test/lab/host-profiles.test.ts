@@ -17,15 +17,23 @@ const NM_LAB = testLabName('pnhost-nm');
 const DR_LAB = testLabName('pnhost-dr');
 const UFW_LAB = testLabName('pnhost-ufw');
 const spec: NetworkSpec = {
-  name: 'cluster', clusterCidr: '10.244.0.0/16', subnetLength: 24, backend: { type: 'ipip' },
-  nodes: [{ name: 'master', address: '192.168.0.80' }, { name: 'node1', address: '192.168.0.81' }, { name: 'node2', address: '192.168.0.82' }],
+  name: 'cluster',
+  clusterCidr: '10.244.0.0/16',
+  subnetLength: 24,
+  backend: { type: 'ipip' },
+  nodes: [
+    { name: 'master', address: '192.168.0.80' },
+    { name: 'node1', address: '192.168.0.81' },
+    { name: 'node2', address: '192.168.0.82' },
+  ],
 };
 
 /** What destroy must give back exactly: links, addresses, routes, sysctls, firewall rules, podnet's paths. */
 export async function hostSnapshot(lab: string, host: string): Promise<string> {
   const script = [
-    "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'",
-    'ip -4 -br addr', 'ip -json -4 route show table all',
+    'ip -json link show | sed -E \'s/"(operstate|linkmode|group|txqlen|flags)":[^,]*,//g\'',
+    'ip -4 -br addr',
+    'ip -json -4 route show table all',
     'sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding',
     // Counters move with traffic; the rules must not.
     "nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'",
@@ -48,20 +56,26 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
   const before = new Map<string, string>();
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('plan finds each host\'s interface and MTU and says where they came from', async () => {
+  it("plan finds each host's interface and MTU and says where they came from", async () => {
     for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(LAB, h));
     const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', LAB]);
     expect(plan.code).toBe(0);
-    expect(plan.stdout).toContain('# node1 (192.168.0.81)\n  underlay ens33 (detected), mtu 1450 (detected), tunnel mtu 1430 (underlay - 20)');
+    expect(plan.stdout).toContain(
+      '# node1 (192.168.0.81)\n  underlay ens33 (detected), mtu 1450 (detected), tunnel mtu 1430 (underlay - 20)',
+    );
   });
 
   it('refuses at plan time what the hosts cannot carry, naming host, what exists and what to set', async () => {
     const eth0 = await runPodnet(['plan', '--manifest', manifestOf('eth0', { ...spec, underlay: { interface: 'eth0' } }), '--lab', LAB]);
     expect(eth0.code).toBe(1);
-    expect(eth0.stdout).toContain('node1: ERROR host node1 (192.168.0.81): the declared underlay interface eth0 does not exist; the host has ens33 (mtu 1450, 192.168.0.81/24)');
+    expect(eth0.stdout).toContain(
+      'node1: ERROR host node1 (192.168.0.81): the declared underlay interface eth0 does not exist; the host has ens33 (mtu 1450, 192.168.0.81/24)',
+    );
     const big = await runPodnet(['plan', '--manifest', manifestOf('mtu', { ...spec, mtu: 1480 }), '--lab', LAB]);
     expect(big.code).toBe(1);
-    expect(big.stdout).toContain("the declared mtu 1480 is above what the underlay carries (ens33's MTU 1450 - 20 = 1430). Set mtu to at most 1430");
+    expect(big.stdout).toContain(
+      "the declared mtu 1480 is above what the underlay carries (ens33's MTU 1450 - 20 = 1430). Set mtu to at most 1430",
+    );
   });
 
   it('applies with the tunnel, subnet.env and pods at 1430, and drift is clean', async () => {
@@ -95,11 +109,15 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
     try {
       const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
       expect({ code: drift.code, err: drift.stderr }).toEqual({ code: 2, err: '' });
-      const node2 = (JSON.parse(drift.stdout) as { hosts: { node: string; differences: { kind: string; expected?: string; actual?: string }[] }[] }).hosts.find((h) => h.node === 'node2')!;
-      expect(node2.differences).toEqual(expect.arrayContaining([
-        expect.objectContaining({ kind: 'underlay-changed', subject: 'ens33' }),
-        expect.objectContaining({ kind: 'tunnel-mtu', expected: '1380', actual: '1430' }),
-      ]));
+      const node2 = (
+        JSON.parse(drift.stdout) as { hosts: { node: string; differences: { kind: string; expected?: string; actual?: string }[] }[] }
+      ).hosts.find((h) => h.node === 'node2')!;
+      expect(node2.differences).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ kind: 'underlay-changed', subject: 'ens33' }),
+          expect.objectContaining({ kind: 'tunnel-mtu', expected: '1380', actual: '1430' }),
+        ]),
+      );
     } finally {
       await labExec(LAB, 'node2', ['ip', 'link', 'set', 'ens33', 'mtu', '1450']);
     }
@@ -115,7 +133,16 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
 
 /** Milliseconds until `check` (a shell test on the host) holds, polling every 50 ms for at most `ms`. */
 async function msUntil(lab: string, host: string, check: string, ms = 5000): Promise<number> {
-  const r = await labExec(lab, host, ['sh', '-c', `s=$(date +%s%N); for i in $(seq 1 ${ms / 50}); do if ${check}; then echo $(( ($(date +%s%N) - s) / 1000000 )); exit 0; fi; sleep 0.05; done; exit 1`], { timeoutMs: ms + 5000 });
+  const r = await labExec(
+    lab,
+    host,
+    [
+      'sh',
+      '-c',
+      `s=$(date +%s%N); for i in $(seq 1 ${ms / 50}); do if ${check}; then echo $(( ($(date +%s%N) - s) / 1000000 )); exit 0; fi; sleep 0.05; done; exit 1`,
+    ],
+    { timeoutMs: ms + 5000 },
+  );
   if (r.code !== 0) throw new Error(`${host}: '${check}' did not hold within ${ms} ms`);
   return Number(r.stdout.trim());
 }
@@ -132,12 +159,17 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
   afterAll(() => rmSync(work, { recursive: true, force: true }));
   const RULE_S = "-s 10.244.0.0/16 -m comment --comment 'podnet cluster' -j ACCEPT";
   const RULE_D = "-d 10.244.0.0/16 -m comment --comment 'podnet cluster' -j ACCEPT";
-  const hasRules = (iptables: string) => `${iptables} -w -C FORWARD ${RULE_S} 2>/dev/null && ${iptables} -w -C FORWARD ${RULE_D} 2>/dev/null`;
+  const hasRules = (iptables: string) =>
+    `${iptables} -w -C FORWARD ${RULE_S} 2>/dev/null && ${iptables} -w -C FORWARD ${RULE_D} 2>/dev/null`;
 
   it('the hosts drop forwarded traffic as their profiles say', async () => {
     for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(FW_LAB, h));
-    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n/);
-    expect((await labExec(FW_LAB, 'node1', ['iptables-legacy', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n/);
+    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(
+      /^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n/,
+    );
+    expect((await labExec(FW_LAB, 'node1', ['iptables-legacy', '-S', 'FORWARD'])).stdout).toMatch(
+      /^-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n/,
+    );
     expect((await labExec(FW_LAB, 'node2', ['iptables-nft', '-S', 'FORWARD'])).stdout).toBe('-P FORWARD DROP\n');
     expect((await labExec(FW_LAB, 'node2', ['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim()).toBe('0');
   });
@@ -145,7 +177,9 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
   it('applies: podnet inserts its accept rules into each FORWARD chain in effect, and drift is clean', async () => {
     const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', FW_LAB]);
     expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
-    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -s 10.244.0.0\/16 -m comment --comment "podnet cluster" -j ACCEPT\n-A FORWARD -d 10.244.0.0\/16 .*\n-A FORWARD -j DOCKER-USER\n/);
+    expect((await labExec(FW_LAB, 'master', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(
+      /^-P FORWARD DROP\n-A FORWARD -s 10.244.0.0\/16 -m comment --comment "podnet cluster" -j ACCEPT\n-A FORWARD -d 10.244.0.0\/16 .*\n-A FORWARD -j DOCKER-USER\n/,
+    );
     expect((await labExec(FW_LAB, 'node1', ['sh', '-c', hasRules('iptables-legacy')])).code).toBe(0);
     // node1's firewall is legacy's: nothing is added to iptables-nft's (empty) filter table there.
     expect((await labExec(FW_LAB, 'node1', ['nft', 'list', 'tables'])).stdout).not.toContain('table ip filter');
@@ -156,8 +190,16 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
   it('pods talk across every pair of nodes, TCP included, and reach outside the cluster', async () => {
     for (const h of ['master', 'node1', 'node2']) await podAdd(FW_LAB, h, 'web');
     const ips = { master: '10.244.0.2', node1: '10.244.1.2', node2: '10.244.2.2' };
-    for (const [from, to] of [['master', 'node1'], ['node1', 'node2'], ['node2', 'master']] as const) {
-      expect({ from, to, out: (await podExec(FW_LAB, from, 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips[to]])).stdout }).toEqual({ from, to, out: expect.stringContaining('2 received') });
+    for (const [from, to] of [
+      ['master', 'node1'],
+      ['node1', 'node2'],
+      ['node2', 'master'],
+    ] as const) {
+      expect({ from, to, out: (await podExec(FW_LAB, from, 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ips[to]])).stdout }).toEqual({
+        from,
+        to,
+        out: expect.stringContaining('2 received'),
+      });
     }
     await podExec(FW_LAB, 'master', 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
     await new Promise((r) => setTimeout(r, 300));
@@ -165,7 +207,8 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
     const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
     process.stderr.write(`[host-profiles] docker-legacy -> docker: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
     expect(bps).toBeGreaterThan(100e6);
-    for (const h of ['master', 'node1', 'node2']) expect((await podExec(FW_LAB, h, 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
+    for (const h of ['master', 'node1', 'node2'])
+      expect((await podExec(FW_LAB, h, 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
   });
 
   it('repairs within 1 s: rules deleted from iptables-nft and iptables-legacy, forwarding turned off by a sysctl reload', async () => {
@@ -182,7 +225,9 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
     repairs['cni0 forwarding'] = await msUntil(FW_LAB, 'node2', '[ "$(cat /proc/sys/net/ipv4/conf/cni0/forwarding)" = 1 ]');
     process.stderr.write(`[host-profiles] repair times (ms): ${JSON.stringify(repairs)}\n`);
     for (const ms of Object.values(repairs)) expect(ms).toBeLessThan(1000);
-    expect((await podExec(FW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
+    expect((await podExec(FW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain(
+      '2 received',
+    );
   });
 
   it('drift names the FORWARD chain that blocks the cluster CIDR while no agent repairs it', async () => {
@@ -191,8 +236,15 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
       await labExec(FW_LAB, 'master', ['sh', '-c', `iptables-nft -w -D FORWARD ${RULE_S}`]);
       const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', FW_LAB, '--json', '--node', 'master']);
       expect(drift.code).toBe(2);
-      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] }).hosts[0]!.differences;
-      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'firewall-forward', subject: 'iptables-nft', actual: expect.stringMatching(/^policy DROP, \d+ rule\(s\) of others; 1 of podnet's rules missing/) }));
+      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] })
+        .hosts[0]!.differences;
+      expect(diffs).toContainEqual(
+        expect.objectContaining({
+          kind: 'firewall-forward',
+          subject: 'iptables-nft',
+          actual: expect.stringMatching(/^policy DROP, \d+ rule\(s\) of others; 1 of podnet's rules missing/),
+        }),
+      );
     } finally {
       await labExec(FW_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
     }
@@ -214,7 +266,8 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file', () 
   writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
   const before = new Map<string, string>();
   afterAll(() => rmSync(work, { recursive: true, force: true }));
-  const podVeth = async (host: string): Promise<string> => (await labExec(NM_LAB, host, ['sh', '-c', "ip -br link show type veth | cut -d@ -f1 | grep -E '^veth[0-9a-f]{8}$'"])).stdout.trim();
+  const podVeth = async (host: string): Promise<string> =>
+    (await labExec(NM_LAB, host, ['sh', '-c', "ip -br link show type veth | cut -d@ -f1 | grep -E '^veth[0-9a-f]{8}$'"])).stdout.trim();
   const onBridge = (veth: string) => `ip -d link show ${veth} | grep -q 'master cni0'`;
 
   it('applies, and tells networkd to leave the tunnel, cni0 and the veths alone', async () => {
@@ -222,9 +275,13 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file', () 
     expect((await labExec(NM_LAB, 'node1', ['systemctl', 'is-active', 'systemd-networkd'])).stdout.trim()).toBe('active');
     const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', NM_LAB]);
     expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
-    expect((await labExec(NM_LAB, 'node1', ['cat', '/etc/systemd/network/10-podnet-cluster.network'])).stdout).toContain('Name=flannel.ipip cni0 veth*\n\n[Link]\nUnmanaged=yes\n');
+    expect((await labExec(NM_LAB, 'node1', ['cat', '/etc/systemd/network/10-podnet-cluster.network'])).stdout).toContain(
+      'Name=flannel.ipip cni0 veth*\n\n[Link]\nUnmanaged=yes\n',
+    );
     for (const h of ['node1', 'node2']) await podAdd(NM_LAB, h, 'web');
-    expect((await labExec(NM_LAB, 'node1', ['networkctl', 'list', '--no-pager', '--no-legend'])).stdout).toMatch(/cni0\s+bridge\s+\S+\s+unmanaged/);
+    expect((await labExec(NM_LAB, 'node1', ['networkctl', 'list', '--no-pager', '--no-legend'])).stdout).toMatch(
+      /cni0\s+bridge\s+\S+\s+unmanaged/,
+    );
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', NM_LAB]);
     expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
   });
@@ -250,12 +307,16 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file', () 
       expect(drift.code).toBe(2);
       const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string }[] }[] }).hosts[0]!.differences;
       expect(diffs).toContainEqual(expect.objectContaining({ kind: 'pod-off-bridge', subject: veth }));
-      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'unmanaged-config', subject: '/etc/systemd/network/10-podnet-cluster.network' }));
+      expect(diffs).toContainEqual(
+        expect.objectContaining({ kind: 'unmanaged-config', subject: '/etc/systemd/network/10-podnet-cluster.network' }),
+      );
     } finally {
       await labExec(NM_LAB, 'node2', ['systemctl', 'start', 'podnet-cluster.service']);
     }
     await msUntil(NM_LAB, 'node2', `${onBridge(veth)} && test -f /etc/systemd/network/10-podnet-cluster.network`);
-    expect((await podExec(NM_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain('2 received');
+    expect((await podExec(NM_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain(
+      '2 received',
+    );
   });
 
   it('destroy removes its networkd file: every host as its profile made it', async () => {
@@ -273,17 +334,23 @@ describeLab("directRouting to a peer the host reaches through a gateway (flannel
   writeFileSync(manifest, JSON.stringify(buildManifest({ ...spec, backend: { type: 'ipip', directRouting: true } }), null, 2));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('plan says per peer direct or tunnelled and why, from the host\'s own routes', async () => {
+  it("plan says per peer direct or tunnelled and why, from the host's own routes", async () => {
     // node1 holds its address as a /32 and reaches the rest of the subnet through master: the
     // model's /24 says "same subnet", the host says "via a gateway".
     await labExec(DR_LAB, 'master', ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    const r = await labExec(DR_LAB, 'node1', ['sh', '-c', 'ip addr add 192.168.0.81/32 dev eth0 && ip addr del 192.168.0.81/24 dev eth0 && ip route add 192.168.0.80/32 dev eth0 && ip route add 192.168.0.0/24 via 192.168.0.80 dev eth0']);
+    const r = await labExec(DR_LAB, 'node1', [
+      'sh',
+      '-c',
+      'ip addr add 192.168.0.81/32 dev eth0 && ip addr del 192.168.0.81/24 dev eth0 && ip route add 192.168.0.80/32 dev eth0 && ip route add 192.168.0.0/24 via 192.168.0.80 dev eth0',
+    ]);
     expect(r).toMatchObject({ code: 0 });
     const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', DR_LAB]);
     expect(plan.code).toBe(0);
-    expect(plan.stdout).toContain('# node1 (192.168.0.81)\n  underlay eth0 (detected), mtu 1500 (detected), tunnel mtu 1480 (underlay - 20)\n'
-      + '  peer master (192.168.0.80): direct, on a link of this host (192.168.0.80/32 dev eth0)\n'
-      + "  peer node2 (192.168.0.82): tunnelled, the host's route to it (192.168.0.0/24 via 192.168.0.80 dev eth0) has a gateway\n");
+    expect(plan.stdout).toContain(
+      '# node1 (192.168.0.81)\n  underlay eth0 (detected), mtu 1500 (detected), tunnel mtu 1480 (underlay - 20)\n' +
+        '  peer master (192.168.0.80): direct, on a link of this host (192.168.0.80/32 dev eth0)\n' +
+        "  peer node2 (192.168.0.82): tunnelled, the host's route to it (192.168.0.0/24 via 192.168.0.80 dev eth0) has a gateway\n",
+    );
     expect(plan.stdout).toContain('  peer node1 (192.168.0.81): direct, on a link of this host (192.168.0.0/24 dev eth0)');
   });
 
@@ -294,7 +361,8 @@ describeLab("directRouting to a peer the host reaches through a gateway (flannel
     expect(routes).toMatch(/10\.244\.0\.0\/24 via 192\.168\.0\.80 dev eth0 proto 152/);
     expect(routes).toMatch(/10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
     for (const h of ['master', 'node1', 'node2']) await podAdd(DR_LAB, h, 'web');
-    for (const ip of ['10.244.0.2', '10.244.2.2']) expect((await podExec(DR_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ip])).stdout).toContain('2 received');
+    for (const ip of ['10.244.0.2', '10.244.2.2'])
+      expect((await podExec(DR_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', ip])).stdout).toContain('2 received');
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', DR_LAB]);
     expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
   });
@@ -311,13 +379,19 @@ describeLab('podnet beside ufw (Debian package, defaults: FORWARD policy DROP)',
 
   it('applies beside an active ufw; pods talk across nodes and out; drift clean; destroy restores the host', async () => {
     expect((await labExec(UFW_LAB, 'node1', ['ufw', 'status'])).stdout).toContain('Status: active');
-    expect((await labExec(UFW_LAB, 'node1', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(/^-P FORWARD DROP\n-A FORWARD -j ufw-before-logging-forward\n/);
+    expect((await labExec(UFW_LAB, 'node1', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(
+      /^-P FORWARD DROP\n-A FORWARD -j ufw-before-logging-forward\n/,
+    );
     for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(UFW_LAB, h));
     const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', UFW_LAB]);
     expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
     for (const h of ['node1', 'node2']) await podAdd(UFW_LAB, h, 'web');
-    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain('2 received');
-    expect((await podExec(UFW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain('2 received');
+    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain(
+      '2 received',
+    );
+    expect((await podExec(UFW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain(
+      '2 received',
+    );
     expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', UFW_LAB]);
     expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });

@@ -1,7 +1,18 @@
 // Helpers for tests that need a lab of real hosts (test/lab/*.test.ts and later end-to-end
 // tests). Lab tests are skipped, with the reason printed, where the machine cannot run a lab.
 import { execFileSync } from 'node:child_process';
-import { VmBootError, labDown, labExec, labUnavailableReason, labUp, labVmUnavailableReason, readLab, sshExec, type CommandResult, type LabInfo } from '../../src/lab';
+import {
+  VmBootError,
+  labDown,
+  labExec,
+  labUnavailableReason,
+  labUp,
+  labVmUnavailableReason,
+  readLab,
+  sshExec,
+  type CommandResult,
+  type LabInfo,
+} from '../../src/lab';
 
 /** Why lab tests cannot run here (not root, no systemd-nspawn, ...), or undefined if they can. */
 export function requireLabOrSkip(): string | undefined {
@@ -25,7 +36,10 @@ export function describeVmLab(title: string, body: () => void): void {
 
 /** `describe` when `reason` is undefined; otherwise one skipped test named for the reason, also printed. */
 export function describeUnless(reason: string | undefined, kind: string, title: string, body: () => void): void {
-  if (!reason) { describe(title, body); return; }
+  if (!reason) {
+    describe(title, body);
+    return;
+  }
   describe(title, () => {
     process.stderr.write(`[${kind} tests skipped] ${title}: ${reason}\n`);
     it.skip(`skipped: ${reason}`, () => undefined);
@@ -53,14 +67,27 @@ export interface LabFixture {
  * an earlier, killed run is taken down first. The first run on a machine builds the base image
  * (about a minute), hence the long hook timeout.
  */
-export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string>; extraPackages?: string[]; vmHosts?: string[] } = {}): LabFixture & { readonly skipped: () => string | undefined } {
+export function withLab(
+  name: string,
+  opts: { hosts?: number; noBpfHosts?: string[]; profiles?: Record<string, string>; extraPackages?: string[]; vmHosts?: string[] } = {},
+): LabFixture & { readonly skipped: () => string | undefined } {
   let info: LabInfo | undefined;
   let skipped: string | undefined;
   beforeAll(async () => {
     if (readLab(name)) await labDown(name);
-    const log = (l: string): void => { if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`); };
+    const log = (l: string): void => {
+      if (process.env.PODNET_LAB_VERBOSE) process.stderr.write(`${l}\n`);
+    };
     try {
-      info = await labUp({ name, hosts: opts.hosts, noBpfHosts: opts.noBpfHosts, profiles: opts.profiles, extraPackages: opts.extraPackages, vmHosts: opts.vmHosts, log });
+      info = await labUp({
+        name,
+        hosts: opts.hosts,
+        noBpfHosts: opts.noBpfHosts,
+        profiles: opts.profiles,
+        extraPackages: opts.extraPackages,
+        vmHosts: opts.vmHosts,
+        log,
+      });
     } catch (e) {
       // A guest that does not boot on this machine (emulation too slow, a broken KVM) is a reason
       // to skip, given by name; every other failure of `up` fails the tests.
@@ -69,10 +96,15 @@ export function withLab(name: string, opts: { hosts?: number; noBpfHosts?: strin
       process.stderr.write(`[VM lab tests skipped] ${name}: ${skipped}\n${e.message}\n`);
     }
   }, 10 * 60_000);
-  afterAll(async () => { await labDown(name); }, 3 * 60_000);
+  afterAll(async () => {
+    await labDown(name);
+  }, 3 * 60_000);
   return {
     name,
-    info: () => { if (!info) throw new Error(`lab ${name} is not up`); return info; },
+    info: () => {
+      if (!info) throw new Error(`lab ${name} is not up`);
+      return info;
+    },
     ssh: (host, command) => sshExec(name, host, command, { timeoutMs: 30_000 }),
     skipped: () => skipped,
   };
@@ -88,6 +120,10 @@ export function rootRoutes(): string[] {
  * and the files under the directories podnet touches (account files a test may edit left out).
  */
 export async function hostSnapshot(lab: string, host: string): Promise<string> {
-  const r = await labExec(lab, host, ['sh', '-c', "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' -e '^/etc/\\(passwd\\|group\\|shadow\\|gshadow\\|subuid\\|subgid\\)-\\?$' | sort"]);
+  const r = await labExec(lab, host, [
+    'sh',
+    '-c',
+    "ip -json link show | sed -E 's/\"(operstate|linkmode|group|txqlen|flags)\":[^,]*,//g'; ip -json -4 route show table all; tc qdisc show; nft list ruleset; find /etc /usr/local /run/flannel /run/podnet -xdev 2>/dev/null | grep -v -e '^/etc/ld.so.cache' -e '^/etc/\\(passwd\\|group\\|shadow\\|gshadow\\|subuid\\|subgid\\)-\\?$' | sort",
+  ]);
   return r.stdout;
 }

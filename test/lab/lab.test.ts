@@ -3,9 +3,7 @@
 // nothing behind.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import {
-  hostCanLoadBpf, hostRestart, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab,
-} from '../../src/lab';
+import { hostCanLoadBpf, hostRestart, labDown, labExec, labUp, podAdd, podDel, podExec, wsExec, readLab } from '../../src/lab';
 import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 
 const NAME = testLabName('labtest');
@@ -17,7 +15,9 @@ describeLab('podnet lab', () => {
   it('boots master, node1 and node2 on the underlay with systemd running', () => {
     const info = lab.info();
     expect(info.hosts.map((h) => [h.name, h.address, h.bpf])).toEqual([
-      ['master', '192.168.0.80', true], ['node1', '192.168.0.81', true], ['node2', '192.168.0.82', false],
+      ['master', '192.168.0.80', true],
+      ['node1', '192.168.0.81', true],
+      ['node2', '192.168.0.82', false],
     ]);
     expect(info.workstation).toEqual({ netns: `${NAME}-ws`, address: '192.168.0.1' });
   });
@@ -32,8 +32,21 @@ describeLab('podnet lab', () => {
       expect(r.stdout.split('\n').slice(0, 2)).toEqual([h.name, 'running']);
     }
     // Strictness is real: with an empty known_hosts the same login is refused.
-    const r = await wsExec(NAME, ['ssh', '-i', info.sshKeyPath, '-o', 'UserKnownHostsFile=/dev/null', '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', 'root@192.168.0.81', 'true']);
+    const r = await wsExec(NAME, [
+      'ssh',
+      '-i',
+      info.sshKeyPath,
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      'root@192.168.0.81',
+      'true',
+    ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Host key verification failed/);
   });
@@ -41,8 +54,11 @@ describeLab('podnet lab', () => {
   it("gives every host its own identity and a real-host package set, with Debian's Node.js", async () => {
     const ids = new Set<string>();
     for (const h of lab.info().hosts) {
-      const r = await labExec(NAME, h.name, ['sh', '-c',
-        'cat /etc/machine-id; node --version | cut -d. -f1; for b in tcpdump iperf3 nft iptables openvpn ping ip sshd; do command -v $b >/dev/null || echo missing-$b; done; test -x /usr/lib/cni/bridge && test -x /usr/lib/cni/host-local || echo missing-cni']);
+      const r = await labExec(NAME, h.name, [
+        'sh',
+        '-c',
+        'cat /etc/machine-id; node --version | cut -d. -f1; for b in tcpdump iperf3 nft iptables openvpn ping ip sshd; do command -v $b >/dev/null || echo missing-$b; done; test -x /usr/lib/cni/bridge && test -x /usr/lib/cni/host-local || echo missing-cni',
+      ]);
       const [id, ...rest] = r.stdout.trim().split('\n');
       ids.add(id!);
       expect(rest).toEqual(['v18']);
@@ -56,16 +72,23 @@ describeLab('podnet lab', () => {
     expect(existsSync(`${lab.info().hosts[1]!.rootDir}/root/isolation-check`)).toBe(true);
   });
 
-  it('has no default route anywhere and adds nothing to the machine\'s own routes', async () => {
-    expect((await wsExec(NAME, ['ip', '-4', 'route'])).stdout.trim()).toBe('192.168.0.0/24 dev eth0 proto kernel scope link src 192.168.0.1');
+  it("has no default route anywhere and adds nothing to the machine's own routes", async () => {
+    expect((await wsExec(NAME, ['ip', '-4', 'route'])).stdout.trim()).toBe(
+      '192.168.0.0/24 dev eth0 proto kernel scope link src 192.168.0.1',
+    );
     const unreachable = await wsExec(NAME, ['ip', 'route', 'get', '10.244.1.2']);
     expect(unreachable.code).not.toBe(0);
     expect((await labExec(NAME, 'node1', ['ip', '-4', 'route', 'show', 'default'])).stdout).toBe('');
-    expect(rootRoutes().filter((r) => /192\.168\.0\.|10\.244\./.test(r))).toEqual(routesBefore.filter((r) => /192\.168\.0\.|10\.244\./.test(r)));
+    expect(rootRoutes().filter((r) => /192\.168\.0\.|10\.244\./.test(r))).toEqual(
+      routesBefore.filter((r) => /192\.168\.0\.|10\.244\./.test(r)),
+    );
   });
 
   it('lets hosts manage their network: CAP_NET_ADMIN, writable /proc/sys/net, /dev/net/tun', async () => {
-    const r = await lab.ssh('node1', 'sysctl -w net.ipv4.ip_forward=1 && ip tuntap add dev labtun0 mode tun && ip link show labtun0 >/dev/null && ip link del labtun0 && echo ok');
+    const r = await lab.ssh(
+      'node1',
+      'sysctl -w net.ipv4.ip_forward=1 && ip tuntap add dev labtun0 mode tun && ip link show labtun0 >/dev/null && ip link del labtun0 && echo ok',
+    );
     expect(r).toMatchObject({ code: 0 });
     expect(r.stdout.trim().split('\n').pop()).toBe('ok');
   });
@@ -83,8 +106,15 @@ describeLab('podnet lab', () => {
   });
 
   it('wires pods with the CNI bridge plugin; pods on different nodes cannot reach each other before podnet is applied', async () => {
-    for (const [host, i] of [['node1', 1], ['node2', 2]] as const) {
-      await labExec(NAME, host, ['sh', '-c', `mkdir -p /run/flannel && printf 'FLANNEL_NETWORK=10.244.0.0/16\\nFLANNEL_SUBNET=10.244.${i}.1/24\\nFLANNEL_MTU=1480\\nFLANNEL_IPMASQ=true\\n' > /run/flannel/subnet.env`]);
+    for (const [host, i] of [
+      ['node1', 1],
+      ['node2', 2],
+    ] as const) {
+      await labExec(NAME, host, [
+        'sh',
+        '-c',
+        `mkdir -p /run/flannel && printf 'FLANNEL_NETWORK=10.244.0.0/16\\nFLANNEL_SUBNET=10.244.${i}.1/24\\nFLANNEL_MTU=1480\\nFLANNEL_IPMASQ=true\\n' > /run/flannel/subnet.env`,
+      ]);
     }
     // No CNI config installed yet: the conflist podnet would install, derived from subnet.env.
     expect(await podAdd(NAME, 'node1', 'pod-a')).toEqual({ ip: '10.244.1.2', config: '/run/flannel/subnet.env' });

@@ -21,7 +21,8 @@ import { writeFilesScript } from '../../src/engine/file-batch';
 import { testLabName } from './lab-support';
 
 type Ssh = typeof import('../../src/ssh');
-type Outcome = { ok: true; value: unknown } | { ok: false; error: { name: string; kind?: string; message: string; details?: Record<string, unknown> } };
+type Outcome =
+  { ok: true; value: unknown } | { ok: false; error: { name: string; kind?: string; message: string; details?: Record<string, unknown> } };
 
 const LAB = testLabName('sshtest');
 const ROOT = resolve(__dirname, '../..');
@@ -84,7 +85,10 @@ async function inWs<A, R>(fn: (ssh: Ssh, args: A) => Promise<R>, args: A, timeou
   return o.value as R;
 }
 
-async function inWsError<A>(fn: (ssh: Ssh, args: A) => Promise<unknown>, args: A): Promise<{ kind?: string; message: string; details?: Record<string, unknown> }> {
+async function inWsError<A>(
+  fn: (ssh: Ssh, args: A) => Promise<unknown>,
+  args: A,
+): Promise<{ kind?: string; message: string; details?: Record<string, unknown> }> {
   const o = await inWsOutcome(fn, args);
   if (o.ok) throw new Error(`expected a failure, got ${JSON.stringify(o.value)}`);
   return o.error;
@@ -178,9 +182,15 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
   it('reports a changed key as host-key-mismatch with both fingerprints', async () => {
     const kh = join(work, 'wrong_known_hosts');
     const lines = readFileSync(lab.knownHostsPath, 'utf8').trim().split('\n');
-    const node1Key = lines.find((l) => l.startsWith('192.168.0.81 '))!.split(' ').slice(1).join(' ');
+    const node1Key = lines
+      .find((l) => l.startsWith('192.168.0.81 '))!
+      .split(' ')
+      .slice(1)
+      .join(' ');
     writeFileSync(kh, lines.map((l) => (l.startsWith('192.168.0.80 ') ? `192.168.0.80 ${node1Key}` : l)).join('\n') + '\n');
-    const e = await inWsError(async (ssh, { t }) => ssh.SshConnection.connect(t as never), { t: { ...targets()[0], knownHostsPath: kh, acceptNewHostKeys: true } });
+    const e = await inWsError(async (ssh, { t }) => ssh.SshConnection.connect(t as never), {
+      t: { ...targets()[0], knownHostsPath: kh, acceptNewHostKeys: true },
+    });
     expect(e.kind).toBe('host-key-mismatch');
     const [master, node1] = [await hostFingerprint('master'), await hostFingerprint('node1')];
     expect(e.message).toContain(`presented ssh-ed25519 ${master}`);
@@ -198,7 +208,11 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
         const c2 = await ssh.SshConnection.connect(t as never);
         const out = (await c2.exec('hostname')).stdout;
         await c2.close();
-        return { out, file: fs.readFileSync((t as { knownHostsPath: string }).knownHostsPath, 'utf8'), mode: fs.statSync((t as { knownHostsPath: string }).knownHostsPath).mode & 0o777 };
+        return {
+          out,
+          file: fs.readFileSync((t as { knownHostsPath: string }).knownHostsPath, 'utf8'),
+          mode: fs.statSync((t as { knownHostsPath: string }).knownHostsPath).mode & 0o777,
+        };
       },
       { t: { ...targets()[1], knownHostsPath: kh } },
     );
@@ -241,7 +255,7 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
     console.log(`no host at 192.168.0.99: ${unreachable.kind}: ${unreachable.message}`);
   });
 
-  it('runs commands and writes files (the engine\'s file batch) as a non-root user through sudo -n', async () => {
+  it("runs commands and writes files (the engine's file batch) as a non-root user through sudo -n", async () => {
     // The lab's base image has no sudo; install the Debian package into this host when we can get it.
     const hasSudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
     if (!hasSudo) {
@@ -274,7 +288,9 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
       async (ssh, { t, clobber, write }) => {
         const asUser = await ssh.SshConnection.connect({ ...(t as object), sudo: false } as never);
         const plainId = (await asUser.exec('id -un')).stdout.trim();
-        const denied = await asUser.exec('sh -s', { input: clobber as string }).catch((e: { kind: string; message: string }) => `${e.kind}: ${e.message}`);
+        const denied = await asUser
+          .exec('sh -s', { input: clobber as string })
+          .catch((e: { kind: string; message: string }) => `${e.kind}: ${e.message}`);
         await asUser.close();
         const c = await ssh.SshConnection.connect({ ...(t as object), sudo: true } as never);
         try {
@@ -299,9 +315,14 @@ labDescribe('SSH transport on lab hosts (from the workstation netns)', () => {
     expect(r.id).toBe('0\n/root\n');
     expect(r.quoted).toBe("it's|$HOME|");
     expect(r.back).toBe('{"sudo":true}\n');
-    expect(r.failed).toBe('command-failed: node1 (podop@192.168.0.81:22): command failed with exit code 4: echo nope >&2; exit 4\nstderr:\nnope');
-    expect(await onHost('node1', 'cat /etc/podnet-sudo/keep; stat -c "%a %U" /etc/podnet-sudo/deep/cfg.json /etc/podnet-sudo/deep; ls -A /etc/podnet-sudo/deep')).toBe(
-      'old\n640 root\n755 root\ncfg.json\n',
+    expect(r.failed).toBe(
+      'command-failed: node1 (podop@192.168.0.81:22): command failed with exit code 4: echo nope >&2; exit 4\nstderr:\nnope',
     );
+    expect(
+      await onHost(
+        'node1',
+        'cat /etc/podnet-sudo/keep; stat -c "%a %U" /etc/podnet-sudo/deep/cfg.json /etc/podnet-sudo/deep; ls -A /etc/podnet-sudo/deep',
+      ),
+    ).toBe('old\n640 root\n755 root\ncfg.json\n');
   });
 });

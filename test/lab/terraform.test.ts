@@ -82,13 +82,20 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     process.stderr.write(`[terraform.test] cdktf deploy: ${lastSeconds.toFixed(1)} s\n`);
     return { ...r, podnet: readFileSync(calls, 'utf8').split('\n').filter(Boolean) };
   }
-  const ok = (r: CommandResult) => expect({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` }).toEqual({ code: 0, out: '' });
+  const ok = (r: CommandResult) =>
+    expect({ code: r.code, out: r.code === 0 ? '' : `${r.stdout}\n${r.stderr}` }).toEqual({ code: 0, out: '' });
 
   async function agentPid(host: string): Promise<string> {
     return (await labExec(LAB, host, ['systemctl', 'show', '-p', 'MainPID', '--value', 'podnet-cluster.service'])).stdout.trim();
   }
   async function hostFiles(host: string): Promise<string> {
-    return (await labExec(LAB, host, ['sh', '-c', 'cat /etc/podnet/cluster.json /etc/podnet/cluster.revision /etc/systemd/system/podnet-cluster.service'])).stdout;
+    return (
+      await labExec(LAB, host, [
+        'sh',
+        '-c',
+        'cat /etc/podnet/cluster.json /etc/podnet/cluster.revision /etc/systemd/system/podnet-cluster.service',
+      ])
+    ).stdout;
   }
   async function pingLoss(host: string, to: string, during: Promise<unknown>): Promise<number> {
     // 0.05 s apart while `during` runs: each lost echo is 50 ms without connectivity.
@@ -104,14 +111,19 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
   beforeAll(async () => {
     mkdirSync(join(work, 'bin'));
     // terraform's local-exec finds `podnet` on PATH: the real CLI, each call logged first.
-    writeFileSync(join(work, 'bin', 'podnet'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\nexec ${process.execPath} ${podnetBin} "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(work, 'bin', 'podnet'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${calls}\nexec ${process.execPath} ${podnetBin} "$@"\n`, {
+      mode: 0o755,
+    });
     mkdirSync(project);
-    writeFileSync(join(project, 'cdktf.json'), JSON.stringify({
-      language: 'typescript',
-      app: `${join(projectRoot, 'node_modules', '.bin', 'tsx')} ${join(projectRoot, 'examples', 'network-json.ts')}`,
-      projectId: 'podnet-terraform-test',
-      sendCrashReports: 'false',
-    }));
+    writeFileSync(
+      join(project, 'cdktf.json'),
+      JSON.stringify({
+        language: 'typescript',
+        app: `${join(projectRoot, 'node_modules', '.bin', 'tsx')} ${join(projectRoot, 'examples', 'network-json.ts')}`,
+        projectId: 'podnet-terraform-test',
+        sendCrashReports: 'false',
+      }),
+    );
     for (const h of ['master', 'node1', 'node2', 'node3']) before.set(h, await hostSnapshot(LAB, h));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -134,7 +146,9 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     await podAdd(LAB, 'node2', 'web');
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.2.2'])).stdout).toContain('2 received');
     // The host records the instance's own id: the destroy guard's token.
-    const state = JSON.parse((await inWorkstation(['terraform', 'show', '-json'], stackDir)).stdout) as { values: { root_module: { resources: Array<{ index: string; values: { id: string } }> } } };
+    const state = JSON.parse((await inWorkstation(['terraform', 'show', '-json'], stackDir)).stdout) as {
+      values: { root_module: { resources: Array<{ index: string; values: { id: string } }> } };
+    };
     const id = state.values.root_module.resources.find((x) => x.index === 'node1')!.values.id;
     expect((await labExec(LAB, 'node1', ['cat', '/etc/podnet/cluster.revision'])).stdout.trim()).toBe(id);
   });
@@ -159,14 +173,28 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     expect(await Promise.all(nodes3.map((n) => hostFiles(n.name)))).toEqual(files);
     expect(await Promise.all(nodes3.map((n) => agentPid(n.name)))).toEqual(pids);
     // podnet itself from that workstation: nothing to change either.
-    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--ssh-key', props.ssh!.privateKeyPath!, '--known-hosts', props.ssh!.knownHostsPath!]);
+    const apply = await runPodnet([
+      'apply',
+      '--manifest',
+      manifest,
+      '--lab',
+      LAB,
+      '--ssh-key',
+      props.ssh!.privateKeyPath!,
+      '--known-hosts',
+      props.ssh!.knownHostsPath!,
+    ]);
     expect(`${apply.stdout}`).toContain('3/3 hosts ok, 0 changed');
     expect(await Promise.all(nodes3.map((n) => hostFiles(n.name)))).toEqual(files);
   });
 
   it('a model change (MTU, directRouting) converges with under a second of ping loss', async () => {
-    let r: CommandResult & { podnet: string[] } | undefined;
-    const lost = await pingLoss('node1', '10.244.2.2', deploy({ ...props, mtu: 1400, backend: { type: 'ipip', directRouting: true, datapath: 'auto' } }).then((x) => (r = x)));
+    let r: (CommandResult & { podnet: string[] }) | undefined;
+    const lost = await pingLoss(
+      'node1',
+      '10.244.2.2',
+      deploy({ ...props, mtu: 1400, backend: { type: 'ipip', directRouting: true, datapath: 'auto' } }).then((x) => (r = x)),
+    );
     ok(r!);
     expect(r!.stdout).toMatch(/3 added, 0 changed, 3 destroyed/);
     expect(r!.podnet.every((c) => c.startsWith('apply '))).toBe(true); // no teardown of a replaced instance
@@ -180,7 +208,14 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
   it("terraform apply -replace of one node keeps that node's network", async () => {
     const revision = (await labExec(LAB, 'node1', ['cat', '/etc/podnet/cluster.revision'])).stdout.trim();
     writeFileSync(calls, '');
-    const lost = await pingLoss('node1', '10.244.2.2', inWorkstation(['terraform', 'apply', '-auto-approve', '-input=false', '-no-color', '-replace=terraform_data.podnet_cluster["node1"]'], stackDir).then(ok));
+    const lost = await pingLoss(
+      'node1',
+      '10.244.2.2',
+      inWorkstation(
+        ['terraform', 'apply', '-auto-approve', '-input=false', '-no-color', '-replace=terraform_data.podnet_cluster["node1"]'],
+        stackDir,
+      ).then(ok),
+    );
     expect(lost).toBe(0);
     const podnetCalls = readFileSync(calls, 'utf8').split('\n').filter(Boolean);
     expect(podnetCalls).toHaveLength(1);
@@ -189,14 +224,19 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     expect((await runPodnet(['drift', '--manifest', manifest, '--lab', LAB])).code).toBe(0);
   });
 
-  it('a node renamed on the same host: the old name\'s teardown and the new name\'s apply take turns on its lock', async () => {
+  it("a node renamed on the same host: the old name's teardown and the new name's apply take turns on its lock", async () => {
     const renamed = nodes3.map((n) => (n.name === 'node2' ? { ...n, name: 'worker2' } : n));
     // Drained first, as a rename should be: when the old name's teardown runs first, the host's
     // network is rebuilt and pods on it lose their cni0 attachment, as with any teardown.
     await podDel(LAB, 'node2', 'web');
     const r = await deploy({ ...props, nodes: renamed });
     ok(r);
-    expect(r.podnet.filter((c) => / --node (node2|worker2) /.test(c)).map((c) => c.split(' ')[0]).sort()).toEqual(['apply', 'destroy']);
+    expect(
+      r.podnet
+        .filter((c) => / --node (node2|worker2) /.test(c))
+        .map((c) => c.split(' ')[0])
+        .sort(),
+    ).toEqual(['apply', 'destroy']);
     expect(JSON.parse((await labExec(LAB, 'node2', ['cat', '/etc/podnet/cluster.json'])).stdout)).toMatchObject({ node: 'worker2' });
     // Terraform orders the two freely: either the teardown ran first and the apply installed anew,
     // or the apply ran first and the guard kept the teardown off. Either way the host ends right.
@@ -242,16 +282,29 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
 
   it('a lock left by a killed apply: waits --lock-timeout, names it, force-unlock frees it; an expired one is taken over; garbage is refused', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const stale = { id: 'deadbeef-0000-4000-8000-000000000001', user: 'ci', workstation: 'runner-7', pid: 999999, operation: 'apply', since: now - 60, expires: now + 840 };
+    const stale = {
+      id: 'deadbeef-0000-4000-8000-000000000001',
+      user: 'ci',
+      workstation: 'runner-7',
+      pid: 999999,
+      operation: 'apply',
+      since: now - 60,
+      expires: now + 840,
+    };
     const plant = (text: string) => labExec(LAB, 'node1', ['sh', '-c', `printf '%s\\n' '${text}' > /run/podnet/cluster.lock`]);
     await plant(JSON.stringify(stale));
     const t0 = Date.now();
     const waited = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1', '--lock-timeout', '2s']);
     expect(Date.now() - t0).toBeGreaterThan(2000);
     expect(waited.code).toBe(1);
-    expect(waited.stderr).toMatch(/node1: locked by ci@runner-7 \(pid 999999, podnet apply\) since .* \(waited [23] s\).*podnet force-unlock --node node1 deadbeef-0000-4000-8000-000000000001/);
+    expect(waited.stderr).toMatch(
+      /node1: locked by ci@runner-7 \(pid 999999, podnet apply\) since .* \(waited [23] s\).*podnet force-unlock --node node1 deadbeef-0000-4000-8000-000000000001/,
+    );
     // Another id is refused; the holder's id removes it.
-    expect((await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', 'deadbeef-0000-4000-8000-00000000ffff'])).code).toBe(1);
+    expect(
+      (await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', 'deadbeef-0000-4000-8000-00000000ffff']))
+        .code,
+    ).toBe(1);
     const unlocked = await runPodnet(['force-unlock', '--manifest', manifest, '--lab', LAB, '--node', 'node1', stale.id]);
     expect(unlocked).toMatchObject({ code: 0, stdout: `node1: lock ${stale.id} removed\n` });
     ok(await runPodnet(['apply', '--manifest', manifest, '--lab', LAB, '--node', 'node1']));
@@ -261,7 +314,15 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     // Garbage: refused with a clear message, the host untouched, removable by the id the message gives.
     await plant('garbage');
     const pid = await agentPid('node1');
-    const refused = await runPodnet(['apply', '--manifest', manifestWith('mtu1300', (n) => ({ ...n, mtu: 1300 })), '--lab', LAB, '--node', 'node1']);
+    const refused = await runPodnet([
+      'apply',
+      '--manifest',
+      manifestWith('mtu1300', (n) => ({ ...n, mtu: 1300 })),
+      '--lab',
+      LAB,
+      '--node',
+      'node1',
+    ]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/node1: \/run\/podnet\/cluster\.lock is not a podnet lock \(unreadable\)/);
     expect(await agentPid('node1')).toBe(pid);
@@ -309,7 +370,8 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     }
     expect(unreachable.code).not.toBe(0);
     expect(`${unreachable.stdout}${unreachable.stderr}`).toMatch(/node3.*the next cdktf deploy \(or cdktf destroy\) tries again/s);
-    for (const h of ['master', 'node1', 'node2']) expect((await labExec(LAB, h, ['ip', '-4', 'route'])).stdout).not.toContain('10.244.3.0/24');
+    for (const h of ['master', 'node1', 'node2'])
+      expect((await labExec(LAB, h, ['ip', '-4', 'route'])).stdout).not.toContain('10.244.3.0/24');
     expect((await labExec(LAB, 'node3', ['systemctl', 'is-active', 'podnet-cluster.service'])).stdout.trim()).toBe('active');
 
     // Reachable again: the next deploy finishes the removal.
@@ -330,7 +392,8 @@ describeUnless(skipReason(), 'terraform', 'cdktf deploy and destroy with real te
     ok(r);
     expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
     for (const h of ['node1', 'node2']) await podDel(LAB, h, 'web');
-    for (const h of ['master', 'node1', 'node2', 'node3']) expect({ h, snap: await hostSnapshot(LAB, h) }).toEqual({ h, snap: before.get(h) });
+    for (const h of ['master', 'node1', 'node2', 'node3'])
+      expect({ h, snap: await hostSnapshot(LAB, h) }).toEqual({ h, snap: before.get(h) });
     expect(existsSync(join(project, 'terraform.reference.tfstate'))).toBe(true);
   });
 

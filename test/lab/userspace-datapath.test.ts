@@ -30,7 +30,12 @@ interface Status {
   pid: number;
   datapath?: string;
   passedOver: Record<string, string>;
-  counters?: { dropped: number; drops?: Record<string, number>; offload?: { tunReads: number; txSegments: number; tunWrites: number; rxMerged: number }; peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[] };
+  counters?: {
+    dropped: number;
+    drops?: Record<string, number>;
+    offload?: { tunReads: number; txSegments: number; tunWrites: number; rxMerged: number };
+    peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[];
+  };
 }
 
 async function must(host: string, argv: string[]): Promise<string> {
@@ -39,7 +44,8 @@ async function must(host: string, argv: string[]): Promise<string> {
   return r.stdout;
 }
 
-const status = async (host: string): Promise<Status> => JSON.parse(await must(host, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as Status;
+const status = async (host: string): Promise<Status> =>
+  JSON.parse(await must(host, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as Status;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` on the agent's status (written after every reconcile; its counters refreshed every 5 s). */
@@ -78,7 +84,8 @@ function capture(hostIndex: number, src: string): Promise<[{ stdout: string }, {
   ]);
 }
 
-const OUTER_INNER = /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\), length \d+\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/;
+const OUTER_INNER =
+  /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\), length \d+\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/;
 
 describeLab('userspace datapath on lab hosts (node1 and master without BPF)', () => {
   const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1', 'master'] });
@@ -115,7 +122,9 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     expect(link.linkinfo.info_kind).toBe('tun');
     expect(link.mtu).toBe(1480);
     expect(link.flags).toContain('LOWER_UP'); // read by the worker: carrier on
-    expect(await must('node1', ['ip', '-4', 'route', 'show', '10.244.2.0/24'])).toMatch(/^10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/);
+    expect(await must('node1', ['ip', '-4', 'route', 'show', '10.244.2.0/24'])).toMatch(
+      /^10\.244\.2\.0\/24 via 192\.168\.0\.82 dev flannel\.ipip proto 152 onlink/,
+    );
     // Nothing BPF on the userspace host.
     expect(await must('node1', ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).toBe('');
   });
@@ -160,7 +169,10 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
 
   it('moves 100 MB each way between two userspace nodes intact, through TSO cutting and GSO merging', async () => {
     const ips: Record<string, string> = { node1: '10.244.1.2', master: '10.244.0.2' };
-    for (const [from, to] of [['node1', 'master'], ['master', 'node1']] as const) {
+    for (const [from, to] of [
+      ['node1', 'master'],
+      ['master', 'node1'],
+    ] as const) {
       const peerOf = (c: NonNullable<Status['counters']>, node: string) => c.peers.find((p) => p.node === node)!;
       const [f0, t0] = [(await status(from)).counters!, (await status(to)).counters!];
       await transfer(from, to, ips[to]!, 100);
@@ -171,7 +183,9 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
       const segs = f.offload!.txSegments - f0.offload!.txSegments;
       const writes = t.offload!.tunWrites - t0.offload!.tunWrites;
       const merged = t.offload!.rxMerged - t0.offload!.rxMerged;
-      process.stderr.write(`[userspace e2e] ${from} -> ${to}: ${from} cut ${reads} TUN reads into ${segs} segments; ${to} merged ${merged} received segments, ${writes} TUN writes\n`);
+      process.stderr.write(
+        `[userspace e2e] ${from} -> ${to}: ${from} cut ${reads} TUN reads into ${segs} segments; ${to} merged ${merged} received segments, ${writes} TUN writes\n`,
+      );
       expect(peerOf(f, to).txBytes - peerOf(f0, to).txBytes).toBeGreaterThan(100 * 1048576);
       expect(peerOf(t, from).rxBytes - peerOf(t0, from).rxBytes).toBeGreaterThan(100 * 1048576);
       // The sender read mostly TSO super-packets; the receiver merged segments into GSO writes.
@@ -206,7 +220,9 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     const seqs = [...r.stdout.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
     let gap = 0;
     for (let i = 1; i < seqs.length; i++) gap = Math.max(gap, seqs[i]! - seqs[i - 1]! - 1);
-    process.stderr.write(`[userspace e2e] kill -9 of the agent: ${60 - seqs.length} of 60 pings lost, longest gap ${gap} (~${(gap * 0.1).toFixed(1)} s)\n`);
+    process.stderr.write(
+      `[userspace e2e] kill -9 of the agent: ${60 - seqs.length} of 60 pings lost, longest gap ${gap} (~${(gap * 0.1).toFixed(1)} s)\n`,
+    );
     expect(seqs.length).toBeGreaterThan(30);
     expect(gap).toBeLessThanOrEqual(20);
     expect(seqs[seqs.length - 1]).toBe(60); // flowing at the end
@@ -242,7 +258,9 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     };
     const idle = await rtt();
     const [uu, loaded] = await Promise.all([iperf('master', 'node1', '10.244.1.2'), sleep(1500).then(rtt)]);
-    process.stderr.write(`[userspace e2e] iperf3 Gbit/s: node1->node2 (userspace encap) ${u.toFixed(2)}, node2->node1 (ebpf encap, userspace decap) ${d.toFixed(2)}, master->node1 (userspace both ends) ${uu.toFixed(2)}\n`);
+    process.stderr.write(
+      `[userspace e2e] iperf3 Gbit/s: node1->node2 (userspace encap) ${u.toFixed(2)}, node2->node1 (ebpf encap, userspace decap) ${d.toFixed(2)}, master->node1 (userspace both ends) ${uu.toFixed(2)}\n`,
+    );
     process.stderr.write(`[userspace e2e] ping node1->master pods, ms: idle ${idle} max; during master->node1 iperf3 ${loaded} max\n`);
     expect(u).toBeGreaterThan(0.05);
     expect(d).toBeGreaterThan(0.05);

@@ -58,11 +58,18 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
   }
   /** `it` that does nothing but say so when the guests did not boot on this machine. */
   const vmIt = (name: string, fn: () => Promise<void>, timeout?: number): void => {
-    it(name, async () => {
-      const why = lab.skipped();
-      if (why) { process.stderr.write(`[VM lab test skipped] ${name}: ${why}\n`); return; }
-      await fn();
-    }, timeout);
+    it(
+      name,
+      async () => {
+        const why = lab.skipped();
+        if (why) {
+          process.stderr.write(`[VM lab test skipped] ${name}: ${why}\n`);
+          return;
+        }
+        await fn();
+      },
+      timeout,
+    );
   };
 
   beforeAll(() => {
@@ -90,14 +97,19 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     for (const h of VMS) before.set(h, await snapshot(h));
   });
 
-  vmIt("apply with datapath 'auto' picks kernel on the stock kernel, ebpf and userspace on the nspawn hosts", async () => {
-    const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
-    expect(`${apply.stdout}${apply.stderr}`).toContain('4/4 hosts ok');
-    const datapath = async (h: string): Promise<{ datapath: string; state: string }> => JSON.parse(await must(h, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { datapath: string; state: string };
-    expect(await datapath('node1')).toMatchObject({ datapath: 'kernel', passedOver: {}, state: 'converged' });
-    expect(await datapath('node2')).toMatchObject({ datapath: 'ebpf', state: 'converged' });
-    expect(await datapath('node3')).toMatchObject({ datapath: 'userspace', state: 'converged' });
-  }, 420_000);
+  vmIt(
+    "apply with datapath 'auto' picks kernel on the stock kernel, ebpf and userspace on the nspawn hosts",
+    async () => {
+      const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
+      expect(`${apply.stdout}${apply.stderr}`).toContain('4/4 hosts ok');
+      const datapath = async (h: string): Promise<{ datapath: string; state: string }> =>
+        JSON.parse(await must(h, [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { datapath: string; state: string };
+      expect(await datapath('node1')).toMatchObject({ datapath: 'kernel', passedOver: {}, state: 'converged' });
+      expect(await datapath('node2')).toMatchObject({ datapath: 'ebpf', state: 'converged' });
+      expect(await datapath('node3')).toMatchObject({ datapath: 'userspace', state: 'converged' });
+    },
+    420_000,
+  );
 
   vmIt("seed conformance: flannel.ipip, its /32, route -n and subnet.env read like flanneld's", async () => {
     const link = await must('node1', ['ip', '-d', 'link', 'show', 'flannel.ipip']);
@@ -105,50 +117,90 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     // iproute2 6.1 prints the tunnel's inner protocol too ("ipip any"): flannel's docs, from an older one, omit it.
     expect(link).toMatch(/ipip (any )?remote any local 192\.168\.0\.81 ttl inherit nopmtudisc/);
     expect(await must('node1', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'flannel.ipip'])).toContain('inet 10.244.1.0/32');
-    const rows = (await must('node1', ['route', '-n'])).split('\n').filter((l) => l.startsWith('10.244.')).map((l) => l.split(/\s+/));
+    const rows = (await must('node1', ['route', '-n']))
+      .split('\n')
+      .filter((l) => l.startsWith('10.244.'))
+      .map((l) => l.split(/\s+/));
     expect(rows.map((c) => [c[0], c[1], c[2], c[3], c[7]])).toEqual([
       ['10.244.0.0', '192.168.0.80', '255.255.255.0', 'UG', 'flannel.ipip'],
       ['10.244.1.0', '0.0.0.0', '255.255.255.0', 'U', 'cni0'],
       ['10.244.2.0', '192.168.0.82', '255.255.255.0', 'UG', 'flannel.ipip'],
       ['10.244.3.0', '192.168.0.83', '255.255.255.0', 'UG', 'flannel.ipip'],
     ]);
-    expect(await must('node1', ['cat', '/run/flannel/subnet.env'])).toBe('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n');
+    expect(await must('node1', ['cat', '/run/flannel/subnet.env'])).toBe(
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1480\nFLANNEL_IPMASQ=true\n',
+    );
   });
 
-  vmIt('pods ping both ways as IPIP on the underlay, and a TCP transfer arrives byte-exact', async () => {
-    for (const h of ALL) await podAdd(LAB, h, 'pa');
-    const capture = run(['ip', 'netns', 'exec', `${LAB}-sw`, 'timeout', '20', 'tcpdump', '-nl', '-i', switchPort(1), '-c', '1', 'ip proto 4 and src host 192.168.0.81'], { timeoutMs: 25_000 });
-    await sleep(1500);
-    expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-W', '3', '10.244.0.2'])).stdout).toContain('3 received');
-    expect((await podExec(LAB, 'master', 'pa', ['ping', '-c', '3', '-W', '3', '10.244.1.2'])).stdout).toContain('3 received');
-    expect((await capture).stdout).toContain('IP 192.168.0.81 > 192.168.0.80: IP 10.244.1.2 > 10.244.0.2: ICMP echo request');
-    // 8 MB, not the 100 MB of the nspawn datapath tests: an emulated guest moves about 1 MB/s through Node.js.
-    const server = podExec(LAB, 'node1', 'pa', [NODE, '-e', SERVER], { timeoutMs: 90_000 });
-    await sleep(4000);
-    const c = await podExec(LAB, 'master', 'pa', [NODE, '-e', CLIENT, '10.244.1.2', '8'], { timeoutMs: 90_000 });
-    const s = await server;
-    expect({ client: c.code, server: s.code }).toEqual({ client: 0, server: 0 });
-    const sent = JSON.parse(c.stdout.trim()) as { bytes: number; sha: string };
-    expect(sent.bytes).toBe(8 * 1048576);
-    expect(JSON.parse(s.stdout.trim())).toEqual(sent);
-  }, 240_000);
+  vmIt(
+    'pods ping both ways as IPIP on the underlay, and a TCP transfer arrives byte-exact',
+    async () => {
+      for (const h of ALL) await podAdd(LAB, h, 'pa');
+      const capture = run(
+        [
+          'ip',
+          'netns',
+          'exec',
+          `${LAB}-sw`,
+          'timeout',
+          '20',
+          'tcpdump',
+          '-nl',
+          '-i',
+          switchPort(1),
+          '-c',
+          '1',
+          'ip proto 4 and src host 192.168.0.81',
+        ],
+        { timeoutMs: 25_000 },
+      );
+      await sleep(1500);
+      expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '3', '-W', '3', '10.244.0.2'])).stdout).toContain('3 received');
+      expect((await podExec(LAB, 'master', 'pa', ['ping', '-c', '3', '-W', '3', '10.244.1.2'])).stdout).toContain('3 received');
+      expect((await capture).stdout).toContain('IP 192.168.0.81 > 192.168.0.80: IP 10.244.1.2 > 10.244.0.2: ICMP echo request');
+      // 8 MB, not the 100 MB of the nspawn datapath tests: an emulated guest moves about 1 MB/s through Node.js.
+      const server = podExec(LAB, 'node1', 'pa', [NODE, '-e', SERVER], { timeoutMs: 90_000 });
+      await sleep(4000);
+      const c = await podExec(LAB, 'master', 'pa', [NODE, '-e', CLIENT, '10.244.1.2', '8'], { timeoutMs: 90_000 });
+      const s = await server;
+      expect({ client: c.code, server: s.code }).toEqual({ client: 0, server: 0 });
+      const sent = JSON.parse(c.stdout.trim()) as { bytes: number; sha: string };
+      expect(sent.bytes).toBe(8 * 1048576);
+      expect(JSON.parse(s.stdout.trim())).toEqual(sent);
+    },
+    240_000,
+  );
 
-  vmIt("a non-peer's protocol-4 packet never reaches the pod: dropped by podnet's nftables rule and counted in status", async () => {
-    type Counters = { dropped: number; drops?: { unknownSource?: number } };
-    const counters = async (): Promise<Counters> => (JSON.parse(await must('node1', [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { counters: Counters }).counters;
-    const before = await counters();
-    const seen = podExec(LAB, 'node1', 'pa', ['timeout', '12', 'tcpdump', '-nl', '-i', 'eth0', '-c', '1', 'icmp and src host 10.244.9.9'], { timeoutMs: 20_000 });
-    await sleep(3000);
-    // The workstation is on the underlay but no peer: an ICMP echo from 10.244.9.9 to the pod, in protocol 4.
-    expect((await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', '10.244.1.2'])).code).toBe(0);
-    expect((await seen).stdout.trim()).toBe('');
-    const elements = /elements = \{([^}]*)\}/.exec(await must('node1', ['nft', 'list', 'table', 'ip', 'podnet_ipip']))?.[1] ?? '';
-    expect(elements.split(',').map((e) => e.trim())).toEqual(['192.168.0.80', '192.168.0.82', '192.168.0.83']);
-    let after = await counters();
-    for (let i = 0; i < 20 && (after.drops?.unknownSource ?? 0) <= (before.drops?.unknownSource ?? 0); i++) { await sleep(1000); after = await counters(); }
-    expect(after.drops?.unknownSource).toBe((before.drops?.unknownSource ?? 0) + 1);
-    expect(after.dropped).toBe(before.dropped + 1);
-  }, 120_000);
+  vmIt(
+    "a non-peer's protocol-4 packet never reaches the pod: dropped by podnet's nftables rule and counted in status",
+    async () => {
+      type Counters = { dropped: number; drops?: { unknownSource?: number } };
+      const counters = async (): Promise<Counters> =>
+        (JSON.parse(await must('node1', [NODE, AGENT, 'status', '--network', 'cluster', '--json'])) as { counters: Counters }).counters;
+      const before = await counters();
+      const seen = podExec(
+        LAB,
+        'node1',
+        'pa',
+        ['timeout', '12', 'tcpdump', '-nl', '-i', 'eth0', '-c', '1', 'icmp and src host 10.244.9.9'],
+        { timeoutMs: 20_000 },
+      );
+      await sleep(3000);
+      // The workstation is on the underlay but no peer: an ICMP echo from 10.244.9.9 to the pod, in protocol 4.
+      expect((await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', '10.244.1.2'])).code).toBe(0);
+      expect((await seen).stdout.trim()).toBe('');
+      const elements = /elements = \{([^}]*)\}/.exec(await must('node1', ['nft', 'list', 'table', 'ip', 'podnet_ipip']))?.[1] ?? '';
+      expect(elements.split(',').map((e) => e.trim())).toEqual(['192.168.0.80', '192.168.0.82', '192.168.0.83']);
+      let after = await counters();
+      for (let i = 0; i < 20 && (after.drops?.unknownSource ?? 0) <= (before.drops?.unknownSource ?? 0); i++) {
+        await sleep(1000);
+        after = await counters();
+      }
+      expect(after.drops?.unknownSource).toBe((before.drops?.unknownSource ?? 0) + 1);
+      expect(after.dropped).toBe(before.dropped + 1);
+    },
+    120_000,
+  );
 
   /**
    * Byte-exact transfer of `mb` MB from the pod on `from` to the pod on `to` (sha256 both ends).
@@ -156,7 +208,9 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
    */
   async function transfer(from: string, to: string, mb: number): Promise<void> {
     const server = podExec(LAB, to, 'pa', [NODE, '-e', SERVER], { timeoutMs: 90_000 });
-    await podExec(LAB, to, 'pa', ['sh', '-c', 'for i in $(seq 300); do ss -ltn | grep -q ":9000 " && exit 0; sleep 0.1; done; exit 1'], { timeoutMs: 60_000 });
+    await podExec(LAB, to, 'pa', ['sh', '-c', 'for i in $(seq 300); do ss -ltn | grep -q ":9000 " && exit 0; sleep 0.1; done; exit 1'], {
+      timeoutMs: 60_000,
+    });
     const c = await podExec(LAB, from, 'pa', [NODE, '-e', CLIENT, podIp(to), String(mb)], { timeoutMs: 90_000 });
     const s = await server;
     expect({ from, to, client: c.code, server: s.code }).toEqual({ from, to, client: 0, server: 0 });
@@ -164,44 +218,101 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     expect((JSON.parse(c.stdout.trim()) as { bytes: number }).bytes).toBe(mb * 1048576);
   }
 
-  vmIt('every pair of datapaths (kernel, ebpf, userspace) carries ping and TCP both ways', async () => {
-    const pairs = [['node1', 'node2'], ['node1', 'node3'], ['node2', 'node3'], ['master', 'node3']] as const;
-    for (const [a, b] of pairs) {
-      for (const [from, to] of [[a, b], [b, a]] as const) {
-        const ping = await podExec(LAB, from, 'pa', ['ping', '-c', '2', '-W', '3', podIp(to)]);
-        expect({ from, to, ping: /2 received/.test(ping.stdout) }).toEqual({ from, to, ping: true });
+  vmIt(
+    'every pair of datapaths (kernel, ebpf, userspace) carries ping and TCP both ways',
+    async () => {
+      const pairs = [
+        ['node1', 'node2'],
+        ['node1', 'node3'],
+        ['node2', 'node3'],
+        ['master', 'node3'],
+      ] as const;
+      for (const [a, b] of pairs) {
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          const ping = await podExec(LAB, from, 'pa', ['ping', '-c', '2', '-W', '3', podIp(to)]);
+          expect({ from, to, ping: /2 received/.test(ping.stdout) }).toEqual({ from, to, ping: true });
+        }
       }
-    }
-    for (const [a, b] of pairs.slice(0, 3)) { await transfer(a, b, 2); await transfer(b, a, 2); }
-  }, 300_000);
+      for (const [a, b] of pairs.slice(0, 3)) {
+        await transfer(a, b, 2);
+        await transfer(b, a, 2);
+      }
+    },
+    300_000,
+  );
 
-  vmIt('the ebpf and userspace datapaths put the same outer header on the wire as kernel ipip', async () => {
-    // One ICMP echo from each datapath's pod to master's (a kernel peer), captured on the sender's switch port.
-    const OUTER = /IP \(tos (\S+), ttl (\d+), id (\d+), offset 0, flags \[(\w+)\], proto IPIP \(4\), length (\d+)(, bad cksum [0-9a-f]+ \(->[0-9a-f]+\)!)?\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP \(1\), length (\d+)\)/;
-    const rows: Record<string, Record<string, string>> = {};
-    for (const [host, kind] of [['node1', 'kernel'], ['node2', 'ebpf'], ['node3', 'userspace']] as const) {
-      const i = ALL.indexOf(host);
-      const cap = run(['ip', 'netns', 'exec', `${LAB}-sw`, 'timeout', '20', 'tcpdump', '-nlv', '-i', switchPort(i), '-c', '1',
-        `ip proto 4 and src host 192.168.0.${80 + i} and ip[29] = 1 and ip[40] = 8`], { timeoutMs: 25_000 });
-      await sleep(1500);
-      await podExec(LAB, host, 'pa', ['ping', '-c', '2', '-W', '3', podIp('master')]);
-      const out = (await cap).stdout;
-      const m = OUTER.exec(out);
-      if (!m) throw new Error(`${kind}: unexpected tcpdump output: ${out}`);
-      const [, tos, ttl, id, flags, length, bad, , , iTos, iTtl, iFlags, iLength] = m;
-      rows[kind] = { tos: tos!, ttl: ttl!, id: id!, flags: flags!, length: length!, checksum: bad ? 'bad' : 'ok', innerTos: iTos!, innerTtl: iTtl!, innerFlags: iFlags!, innerLength: iLength! };
-    }
-    process.stderr.write(`outer IPIP header per datapath (pod ping to master's pod):\n${JSON.stringify(rows, null, 1)}\n`);
-    const same = ({ id: _id, ...rest }: Record<string, string>): Record<string, string> => rest; // the ID rule differs by design: see the README
-    expect(same(rows.ebpf!)).toEqual(same(rows.kernel!));
-    expect(same(rows.userspace!)).toEqual(same(rows.kernel!));
-    expect(rows.kernel).toMatchObject({ checksum: 'ok', flags: 'DF', tos: '0x0' });
-    expect(Number(rows.kernel!.length)).toBe(Number(rows.kernel!.innerLength) + 20);
-  }, 120_000);
+  vmIt(
+    'the ebpf and userspace datapaths put the same outer header on the wire as kernel ipip',
+    async () => {
+      // One ICMP echo from each datapath's pod to master's (a kernel peer), captured on the sender's switch port.
+      const OUTER =
+        /IP \(tos (\S+), ttl (\d+), id (\d+), offset 0, flags \[(\w+)\], proto IPIP \(4\), length (\d+)(, bad cksum [0-9a-f]+ \(->[0-9a-f]+\)!)?\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP \(1\), length (\d+)\)/;
+      const rows: Record<string, Record<string, string>> = {};
+      for (const [host, kind] of [
+        ['node1', 'kernel'],
+        ['node2', 'ebpf'],
+        ['node3', 'userspace'],
+      ] as const) {
+        const i = ALL.indexOf(host);
+        const cap = run(
+          [
+            'ip',
+            'netns',
+            'exec',
+            `${LAB}-sw`,
+            'timeout',
+            '20',
+            'tcpdump',
+            '-nlv',
+            '-i',
+            switchPort(i),
+            '-c',
+            '1',
+            `ip proto 4 and src host 192.168.0.${80 + i} and ip[29] = 1 and ip[40] = 8`,
+          ],
+          { timeoutMs: 25_000 },
+        );
+        await sleep(1500);
+        await podExec(LAB, host, 'pa', ['ping', '-c', '2', '-W', '3', podIp('master')]);
+        const out = (await cap).stdout;
+        const m = OUTER.exec(out);
+        if (!m) throw new Error(`${kind}: unexpected tcpdump output: ${out}`);
+        const [, tos, ttl, id, flags, length, bad, , , iTos, iTtl, iFlags, iLength] = m;
+        rows[kind] = {
+          tos: tos!,
+          ttl: ttl!,
+          id: id!,
+          flags: flags!,
+          length: length!,
+          checksum: bad ? 'bad' : 'ok',
+          innerTos: iTos!,
+          innerTtl: iTtl!,
+          innerFlags: iFlags!,
+          innerLength: iLength!,
+        };
+      }
+      process.stderr.write(`outer IPIP header per datapath (pod ping to master's pod):\n${JSON.stringify(rows, null, 1)}\n`);
+      const same = ({ id: _id, ...rest }: Record<string, string>): Record<string, string> => rest; // the ID rule differs by design: see the README
+      expect(same(rows.ebpf!)).toEqual(same(rows.kernel!));
+      expect(same(rows.userspace!)).toEqual(same(rows.kernel!));
+      expect(rows.kernel).toMatchObject({ checksum: 'ok', flags: 'DF', tos: '0x0' });
+      expect(Number(rows.kernel!.length)).toBe(Number(rows.kernel!.innerLength) + 20);
+    },
+    120_000,
+  );
 
   vmIt('the agent restores a deleted route, the MTU and the device (within 1 s under KVM; emulation is slower)', async () => {
-    const healed = async (breakIt: string, healthy: string): Promise<number> => Number(await must('node1', ['sh', '-c',
-      `${breakIt}; t0=$(date +%s%N); for i in $(seq 1000); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.02; done; exit 1`]));
+    const healed = async (breakIt: string, healthy: string): Promise<number> =>
+      Number(
+        await must('node1', [
+          'sh',
+          '-c',
+          `${breakIt}; t0=$(date +%s%N); for i in $(seq 1000); do if ${healthy}; then echo $(( ($(date +%s%N) - t0) / 1000000 )); exit 0; fi; sleep 0.02; done; exit 1`,
+        ]),
+      );
     const route = await healed('ip route del 10.244.0.0/24', 'ip route show 10.244.0.0/24 | grep -q via');
     const mtu = await healed('ip link set flannel.ipip mtu 1300', 'ip link show flannel.ipip | grep -q "mtu 1480"');
     const dev = await healed('ip link del flannel.ipip', 'ip route show 10.244.0.0/24 | grep -q "dev flannel.ipip"');
@@ -213,29 +324,37 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     expect((await podExec(LAB, 'node1', 'pa', ['ping', '-c', '1', '-W', '3', '10.244.0.2'])).code).toBe(0);
   });
 
-  vmIt("destroy leaves each host as before apply, but for the kernel's tunl0 (down, no address)", async () => {
-    for (const h of ALL) await podDel(LAB, h, 'pa');
-    const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
-    expect({ code: destroy.code, out: destroy.code ? destroy.stdout + destroy.stderr : '' }).toEqual({ code: 0, out: '' });
-    for (const h of VMS) {
-      const after = await snapshot(h);
-      expect(before.get(h)!.tunl0).toBeUndefined(); // no ipip.ko loaded before apply
-      expect(after.tunl0).toContain('"link_type":"ipip"');
-      expect(await must(h, ['ip', '-br', 'link', 'show', 'dev', 'tunl0'])).toMatch(/^tunl0@NONE\s+DOWN\s/);
-      expect(await must(h, ['ip', '-4', 'addr', 'show', 'dev', 'tunl0'])).not.toContain('inet');
-      expect(after.rest).toBe(before.get(h)!.rest);
-    }
-    expect(rootRoutes()).toEqual(routesBefore);
-  }, 240_000);
-  vmIt('a VM host reboots inside its qemu: back on SSH with a new boot id, its disk kept, its runtime state gone', async () => {
-    const bootId = async (): Promise<string> => (await must('node1', ['cat', '/proc/sys/kernel/random/boot_id'])).trim();
-    const id = await bootId();
-    await must('node1', ['sh', '-c', 'echo kept > /root/reboot-check; ip link add podnet-gone type dummy']);
-    await hostRestart(LAB, 'node1');
-    expect(await bootId()).not.toBe(id);
-    expect(await must('node1', ['cat', '/root/reboot-check'])).toBe('kept\n');
-    expect(await must('node1', ['ip', '-br', 'link'])).not.toContain('podnet-gone');
-    expect(await must('node1', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).toContain('192.168.0.81/24');
-    expect(await must('master', ['ping', '-c', '1', '-W', '3', '192.168.0.81'])).toContain('1 received');
-  }, 330_000);
+  vmIt(
+    "destroy leaves each host as before apply, but for the kernel's tunl0 (down, no address)",
+    async () => {
+      for (const h of ALL) await podDel(LAB, h, 'pa');
+      const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB], { timeoutMs: 400_000, env: SLOW_HOSTS });
+      expect({ code: destroy.code, out: destroy.code ? destroy.stdout + destroy.stderr : '' }).toEqual({ code: 0, out: '' });
+      for (const h of VMS) {
+        const after = await snapshot(h);
+        expect(before.get(h)!.tunl0).toBeUndefined(); // no ipip.ko loaded before apply
+        expect(after.tunl0).toContain('"link_type":"ipip"');
+        expect(await must(h, ['ip', '-br', 'link', 'show', 'dev', 'tunl0'])).toMatch(/^tunl0@NONE\s+DOWN\s/);
+        expect(await must(h, ['ip', '-4', 'addr', 'show', 'dev', 'tunl0'])).not.toContain('inet');
+        expect(after.rest).toBe(before.get(h)!.rest);
+      }
+      expect(rootRoutes()).toEqual(routesBefore);
+    },
+    240_000,
+  );
+  vmIt(
+    'a VM host reboots inside its qemu: back on SSH with a new boot id, its disk kept, its runtime state gone',
+    async () => {
+      const bootId = async (): Promise<string> => (await must('node1', ['cat', '/proc/sys/kernel/random/boot_id'])).trim();
+      const id = await bootId();
+      await must('node1', ['sh', '-c', 'echo kept > /root/reboot-check; ip link add podnet-gone type dummy']);
+      await hostRestart(LAB, 'node1');
+      expect(await bootId()).not.toBe(id);
+      expect(await must('node1', ['cat', '/root/reboot-check'])).toBe('kept\n');
+      expect(await must('node1', ['ip', '-br', 'link'])).not.toContain('podnet-gone');
+      expect(await must('node1', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).toContain('192.168.0.81/24');
+      expect(await must('master', ['ping', '-c', '1', '-W', '3', '192.168.0.81'])).toContain('1 received');
+    },
+    330_000,
+  );
 });

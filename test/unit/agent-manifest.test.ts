@@ -47,7 +47,9 @@ describe('the agent manifest', () => {
   });
 
   it('keeps the revision when nothing shipped changed', () => {
-    expect(agentFingerprint(build({ 'podnet-agent.js': 'js', 'podnet-bpf': 'x' }))).toBe(agentFingerprint(build({ 'podnet-agent.js': 'js', 'podnet-bpf': 'x' })));
+    expect(agentFingerprint(build({ 'podnet-agent.js': 'js', 'podnet-bpf': 'x' }))).toBe(
+      agentFingerprint(build({ 'podnet-agent.js': 'js', 'podnet-bpf': 'x' })),
+    );
   });
 
   it('has the engine ship exactly the files it lists, with their modes', () => {
@@ -68,14 +70,29 @@ describe('the agent manifest', () => {
 
   it('rejects a malformed manifest, naming the file and what is wrong', () => {
     expect(() => parseAgentManifest('{', '/x/manifest.json')).toThrow(AgentManifestError);
-    expect(() => parseAgentManifest(JSON.stringify({ schema: AGENT_MANIFEST_SCHEMA, version: '1', build: 'b', files: [{ name: '../etc/passwd', sha256: sha(''), mode: 0o644 }] }), '/x/manifest.json')).toThrow(
-      "/x/manifest.json: files[0].name is not a plain file name; run `npm run build`",
+    expect(() =>
+      parseAgentManifest(
+        JSON.stringify({
+          schema: AGENT_MANIFEST_SCHEMA,
+          version: '1',
+          build: 'b',
+          files: [{ name: '../etc/passwd', sha256: sha(''), mode: 0o644 }],
+        }),
+        '/x/manifest.json',
+      ),
+    ).toThrow('/x/manifest.json: files[0].name is not a plain file name; run `npm run build`');
+    expect(() => parseAgentManifest(JSON.stringify({ schema: AGENT_MANIFEST_SCHEMA, version: '1', build: 'b', files: [] }), 'm')).toThrow(
+      /podnet-agent.js is not listed/,
     );
-    expect(() => parseAgentManifest(JSON.stringify({ schema: AGENT_MANIFEST_SCHEMA, version: '1', build: 'b', files: [] }), 'm')).toThrow(/podnet-agent.js is not listed/);
   });
 
   it('identity covers name, mode and content', () => {
-    const m = (mode: 0o755 | 0o644, content = 'x', name = 'podnet-agent.js'): AgentManifest => ({ schema: AGENT_MANIFEST_SCHEMA, version: '1', build: 'b', files: [{ name, sha256: sha(content), mode }] });
+    const m = (mode: 0o755 | 0o644, content = 'x', name = 'podnet-agent.js'): AgentManifest => ({
+      schema: AGENT_MANIFEST_SCHEMA,
+      version: '1',
+      build: 'b',
+      files: [{ name, sha256: sha(content), mode }],
+    });
     const base = agentIdentity(m(0o644));
     expect(agentIdentity(m(0o755))).not.toBe(base);
     expect(agentIdentity(m(0o644, 'y'))).not.toBe(base);

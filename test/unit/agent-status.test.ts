@@ -5,7 +5,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convergeWaitScript } from '../../src/engine/apply';
-import { AGENT_STATUS_SCHEMA, configHashOf, isConvergedOn, parseAgentStatus, serializeAgentStatus, statusFieldText, type AgentStatus } from '../../src/model';
+import {
+  AGENT_STATUS_SCHEMA,
+  configHashOf,
+  isConvergedOn,
+  parseAgentStatus,
+  serializeAgentStatus,
+  statusFieldText,
+  type AgentStatus,
+} from '../../src/model';
 
 function status(patch: Partial<AgentStatus> = {}): AgentStatus {
   return {
@@ -37,15 +45,26 @@ describe('the agent status contract', () => {
 
   it('writes the matched fields at the top level, each followed by another field', () => {
     const text = serializeAgentStatus(status());
-    for (const [k, v] of [['state', 'converged'], ['configHash', 'abc123'], ['pid', 42]] as const) expect(text).toContain(statusFieldText(k, v));
+    for (const [k, v] of [
+      ['state', 'converged'],
+      ['configHash', 'abc123'],
+      ['pid', 42],
+    ] as const)
+      expect(text).toContain(statusFieldText(k, v));
     expect(text).not.toContain(statusFieldText('pid', 4));
   });
 
   it('refuses what it cannot trust, saying why', () => {
     expect(parseAgentStatus('{')).toEqual({ ok: false, reason: 'not JSON' });
-    expect(parseAgentStatus(JSON.stringify({ ...status(), schema: 'podnet.dev/agent-status/v0' }))).toMatchObject({ ok: false, reason: expect.stringContaining('schema') });
+    expect(parseAgentStatus(JSON.stringify({ ...status(), schema: 'podnet.dev/agent-status/v0' }))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('schema'),
+    });
     expect(parseAgentStatus(JSON.stringify({ ...status(), pid: '42' }))).toEqual({ ok: false, reason: 'pid is not an integer' });
-    expect(parseAgentStatus(JSON.stringify({ ...status(), state: 'repairing' }))).toMatchObject({ ok: false, reason: expect.stringContaining('unknown state') });
+    expect(parseAgentStatus(JSON.stringify({ ...status(), state: 'repairing' }))).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('unknown state'),
+    });
   });
 
   it('is converged only on this config, converged, from a process other than the replaced one', () => {
@@ -67,7 +86,10 @@ describe.each(['sh', 'bash'])('convergeWaitScript, run by %s here, on a status f
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const wait = (path: string, oldPid: number | undefined, timeoutS: number) => {
     try {
-      return { code: 0, out: execFileSync(shell, ['-s'], { input: convergeWaitScript(path, 'abc123', oldPid, timeoutS), encoding: 'utf8' }) };
+      return {
+        code: 0,
+        out: execFileSync(shell, ['-s'], { input: convergeWaitScript(path, 'abc123', oldPid, timeoutS), encoding: 'utf8' }),
+      };
     } catch (err) {
       const e = err as { status: number; stdout: string };
       return { code: e.status, out: e.stdout };

@@ -1,6 +1,14 @@
 import { planFixes } from '../../agent/reconcile/fixes';
 import { hostReadScript, parseHostReading } from '../../src/engine/host-reading';
-import { cniConfigsShadowing, cniDirsCommand, cniWritablePath, desiredHostState, renderAgentUnit, resolveNetwork, validateNetworkSpec } from '../../src/model';
+import {
+  cniConfigsShadowing,
+  cniDirsCommand,
+  cniWritablePath,
+  desiredHostState,
+  renderAgentUnit,
+  resolveNetwork,
+  validateNetworkSpec,
+} from '../../src/model';
 import { diffCniConfig } from '../../src/planner/host-diff';
 import { referenceSpec } from './reference-network';
 
@@ -14,7 +22,13 @@ describe('CNI conflist', () => {
       name: 'cluster',
       plugins: [
         {
-          type: 'bridge', bridge: 'cni0', isGateway: true, isDefaultGateway: true, hairpinMode: true, ipMasq: false, mtu: 1480,
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          isDefaultGateway: true,
+          hairpinMode: true,
+          ipMasq: false,
+          mtu: 1480,
           ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', gateway: '10.244.1.1' }]], routes: [{ dst: '10.244.0.0/16' }] },
         },
         { type: 'portmap', capabilities: { portMappings: true } },
@@ -30,21 +44,31 @@ describe('CNI conflist', () => {
 
   it('follows the MTU, the subnet and the directory', () => {
     const other = desiredHostState(resolveNetwork({ ...referenceSpec, mtu: 1400, cniConfDir: '/var/lib/podnet-cni' }), 'node2');
-    const bridge = (JSON.parse(other.cni.content) as { plugins: Array<{ mtu: number; ipam: { ranges: Array<Array<{ subnet: string }>> } }> }).plugins[0]!;
+    const bridge = (
+      JSON.parse(other.cni.content) as { plugins: Array<{ mtu: number; ipam: { ranges: Array<Array<{ subnet: string }>> } }> }
+    ).plugins[0]!;
     expect(bridge.mtu).toBe(1400);
     expect(bridge.ipam.ranges[0]![0]!.subnet).toBe('10.244.2.0/24');
     expect(other.cni.path).toBe('/var/lib/podnet-cni/10-podnet-cluster.conflist');
   });
 
-  it.each([['relative'], ['/etc/cni/'], ['/etc/../cni'], ['/etc/cni net.d'], ["/etc/'cni"], ['/etc/%n'], [42]])('rejects cniConfDir %p', (dir) => {
-    expect(validateNetworkSpec({ ...referenceSpec, cniConfDir: dir }).map((p) => p.field)).toEqual(['cniConfDir']);
-  });
+  it.each([['relative'], ['/etc/cni/'], ['/etc/../cni'], ['/etc/cni net.d'], ["/etc/'cni"], ['/etc/%n'], [42]])(
+    'rejects cniConfDir %p',
+    (dir) => {
+      expect(validateNetworkSpec({ ...referenceSpec, cniConfDir: dir }).map((p) => p.field)).toEqual(['cniConfDir']);
+    },
+  );
 });
 
 describe('CNI config drift', () => {
   const files = ['10-podnet-cluster.conflist'];
   it('is in sync when the file is there and first', () => {
-    expect(diffCniConfig(node1.cni, { cniConfig: node1.cni.content, cniConfFiles: [...files, '99-loopback.conf', '05-notes.txt', '.05-hidden.conf'] })).toEqual([]);
+    expect(
+      diffCniConfig(node1.cni, {
+        cniConfig: node1.cni.content,
+        cniConfFiles: [...files, '99-loopback.conf', '05-notes.txt', '.05-hidden.conf'],
+      }),
+    ).toEqual([]);
   });
 
   it('reports a missing conflist (and a missing directory) for the agent to write', () => {
@@ -58,14 +82,19 @@ describe('CNI config drift', () => {
     const old = node1.cni.content.replace('"mtu": 1480', '"mtu": 1400');
     const [d] = diffCniConfig(node1.cni, { cniConfig: old, cniConfFiles: files });
     expect(d).toEqual({
-      kind: 'cni-config', action: 'update', subject: node1.cni.path,
+      kind: 'cni-config',
+      action: 'update',
+      subject: node1.cni.path,
       expected: 'network cluster, subnet 10.244.1.0/24, mtu 1480',
       actual: 'network cluster, subnet 10.244.1.0/24, mtu 1400; pods made with it keep its settings until re-created',
     });
   });
 
-  it('reports foreign configs sorting before podnet\'s, and the agent leaves them alone', () => {
-    const live = { cniConfig: node1.cni.content, cniConfFiles: ['00-other.conf', '10-flannel.conflist', ...files, '87-podman-bridge.conflist'] };
+  it("reports foreign configs sorting before podnet's, and the agent leaves them alone", () => {
+    const live = {
+      cniConfig: node1.cni.content,
+      cniConfFiles: ['00-other.conf', '10-flannel.conflist', ...files, '87-podman-bridge.conflist'],
+    };
     const diffs = diffCniConfig(node1.cni, live);
     expect(diffs.map((d) => [d.kind, d.subject])).toEqual([
       ['cni-config-shadowed', '/etc/cni/net.d/00-other.conf'],
@@ -79,7 +108,9 @@ describe('CNI config drift', () => {
 describe('CNI config on the host', () => {
   it('the unit makes the directory outside its sandbox, noting what it made, and may write its parent', () => {
     const unit = renderAgentUnit('cluster', 'auto');
-    expect(unit).toContain("ExecStartPre=+/bin/sh -c 'for d in /etc /etc/cni /etc/cni/net.d; do [ -d $$d ] || { mkdir $$d && echo $$d >> /run/podnet/cluster.cni-dirs-created; } || exit 1; done'");
+    expect(unit).toContain(
+      "ExecStartPre=+/bin/sh -c 'for d in /etc /etc/cni /etc/cni/net.d; do [ -d $$d ] || { mkdir $$d && echo $$d >> /run/podnet/cluster.cni-dirs-created; } || exit 1; done'",
+    );
     expect(unit).toContain('ReadWritePaths=-/etc/cni\n');
     expect(cniWritablePath('/cni')).toBe('/cni');
     expect(cniWritablePath('/var/lib/cni/net.d')).toBe('/var/lib/cni');
@@ -89,7 +120,17 @@ describe('CNI config on the host', () => {
   it('the host read returns the conflist and the directory listing', () => {
     expect(hostReadScript('cluster', node1.cni)).toContain('ls -1A /etc/cni/net.d');
     const M = '@@podnet:';
-    const out = [``, `${M}cniconf`, `${node1.cni.content}@@present@@`, `${M}cnidir`, `00-x.conf`, `10-podnet-cluster.conflist`, `@@present@@`, `${M}end`, ``].join('\n');
+    const out = [
+      ``,
+      `${M}cniconf`,
+      `${node1.cni.content}@@present@@`,
+      `${M}cnidir`,
+      `00-x.conf`,
+      `10-podnet-cluster.conflist`,
+      `@@present@@`,
+      `${M}end`,
+      ``,
+    ].join('\n');
     const live = parseHostReading(out).live;
     expect(live.cniConfig).toBe(node1.cni.content);
     expect(live.cniConfFiles).toEqual(['00-x.conf', '10-podnet-cluster.conflist']);

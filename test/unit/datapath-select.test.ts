@@ -1,7 +1,14 @@
 // selectDatapath with fake factories: `auto` takes the first supported datapath in registry
 // order, reports why each one before it was passed over (not supported vs probe failed), an
 // explicit choice never falls back, and the chosen datapath is bound to the host.
-import { toDatapathHost, type Datapath, type DatapathFactory, type DatapathHost, type DatapathKind, type ProbeResult } from '../../agent/datapaths/datapath';
+import {
+  toDatapathHost,
+  type Datapath,
+  type DatapathFactory,
+  type DatapathHost,
+  type DatapathKind,
+  type ProbeResult,
+} from '../../agent/datapaths/datapath';
 import { NoDatapathError, selectDatapath } from '../../agent/datapaths/select';
 import { desiredHostState, resolveNetwork } from '../../src/model';
 import { referenceSpec } from './reference-network';
@@ -28,7 +35,14 @@ function fake(kind: DatapathKind, probe: ProbeResult | Error): Fake {
     create: (h) => {
       created.push(h);
       const noop = async () => undefined;
-      return { kind, ensure: noop, setPeers: noop, counters: async () => ({ peers: [], dropped: 0 }), close: noop, teardown: noop } satisfies Datapath;
+      return {
+        kind,
+        ensure: noop,
+        setPeers: noop,
+        counters: async () => ({ peers: [], dropped: 0 }),
+        close: noop,
+        teardown: noop,
+      } satisfies Datapath;
     },
   };
 }
@@ -45,7 +59,10 @@ describe('selectDatapath', () => {
     expect(userspace.created).toEqual([host]);
     expect(kernel.created).toEqual([]);
     expect(s.passedOver).toEqual({ kernel: 'not supported: no ipip module', ebpf: 'probe failed: Operation not permitted' });
-    expect(s.probes).toEqual({ kernel: { outcome: 'unsupported', reason: 'no ipip module' }, ebpf: { outcome: 'failed', reason: 'Operation not permitted' } });
+    expect(s.probes).toEqual({
+      kernel: { outcome: 'unsupported', reason: 'no ipip module' },
+      ebpf: { outcome: 'failed', reason: 'Operation not permitted' },
+    });
   });
 
   it('auto: stops probing at the first supported one', async () => {
@@ -70,12 +87,19 @@ describe('selectDatapath', () => {
   });
 
   it('a choice this agent does not carry is reported as not supported', async () => {
-    const err = (await selectDatapath('userspace', host, [fake('kernel', { outcome: 'supported' })], log).catch((e: unknown) => e)) as NoDatapathError;
+    const err = (await selectDatapath('userspace', host, [fake('kernel', { outcome: 'supported' })], log).catch(
+      (e: unknown) => e,
+    )) as NoDatapathError;
     expect(err.probes).toEqual({ userspace: { outcome: 'unsupported', reason: 'not built into this agent' } });
   });
 
   it('a probe that throws counts as failed, and none left is a NoDatapathError with every outcome', async () => {
-    const err = (await selectDatapath('auto', host, [fake('kernel', new Error('ip: not found')), fake('ebpf', { outcome: 'unsupported', reason: 'no BPF' })], log).catch((e: unknown) => e)) as NoDatapathError;
+    const err = (await selectDatapath(
+      'auto',
+      host,
+      [fake('kernel', new Error('ip: not found')), fake('ebpf', { outcome: 'unsupported', reason: 'no BPF' })],
+      log,
+    ).catch((e: unknown) => e)) as NoDatapathError;
     expect(err).toBeInstanceOf(NoDatapathError);
     expect(err.reasons).toEqual({ kernel: 'probe failed: ip: not found', ebpf: 'not supported: no BPF' });
   });
@@ -84,8 +108,13 @@ describe('selectDatapath', () => {
 describe('toDatapathHost', () => {
   it('takes every field from the desired state', () => {
     expect(host).toEqual({
-      tunnelDevice: 'flannel.ipip', localAddress: '192.168.0.81', underlayDevice: 'eth0', mtu: 1480,
-      tunnelAddress: '10.244.1.0/32', podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16',
+      tunnelDevice: 'flannel.ipip',
+      localAddress: '192.168.0.81',
+      underlayDevice: 'eth0',
+      mtu: 1480,
+      tunnelAddress: '10.244.1.0/32',
+      podCidr: '10.244.1.0/24',
+      clusterCidr: '10.244.0.0/16',
     });
   });
 });

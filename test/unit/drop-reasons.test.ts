@@ -19,7 +19,11 @@ function readHeader(): { entries: { id: string; index: number; name: string }[];
     lines.push(line);
     if (!line.trimEnd().endsWith('\\')) break;
   }
-  const entries = [...lines.join('\n').matchAll(/X\((PN_DROP_[A-Z0-9_]+),\s*(\d+),\s*"([A-Za-z0-9]+)"\)/g)].map((m) => ({ id: m[1]!, index: Number(m[2]), name: m[3]! }));
+  const entries = [...lines.join('\n').matchAll(/X\((PN_DROP_[A-Z0-9_]+),\s*(\d+),\s*"([A-Za-z0-9]+)"\)/g)].map((m) => ({
+    id: m[1]!,
+    index: Number(m[2]),
+    name: m[3]!,
+  }));
   const max = /PN_DROP_MAX\s*=\s*(\d+)/.exec(text);
   expect(max).not.toBeNull();
   return { entries, max: Number(max![1]) };
@@ -44,7 +48,7 @@ describe('drop reasons', () => {
     expect(readHeader().entries.find((e) => e.name === 'ecn')).toEqual({ id: 'PN_DROP_ECN', index: 6, name: 'ecn' });
   });
 
-  it('dropped leaves out the tunnel device\'s own non-IPv4 noise, for every datapath alike', () => {
+  it("dropped leaves out the tunnel device's own non-IPv4 noise, for every datapath alike", () => {
     expect(droppedTotal({ ...zeroDrops(BPF_DROP_REASONS), notIpv4: 50, noPeer: 1, ecn: 2 })).toBe(3);
     expect(droppedTotal({ ...zeroDrops(USERSPACE_DROP_REASONS), notIpv4: 5, sendError: 1 })).toBe(1);
     expect(droppedTotal({})).toBe(0);

@@ -1,7 +1,15 @@
 import { EbpfDatapath, makeEbpfDatapathFactory } from '../../agent/datapaths/ebpf/index';
 import type { Runner } from '../../agent/host/runner';
 
-const host = { tunnelDevice: 'flannel.ipip', localAddress: '192.168.0.81', underlayDevice: 'eth0', mtu: 1480, tunnelAddress: '10.244.1.0/32', podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' };
+const host = {
+  tunnelDevice: 'flannel.ipip',
+  localAddress: '192.168.0.81',
+  underlayDevice: 'eth0',
+  mtu: 1480,
+  tunnelAddress: '10.244.1.0/32',
+  podCidr: '10.244.1.0/24',
+  clusterCidr: '10.244.0.0/16',
+};
 
 /** A fake host: answers the commands EbpfDatapath runs and records them. */
 function fakeHost(opts: { tunnel?: 'absent' | 'tun' | 'ipip' } = {}) {
@@ -12,13 +20,28 @@ function fakeHost(opts: { tunnel?: 'absent' | 'tun' | 'ipip' } = {}) {
     calls.push({ argv, input: o?.input });
     const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
     if (argv === 'ip -json -d link show dev flannel.ipip') {
-      return tunnel === 'absent' ? { code: 1, stdout: '', stderr: 'Device "flannel.ipip" does not exist.' } : ok(JSON.stringify([{ ifname: 'flannel.ipip', linkinfo: { info_kind: tunnel } }]));
+      return tunnel === 'absent'
+        ? { code: 1, stdout: '', stderr: 'Device "flannel.ipip" does not exist.' }
+        : ok(JSON.stringify([{ ifname: 'flannel.ipip', linkinfo: { info_kind: tunnel } }]));
     }
-    if (argv === 'ip tuntap add dev flannel.ipip mode tun') { tunnel = 'tun'; return ok(); }
-    if (argv === 'ip link del dev flannel.ipip') { tunnel = 'absent'; return ok(); }
+    if (argv === 'ip tuntap add dev flannel.ipip mode tun') {
+      tunnel = 'tun';
+      return ok();
+    }
+    if (argv === 'ip link del dev flannel.ipip') {
+      tunnel = 'absent';
+      return ok();
+    }
     if (argv === 'ip -json -4 addr show dev flannel.ipip') return ok('[{"addr_info":[]}]');
     if (argv.includes(' attach ')) return ok('{"egress":"adopted","ingress":"adopted"}');
-    if (argv.includes(' counters ')) return ok(JSON.stringify({ peers: [{ address: '192.168.0.82', index: 0, cidrs: ['10.244.2.0/24'], txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }], drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0 }, dropped: 11 }));
+    if (argv.includes(' counters '))
+      return ok(
+        JSON.stringify({
+          peers: [{ address: '192.168.0.82', index: 0, cidrs: ['10.244.2.0/24'], txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }],
+          drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0 },
+          dropped: 11,
+        }),
+      );
     if (argv.startsWith('ip -json link show dev cni0')) return { code: 1, stdout: '', stderr: 'no cni0' };
     return ok();
   };
@@ -33,11 +56,13 @@ describe('EbpfDatapath', () => {
     const d = new EbpfDatapath(host, opts(h.run));
     // /tmp/not-sys is no bpffs and not under /sys/fs/bpf: ensure must refuse with a clear message.
     await expect(d.ensure()).rejects.toThrow(/not on a bpf filesystem/);
-    expect(h.argvs()).toEqual(expect.arrayContaining([
-      'ip tuntap add dev flannel.ipip mode tun',
-      'ip link set dev flannel.ipip mtu 1480 up',
-      'ip addr add 10.244.1.0/32 dev flannel.ipip',
-    ]));
+    expect(h.argvs()).toEqual(
+      expect.arrayContaining([
+        'ip tuntap add dev flannel.ipip mode tun',
+        'ip link set dev flannel.ipip mtu 1480 up',
+        'ip addr add 10.244.1.0/32 dev flannel.ipip',
+      ]),
+    );
     expect(h.argvs().some((a) => a.includes(' attach '))).toBe(false);
   });
 
@@ -58,12 +83,18 @@ describe('EbpfDatapath', () => {
     const sync = h.calls.find((c) => c.argv.endsWith('peers-sync'))!;
     expect(sync.argv).toBe('/opt/podnet/podnet-bpf --pin-dir /tmp/not-sys/podnet peers-sync');
     expect(sync.input).toBe('10.244.0.0/24 192.168.0.80\n10.244.2.0/24 192.168.0.82\n');
-    expect(await d.counters()).toEqual({ peers: [{ node: 'node2', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }], dropped: 2, drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0, ecn: 0 } });
+    expect(await d.counters()).toEqual({
+      peers: [{ node: 'node2', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }],
+      dropped: 2,
+      drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0, ecn: 0 },
+    });
   });
 
   it('refuses an invalid peer set before touching the maps', async () => {
     const h = fakeHost();
-    await expect(new EbpfDatapath(host, opts(h.run)).setPeers([{ node: 'x', address: '192.168.0.9', podCidr: '10.244.9.1/24' }])).rejects.toThrow(/host bits/);
+    await expect(
+      new EbpfDatapath(host, opts(h.run)).setPeers([{ node: 'x', address: '192.168.0.9', podCidr: '10.244.9.1/24' }]),
+    ).rejects.toThrow(/host bits/);
     expect(h.calls).toHaveLength(0);
   });
 

@@ -1,17 +1,50 @@
 import {
-  diffPods, discoverLocalPods, isEmptyDiff, mergePods, parseBridgePorts, parseNetnsIds, parsePodInterface, podsFromNeighbours, type LocalPod,
+  diffPods,
+  discoverLocalPods,
+  isEmptyDiff,
+  mergePods,
+  parseBridgePorts,
+  parseNetnsIds,
+  parsePodInterface,
+  podsFromNeighbours,
+  type LocalPod,
 } from '../../agent/datapaths/ebpf/local-pods';
 import type { Runner } from '../../agent/host/runner';
 
 const HOST = '6e:a1:72:a0:f1:ad';
 const PORTS_JSON = JSON.stringify([
-  { ifindex: 4, link_index: 2, ifname: 'veth1', master: 'cni0', address: HOST, link_netnsid: 1, linkinfo: { info_kind: 'veth', info_slave_kind: 'bridge' } },
-  { ifindex: 6, link_index: 2, ifname: 'veth2', master: 'cni0', address: '22:00:00:00:00:06', link_netnsid: 2, linkinfo: { info_kind: 'veth', info_slave_kind: 'bridge' } },
+  {
+    ifindex: 4,
+    link_index: 2,
+    ifname: 'veth1',
+    master: 'cni0',
+    address: HOST,
+    link_netnsid: 1,
+    linkinfo: { info_kind: 'veth', info_slave_kind: 'bridge' },
+  },
+  {
+    ifindex: 6,
+    link_index: 2,
+    ifname: 'veth2',
+    master: 'cni0',
+    address: '22:00:00:00:00:06',
+    link_netnsid: 2,
+    linkinfo: { info_kind: 'veth', info_slave_kind: 'bridge' },
+  },
   { ifindex: 9, ifname: 'vxlan0', master: 'cni0', linkinfo: { info_kind: 'vxlan' } },
 ]);
 const POD_A_ADDR = JSON.stringify([
   { ifindex: 1, ifname: 'lo', address: '00:00:00:00:00:00', addr_info: [{ family: 'inet', local: '127.0.0.1' }] },
-  { ifindex: 2, link_index: 4, ifname: 'eth0', address: '3A:AB:F8:34:B9:0B', addr_info: [{ family: 'inet', local: '10.244.1.2', prefixlen: 24 }, { family: 'inet6', local: 'fe80::1' }] },
+  {
+    ifindex: 2,
+    link_index: 4,
+    ifname: 'eth0',
+    address: '3A:AB:F8:34:B9:0B',
+    addr_info: [
+      { family: 'inet', local: '10.244.1.2', prefixlen: 24 },
+      { family: 'inet6', local: 'fe80::1' },
+    ],
+  },
 ]);
 const NEIGH = JSON.stringify([
   { dst: '10.244.1.3', lladdr: '7a:00:00:00:00:03', state: ['STALE'] },
@@ -36,7 +69,12 @@ describe('local pod discovery: parsing', () => {
   });
 
   it('maps netns ids to names, skipping unnamed ones', () => {
-    expect(parseNetnsIds('[{"nsid":0,"name":"sw"},{"nsid":1,"name":"pod-a"},{"nsid":2}]')).toEqual(new Map([[0, 'sw'], [1, 'pod-a']]));
+    expect(parseNetnsIds('[{"nsid":0,"name":"sw"},{"nsid":1,"name":"pod-a"},{"nsid":2}]')).toEqual(
+      new Map([
+        [0, 'sw'],
+        [1, 'pod-a'],
+      ]),
+    );
   });
 
   it("reads the pod interface's MAC and IPv4 in the pod CIDR", () => {
@@ -99,7 +137,13 @@ describe('local pod discovery: only addresses IPAM could have given', () => {
   // A pod with NET_ADMIN can put any address on its own interface; the fast path must never
   // deliver the node's traffic (tunnel .0, gateway .1) or broadcast into it.
   const claims = JSON.stringify([
-    { ifindex: 2, link_index: 4, ifname: 'eth0', address: '3a:ab:f8:34:b9:0b', addr_info: ['10.244.1.5', '10.244.1.0', '10.244.1.1', '10.244.1.255'].map((local) => ({ family: 'inet', local, prefixlen: 24 })) },
+    {
+      ifindex: 2,
+      link_index: 4,
+      ifname: 'eth0',
+      address: '3a:ab:f8:34:b9:0b',
+      addr_info: ['10.244.1.5', '10.244.1.0', '10.244.1.1', '10.244.1.255'].map((local) => ({ family: 'inet', local, prefixlen: 24 })),
+    },
   ]);
 
   it('keeps a pod address and drops the tunnel, gateway and broadcast addresses it claims', () => {
@@ -107,7 +151,9 @@ describe('local pod discovery: only addresses IPAM could have given', () => {
   });
 
   it('ignores neighbour entries for the tunnel, gateway and broadcast addresses', () => {
-    const neigh = JSON.stringify(['10.244.1.0', '10.244.1.1', '10.244.1.255', '10.244.1.3'].map((dst) => ({ dst, lladdr: '7a:00:00:00:00:03', state: ['REACHABLE'] })));
+    const neigh = JSON.stringify(
+      ['10.244.1.0', '10.244.1.1', '10.244.1.255', '10.244.1.3'].map((dst) => ({ dst, lladdr: '7a:00:00:00:00:03', state: ['REACHABLE'] })),
+    );
     expect(podsFromNeighbours(neigh, FDB, parseBridgePorts(PORTS_JSON), '10.244.1.0/24', HOST).map((p) => p.ip)).toEqual(['10.244.1.3']);
   });
 });

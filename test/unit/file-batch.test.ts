@@ -66,7 +66,7 @@ describe('writeFilesScript', () => {
 
   it('keeps heredoc text literal: content that looks like shell or like the end marker is written as it is', () => {
     const path = join(dir, 'tricky');
-    const content = "$(touch pwned) `id` 'q' \"d\"\nPODNET_EOF_0\n";
+    const content = '$(touch pwned) `id` \'q\' "d"\nPODNET_EOF_0\n';
     expect(runBatch([{ path, content, mode: 0o644 }]).status).toBe(0);
     expect(readFileSync(path, 'utf8')).toBe(content);
     expect(tree(dir)).toEqual(['tricky']);
@@ -79,11 +79,14 @@ describe('writeFilesScript under concurrency', () => {
     expect(writeFilesScript([{ path: target, content: 'x', mode: 0o644 }])).toContain(`t0=$(mktemp ${target}.podnet-tmp.XXXXXX)`);
     // 8 writers of 200 KB each at once: with a fixed temp name one would truncate another's file.
     const contents = Array.from({ length: 8 }, (_, i) => Buffer.alloc(200_000, 65 + i));
-    const runs = contents.map((content) => new Promise<number | null>((resolve) => {
-      const child = spawn('sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
-      child.on('exit', resolve);
-      child.stdin.end(writeFilesScript([{ path: target, content, mode: 0o644 }]));
-    }));
+    const runs = contents.map(
+      (content) =>
+        new Promise<number | null>((resolve) => {
+          const child = spawn('sh', ['-s'], { stdio: ['pipe', 'ignore', 'ignore'] });
+          child.on('exit', resolve);
+          child.stdin.end(writeFilesScript([{ path: target, content, mode: 0o644 }]));
+        }),
+    );
     expect(await Promise.all(runs)).toEqual(contents.map(() => 0));
     const final = readFileSync(target);
     expect(contents.some((c) => c.equals(final))).toBe(true);

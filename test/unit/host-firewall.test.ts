@@ -9,15 +9,32 @@ const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
 const PODNET_S = '-A FORWARD -s 10.244.0.0/16 -m comment --comment "podnet cluster" -j ACCEPT';
 const PODNET_D = '-A FORWARD -d 10.244.0.0/16 -m comment --comment "podnet cluster" -j ACCEPT';
 /** Docker's FORWARD chain as `iptables-save -t filter` prints it. */
-const DOCKER = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [12:720]', ':OUTPUT ACCEPT [0:0]', ':DOCKER-USER - [0:0]', '-A FORWARD -j DOCKER-USER', '-A FORWARD -o docker0 -j DOCKER', '-A DOCKER-USER -j RETURN', 'COMMIT', ''].join('\n');
+const DOCKER = [
+  '*filter',
+  ':INPUT ACCEPT [0:0]',
+  ':FORWARD DROP [12:720]',
+  ':OUTPUT ACCEPT [0:0]',
+  ':DOCKER-USER - [0:0]',
+  '-A FORWARD -j DOCKER-USER',
+  '-A FORWARD -o docker0 -j DOCKER',
+  '-A DOCKER-USER -j RETURN',
+  'COMMIT',
+  '',
+].join('\n');
 
 function withFirewall(nft?: string, legacy?: string): LiveHostState {
-  return { ...liveAsDesired(state), iptablesForward: { ...(nft ? { nft: parseIptablesForward(nft) } : {}), ...(legacy ? { legacy: parseIptablesForward(legacy) } : {}) } };
+  return {
+    ...liveAsDesired(state),
+    iptablesForward: { ...(nft ? { nft: parseIptablesForward(nft) } : {}), ...(legacy ? { legacy: parseIptablesForward(legacy) } : {}) },
+  };
 }
 
 describe('host firewalls: podnet accept rules where a FORWARD chain is in effect', () => {
   it('reads the FORWARD chain of iptables-save output, other chains left out', () => {
-    expect(parseIptablesForward(DOCKER)).toEqual({ policy: 'DROP', rules: ['-A FORWARD -j DOCKER-USER', '-A FORWARD -o docker0 -j DOCKER'] });
+    expect(parseIptablesForward(DOCKER)).toEqual({
+      policy: 'DROP',
+      rules: ['-A FORWARD -j DOCKER-USER', '-A FORWARD -o docker0 -j DOCKER'],
+    });
   });
 
   it('asks nothing of a chain that accepts everything (iptables-nft-save prints one where there is none)', () => {
@@ -29,12 +46,44 @@ describe('host firewalls: podnet accept rules where a FORWARD chain is in effect
     const diffs = diffHost(state, live);
     expect(diffs.map((d) => [d.kind, d.subject, d.actual])).toEqual([
       ['firewall-forward', 'iptables-nft', "policy DROP, 2 rule(s) of others; 1 of podnet's rules missing: pods cannot forward through it"],
-      ['firewall-forward', 'iptables-legacy', "policy DROP, 2 rule(s) of others; 2 of podnet's rules missing: pods cannot forward through it"],
+      [
+        'firewall-forward',
+        'iptables-legacy',
+        "policy DROP, 2 rule(s) of others; 2 of podnet's rules missing: pods cannot forward through it",
+      ],
     ]);
     expect(planFixes(state, diffs, live).firewallInserts).toEqual([
       ['iptables-nft', '-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-m', 'comment', '--comment', 'podnet cluster', '-j', 'ACCEPT'],
-      ['iptables-legacy', '-w', '-I', 'FORWARD', '1', '-d', '10.244.0.0/16', '-m', 'comment', '--comment', 'podnet cluster', '-j', 'ACCEPT'],
-      ['iptables-legacy', '-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-m', 'comment', '--comment', 'podnet cluster', '-j', 'ACCEPT'],
+      [
+        'iptables-legacy',
+        '-w',
+        '-I',
+        'FORWARD',
+        '1',
+        '-d',
+        '10.244.0.0/16',
+        '-m',
+        'comment',
+        '--comment',
+        'podnet cluster',
+        '-j',
+        'ACCEPT',
+      ],
+      [
+        'iptables-legacy',
+        '-w',
+        '-I',
+        'FORWARD',
+        '1',
+        '-s',
+        '10.244.0.0/16',
+        '-m',
+        'comment',
+        '--comment',
+        'podnet cluster',
+        '-j',
+        'ACCEPT',
+      ],
     ]);
     expect(diffHost(state, withFirewall(DOCKER.replace('COMMIT', `${PODNET_S}\n${PODNET_D}\nCOMMIT`)))).toEqual([]);
   });
@@ -42,7 +91,12 @@ describe('host firewalls: podnet accept rules where a FORWARD chain is in effect
 
 describe('forwarding per interface', () => {
   it('reads /proc/sys/net/ipv4/conf/*/forwarding and repairs the interfaces pods cross', () => {
-    const text = ['/proc/sys/net/ipv4/conf/all/forwarding:1', '/proc/sys/net/ipv4/conf/cni0/forwarding:0', '/proc/sys/net/ipv4/conf/flannel.ipip/forwarding:0', '/proc/sys/net/ipv4/conf/docker0/forwarding:0'].join('\n');
+    const text = [
+      '/proc/sys/net/ipv4/conf/all/forwarding:1',
+      '/proc/sys/net/ipv4/conf/cni0/forwarding:0',
+      '/proc/sys/net/ipv4/conf/flannel.ipip/forwarding:0',
+      '/proc/sys/net/ipv4/conf/docker0/forwarding:0',
+    ].join('\n');
     const forwarding = parseForwarding(text);
     expect(forwarding).toEqual({ all: true, cni0: false, 'flannel.ipip': false, docker0: false });
     const diffs = diffHost(state, { ...liveAsDesired(state), forwarding });

@@ -4,7 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLockScript, describeHeldLock, lockRequest, parseLockFile, removeLockScript, type LockHolder } from '../../src/engine/host-lock';
+import {
+  acquireLockScript,
+  describeHeldLock,
+  lockRequest,
+  parseLockFile,
+  removeLockScript,
+  type LockHolder,
+} from '../../src/engine/host-lock';
 import { parseDuration } from '../../src/cli/arguments';
 import { RUN_DIR } from '../../src/model';
 
@@ -59,7 +66,9 @@ describe('host lock scripts', () => {
     expect(refused.code).toBe(75);
     const lock = parseLockFile(refused.body, refused.head.replace('held ', ''));
     expect(lock.kind).toBe('unreadable');
-    expect(describeHeldLock('node1', 'cluster', lock, 0)).toMatch(/^node1: \/run\/podnet\/cluster\.lock is not a podnet lock \(unreadable\); .*podnet force-unlock --node node1 [0-9a-f]{16}$/);
+    expect(describeHeldLock('node1', 'cluster', lock, 0)).toMatch(
+      /^node1: \/run\/podnet\/cluster\.lock is not a podnet lock \(unreadable\); .*podnet force-unlock --node node1 [0-9a-f]{16}$/,
+    );
     expect(run(removeLockScript('cluster', (lock as { id: string }).id)).code).toBe(0);
     expect(existsSync(lockFile())).toBe(false);
   });
@@ -67,10 +76,18 @@ describe('host lock scripts', () => {
 
 describe('host lock messages and options', () => {
   it('names the holder, since when, how to wait and how to unlock', () => {
-    const holder: LockHolder = { id: 'b5f0c3e2-1111-4222-8333-944455556666', user: 'ci', workstation: 'runner-7', pid: 4242, operation: 'apply', since: 1_796_000_000, expires: 1_796_000_900 };
+    const holder: LockHolder = {
+      id: 'b5f0c3e2-1111-4222-8333-944455556666',
+      user: 'ci',
+      workstation: 'runner-7',
+      pid: 4242,
+      operation: 'apply',
+      since: 1_796_000_000,
+      expires: 1_796_000_900,
+    };
     expect(describeHeldLock('node1', 'cluster', { kind: 'held', holder }, 5)).toBe(
-      'node1: locked by ci@runner-7 (pid 4242, podnet apply) since 2026-11-30T00:53:20Z (waited 5 s); wait for it (--lock-timeout), or, if that podnet is gone, run: '
-      + 'podnet force-unlock --node node1 b5f0c3e2-1111-4222-8333-944455556666 (the lock expires by itself at 2026-11-30T01:08:20Z)',
+      'node1: locked by ci@runner-7 (pid 4242, podnet apply) since 2026-11-30T00:53:20Z (waited 5 s); wait for it (--lock-timeout), or, if that podnet is gone, run: ' +
+        'podnet force-unlock --node node1 b5f0c3e2-1111-4222-8333-944455556666 (the lock expires by itself at 2026-11-30T01:08:20Z)',
     );
   });
 

@@ -18,7 +18,10 @@ describe('hostReadScript', () => {
   afterAll(() => rmSync(bin, { recursive: true, force: true }));
 
   it('turns a failed required read into a host-read error naming it', () => {
-    const out = execFileSync('sh', ['-c', hostReadScript('cluster')], { encoding: 'utf8', env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` } });
+    const out = execFileSync('sh', ['-c', hostReadScript('cluster')], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` },
+    });
     expect(() => parseHostReading(out)).toThrow(HostReadError);
     expect(() => parseHostReading(out)).toThrow(/live state failed: links, addrs, routes/);
     let err: unknown;

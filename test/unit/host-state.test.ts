@@ -46,7 +46,13 @@ describe('desired host state', () => {
       nodes: [...referenceSpec.nodes, { name: 'remote', address: '192.168.7.10' }],
     });
     const routes = desiredHostState(mixed, 'node1').routes;
-    expect(routes.find((r) => r.peer === 'master')).toEqual({ destination: '10.244.0.0/24', gateway: '192.168.0.80', device: 'eth0', onlink: false, peer: 'master' });
+    expect(routes.find((r) => r.peer === 'master')).toEqual({
+      destination: '10.244.0.0/24',
+      gateway: '192.168.0.80',
+      device: 'eth0',
+      onlink: false,
+      peer: 'master',
+    });
     expect(routes.find((r) => r.peer === 'remote')).toMatchObject({ device: 'flannel.ipip', onlink: true, gateway: '192.168.7.10' });
   });
 

@@ -40,7 +40,11 @@ describe('kernel datapath non-peer filter', () => {
   it('reads the rule in a listing and the counter from nft -j', () => {
     expect(hasDropRule(LISTING)).toBe(true);
     expect(hasDropRule(LISTING.replace(/\t\tip protocol.*\n/, ''))).toBe(false);
-    expect(parseDropCounter('{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"counter": {"family": "ip", "name": "unknown_source", "table": "podnet_ipip", "handle": 2, "packets": 3, "bytes": 168}}]}')).toBe(3);
+    expect(
+      parseDropCounter(
+        '{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"counter": {"family": "ip", "name": "unknown_source", "table": "podnet_ipip", "handle": 2, "packets": 3, "bytes": 168}}]}',
+      ),
+    ).toBe(3);
     expect(() => parseDropCounter('{"nftables": []}')).toThrow(/no counter unknown_source/);
   });
 
@@ -51,7 +55,8 @@ describe('kernel datapath non-peer filter', () => {
       calls.push(`${file} ${args.join(' ')}${opts?.input ? `\n${opts.input}` : ''}`);
       const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '' });
       if (args[0] === 'list') return table ? ok(table) : { code: 1, stdout: '', stderr: 'No such file or directory' };
-      if (args[0] === '-f' && opts?.input?.startsWith('flush') && !table) return { code: 1, stdout: '', stderr: 'No such file or directory' };
+      if (args[0] === '-f' && opts?.input?.startsWith('flush') && !table)
+        return { code: 1, stdout: '', stderr: 'No such file or directory' };
       if (args[0] === '-f' && opts?.input?.startsWith('table')) table = LISTING;
       return ok();
     };

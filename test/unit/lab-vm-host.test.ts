@@ -4,8 +4,15 @@ import type { HostState } from '../../src/lab/lab-state';
 import { qemuArgs, shellJoin } from '../../src/lab/vm-host';
 
 const host: HostState = {
-  name: 'node1', index: 1, address: '192.168.0.81', netns: 'pn-node1', machine: 'pn-node1', dir: '/var/lib/podnet/lab/pn/hosts/node1',
-  rootDir: '/var/lib/podnet/lab/pn/hosts/node1/root', bpf: true, vm: { kernel: '6.1.0-57-amd64' },
+  name: 'node1',
+  index: 1,
+  address: '192.168.0.81',
+  netns: 'pn-node1',
+  machine: 'pn-node1',
+  dir: '/var/lib/podnet/lab/pn/hosts/node1',
+  rootDir: '/var/lib/podnet/lab/pn/hosts/node1/root',
+  bpf: true,
+  vm: { kernel: '6.1.0-57-amd64' },
 };
 const image = { kernelVersion: '6.1.0-57-amd64', kernel: '/c/vmlinuz', initrd: '/c/initrd.img', layer: '/c/layer' };
 

@@ -6,8 +6,21 @@ import type { DesiredHostState } from '../../src/model';
 export const linksJson = JSON.stringify([
   { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536 },
   { ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, linkinfo: { info_kind: 'veth' } },
-  { ifindex: 3, ifname: 'flannel.ipip', flags: ['POINTOPOINT', 'MULTICAST', 'NOARP', 'UP'], mtu: 1480, linkinfo: { info_kind: 'tun', info_data: { type: 'tun' } } },
-  { ifindex: 4, ifname: 'cni0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, address: '0a:58:0a:f4:01:01', linkinfo: { info_kind: 'bridge' } },
+  {
+    ifindex: 3,
+    ifname: 'flannel.ipip',
+    flags: ['POINTOPOINT', 'MULTICAST', 'NOARP', 'UP'],
+    mtu: 1480,
+    linkinfo: { info_kind: 'tun', info_data: { type: 'tun' } },
+  },
+  {
+    ifindex: 4,
+    ifname: 'cni0',
+    flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'],
+    mtu: 1500,
+    address: '0a:58:0a:f4:01:01',
+    linkinfo: { info_kind: 'bridge' },
+  },
 ]);
 export const addrJson = JSON.stringify([
   { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.168.0.81', prefixlen: 24 }] },

@@ -1,6 +1,13 @@
 // src/model/ipv4.ts: the one IPv4/CIDR module the model, the engine and the agent's datapaths share.
 import {
-  cidrContains, cidrContainsAddress, formatCidr, formatIpv4, parseCidr, parseIpv4, requireCidr, requireIpv4,
+  cidrContains,
+  cidrContainsAddress,
+  formatCidr,
+  formatIpv4,
+  parseCidr,
+  parseIpv4,
+  requireCidr,
+  requireIpv4,
 } from '../../src/model/ipv4';
 import { sameUnderlaySubnet } from '../../src/model/network';
 

@@ -20,7 +20,10 @@ function sourceFiles(dir: string, exts = ['.ts']): string[] {
 /** Every relative module a file imports or re-exports, as a path relative to the project root. */
 function relativeImports(file: string): string[] {
   const text = readFileSync(join(root, file), 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/g), ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)].map((m) => m[1]!);
+  const specs = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/g),
+    ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+  ].map((m) => m[1]!);
   return specs.filter((s) => s.startsWith('.')).map((s) => relative(root, resolve(root, dirname(file), s)));
 }
 
@@ -29,24 +32,38 @@ const within = (path: string, dirs: readonly string[]) => dirs.some((d) => path 
 describe('module boundaries', () => {
   it('the agent imports nothing but its own folder and the shared modules', () => {
     const allowed = ['agent', 'src/model', 'src/planner', 'src/host'];
-    const bad = sourceFiles('agent').flatMap((f) => relativeImports(f).filter((i) => !within(i, allowed)).map((i) => `${f} -> ${i}`));
+    const bad = sourceFiles('agent').flatMap((f) =>
+      relativeImports(f)
+        .filter((i) => !within(i, allowed))
+        .map((i) => `${f} -> ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
   it('the model imports nothing outside itself', () => {
-    const bad = sourceFiles('src/model').flatMap((f) => relativeImports(f).filter((i) => !within(i, ['src/model'])).map((i) => `${f} -> ${i}`));
+    const bad = sourceFiles('src/model').flatMap((f) =>
+      relativeImports(f)
+        .filter((i) => !within(i, ['src/model']))
+        .map((i) => `${f} -> ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
   it('the shared modules the agent bundles import only each other and the model', () => {
     const shared = ['src/model', 'src/planner', 'src/host'];
-    const bad = [...sourceFiles('src/planner'), ...sourceFiles('src/host')].flatMap((f) => relativeImports(f).filter((i) => !within(i, shared)).map((i) => `${f} -> ${i}`));
+    const bad = [...sourceFiles('src/planner'), ...sourceFiles('src/host')].flatMap((f) =>
+      relativeImports(f)
+        .filter((i) => !within(i, shared))
+        .map((i) => `${f} -> ${i}`),
+    );
     expect(bad).toEqual([]);
   });
 
   it('spells out the sysctl files the agent needs only in the host layout', () => {
     const files = ['src', 'agent'].flatMap((d) => sourceFiles(d, ['.ts'])).filter((f) => !f.startsWith('src/lab/'));
-    const bad = files.filter((f) => f !== 'src/model/host-layout.ts').filter((f) => /\/proc\/sys\/net\//.test(readFileSync(join(root, f), 'utf8')));
+    const bad = files
+      .filter((f) => f !== 'src/model/host-layout.ts')
+      .filter((f) => /\/proc\/sys\/net\//.test(readFileSync(join(root, f), 'utf8')));
     expect(bad).toEqual([]);
   });
 

@@ -59,12 +59,21 @@ describe('PodNetwork construct', () => {
     const block = out.resource.terraform_data!.podnet_cluster!;
     expect(block.provisioner[0]!['local-exec']).toEqual({ command: '${each.value.apply_command} ${self.id}' });
     expect(block.provisioner[1]!['local-exec']).toEqual({ command: '${self.input.destroy_command} ${self.id}', when: 'destroy' });
-    expect(block.triggers_replace).toEqual({ network: 'cluster', node: '${each.key}', revision: '${each.value.revision}', agent: '${each.value.agent}' });
+    expect(block.triggers_replace).toEqual({
+      network: 'cluster',
+      node: '${each.key}',
+      revision: '${each.value.revision}',
+      agent: '${each.value.agent}',
+    });
     expect(block.input).toEqual({ destroy_command: '${each.value.destroy_command}' });
     expect(block.lifecycle).toEqual({ create_before_destroy: true });
     const e = entry(out, 'node1');
-    expect(e.apply_command).toBe('podnet apply --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --lock-timeout 5m --revision');
-    expect(e.destroy_command).toBe('podnet destroy --network cluster --node node1 --address 192.168.0.81 --ssh-user root --ssh-port 22 --lab podnet --lock-timeout 5m --if-revision');
+    expect(e.apply_command).toBe(
+      'podnet apply --manifest assets/podnet-cluster/manifest.json --node node1 --lab podnet --lock-timeout 5m --revision',
+    );
+    expect(e.destroy_command).toBe(
+      'podnet destroy --network cluster --node node1 --address 192.168.0.81 --ssh-user root --ssh-port 22 --lab podnet --lock-timeout 5m --if-revision',
+    );
     expect(entry(synth({ lockTimeout: '30s' }), 'node1').apply_command).toContain(' --lock-timeout 30s --revision');
   });
 
@@ -72,7 +81,11 @@ describe('PodNetwork construct', () => {
     const out = synth({ resourceKind: 'null_resource' });
     expect(Object.keys(out.resource)).toEqual(['null_resource']);
     const block = out.resource.null_resource!.podnet_cluster!;
-    expect(block.triggers).toMatchObject({ node: '${each.key}', revision: '${each.value.revision}', destroy_command: '${each.value.destroy_command}' });
+    expect(block.triggers).toMatchObject({
+      node: '${each.key}',
+      revision: '${each.value.revision}',
+      destroy_command: '${each.value.destroy_command}',
+    });
     expect(block.provisioner[1]!['local-exec']).toEqual({ command: '${self.triggers.destroy_command} ${self.id}', when: 'destroy' });
     expect(entry(out, 'node2', 'null_resource').revision).toBe(entry(synth(), 'node2').revision);
     const stack = Testing.synthScope((scope) => new PodNetwork(scope, 'net', { ...baseProps, resourceKind: 'null_resource' }));
@@ -81,9 +94,13 @@ describe('PodNetwork construct', () => {
   });
 
   it('moves null_resource to terraform_data with a moved block when asked', () => {
-    expect(synth({ movedFromNullResource: true }).moved).toEqual([{ from: 'null_resource.podnet_cluster', to: 'terraform_data.podnet_cluster' }]);
+    expect(synth({ movedFromNullResource: true }).moved).toEqual([
+      { from: 'null_resource.podnet_cluster', to: 'terraform_data.podnet_cluster' },
+    ]);
     expect(synth().moved).toBeUndefined();
-    expect(() => synth({ resourceKind: 'null_resource', movedFromNullResource: true })).toThrow(/movedFromNullResource needs resourceKind 'terraform_data'/);
+    expect(() => synth({ resourceKind: 'null_resource', movedFromNullResource: true })).toThrow(
+      /movedFromNullResource needs resourceKind 'terraform_data'/,
+    );
   });
 
   it("changes a node's revision exactly when its desired state changes, never for how it is reached", () => {
@@ -96,9 +113,12 @@ describe('PodNetwork construct', () => {
     for (const n of ['master', 'node1', 'node2']) expect(entry(again, n)).toEqual(entry(before, n));
     // SSH settings (another workstation's key, a port) change only the destroy command, which
     // lives in `input`: an in-place update that runs nothing on the host.
-    const ssh = synth({ ssh: { privateKeyPath: '/home/ci/key', knownHostsPath: '/home/ci/kh' }, nodes: referenceSpec.nodes.map((n) => (n.name === 'node1' ? { ...n, ssh: { port: 2222 } } : n)) });
+    const ssh = synth({
+      ssh: { privateKeyPath: '/home/ci/key', knownHostsPath: '/home/ci/kh' },
+      nodes: referenceSpec.nodes.map((n) => (n.name === 'node1' ? { ...n, ssh: { port: 2222 } } : n)),
+    });
     for (const n of ['master', 'node1', 'node2']) expect(entry(ssh, n).revision).toBe(entry(before, n).revision);
-    expect(entry(ssh, 'node1').destroy_command).toContain("--ssh-port 2222 --ssh-key /home/ci/key --known-hosts /home/ci/kh");
+    expect(entry(ssh, 'node1').destroy_command).toContain('--ssh-port 2222 --ssh-key /home/ci/key --known-hosts /home/ci/kh');
     // A datapath override on node2 changes node2 only.
     const dp = synth({ nodes: referenceSpec.nodes.map((n) => (n.name === 'node2' ? { ...n, datapath: 'userspace' as const } : n)) });
     expect(entry(dp, 'node2').revision).not.toBe(entry(before, 'node2').revision);
@@ -117,7 +137,9 @@ describe('PodNetwork construct', () => {
   it("escapes Terraform template sequences in paths and podnet arguments (they reach the shell, not Terraform's evaluator)", () => {
     expect(terraformLiteral('/keys/${file("/etc/hostname")}/%{if x}')).toBe('/keys/$${file("/etc/hostname")}/%%{if x}');
     const out = synth({ ssh: { privateKeyPath: '/keys/${file("/etc/hostname")}' }, podnetArgs: ['--x', '%{ if true }'] });
-    expect(entry(out, 'node1').destroy_command).toContain(`--ssh-key '/keys/$\${file("/etc/hostname")}' --x '%%{ if true }' --lock-timeout 5m`);
+    expect(entry(out, 'node1').destroy_command).toContain(
+      `--ssh-key '/keys/$\${file("/etc/hostname")}' --x '%%{ if true }' --lock-timeout 5m`,
+    );
     expect(entry(out, 'node1').apply_command).toContain(`--x '%%{ if true }'`);
   });
 

@@ -13,7 +13,10 @@ import { liveInSync } from './live-fixtures';
 
 const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
 const inSync = liveInSync(state);
-const withoutRoute = (live: LiveHostState, dst: string): LiveHostState => ({ ...live, routes: live.routes.filter((r) => r.destination !== dst) });
+const withoutRoute = (live: LiveHostState, dst: string): LiveHostState => ({
+  ...live,
+  routes: live.routes.filter((r) => r.destination !== dst),
+});
 
 interface Fake {
   live: LiveHostState;
@@ -56,17 +59,38 @@ function fakeDatapath(opts: { ensure?: () => Promise<void>; health?: () => Promi
 }
 
 function setup(datapath: Datapath, live: LiveHostState = inSync, ownership = Ownership.inMemory()) {
-  const fake: Fake = { live, batches: [], afterBatch: () => { fake.live = inSync; }, clsact: false };
+  const fake: Fake = {
+    live,
+    batches: [],
+    afterBatch: () => {
+      fake.live = inSync;
+    },
+    clsact: false,
+  };
   let now = 1_000_000;
   const logs: string[] = [];
   const reconciler = new Reconciler(state, datapath, (l) => logs.push(l), { effects: fakeEffects(fake), now: () => now, ownership });
-  return { fake, logs, reconciler, ownership, advance: (ms: number) => { now += ms; } };
+  return {
+    fake,
+    logs,
+    reconciler,
+    ownership,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe('Reconciler: converged means traffic can flow', () => {
   it('a failed datapath set-up keeps every later light pass degraded, with the reason, until set-up succeeds', async () => {
     let attachWorks = false;
-    const { reconciler, advance } = setup(fakeDatapath({ ensure: async () => { if (!attachWorks) throw new Error('podnet-bpf attach: eth9: no such device'); } }));
+    const { reconciler, advance } = setup(
+      fakeDatapath({
+        ensure: async () => {
+          if (!attachWorks) throw new Error('podnet-bpf attach: eth9: no such device');
+        },
+      }),
+    );
     const start = await reconciler.reconcile('full', 'start');
     expect(degradedReasons(start, reconciler.delayed())).toEqual(['datapath ebpf is not set up: podnet-bpf attach: eth9: no such device']);
     // A netlink event: a light pass. Nothing differs in routes, devices or files, yet the
@@ -74,7 +98,9 @@ describe('Reconciler: converged means traffic can flow', () => {
     for (let i = 0; i < 5; i++) {
       advance(100);
       const light = await reconciler.reconcile('light', 'ip');
-      expect(degradedReasons(light, reconciler.delayed())).toEqual(['datapath ebpf is not set up: podnet-bpf attach: eth9: no such device']);
+      expect(degradedReasons(light, reconciler.delayed())).toEqual([
+        'datapath ebpf is not set up: podnet-bpf attach: eth9: no such device',
+      ]);
     }
     attachWorks = true;
     advance(60_000);
@@ -84,7 +110,14 @@ describe('Reconciler: converged means traffic can flow', () => {
 
   it('retries a failing set-up on events only as often as its backoff allows', async () => {
     let attempts = 0;
-    const { reconciler, advance } = setup(fakeDatapath({ ensure: async () => { attempts++; throw new Error('attach failed'); } }));
+    const { reconciler, advance } = setup(
+      fakeDatapath({
+        ensure: async () => {
+          attempts++;
+          throw new Error('attach failed');
+        },
+      }),
+    );
     await reconciler.reconcile('full', 'start');
     for (let i = 0; i < 20; i++) {
       advance(50);
@@ -136,11 +169,17 @@ describe('Reconciler: every repair counted, repeated ones backed off', () => {
     expect(fake.batches).toHaveLength(3);
     const held = await fight(); // within the 1 s delay: not repaired
     expect(fake.batches).toHaveLength(3);
-    expect(degradedReasons(held, reconciler.delayed())).toEqual(['route-missing 10.244.2.0/24 expected=10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink (repair delayed: something keeps undoing it)']);
-    expect(reconciler.delayed()).toEqual([{ key: 'route-missing 10.244.2.0/24', repairs: 3, windowS: 60, retryAt: expect.any(Number), sources: ['ip'] }]);
+    expect(degradedReasons(held, reconciler.delayed())).toEqual([
+      'route-missing 10.244.2.0/24 expected=10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink (repair delayed: something keeps undoing it)',
+    ]);
+    expect(reconciler.delayed()).toEqual([
+      { key: 'route-missing 10.244.2.0/24', repairs: 3, windowS: 60, retryAt: expect.any(Number), sources: ['ip'] },
+    ]);
     for (let i = 0; i < 20; i++) await fight();
     const undone = logs.filter((l) => l.startsWith('something keeps undoing'));
-    expect(undone[0]).toBe('something keeps undoing route-missing 10.244.2.0/24: repaired 3 times in 0.1 s (woken by ip events); next repair in 1 s');
+    expect(undone[0]).toBe(
+      'something keeps undoing route-missing 10.244.2.0/24: repaired 3 times in 0.1 s (woken by ip events); next repair in 1 s',
+    );
     expect(undone).toHaveLength(1);
     // The difference itself is logged when it appears, not on every event.
     expect(logs.filter((l) => l.startsWith('drift route-missing')).length).toBeLessThanOrEqual(fake.batches.length);
@@ -151,12 +190,14 @@ describe('Reconciler: every repair counted, repeated ones backed off', () => {
   });
 
   it('logs a difference it cannot fix once, not on every event', async () => {
-    const foreign = { ...inSync, routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, protocol: '4', gateway: '192.168.0.99' } : r)) };
+    const foreign = {
+      ...inSync,
+      routes: inSync.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, protocol: '4', gateway: '192.168.0.99' } : r)),
+    };
     const { reconciler, logs } = setup(fakeDatapath(), foreign);
     for (let i = 0; i < 5; i++) await reconciler.reconcile('light', 'ip');
     expect(logs.filter((l) => l.includes('route-foreign'))).toHaveLength(1);
   });
-
 });
 
 describe('RepairBackoff', () => {
@@ -165,7 +206,9 @@ describe('RepairBackoff', () => {
     const t0 = 0;
     expect(b.record('k', t0, 'ip')).toBeUndefined();
     expect(b.record('k', t0 + 10, 'ip')).toBeUndefined();
-    expect(b.record('k', t0 + 20, 'nft')).toMatch(/^something keeps undoing k: repaired 3 times in 0.0 s \(woken by ip, nft events\); next repair in 1 s$/);
+    expect(b.record('k', t0 + 20, 'nft')).toMatch(
+      /^something keeps undoing k: repaired 3 times in 0.0 s \(woken by ip, nft events\); next repair in 1 s$/,
+    );
     expect(b.allowed('k', t0 + 500)).toBe(false);
     expect(b.allowed('k', t0 + 1_020)).toBe(true);
     expect(b.record('k', t0 + 1_020, 'ip')).toBeUndefined(); // logged once per 30 s at most
@@ -183,12 +226,30 @@ describe('RepairBackoff', () => {
 });
 
 describe('ownership record: teardown undoes exactly what podnet did', () => {
-  const bare: LiveHostState = { ...inSync, links: inSync.links.filter((l) => l.name !== 'cni0'), addresses: inSync.addresses.filter((a) => a.device !== 'cni0'), ipForward: false };
+  const bare: LiveHostState = {
+    ...inSync,
+    links: inSync.links.filter((l) => l.name !== 'cni0'),
+    addresses: inSync.addresses.filter((a) => a.device !== 'cni0'),
+    ipForward: false,
+  };
 
   it('a bridge podnet created, ip_forward it turned on and a clsact its datapath added are undone', async () => {
-    const { reconciler, ownership, fake } = setup(fakeDatapath({ ensure: async () => { fake.clsact = true; } }), bare);
+    const { reconciler, ownership, fake } = setup(
+      fakeDatapath({
+        ensure: async () => {
+          fake.clsact = true;
+        },
+      }),
+      bare,
+    );
     await reconciler.reconcile('full', 'start');
-    expect(ownership.record).toMatchObject({ datapath: 'ebpf', createdLinks: ['cni0'], adoptedLinks: [], foundClsact: [], sysctls: { 'net.ipv4.ip_forward': '0' } });
+    expect(ownership.record).toMatchObject({
+      datapath: 'ebpf',
+      createdLinks: ['cni0'],
+      adoptedLinks: [],
+      foundClsact: [],
+      sysctls: { 'net.ipv4.ip_forward': '0' },
+    });
     expect(undoSteps(ownership.record, state)).toEqual({ ipBatch: ['link del cni0'], sysctls: ['net.ipv4.ip_forward=0'] });
   });
 
@@ -197,7 +258,12 @@ describe('ownership record: teardown undoes exactly what podnet did', () => {
     const { reconciler, ownership, fake } = setup(fakeDatapath(), foundBridge);
     fake.clsact = true;
     await reconciler.reconcile('full', 'start');
-    expect(ownership.record).toMatchObject({ createdLinks: [], adoptedLinks: [{ name: 'cni0', addedAddresses: ['10.244.1.1/24'] }], foundClsact: ['eth0'], sysctls: {} });
+    expect(ownership.record).toMatchObject({
+      createdLinks: [],
+      adoptedLinks: [{ name: 'cni0', addedAddresses: ['10.244.1.1/24'] }],
+      foundClsact: ['eth0'],
+      sysctls: {},
+    });
     expect(undoSteps(ownership.record, state)).toEqual({ ipBatch: ['addr del 10.244.1.1/24 dev cni0'], sysctls: [] });
   });
 
@@ -217,10 +283,14 @@ describe('Reconciler: what a repair reveals', () => {
     await reconciler.reconcile('full', 'start');
     fake.live = noBridge;
     // The first batch makes the bridge; the pod's veth then shows off it; the second puts it back.
-    fake.afterBatch = () => { fake.live = fake.batches.length === 1 ? { ...inSync, links: [...inSync.links, veth] } : inSync; };
+    fake.afterBatch = () => {
+      fake.live = fake.batches.length === 1 ? { ...inSync, links: [...inSync.links, veth] } : inSync;
+    };
     const outcome = await reconciler.reconcile('light', 'ip');
-    expect(fake.batches.map((b) => b.find((l) => l.includes('veth13e5552a') || l.includes('link add')))).toEqual([expect.stringMatching(/^link add cni0 /), 'link set veth13e5552a master cni0']);
+    expect(fake.batches.map((b) => b.find((l) => l.includes('veth13e5552a') || l.includes('link add')))).toEqual([
+      expect.stringMatching(/^link add cni0 /),
+      'link set veth13e5552a master cni0',
+    ]);
     expect(outcome.remaining).toEqual([]);
   });
 });
-

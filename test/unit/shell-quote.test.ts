@@ -5,8 +5,33 @@ import { existsSync } from 'node:fs';
 import { shQuote } from '../../src/host/shell-quote';
 
 const WORDS = [
-  'plain', '', "it's", 'a b', '$(touch /tmp/pwned)', '`id`', '"\\`', 'x\ny', 'a,b', '{a,b}', '*', '~', '~root', '#x', 'a;b', 'a|b', 'a&b',
-  '!x', 'a=b', '--manifest', '/etc/podnet/net.json', 'user@host:22', '100%', 'a+b', "''", '\t', 'é',
+  'plain',
+  '',
+  "it's",
+  'a b',
+  '$(touch /tmp/pwned)',
+  '`id`',
+  '"\\`',
+  'x\ny',
+  'a,b',
+  '{a,b}',
+  '*',
+  '~',
+  '~root',
+  '#x',
+  'a;b',
+  'a|b',
+  'a&b',
+  '!x',
+  'a=b',
+  '--manifest',
+  '/etc/podnet/net.json',
+  'user@host:22',
+  '100%',
+  'a+b',
+  "''",
+  '\t',
+  'é',
 ];
 
 describe('shQuote', () => {

@@ -206,7 +206,9 @@ describe('SshConnection (loopback ssh2 server)', () => {
 
     const refused = await connectError(target({ port: closedPort }));
     expect(refused.kind).toBe('refused');
-    expect(refused.message).toBe(`local (127.0.0.1:${closedPort}): connection refused on port ${closedPort}: is sshd running and listening there?`);
+    expect(refused.message).toBe(
+      `local (127.0.0.1:${closedPort}): connection refused on port ${closedPort}: is sshd running and listening there?`,
+    );
 
     // A TCP server that never speaks SSH: the handshake times out.
     const silent = createServer(() => {});
@@ -236,7 +238,12 @@ describe('SshPool', () => {
 
       let running = 0;
       let peak = 0;
-      const targets = [target({ label: 'n1' }), target({ label: 'n2' }), target({ label: 'bad', port: closedPort }), target({ label: 'n4' })];
+      const targets = [
+        target({ label: 'n1' }),
+        target({ label: 'n2' }),
+        target({ label: 'bad', port: closedPort }),
+        target({ label: 'n4' }),
+      ];
       const results = await pool.forEachHost(targets, async (conn, t) => {
         running++;
         peak = Math.max(peak, running);

@@ -35,7 +35,13 @@ describe('host key errors', () => {
     const presented = blob('ssh-ed25519');
     const file = join(dir, 'kh1');
     writeFileSync(file, '# c\n' + formatKnownHostsLine('192.168.0.81', 22, known));
-    const v = new HostKeyVerifier({ host: '192.168.0.81', port: 22, describe: 'node1 (192.168.0.81:22)', knownHostsPath: file, acceptNewHostKeys: true });
+    const v = new HostKeyVerifier({
+      host: '192.168.0.81',
+      port: 22,
+      describe: 'node1 (192.168.0.81:22)',
+      knownHostsPath: file,
+      acceptNewHostKeys: true,
+    });
     const d = v.decide(presented);
     expect(d.accept).toBe(false);
     const err = (d as { error: SshError }).error;
@@ -51,7 +57,12 @@ describe('host key errors', () => {
 
   it('unknown gives the fingerprint and both ways to trust it', () => {
     const presented = blob('ecdsa-sha2-nistp256');
-    const v = new HostKeyVerifier({ host: '192.168.0.82', port: 2222, describe: 'node2 (192.168.0.82:2222)', knownHostsPath: join(dir, 'absent') });
+    const v = new HostKeyVerifier({
+      host: '192.168.0.82',
+      port: 2222,
+      describe: 'node2 (192.168.0.82:2222)',
+      knownHostsPath: join(dir, 'absent'),
+    });
     const d = v.decide(presented);
     const err = (d as { error: SshError }).error;
     expect(err.kind).toBe('host-key-unknown');

@@ -50,7 +50,9 @@ beforeAll(() => {
     if (hasKeygen) {
       const path = join(dir, name);
       execFileSync('ssh-keygen', [...args, '-N', '', '-q', '-C', '', '-f', path]);
-      const [t, b64] = readFileSync(path + '.pub', 'utf8').trim().split(/\s+/) as [string, string];
+      const [t, b64] = readFileSync(path + '.pub', 'utf8')
+        .trim()
+        .split(/\s+/) as [string, string];
       keys[name] = { type: t, b64, blob: Buffer.from(b64, 'base64'), pubPath: path + '.pub' };
     } else {
       const blob = fakeBlob(type);
@@ -145,7 +147,10 @@ describe('host matching', () => {
 
   (hasKeygen ? it : it.skip)('matches entries hashed by ssh-keygen -H', () => {
     const file = join(dir, 'kh-hash');
-    writeFileSync(file, [line('192.168.0.80', keys.ed25519), line('[192.168.0.81]:2222', keys.ecdsa), line('node2,192.168.0.82', keys.rsa)].join('\n') + '\n');
+    writeFileSync(
+      file,
+      [line('192.168.0.80', keys.ed25519), line('[192.168.0.81]:2222', keys.ecdsa), line('node2,192.168.0.82', keys.rsa)].join('\n') + '\n',
+    );
     execFileSync('ssh-keygen', ['-H', '-f', file], { stdio: 'ignore' });
     const { entries, notes } = parseKnownHosts(readFileSync(file, 'utf8'));
     expect(notes).toEqual([]);
@@ -210,7 +215,9 @@ describe('checkHostKey', () => {
 
   it('does not trust on first use a host it can only know through a certificate authority or a key type it cannot check', () => {
     const dss = fakeBlob('ssh-dss');
-    const file = writeTmp(['@cert-authority ' + line('192.168.0.*', keys.rsa), `node9 ssh-dss ${dss.toString('base64')}`].join('\n') + '\n');
+    const file = writeTmp(
+      ['@cert-authority ' + line('192.168.0.*', keys.rsa), `node9 ssh-dss ${dss.toString('base64')}`].join('\n') + '\n',
+    );
     const tofu = (host: string) => new HostKeyVerifier({ host, port: 22, describe: host, knownHostsPath: file, acceptNewHostKeys: true });
     const ca = tofu('192.168.0.81').decide(keys.ed25519.blob);
     expect(ca).toMatchObject({ accept: false, error: { kind: 'host-key-unknown' } });

@@ -5,11 +5,12 @@ describe('SSH channel slots', () => {
     const slots = new Slots(3);
     let now = 0;
     let most = 0;
-    const job = () => slots.run(async () => {
-      most = Math.max(most, ++now);
-      await new Promise((r) => setTimeout(r, 10));
-      now--;
-    });
+    const job = () =>
+      slots.run(async () => {
+        most = Math.max(most, ++now);
+        await new Promise((r) => setTimeout(r, 10));
+        now--;
+      });
     await Promise.all(Array.from({ length: 6 }, job));
     expect(most).toBe(3);
     most = 0;

@@ -4,7 +4,17 @@
 // valid header checksum, no inner Ethernet header), and decapsulation must accept exactly
 // protocol 4 from known peers to this node, with RFC 6040 ECN.
 import {
-  Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, ipHeaderValid, onesSum, outerTos, writeVnetHeader,
+  Decapsulated,
+  OUTER_HLEN,
+  PeerTable,
+  VNET_HLEN,
+  decapsulate,
+  encapsulate,
+  innerDestination,
+  ipHeaderValid,
+  onesSum,
+  outerTos,
+  writeVnetHeader,
 } from '../../agent/datapaths/userspace/ipip-codec';
 import { requireIpv4 as ipv4ToU32 } from '../../src/model/ipv4';
 import { foldCounters, makeUserspaceDatapathFactory, toUserspaceCounters } from '../../agent/datapaths/userspace/index';
@@ -30,12 +40,31 @@ function rfc1071(bytes: Uint8Array): number {
 const ip = (s: string) => s.split('.').map(Number);
 
 /** An IPv4 header, byte by byte, with its checksum filled in. */
-function ipv4Header(o: { tos?: number; totalLength: number; id?: number; flags?: number; ttl: number; proto: number; src: string; dst: string }): number[] {
+function ipv4Header(o: {
+  tos?: number;
+  totalLength: number;
+  id?: number;
+  flags?: number;
+  ttl: number;
+  proto: number;
+  src: string;
+  dst: string;
+}): number[] {
   const h = [
-    0x45, o.tos ?? 0, o.totalLength >> 8, o.totalLength & 255,
-    (o.id ?? 0) >> 8, (o.id ?? 0) & 255, (o.flags ?? 0) >> 8, (o.flags ?? 0) & 255,
-    o.ttl, o.proto, 0, 0,
-    ...ip(o.src), ...ip(o.dst),
+    0x45,
+    o.tos ?? 0,
+    o.totalLength >> 8,
+    o.totalLength & 255,
+    (o.id ?? 0) >> 8,
+    (o.id ?? 0) & 255,
+    (o.flags ?? 0) >> 8,
+    (o.flags ?? 0) & 255,
+    o.ttl,
+    o.proto,
+    0,
+    0,
+    ...ip(o.src),
+    ...ip(o.dst),
   ];
   const c = rfc1071(Uint8Array.from(h));
   h[10] = c >> 8;
@@ -49,7 +78,19 @@ function icmpEcho(opts: { tos?: number; flags?: number; ttl?: number; src?: stri
   const c = rfc1071(Uint8Array.from(icmp));
   icmp[2] = c >> 8;
   icmp[3] = c & 255;
-  return Uint8Array.from([...ipv4Header({ tos: opts.tos, totalLength: 20 + icmp.length, id: 0xbeef, flags: opts.flags ?? 0x4000, ttl: opts.ttl ?? 63, proto: 1, src: opts.src ?? '10.244.1.2', dst: opts.dst ?? '10.244.2.2' }), ...icmp]);
+  return Uint8Array.from([
+    ...ipv4Header({
+      tos: opts.tos,
+      totalLength: 20 + icmp.length,
+      id: 0xbeef,
+      flags: opts.flags ?? 0x4000,
+      ttl: opts.ttl ?? 63,
+      proto: 1,
+      src: opts.src ?? '10.244.1.2',
+      dst: opts.dst ?? '10.244.2.2',
+    }),
+    ...icmp,
+  ]);
 }
 
 /** The inner packet placed after 20 bytes of headroom, as the worker lays out its slots. */
@@ -61,7 +102,9 @@ function withHeadroom(inner: Uint8Array): Buffer {
 
 describe('IPv4 checksums', () => {
   it('matches a header with a known checksum (RFC 1071 example header, 0xb861)', () => {
-    const h = Uint8Array.from([0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7]);
+    const h = Uint8Array.from([
+      0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+    ]);
     expect(ipHeaderValid(h, 0, 20)).toBe(true);
     const z = Uint8Array.from(h);
     z[10] = 0;
@@ -81,7 +124,15 @@ describe('encapsulate: the outer header kernel ipip would write', () => {
     const buf = withHeadroom(inner);
     const len = encapsulate(buf, OUTER_HLEN, inner.length, NODE1, NODE2, 0x0102);
     expect(len).toBe(84);
-    const expected = ipv4Header({ totalLength: 104, id: 0x0102, flags: 0x4000, ttl: 63, proto: 4, src: '192.168.0.81', dst: '192.168.0.82' });
+    const expected = ipv4Header({
+      totalLength: 104,
+      id: 0x0102,
+      flags: 0x4000,
+      ttl: 63,
+      proto: 4,
+      src: '192.168.0.81',
+      dst: '192.168.0.82',
+    });
     expect([...buf.subarray(0, 20)]).toEqual(expected);
     expect(rfc1071(buf.subarray(0, 20))).toBe(0); // a valid header sums to 0xffff
     expect(buf.subarray(20)).toEqual(Buffer.from(inner)); // inner untouched, no Ethernet header
@@ -89,7 +140,12 @@ describe('encapsulate: the outer header kernel ipip would write', () => {
   });
 
   it('copies TTL and only the DF bit (nopmtudisc), never MF or the offset', () => {
-    for (const [flags, outerFlags] of [[0x4000, 0x4000], [0, 0], [0x2000 | 5, 0], [0x4000 | 0x2000, 0x4000]] as const) {
+    for (const [flags, outerFlags] of [
+      [0x4000, 0x4000],
+      [0, 0],
+      [0x2000 | 5, 0],
+      [0x4000 | 0x2000, 0x4000],
+    ] as const) {
       const inner = icmpEcho({ flags, ttl: 7 });
       const buf = withHeadroom(inner);
       encapsulate(buf, OUTER_HLEN, inner.length, NODE1, NODE2, 1);
@@ -133,7 +189,19 @@ describe('encapsulate: the outer header kernel ipip would write', () => {
 
 /** An IPIP packet from `src` to `dst` around `inner`, as a peer's kernel sends it. */
 function ipip(inner: Uint8Array, o: { src?: string; dst?: string; tos?: number; flags?: number; proto?: number } = {}): Buffer {
-  return Buffer.from([...ipv4Header({ tos: o.tos, totalLength: 20 + inner.length, id: 7, flags: o.flags ?? 0x4000, ttl: 63, proto: o.proto ?? 4, src: o.src ?? '192.168.0.82', dst: o.dst ?? '192.168.0.81' }), ...inner]);
+  return Buffer.from([
+    ...ipv4Header({
+      tos: o.tos,
+      totalLength: 20 + inner.length,
+      id: 7,
+      flags: o.flags ?? 0x4000,
+      ttl: 63,
+      proto: o.proto ?? 4,
+      src: o.src ?? '192.168.0.82',
+      dst: o.dst ?? '192.168.0.81',
+    }),
+    ...inner,
+  ]);
 }
 
 describe('decapsulate: protocol 4 from known peers to this node', () => {
@@ -193,7 +261,40 @@ describe('decapsulate: protocol 4 from known peers to this node', () => {
 function tcp(payload: number, partial: boolean): Uint8Array {
   const thl = 32; // with the timestamp option, as Linux sends
   const l4 = new Uint8Array(thl + payload);
-  l4.set([0x14, 0x51, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 1, (thl / 4) << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+  l4.set([
+    0x14,
+    0x51,
+    0x9c,
+    0x40,
+    0,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    1,
+    (thl / 4) << 4,
+    0x18,
+    0xff,
+    0xff,
+    0,
+    0,
+    0,
+    0,
+    1,
+    1,
+    8,
+    10,
+    0,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    2,
+  ]);
   for (let i = thl; i < l4.length; i++) l4[i] = i & 255;
   const pseudo = [...ip('10.244.2.2'), ...ip('10.244.1.2'), 0, 6, l4.length >> 8, l4.length & 255];
   let csum: number;
@@ -207,7 +308,10 @@ function tcp(payload: number, partial: boolean): Uint8Array {
   }
   l4[16] = csum >> 8;
   l4[17] = csum & 255;
-  return Uint8Array.from([...ipv4Header({ totalLength: 20 + l4.length, flags: 0x4000, ttl: 63, proto: 6, src: '10.244.2.2', dst: '10.244.1.2' }), ...l4]);
+  return Uint8Array.from([
+    ...ipv4Header({ totalLength: 20 + l4.length, flags: 0x4000, ttl: 63, proto: 6, src: '10.244.2.2', dst: '10.244.1.2' }),
+    ...l4,
+  ]);
 }
 
 describe('decapsulate: checksum offload and super-packets from offloading peers', () => {
@@ -250,7 +354,10 @@ describe('PeerTable', () => {
       { node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' },
       { node: 'node2', address: '192.168.0.82', podCidr: '10.245.0.0/24' },
     ]);
-    const at = (a: string) => { const i = t.lookup(ipv4ToU32(a)); return i < 0 ? undefined : t.peers[i]!.node; };
+    const at = (a: string) => {
+      const i = t.lookup(ipv4ToU32(a));
+      return i < 0 ? undefined : t.peers[i]!.node;
+    };
     expect(at('10.244.2.200')).toBe('node2');
     expect(at('10.244.3.1')).toBe('wide');
     expect(at('10.245.0.9')).toBe('node2');
@@ -274,7 +381,10 @@ describe('PeerTable', () => {
 describe('counters', () => {
   it('sums drops except non-IPv4 noise, peers sorted by node', () => {
     const c = toUserspaceCounters(
-      [{ node: 'node2', address: '192.168.0.82', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }, { node: 'master', address: '192.168.0.80', txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 }],
+      [
+        { node: 'node2', address: '192.168.0.82', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 },
+        { node: 'master', address: '192.168.0.80', txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 },
+      ],
       { notIpv4: 5, noPeer: 1, unknownSource: 2, notLocal: 0, malformed: 1, ecn: 0, sendError: 0, tunWriteError: 0 },
     );
     expect(c.dropped).toBe(4);
@@ -282,14 +392,25 @@ describe('counters', () => {
     expect(c.peers.map((p) => p.node)).toEqual(['master', 'node2']);
   });
 
-  it('folds a stopped worker\'s counters into the totals, peer by peer', () => {
+  it("folds a stopped worker's counters into the totals, peer by peer", () => {
     const zero = { notIpv4: 0, noPeer: 0, unknownSource: 0, notLocal: 0, malformed: 0, ecn: 0, sendError: 0, tunWriteError: 0 };
-    const peer = (address: string, n: number) => ({ node: address, address, txPackets: n, txBytes: 10 * n, rxPackets: 2 * n, rxBytes: 20 * n });
+    const peer = (address: string, n: number) => ({
+      node: address,
+      address,
+      txPackets: n,
+      txBytes: 10 * n,
+      rxPackets: 2 * n,
+      rxBytes: 20 * n,
+    });
     const first = foldCounters(
       { peers: new Map(), drops: zero, offload: { tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 } },
       { peers: [peer('a', 1)], drops: { ...zero, ecn: 2 }, offload: { tunReads: 1, txSegments: 2, tunWrites: 3, rxMerged: 4 } },
     );
-    const both = foldCounters(first, { peers: [peer('a', 2), peer('b', 5)], drops: { ecn: 1, malformed: 1 }, offload: { tunReads: 1, txSegments: 1, tunWrites: 1, rxMerged: 1 } });
+    const both = foldCounters(first, {
+      peers: [peer('a', 2), peer('b', 5)],
+      drops: { ecn: 1, malformed: 1 },
+      offload: { tunReads: 1, txSegments: 1, tunWrites: 1, rxMerged: 1 },
+    });
     expect(both.peers.get('a')).toEqual(peer('a', 3));
     expect(both.peers.get('b')).toEqual(peer('b', 5));
     expect(both.drops).toEqual({ ...zero, ecn: 3, malformed: 1 });
@@ -299,7 +420,15 @@ describe('counters', () => {
 });
 
 describe('userspace datapath factory', () => {
-  const host = { tunnelDevice: 'flannel.ipip', localAddress: '192.168.0.81', underlayDevice: 'eth0', mtu: 1480, tunnelAddress: '10.244.1.0/32', podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' };
+  const host = {
+    tunnelDevice: 'flannel.ipip',
+    localAddress: '192.168.0.81',
+    underlayDevice: 'eth0',
+    mtu: 1480,
+    tunnelAddress: '10.244.1.0/32',
+    podCidr: '10.244.1.0/24',
+    clusterCidr: '10.244.0.0/16',
+  };
 
   it('is the last datapath auto tries', () => {
     expect(DATAPATH_FACTORIES.map((f) => f.kind)).toEqual(['kernel', 'ebpf', 'userspace']);

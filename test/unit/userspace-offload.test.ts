@@ -17,13 +17,20 @@ const addon = join(root, 'dist', 'agent', 'podnet-tun.node');
 const native = join(root, 'agent', 'datapaths', 'userspace', 'native');
 const newestSource = Math.max(...readdirSync(native).map((f) => statSync(join(native, f)).mtimeMs));
 const fresh = existsSync(addon) && statSync(addon).mtimeMs >= newestSource;
-if (!fresh) process.stderr.write(`[userspace offload] ${addon} is ${existsSync(addon) ? 'older than its sources' : 'missing'}: run npm run build; offload tests skipped\n`);
+if (!fresh)
+  process.stderr.write(
+    `[userspace offload] ${addon} is ${existsSync(addon) ? 'older than its sources' : 'missing'}: run npm run build; offload tests skipped\n`,
+  );
 const describeAddon = fresh ? describe : describe.skip;
 
 const GSO_NONE = 0;
 const GSO_TCPV4 = 1;
 const NEEDS_CSUM = 1;
-const FIN = 0x01, SYN = 0x02, PSH = 0x08, ACK = 0x10, CWR = 0x80;
+const FIN = 0x01,
+  SYN = 0x02,
+  PSH = 0x08,
+  ACK = 0x10,
+  CWR = 0x80;
 const HEADROOM = 20;
 
 /** RFC 1071 over big-endian 16-bit words, independent of the shim; returns the folded sum (not complemented). */
@@ -36,8 +43,14 @@ function sum16(b: Uint8Array, initial = 0): number {
 }
 const be16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
 const be32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-const put16 = (b: Uint8Array, o: number, v: number) => { b[o] = (v >>> 8) & 255; b[o + 1] = v & 255; };
-const put32 = (b: Uint8Array, o: number, v: number) => { put16(b, o, v >>> 16); put16(b, o + 2, v & 0xffff); };
+const put16 = (b: Uint8Array, o: number, v: number) => {
+  b[o] = (v >>> 8) & 255;
+  b[o + 1] = v & 255;
+};
+const put32 = (b: Uint8Array, o: number, v: number) => {
+  put16(b, o, v >>> 16);
+  put16(b, o + 2, v & 0xffff);
+};
 /** The pseudo-header sum of the IPv4 header at ip[0..20) for an L4 length. */
 const pseudo = (ip: Uint8Array, proto: number, l4len: number) => sum16(ip.subarray(12, 20), proto + l4len);
 /** A TCP/UDP checksum over ip's L4 part verifies (sum with the field = 0xffff). */
@@ -45,7 +58,9 @@ const l4Valid = (ip: Uint8Array, proto = 6) => sum16(ip.subarray(20, be16(ip, 2)
 const ipValid = (ip: Uint8Array) => sum16(ip.subarray(0, (ip[0]! & 15) * 4)) === 0xffff;
 
 /** A virtio_net_hdr (native = little-endian on the machines podnet runs on). */
-function vnet(o: { flags?: number; gso?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number } = {}): Buffer {
+function vnet(
+  o: { flags?: number; gso?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number } = {},
+): Buffer {
   const v = Buffer.alloc(VNET_HLEN);
   v[0] = o.flags ?? 0;
   v[1] = o.gso ?? GSO_NONE;
@@ -56,7 +71,22 @@ function vnet(o: { flags?: number; gso?: number; hdrLen?: number; gsoSize?: numb
   return v;
 }
 
-interface TcpOpts { payload: Uint8Array; seq: number; ack?: number; flags?: number; id?: number; df?: boolean; ttl?: number; tos?: number; src?: number[]; dst?: number[]; sport?: number; dport?: number; options?: number[]; window?: number }
+interface TcpOpts {
+  payload: Uint8Array;
+  seq: number;
+  ack?: number;
+  flags?: number;
+  id?: number;
+  df?: boolean;
+  ttl?: number;
+  tos?: number;
+  src?: number[];
+  dst?: number[];
+  sport?: number;
+  dport?: number;
+  options?: number[];
+  window?: number;
+}
 
 /** IPv4 + TCP with a full checksum (partial: the TCP field holds only the pseudo-header sum, as a CHECKSUM_PARTIAL sender leaves it). */
 function tcpPacket(o: TcpOpts, partial = false): Buffer {
@@ -108,7 +138,10 @@ describeAddon('userspace shim offloads (built addon)', () => {
       const seq0 = 0xfffff000; // wraps during the packet
       const id0 = 0xffe0; // wraps too
       const pkt = tcpPacket({ payload, seq: seq0, id: id0, flags: ACK | PSH | FIN | CWR, options: TS_OPTS, ttl: 64, tos: 2 }, true);
-      const src = Buffer.concat([vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 52, gsoSize: mss, csumStart: 20, csumOffset: 16 }), pkt]);
+      const src = Buffer.concat([
+        vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 52, gsoSize: mss, csumStart: 20, csumOffset: 16 }),
+        pkt,
+      ]);
       const n = shim.segment(src, 0, src.length, out, HEADROOM, offs, lens);
       const want = Math.ceil(payload.length / mss);
       expect(n).toBe(want);
@@ -142,7 +175,10 @@ describeAddon('userspace shim offloads (built addon)', () => {
 
     it('a super-packet whose payload fits one segment comes out as one packet with a full checksum', () => {
       const pkt = tcpPacket({ payload: pattern(1000), seq: 5, flags: ACK | PSH }, true);
-      const src = Buffer.concat([vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 40, gsoSize: 1440, csumStart: 20, csumOffset: 16 }), pkt]);
+      const src = Buffer.concat([
+        vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 40, gsoSize: 1440, csumStart: 20, csumOffset: 16 }),
+        pkt,
+      ]);
       expect(shim.segment(src, 0, src.length, out, HEADROOM, offs, lens)).toBe(1);
       const seg = out.subarray(offs[0]!, offs[0]! + lens[0]!);
       expect(lens[0]).toBe(pkt.length);
@@ -161,10 +197,16 @@ describeAddon('userspace shim offloads (built addon)', () => {
 
       // UDP whose checksum comes out 0: payload chosen so that the sum is 0xffff.
       const udp = Buffer.alloc(20 + 8 + 2);
-      udp[0] = 0x45; put16(udp, 2, udp.length); udp[8] = 64; udp[9] = 17;
-      udp.set([10, 244, 1, 2], 12); udp.set([10, 244, 2, 2], 16);
+      udp[0] = 0x45;
+      put16(udp, 2, udp.length);
+      udp[8] = 64;
+      udp[9] = 17;
+      udp.set([10, 244, 1, 2], 12);
+      udp.set([10, 244, 2, 2], 16);
       put16(udp, 10, ~sum16(udp.subarray(0, 20)) & 0xffff);
-      put16(udp, 20, 1000); put16(udp, 22, 2000); put16(udp, 24, 10);
+      put16(udp, 20, 1000);
+      put16(udp, 22, 2000);
+      put16(udp, 24, 10);
       const ps = pseudo(udp, 17, 10);
       put16(udp, 26, ps);
       put16(udp, 28, (0xffff - sum16(udp.subarray(20), 0)) & 0xffff); // makes the total 0xffff
@@ -197,7 +239,9 @@ describeAddon('userspace shim offloads (built addon)', () => {
 
   describe('writeCoalesced: received segments into GSO writes', () => {
     let dir: string;
-    beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'podnet-offload-')); });
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'podnet-offload-'));
+    });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     /** Lays packets out as the worker does ([vnet | packet] items, vnet zero unless given), writes them, parses what was written. */
@@ -239,11 +283,17 @@ describeAddon('userspace shim offloads (built addon)', () => {
       const seq = o.seq ?? 1000;
       return Array.from({ length: n }, (_, i) => {
         const plen = i === n - 1 && o.last !== undefined ? o.last : mss;
-        return tcpPacket({ ...o, payload: pattern(plen, i), seq: seq + i * mss, id: ((o.id ?? 100) + i) & 0xffff, flags: i === n - 1 && o.lastFlags !== undefined ? o.lastFlags : o.flags ?? ACK });
+        return tcpPacket({
+          ...o,
+          payload: pattern(plen, i),
+          seq: seq + i * mss,
+          id: ((o.id ?? 100) + i) & 0xffff,
+          flags: i === n - 1 && o.lastFlags !== undefined ? o.lastFlags : (o.flags ?? ACK),
+        });
       });
     }
 
-    it('merges one flow\'s in-order segments into one GSO_TCPV4 write: headers, virtio_net_hdr, payload', () => {
+    it("merges one flow's in-order segments into one GSO_TCPV4 write: headers, virtio_net_hdr, payload", () => {
       const segs = flow(10, { options: TS_OPTS, last: 700, lastFlags: ACK | PSH, seq: 0xfffffa00 });
       const { ok, stats, records } = write(segs.map((pkt) => ({ pkt })));
       expect(ok).toBe(10);
@@ -271,19 +321,50 @@ describeAddon('userspace shim offloads (built addon)', () => {
       const cases: [string, Buffer[], number[]][] = [
         ['seq gap', [base[0]!, base[2]!, base[3]!], [1, 2]],
         ['other flow between', [base[0]!, base[1]!, flow(1, { sport: 1 })[0]!, base[2]!, base[3]!], [2, 1, 2]],
-        ['short one ends the run', [...flow(2, { last: 500 }), tcpPacket({ payload: pattern(1440), seq: 1000 + 1440 + 500, id: 102 })], [2, 1]],
+        [
+          'short one ends the run',
+          [...flow(2, { last: 500 }), tcpPacket({ payload: pattern(1440), seq: 1000 + 1440 + 500, id: 102 })],
+          [2, 1],
+        ],
         ['bigger one after', [...flow(2, { mss: 1000 }), tcpPacket({ payload: pattern(1440), seq: 3000, id: 102 })], [2, 1]],
-        ['PSH ends the run', [...flow(2, { lastFlags: ACK | PSH }), tcpPacket({ payload: pattern(1440), seq: 1000 + 2880, id: 102 })], [2, 1]],
+        [
+          'PSH ends the run',
+          [...flow(2, { lastFlags: ACK | PSH }), tcpPacket({ payload: pattern(1440), seq: 1000 + 2880, id: 102 })],
+          [2, 1],
+        ],
         ['PSH first stays alone', flow(3, { flags: ACK | PSH }), [1, 1, 1]],
         ['ack changes', [base[0]!, tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, ack: 99 })], [1, 1]],
-        ['ID not counting up (no DF)', [...flow(2, { df: false }), tcpPacket({ payload: pattern(1440), seq: 1000 + 2880, id: 500, df: false })], [2, 1]],
-        ['ID fixed with DF merges', [tcpPacket({ payload: pattern(1440), seq: 1000, id: 7 }), tcpPacket({ payload: pattern(1440), seq: 2440, id: 7 })], [2]],
+        [
+          'ID not counting up (no DF)',
+          [...flow(2, { df: false }), tcpPacket({ payload: pattern(1440), seq: 1000 + 2880, id: 500, df: false })],
+          [2, 1],
+        ],
+        [
+          'ID fixed with DF merges',
+          [tcpPacket({ payload: pattern(1440), seq: 1000, id: 7 }), tcpPacket({ payload: pattern(1440), seq: 2440, id: 7 })],
+          [2],
+        ],
         ['TTL differs', [base[0]!, tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, ttl: 5 })], [1, 1]],
         ['TOS differs', [base[0]!, tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, tos: 3 })], [1, 1]],
-        ['options differ', [...flow(1, { options: TS_OPTS }), tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, options: [1, 1, 8, 10, 0, 0, 0x12, 0x35, 0, 0, 0x56, 0x78] })], [1, 1]],
+        [
+          'options differ',
+          [
+            ...flow(1, { options: TS_OPTS }),
+            tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, options: [1, 1, 8, 10, 0, 0, 0x12, 0x35, 0, 0, 0x56, 0x78] }),
+          ],
+          [1, 1],
+        ],
         ['SYN is never merged', [tcpPacket({ payload: pattern(1440), seq: 1000, id: 100, flags: SYN | ACK }), base[1]!, base[2]!], [1, 2]],
-        ['CWR is never merged', [base[0]!, tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, flags: ACK | CWR }), base[2]!], [1, 1, 1]],
-        ['pure ACKs are written alone', [tcpPacket({ payload: new Uint8Array(0), seq: 1 }), tcpPacket({ payload: new Uint8Array(0), seq: 1, id: 0x1235 })], [1, 1]],
+        [
+          'CWR is never merged',
+          [base[0]!, tcpPacket({ payload: pattern(1440, 1), seq: 2440, id: 101, flags: ACK | CWR }), base[2]!],
+          [1, 1, 1],
+        ],
+        [
+          'pure ACKs are written alone',
+          [tcpPacket({ payload: new Uint8Array(0), seq: 1 }), tcpPacket({ payload: new Uint8Array(0), seq: 1, id: 0x1235 })],
+          [1, 1],
+        ],
       ];
       for (const [name, pkts, groups] of cases) {
         const { ok, records } = write(pkts.map((pkt) => ({ pkt })));
@@ -294,7 +375,7 @@ describeAddon('userspace shim offloads (built addon)', () => {
           const tot = be16(r.pkt, 2);
           let want = 0;
           let carried = 20 + (r.pkt[32]! >> 4) * 4;
-          while (carried < tot) carried += be16(pkts[k + want]!, 2) - 20 - (pkts[k + want]![32]! >> 4) * 4, want++;
+          while (carried < tot) ((carried += be16(pkts[k + want]!, 2) - 20 - (pkts[k + want]![32]! >> 4) * 4), want++);
           if (want === 0) want = 1;
           k += want;
           return want;
@@ -335,7 +416,10 @@ describeAddon('userspace shim offloads (built addon)', () => {
     it('round trip: segments cut from a super-packet merge back into it', () => {
       const payload = pattern(60000, 3);
       const pkt = tcpPacket({ payload, seq: 42, id: 9, options: TS_OPTS, flags: ACK | PSH }, true);
-      const src = Buffer.concat([vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 52, gsoSize: 1428, csumStart: 20, csumOffset: 16 }), pkt]);
+      const src = Buffer.concat([
+        vnet({ flags: NEEDS_CSUM, gso: GSO_TCPV4, hdrLen: 52, gsoSize: 1428, csumStart: 20, csumOffset: 16 }),
+        pkt,
+      ]);
       const n = shim.segment(src, 0, src.length, out, HEADROOM, offs, lens);
       expect(n).toBe(Math.ceil(60000 / 1428));
       const { ok, records } = write(Array.from({ length: n }, (_, i) => ({ pkt: out.subarray(offs[i]!, offs[i]! + lens[i]!) })));

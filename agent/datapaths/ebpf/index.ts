@@ -7,12 +7,33 @@
 // maps) and never interrupts traffic; peers and local pods are map updates in place.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
+import {
+  probeFailed,
+  SUPPORTED,
+  unsupported,
+  type Datapath,
+  type DatapathCounters,
+  type DatapathFactory,
+  type DatapathHost,
+  type DatapathPeer,
+  type ProbeResult,
+} from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
-  DEFAULT_PIN_DIR, attachArgs, detachArgs, ebpfHealthProblems, parseAttach, parseLoaderCounters, parseLoaderStatus, peersSyncInput, podsSyncInput, toDatapathCounters,
-  type AttachAction, type LoaderCounters, type LoaderStatus,
+  DEFAULT_PIN_DIR,
+  attachArgs,
+  detachArgs,
+  ebpfHealthProblems,
+  parseAttach,
+  parseLoaderCounters,
+  parseLoaderStatus,
+  peersSyncInput,
+  podsSyncInput,
+  toDatapathCounters,
+  type AttachAction,
+  type LoaderCounters,
+  type LoaderStatus,
 } from './loader';
 import { diffPods, discoverLocalPods, isEmptyDiff, type LocalPod } from './local-pods';
 
@@ -81,7 +102,10 @@ export class EbpfDatapath implements Datapath {
   /** What the last ensure() did to each program (for status). */
   lastAttach?: { egress: AttachAction; ingress: AttachAction };
 
-  constructor(private readonly host: DatapathHost, options: EbpfOptions = {}) {
+  constructor(
+    private readonly host: DatapathHost,
+    options: EbpfOptions = {},
+  ) {
     this.o = resolve(options);
   }
 
@@ -93,11 +117,20 @@ export class EbpfDatapath implements Datapath {
     const host = this.host;
     await this.ensureTunnel();
     await this.ensureBpffs();
-    this.lastAttach = parseAttach(await this.loader(attachArgs({
-      pinDir: this.o.pinDir, object: this.o.object, tunnelDevice: host.tunnelDevice, underlayDevice: host.underlayDevice, localAddress: host.localAddress,
-    })));
+    this.lastAttach = parseAttach(
+      await this.loader(
+        attachArgs({
+          pinDir: this.o.pinDir,
+          object: this.o.object,
+          tunnelDevice: host.tunnelDevice,
+          underlayDevice: host.underlayDevice,
+          localAddress: host.localAddress,
+        }),
+      ),
+    );
     // Adopting is the steady state (every full reconcile); log only when something changed.
-    if (this.lastAttach.egress !== 'adopted' || this.lastAttach.ingress !== 'adopted') this.o.log(`ebpf: egress ${this.lastAttach.egress}, ingress ${this.lastAttach.ingress}`);
+    if (this.lastAttach.egress !== 'adopted' || this.lastAttach.ingress !== 'adopted')
+      this.o.log(`ebpf: egress ${this.lastAttach.egress}, ingress ${this.lastAttach.ingress}`);
     await this.syncPods();
     if (this.o.interval > 0 && !this.timer) {
       this.timer = setInterval(() => {
@@ -146,7 +179,9 @@ export class EbpfDatapath implements Datapath {
       if (this.podTable && isEmptyDiff(diffPods(desired, this.podTable))) return;
       await this.loader(['--pin-dir', this.o.pinDir, 'pods-sync'], podsSyncInput(desired));
       this.podTable = desired;
-    })().finally(() => { this.syncing = undefined; });
+    })().finally(() => {
+      this.syncing = undefined;
+    });
     return this.syncing;
   }
 
@@ -159,7 +194,17 @@ export class EbpfDatapath implements Datapath {
   }
 
   async status(): Promise<LoaderStatus> {
-    return parseLoaderStatus(await this.loader(['--pin-dir', this.o.pinDir, 'status', '--tunnel-dev', this.host.tunnelDevice, '--underlay-dev', this.host.underlayDevice]));
+    return parseLoaderStatus(
+      await this.loader([
+        '--pin-dir',
+        this.o.pinDir,
+        'status',
+        '--tunnel-dev',
+        this.host.tunnelDevice,
+        '--underlay-dev',
+        this.host.underlayDevice,
+      ]),
+    );
   }
 
   /** Attached and counting: the loader's status shows both programs and every map, and the counters read. */
@@ -182,12 +227,12 @@ export class EbpfDatapath implements Datapath {
     await this.close();
     const r = await this.o.run(this.o.loader, detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice), { timeoutMs: 30_000 });
     // 127: no loader on this host (never installed): nothing of ours can be attached either.
-    if (r.code !== 0 && r.code !== 127) throw new CommandError([this.o.loader, ...detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice)], r);
+    if (r.code !== 0 && r.code !== 127)
+      throw new CommandError([this.o.loader, ...detachArgs(this.o.pinDir, host.tunnelDevice, host.underlayDevice)], r);
     await removePersistentTun(this.o.run, host.tunnelDevice);
     // A clsact qdisc attaching may have added is the agent teardown's to judge (ownership record).
     this.podTable = undefined;
   }
-
 }
 
 /** Exit status of `podnet-bpf probe` when this kernel cannot do tc BPF (PROBE_UNSUPPORTED in podnet-bpf.c). */

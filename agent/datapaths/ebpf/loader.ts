@@ -17,7 +17,20 @@ export interface AttachParams {
 }
 
 export function attachArgs(p: AttachParams): string[] {
-  return ['--pin-dir', p.pinDir, 'attach', '--json', '--object', p.object, '--tunnel-dev', p.tunnelDevice, '--underlay-dev', p.underlayDevice, '--local', p.localAddress];
+  return [
+    '--pin-dir',
+    p.pinDir,
+    'attach',
+    '--json',
+    '--object',
+    p.object,
+    '--tunnel-dev',
+    p.tunnelDevice,
+    '--underlay-dev',
+    p.underlayDevice,
+    '--local',
+    p.localAddress,
+  ];
 }
 
 export function detachArgs(pinDir: string, tunnelDevice: string, underlayDevice: string): string[] {
@@ -34,7 +47,10 @@ export function peersSyncInput(peers: readonly DatapathPeer[]): string {
     if (prev !== undefined && prev !== p.address) throw new Error(`pod CIDR ${p.podCidr} is claimed by two peers (${prev}, ${p.address})`);
     seen.set(p.podCidr, p.address);
   }
-  return [...seen].sort(([a], [b]) => a.localeCompare(b)).map(([c, a]) => `${c} ${a}\n`).join('');
+  return [...seen]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([c, a]) => `${c} ${a}\n`)
+    .join('');
 }
 
 /** stdin of `podnet-bpf pods-sync`: `IP HOSTIFINDEX PODMAC HOSTMAC` per line. */
@@ -46,14 +62,23 @@ export function podsSyncInput(pods: readonly LocalPod[]): string {
 export type LoaderDrops = Readonly<Record<BpfDropReason, number>>;
 
 export interface LoaderCounters {
-  readonly peers: readonly { address: string; index: number; cidrs: string[]; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  readonly peers: readonly {
+    address: string;
+    index: number;
+    cidrs: string[];
+    txPackets: number;
+    txBytes: number;
+    rxPackets: number;
+    rxBytes: number;
+  }[];
   readonly drops: LoaderDrops;
   readonly dropped: number;
 }
 
 export function parseLoaderCounters(json: string): LoaderCounters {
   const v = JSON.parse(json) as LoaderCounters;
-  if (!v || !Array.isArray(v.peers) || typeof v.drops !== 'object' || !v.drops || typeof v.dropped !== 'number') throw new Error(`podnet-bpf counters: unexpected output: ${json.slice(0, 200)}`);
+  if (!v || !Array.isArray(v.peers) || typeof v.drops !== 'object' || !v.drops || typeof v.dropped !== 'number')
+    throw new Error(`podnet-bpf counters: unexpected output: ${json.slice(0, 200)}`);
   // Exactly the shared names, each a number (a reason the loader did not print counted nothing).
   const drops = zeroDrops(BPF_DROP_REASONS);
   for (const r of BPF_DROP_REASONS) {
@@ -71,12 +96,25 @@ export function parseLoaderCounters(json: string): LoaderCounters {
  */
 export function toDatapathCounters(c: LoaderCounters, nodeByAddress: ReadonlyMap<string, string>): DatapathCounters {
   const peers: PeerCounters[] = c.peers
-    .map((p) => ({ node: nodeByAddress.get(p.address) ?? p.address, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes }))
+    .map((p) => ({
+      node: nodeByAddress.get(p.address) ?? p.address,
+      txPackets: p.txPackets,
+      txBytes: p.txBytes,
+      rxPackets: p.rxPackets,
+      rxBytes: p.rxBytes,
+    }))
     .sort((a, b) => a.node.localeCompare(b.node));
   return { peers, dropped: droppedTotal(c.drops), drops: { ...c.drops } };
 }
 
-export interface HookStatus { readonly dev: string; readonly present: boolean; readonly attached: boolean; readonly progId: number; readonly name: string; readonly tag: string }
+export interface HookStatus {
+  readonly dev: string;
+  readonly present: boolean;
+  readonly attached: boolean;
+  readonly progId: number;
+  readonly name: string;
+  readonly tag: string;
+}
 export interface LoaderStatus {
   readonly pinDir: string;
   readonly pinnedMaps: number;
@@ -88,7 +126,8 @@ export interface LoaderStatus {
 
 export function parseLoaderStatus(json: string): LoaderStatus {
   const v = JSON.parse(json) as LoaderStatus;
-  if (!v || typeof v.egress !== 'object' || typeof v.ingress !== 'object') throw new Error(`podnet-bpf status: unexpected output: ${json.slice(0, 200)}`);
+  if (!v || typeof v.egress !== 'object' || typeof v.ingress !== 'object')
+    throw new Error(`podnet-bpf status: unexpected output: ${json.slice(0, 200)}`);
   return v;
 }
 
@@ -105,7 +144,10 @@ export function parseAttach(json: string): { egress: AttachAction; ingress: Atta
  * egress program on the tunnel, the ingress program on the underlay, every map pinned, and
  * the local address the programs encapsulate with.
  */
-export function ebpfHealthProblems(s: LoaderStatus, expected: { readonly tunnelDevice: string; readonly underlayDevice: string; readonly localAddress: string }): string[] {
+export function ebpfHealthProblems(
+  s: LoaderStatus,
+  expected: { readonly tunnelDevice: string; readonly underlayDevice: string; readonly localAddress: string },
+): string[] {
   const out: string[] = [];
   if (!s.egress.attached) out.push(`no program attached to ${expected.tunnelDevice} egress`);
   if (!s.ingress.attached) out.push(`no program attached to ${expected.underlayDevice} ingress`);

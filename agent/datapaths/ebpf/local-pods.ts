@@ -97,7 +97,13 @@ export function parsePodInterface(json: string, ifindex: number, podCidr: string
  * (`bridge -json fdb show br cni0`): pod IP -> MAC -> port. Only usable states, only IPs a pod
  * can hold in podCidr, only ports in `ports`.
  */
-export function podsFromNeighbours(neighJson: string, fdbJson: string, ports: readonly BridgePort[], podCidr: string, hostMac: string): LocalPod[] {
+export function podsFromNeighbours(
+  neighJson: string,
+  fdbJson: string,
+  ports: readonly BridgePort[],
+  podCidr: string,
+  hostMac: string,
+): LocalPod[] {
   const portByName = new Map(ports.map((p) => [p.ifname, p]));
   const portByMac = new Map<string, BridgePort>();
   for (const f of asArray(fdbJson)) {

@@ -3,7 +3,17 @@
 import { parseLinks } from '../../../src/host/live-state';
 import { ipBatch, runCommand } from '../../host/command';
 import { mustRun, type Runner } from '../../host/runner';
-import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
+import {
+  probeFailed,
+  SUPPORTED,
+  unsupported,
+  type Datapath,
+  type DatapathCounters,
+  type DatapathFactory,
+  type DatapathHost,
+  type DatapathPeer,
+  type ProbeResult,
+} from '../datapath';
 import { droppedTotal } from '../../../src/model/drop-reasons';
 import { PeerFilter } from './peer-filter';
 
@@ -35,7 +45,10 @@ export class KernelDatapath implements Datapath {
   /** Drops protocol 4 from non-peers, which `remote any` would decapsulate (peer-filter.ts). */
   private readonly filter: PeerFilter;
 
-  constructor(private readonly host: DatapathHost, options: KernelOptions = {}) {
+  constructor(
+    private readonly host: DatapathHost,
+    options: KernelOptions = {},
+  ) {
     this.run = options.run ?? runCommand;
     this.filter = new PeerFilter(this.run);
   }
@@ -84,7 +97,8 @@ export async function probeKernel(run: Runner = runCommand): Promise<ProbeResult
   const add = await run('ip', ['link', 'add', PROBE_DEVICE, 'type', 'ipip', 'remote', 'any', 'local', '127.0.0.1']);
   if (add.code !== 0) {
     const why = add.stderr.trim() || `exit ${add.code}`;
-    if (/unknown device type|not supported/i.test(why)) return unsupported(`no ipip support in this kernel (ip link add type ipip: ${why})`);
+    if (/unknown device type|not supported/i.test(why))
+      return unsupported(`no ipip support in this kernel (ip link add type ipip: ${why})`);
     return probeFailed(`ip link add type ipip: ${why}`);
   }
   await run('ip', ['link', 'del', PROBE_DEVICE]);

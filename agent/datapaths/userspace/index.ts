@@ -13,7 +13,17 @@
 import { accessSync, closeSync, constants, existsSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { probeFailed, SUPPORTED, unsupported, type Datapath, type DatapathCounters, type DatapathFactory, type DatapathHost, type DatapathPeer, type ProbeResult } from '../datapath';
+import {
+  probeFailed,
+  SUPPORTED,
+  unsupported,
+  type Datapath,
+  type DatapathCounters,
+  type DatapathFactory,
+  type DatapathHost,
+  type DatapathPeer,
+  type ProbeResult,
+} from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
 import { execRunner, mustRun, type Runner } from '../../host/runner';
 import type { PeerSpec } from './ipip-codec';
@@ -57,10 +67,16 @@ export interface UserspaceCounters extends DatapathCounters {
 }
 
 /** The Datapath shape, drops by reason and offload work; `dropped` by the shared rule (droppedTotal). */
-export function toUserspaceCounters(peers: readonly PeerCounterSnapshot[], drops: Readonly<Record<UserspaceDropReason, number>>, offload?: Readonly<OffloadCounters>): UserspaceCounters {
+export function toUserspaceCounters(
+  peers: readonly PeerCounterSnapshot[],
+  drops: Readonly<Record<UserspaceDropReason, number>>,
+  offload?: Readonly<OffloadCounters>,
+): UserspaceCounters {
   const dropped = droppedTotal(drops);
   return {
-    peers: peers.map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes })).sort((a, b) => a.node.localeCompare(b.node)),
+    peers: peers
+      .map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes }))
+      .sort((a, b) => a.node.localeCompare(b.node)),
     dropped,
     drops: { ...drops },
     ...(offload ? { offload: { ...offload } } : {}),
@@ -91,16 +107,39 @@ interface CounterTotals {
 }
 
 /** A worker starts from zero: earlier workers' totals plus what the current one last posted. */
-export function foldCounters(base: CounterTotals, last: { readonly peers: readonly PeerCounterSnapshot[]; readonly drops: Readonly<Partial<Record<UserspaceDropReason, number>>>; readonly offload: Readonly<OffloadCounters> }): CounterTotals {
+export function foldCounters(
+  base: CounterTotals,
+  last: {
+    readonly peers: readonly PeerCounterSnapshot[];
+    readonly drops: Readonly<Partial<Record<UserspaceDropReason, number>>>;
+    readonly offload: Readonly<OffloadCounters>;
+  },
+): CounterTotals {
   const peers = new Map(base.peers);
   for (const p of last.peers) {
     const b = peers.get(p.address);
-    peers.set(p.address, b ? { ...p, txPackets: b.txPackets + p.txPackets, txBytes: b.txBytes + p.txBytes, rxPackets: b.rxPackets + p.rxPackets, rxBytes: b.rxBytes + p.rxBytes } : p);
+    peers.set(
+      p.address,
+      b
+        ? {
+            ...p,
+            txPackets: b.txPackets + p.txPackets,
+            txBytes: b.txBytes + p.txBytes,
+            rxPackets: b.rxPackets + p.rxPackets,
+            rxBytes: b.rxBytes + p.rxBytes,
+          }
+        : p,
+    );
   }
   const drops = emptyDrops();
   for (const k of USERSPACE_DROP_REASONS) drops[k] = base.drops[k] + (last.drops[k] ?? 0);
   const o = base.offload;
-  const offload = { tunReads: o.tunReads + last.offload.tunReads, txSegments: o.txSegments + last.offload.txSegments, tunWrites: o.tunWrites + last.offload.tunWrites, rxMerged: o.rxMerged + last.offload.rxMerged };
+  const offload = {
+    tunReads: o.tunReads + last.offload.tunReads,
+    txSegments: o.txSegments + last.offload.txSegments,
+    tunWrites: o.tunWrites + last.offload.tunWrites,
+    rxMerged: o.rxMerged + last.offload.rxMerged,
+  };
   return { peers, drops, offload };
 }
 
@@ -118,10 +157,17 @@ export class UserspaceDatapath implements Datapath {
   private workerFault?: string;
   /** Counters of earlier workers (a restarted worker starts from zero). */
   private base: CounterTotals = { peers: new Map(), drops: emptyDrops(), offload: emptyOffload() };
-  private last: { peers: PeerCounterSnapshot[]; drops: Record<UserspaceDropReason, number>; offload: OffloadCounters } = { peers: [], drops: emptyDrops(), offload: emptyOffload() };
+  private last: { peers: PeerCounterSnapshot[]; drops: Record<UserspaceDropReason, number>; offload: OffloadCounters } = {
+    peers: [],
+    drops: emptyDrops(),
+    offload: emptyOffload(),
+  };
   private waiters: ((c: FromWorker & { type: 'counters' }) => void)[] = [];
 
-  constructor(private readonly host: DatapathHost, options: UserspaceOptions = {}) {
+  constructor(
+    private readonly host: DatapathHost,
+    options: UserspaceOptions = {},
+  ) {
     this.o = resolve(options);
   }
 
@@ -144,7 +190,9 @@ export class UserspaceDatapath implements Datapath {
       await this.stopWorker();
     }
     if (!this.running) {
-      this.starting ??= this.startWorker(host, ifindex).finally(() => { this.starting = undefined; });
+      this.starting ??= this.startWorker(host, ifindex).finally(() => {
+        this.starting = undefined;
+      });
       await this.starting;
     }
   }
@@ -158,13 +206,22 @@ export class UserspaceDatapath implements Datapath {
     const { port1, port2 } = new MessageChannel();
     const control = new SharedArrayBuffer(4);
     const cfg: WorkerConfig = {
-      addonPath: this.o.addon, tunnelDevice: host.tunnelDevice, localAddress: host.localAddress, mtu: host.mtu,
-      peers: this.peers, control, port: port2, batch: this.o.batch,
+      addonPath: this.o.addon,
+      tunnelDevice: host.tunnelDevice,
+      localAddress: host.localAddress,
+      mtu: host.mtu,
+      peers: this.peers,
+      control,
+      port: port2,
+      batch: this.o.batch,
     };
     const worker = new Worker(this.o.worker, { workerData: cfg, transferList: [port2], stdout: false, stderr: false });
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
-    const ready = new Promise<void>((res, rej) => { readyResolve = res; readyReject = rej; });
+    const ready = new Promise<void>((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
     let fatal: string | undefined;
     let wasReady = false;
     const exited = new Promise<void>((res) => worker.once('exit', () => res()));
@@ -173,8 +230,7 @@ export class UserspaceDatapath implements Datapath {
       if (m.type === 'ready') {
         wasReady = true;
         readyResolve();
-      }
-      else if (m.type === 'counters') {
+      } else if (m.type === 'counters') {
         this.last = { peers: m.peers, drops: m.drops, offload: m.offload ?? emptyOffload() };
         for (const w of this.waiters.splice(0)) w(m);
       } else if (m.type === 'fatal') {
@@ -182,7 +238,10 @@ export class UserspaceDatapath implements Datapath {
         readyReject(new Error(`userspace datapath: ${m.message}`));
       }
     });
-    worker.on('error', (e) => { fatal ??= e.message; readyReject(e); });
+    worker.on('error', (e) => {
+      fatal ??= e.message;
+      readyReject(e);
+    });
     worker.once('exit', (code) => {
       port1.close();
       // What this worker counted becomes the base of the next one's.
@@ -197,15 +256,20 @@ export class UserspaceDatapath implements Datapath {
       }
     });
     this.running = r;
-    return ready.then(() => {
-      this.workerFault = undefined;
-      this.restartDelayMs = RESTART_FIRST_MS;
-      this.o.log(`userspace: packet worker running on ${host.tunnelDevice} (ifindex ${ifindex}), raw IPIP socket on ${host.localAddress}`);
-    }, async (e: Error) => {
-      r.stopping = true;
-      await worker.terminate();
-      throw e;
-    });
+    return ready.then(
+      () => {
+        this.workerFault = undefined;
+        this.restartDelayMs = RESTART_FIRST_MS;
+        this.o.log(
+          `userspace: packet worker running on ${host.tunnelDevice} (ifindex ${ifindex}), raw IPIP socket on ${host.localAddress}`,
+        );
+      },
+      async (e: Error) => {
+        r.stopping = true;
+        await worker.terminate();
+        throw e;
+      },
+    );
   }
 
   /**
@@ -248,7 +312,9 @@ export class UserspaceDatapath implements Datapath {
   }
 
   async setPeers(peers: readonly DatapathPeer[]): Promise<void> {
-    this.peers = peers.filter((p) => p.address !== this.host.localAddress).map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
+    this.peers = peers
+      .filter((p) => p.address !== this.host.localAddress)
+      .map((p) => ({ node: p.node, address: p.address, podCidr: p.podCidr }));
     this.running?.port.postMessage({ type: 'peers', peers: this.peers } satisfies ToWorker);
   }
 
@@ -258,14 +324,21 @@ export class UserspaceDatapath implements Datapath {
     if (r) {
       const fresh = new Promise<void>((res) => {
         const t = setTimeout(res, 300);
-        this.waiters.push(() => { clearTimeout(t); res(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          res();
+        });
       });
       r.port.postMessage({ type: 'counters' } satisfies ToWorker);
       await fresh;
     }
     const { peers, drops, offload } = foldCounters(this.base, this.last);
     const current = new Set(this.peers.map((p) => p.address));
-    return toUserspaceCounters([...peers.values()].filter((p) => current.has(p.address)), drops, offload);
+    return toUserspaceCounters(
+      [...peers.values()].filter((p) => current.has(p.address)),
+      drops,
+      offload,
+    );
   }
 
   async close(): Promise<void> {

@@ -133,7 +133,15 @@ export class Decapsulated {
  * `mtu` is the tunnel MTU: larger TCP packets (GSO super-packets from an offloading peer, which
  * cross veth underlays whole) are marked for the kernel to cut at mtu - headers.
  */
-export function decapsulate(buf: Uint8Array, off: number, len: number, local: number, peers: PeerTable, mtu: number, out: Decapsulated): DropReason | undefined {
+export function decapsulate(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  local: number,
+  peers: PeerTable,
+  mtu: number,
+  out: Decapsulated,
+): DropReason | undefined {
   if (len < OUTER_HLEN + 20 || buf[off]! >>> 4 !== 4) return 'malformed';
   const ohl = (buf[off]! & 15) * 4;
   const otot = rd16(buf, off + 2);

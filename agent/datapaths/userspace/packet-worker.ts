@@ -19,8 +19,16 @@
 // batches (peer updates, counter requests). Counters are posted every second and on request.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import {
-  Decapsulated, OUTER_HLEN, PeerTable, VNET_HLEN, decapsulate, encapsulate, innerDestination, writeVnetHeader,
-  type DropReason, type PeerSpec,
+  Decapsulated,
+  OUTER_HLEN,
+  PeerTable,
+  VNET_HLEN,
+  decapsulate,
+  encapsulate,
+  innerDestination,
+  writeVnetHeader,
+  type DropReason,
+  type PeerSpec,
 } from './ipip-codec';
 import { loadShim } from './shim';
 import { requireIpv4 } from '../../../src/model/ipv4';
@@ -95,7 +103,11 @@ function runLoop(cfg: WorkerConfig): void {
     table = new PeerTable(peers.filter((p) => p.address !== cfg.localAddress));
     ctr = table.peers.map((p) => {
       let c = byAddress.get(p.address);
-      if (!c) byAddress.set(p.address, (c = { node: p.node, txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, nextId: (Math.random() * 0x10000) | 0 }));
+      if (!c)
+        byAddress.set(
+          p.address,
+          (c = { node: p.node, txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, nextId: (Math.random() * 0x10000) | 0 }),
+        );
       c.node = p.node;
       return c;
     });
@@ -104,7 +116,14 @@ function runLoop(cfg: WorkerConfig): void {
   const offload: OffloadCounters = { tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 };
   const snapshot = (): FromWorker => ({
     type: 'counters',
-    peers: table.peers.map((p, i) => ({ node: p.node, address: p.address, txPackets: ctr[i]!.txPackets, txBytes: ctr[i]!.txBytes, rxPackets: ctr[i]!.rxPackets, rxBytes: ctr[i]!.rxBytes })),
+    peers: table.peers.map((p, i) => ({
+      node: p.node,
+      address: p.address,
+      txPackets: ctr[i]!.txPackets,
+      txBytes: ctr[i]!.txBytes,
+      rxPackets: ctr[i]!.rxPackets,
+      rxBytes: ctr[i]!.rxBytes,
+    })),
     drops: { ...drops },
     offload: { ...offload },
   });

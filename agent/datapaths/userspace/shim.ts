@@ -36,7 +36,16 @@ export interface TunShim {
    * free bytes before it. state (Int32Array(2 or 3)): [0] a packet kept in scratch for the next
    * call, [1] += packets dropped as malformed, [2] += reads. Returns the number of segments; < 0: -errno.
    */
-  readSegments(fd: number, scratch: Buffer, state: Int32Array, out: Buffer, headroom: number, maxReads: number, offs: Int32Array, lens: Int32Array): number;
+  readSegments(
+    fd: number,
+    scratch: Buffer,
+    state: Int32Array,
+    out: Buffer,
+    headroom: number,
+    maxReads: number,
+    offs: Int32Array,
+    lens: Int32Array,
+  ): number;
   /** readSegments' cutting for one [virtio_net_hdr | packet] at src[off..off+len): segments, or -1 malformed, -2 no room. */
   segment(src: Uint8Array, off: number, len: number, out: Uint8Array, headroom: number, offs: Int32Array, lens: Int32Array): number;
   /** write() each buf[offs[i]..offs[i]+lens[i]); returns how many were written whole. */

@@ -11,7 +11,11 @@ export async function run(argv: string[]): Promise<number> {
   return runParsed(parseApplyArgs(argv), APPLY_USAGE, (args) =>
     withEngine(args.engine, async (ctx) => {
       const view = applyView(args.engine.view, ctx.streams);
-      const apply = await applyNetwork(ctx.session, ctx.nodes, ctx.artifacts(), { ...(args.revision ? { revision: args.revision } : {}), lockTimeoutMs: args.lockTimeoutMs, onProgress: view.progress });
+      const apply = await applyNetwork(ctx.session, ctx.nodes, ctx.artifacts(), {
+        ...(args.revision ? { revision: args.revision } : {}),
+        lockTimeoutMs: args.lockTimeoutMs,
+        onProgress: view.progress,
+      });
       view.result(apply);
       return apply.ok ? 0 : 1;
     }),

@@ -28,15 +28,22 @@ export async function run(argv: string[]): Promise<number> {
     const lab = labSshOverrides(args.lab);
     const privateKeyPath = args.sshKey ?? lab.privateKeyPath;
     const knownHostsPath = args.knownHosts ?? lab.knownHostsPath;
-    const destroy = await destroyAt({
-      network: args.network,
-      node: args.node,
-      ssh: {
-        host: args.address, port: args.sshPort, user: args.sshUser, sudo: args.sshUser !== 'root', label: args.node,
-        ...(privateKeyPath ? { privateKeyPath } : {}),
-        ...(knownHostsPath ? { knownHostsPath } : {}),
+    const destroy = await destroyAt(
+      {
+        network: args.network,
+        node: args.node,
+        ssh: {
+          host: args.address,
+          port: args.sshPort,
+          user: args.sshUser,
+          sudo: args.sshUser !== 'root',
+          label: args.node,
+          ...(privateKeyPath ? { privateKeyPath } : {}),
+          ...(knownHostsPath ? { knownHostsPath } : {}),
+        },
       },
-    }, guard);
+      guard,
+    );
     destroyView(args.view, processStreams()).result(destroy);
     return destroy.ok ? 0 : 1;
   });

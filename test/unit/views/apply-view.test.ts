@@ -10,9 +10,39 @@ const apply: NetworkApply = {
   network: 'cluster',
   ok: false,
   hosts: [
-    { node: 'master', ok: true, changed: true, seconds: 2.4561, steps: [{ what: 'wrote podnet-agent.js, podnet-bpf, cluster.json, podnet-cluster.service', seconds: 0.1234 }, { what: 'linked /usr/bin/node (v18.20.4)+enable+start', seconds: 0.5 }, { what: 'converged', seconds: 1.8327 }] },
-    { node: 'node1', ok: false, changed: false, seconds: 30.004, steps: [], error: { kind: 'converge-timeout', message: 'the agent did not report the new config converged within 30 s (last: degraded); see journalctl -u podnet-cluster.service' } },
-    { node: 'node2', ok: false, changed: false, seconds: 0, steps: [], error: { kind: 'host-key-unknown', message: 'node2 (192.168.0.82:22): host key SHA256:n0tARealKeyJustAFixture is not in /root/.ssh/known_hosts' } },
+    {
+      node: 'master',
+      ok: true,
+      changed: true,
+      seconds: 2.4561,
+      steps: [
+        { what: 'wrote podnet-agent.js, podnet-bpf, cluster.json, podnet-cluster.service', seconds: 0.1234 },
+        { what: 'linked /usr/bin/node (v18.20.4)+enable+start', seconds: 0.5 },
+        { what: 'converged', seconds: 1.8327 },
+      ],
+    },
+    {
+      node: 'node1',
+      ok: false,
+      changed: false,
+      seconds: 30.004,
+      steps: [],
+      error: {
+        kind: 'converge-timeout',
+        message: 'the agent did not report the new config converged within 30 s (last: degraded); see journalctl -u podnet-cluster.service',
+      },
+    },
+    {
+      node: 'node2',
+      ok: false,
+      changed: false,
+      seconds: 0,
+      steps: [],
+      error: {
+        kind: 'host-key-unknown',
+        message: 'node2 (192.168.0.82:22): host key SHA256:n0tARealKeyJustAFixture is not in /root/.ssh/known_hosts',
+      },
+    },
   ],
 };
 const progress: ApplyProgress[] = [

@@ -8,7 +8,7 @@ import { artifacts, expectGolden, snapshot } from './scenario';
 const drift = driftFromSnapshot(snapshot(), artifacts);
 
 describe('drift view', () => {
-  it('lists each host\'s differences, the unreadable host and the verdict (golden drift.txt)', () => {
+  it("lists each host's differences, the unreadable host and the verdict (golden drift.txt)", () => {
     expectGolden('drift.txt', renderDrift(drift, palette(false)));
   });
 

@@ -12,7 +12,13 @@ import type { HostReading } from '../../../src/engine/host-reading';
 import type { NetworkSnapshot } from '../../../src/engine/session';
 import { referenceSpec } from '../reference-network';
 
-const artifact = (name: string, remotePath: string): Artifact => ({ name, localPath: `/build/dist/agent/${name}`, remotePath, sha256: `${name}-sha256`.padEnd(64, '0'), mode: 0o644 });
+const artifact = (name: string, remotePath: string): Artifact => ({
+  name,
+  localPath: `/build/dist/agent/${name}`,
+  remotePath,
+  sha256: `${name}-sha256`.padEnd(64, '0'),
+  mode: 0o644,
+});
 export const artifacts: ArtifactSet = {
   agent: artifact('podnet-agent.js', '/usr/local/lib/podnet/podnet-agent.js'),
   extras: [artifact('podnet-bpf', '/usr/local/lib/podnet/podnet-bpf')],
@@ -33,7 +39,13 @@ export function liveAsDesired(state: DesiredHostState): LiveHostState {
       { device: state.tunnel.device, cidr: state.tunnel.address },
       { device: state.bridge.device, cidr: state.bridge.address },
     ],
-    routes: state.routes.map((r) => ({ destination: r.destination, gateway: r.gateway, device: r.device, onlink: r.onlink, protocol: '152' })),
+    routes: state.routes.map((r) => ({
+      destination: r.destination,
+      gateway: r.gateway,
+      device: r.device,
+      onlink: r.onlink,
+      protocol: '152',
+    })),
     subnetEnv: state.subnetEnv.content,
     nftTable: state.nftTable,
     ipForward: true,
@@ -48,7 +60,9 @@ function installed(t: HostTarget): HostReading {
     live: {
       ...live,
       routes: [
-        ...live.routes.map((r) => (r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: '4' } : r)),
+        ...live.routes.map((r) =>
+          r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: '4' } : r,
+        ),
         { destination: '10.244.9.0/24', gateway: '192.168.0.89', device: 'flannel.ipip', onlink: true, protocol: '152' },
       ],
     },
@@ -56,8 +70,19 @@ function installed(t: HostTarget): HostReading {
     unitFile: t.unit,
     config: t.config,
     status: serializeAgentStatus({
-      schema: AGENT_STATUS_SCHEMA, state: 'degraded', configHash: t.configHash, pid: 812, version: '0.1.0', build: '0123456789abcdef', network: 'cluster', node: t.node,
-      datapath: 'ebpf', passedOver: {}, peers: [], repairs: 0, remaining: [],
+      schema: AGENT_STATUS_SCHEMA,
+      state: 'degraded',
+      configHash: t.configHash,
+      pid: 812,
+      version: '0.1.0',
+      build: '0123456789abcdef',
+      network: 'cluster',
+      node: t.node,
+      datapath: 'ebpf',
+      passedOver: {},
+      peers: [],
+      repairs: 0,
+      remaining: [],
     }),
     hashes: { [artifacts.agent.remotePath]: artifacts.agent.sha256, [artifacts.extras[0]!.remotePath]: artifacts.extras[0]!.sha256 },
     runtimeTarget: '/usr/bin/node',
@@ -67,7 +92,12 @@ function installed(t: HostTarget): HostReading {
 
 const fresh: HostReading = {
   // Only its NIC (eth0 holding master's address, MTU 1500): the underlay podnet finds.
-  live: { links: [{ name: 'eth0', ifindex: 2, mtu: 1500, up: true }], addresses: [{ device: 'eth0', cidr: '192.168.0.80/24' }], routes: [], ipForward: false },
+  live: {
+    links: [{ name: 'eth0', ifindex: 2, mtu: 1500, up: true }],
+    addresses: [{ device: 'eth0', cidr: '192.168.0.80/24' }],
+    routes: [],
+    ipForward: false,
+  },
   unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' },
   hashes: {},
   hostNode: { path: '/usr/bin/node', realPath: '/usr/bin/nodejs', version: 'v18.20.4' },
@@ -86,7 +116,14 @@ export function snapshot(): NetworkSnapshot {
       {
         node: node('node2'),
         target: node2,
-        read: { node: 'node2', ok: false, error: { kind: 'host-key-unknown', message: 'node2 (192.168.0.82:22): host key SHA256:n0tARealKeyJustAFixture is not in /root/.ssh/known_hosts' } },
+        read: {
+          node: 'node2',
+          ok: false,
+          error: {
+            kind: 'host-key-unknown',
+            message: 'node2 (192.168.0.82:22): host key SHA256:n0tARealKeyJustAFixture is not in /root/.ssh/known_hosts',
+          },
+        },
       },
     ],
   };
@@ -101,7 +138,8 @@ const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'views');
 export function expectGolden(name: string, actual: string): void {
   const file = join(FIXTURES, name);
   if (process.env.PODNET_UPDATE_GOLDEN === '1' || !existsSync(file)) {
-    if (process.env.PODNET_UPDATE_GOLDEN !== '1') throw new Error(`golden file ${file} is missing: run with PODNET_UPDATE_GOLDEN=1 to write it`);
+    if (process.env.PODNET_UPDATE_GOLDEN !== '1')
+      throw new Error(`golden file ${file} is missing: run with PODNET_UPDATE_GOLDEN=1 to write it`);
     writeFileSync(file, actual);
     return;
   }
