@@ -8,6 +8,7 @@ import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
 import { describeLab, testLabName, withLab } from './lab-support';
+import { referenceSpec } from '../unit/reference-network';
 
 jest.setTimeout(120_000);
 
@@ -16,17 +17,7 @@ const FW_LAB = testLabName('pnhost-fw');
 const NM_LAB = testLabName('pnhost-nm');
 const DR_LAB = testLabName('pnhost-dr');
 const UFW_LAB = testLabName('pnhost-ufw');
-const spec: NetworkSpec = {
-  name: 'cluster',
-  clusterCidr: '10.244.0.0/16',
-  subnetLength: 24,
-  backend: { type: 'ipip' },
-  nodes: [
-    { name: 'master', address: '192.168.0.80' },
-    { name: 'node1', address: '192.168.0.81' },
-    { name: 'node2', address: '192.168.0.82' },
-  ],
-};
+const spec: NetworkSpec = referenceSpec;
 
 /** What destroy must give back exactly: links, addresses, routes, sysctls, firewall rules, podnet's paths. */
 export async function hostSnapshot(lab: string, host: string): Promise<string> {

@@ -1,16 +1,13 @@
 import type { NetworkSpec } from '../../src/model';
+import { referenceNodes } from '../../examples/reference-network';
 
-/** The reference network of DESIGN.md, as a spec. */
+/** The reference network (README's, from examples/reference-network.ts), as a spec. */
 export const referenceSpec: NetworkSpec = {
   name: 'cluster',
   clusterCidr: '10.244.0.0/16',
   subnetLength: 24,
   backend: { type: 'ipip' },
-  nodes: [
-    { name: 'master', address: '192.168.0.80' },
-    { name: 'node1', address: '192.168.0.81' },
-    { name: 'node2', address: '192.168.0.82' },
-  ],
+  nodes: referenceNodes,
 };
 
 /** A copy of the reference spec with some top-level fields replaced (or removed with undefined). */
