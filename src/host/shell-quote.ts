@@ -1,5 +1,5 @@
 // Quoting for POSIX sh, the one function both the SSH transport (src/ssh) and the cdktf
-// construct's local-exec commands (stacks/) use. Pure; tested in test/unit/shell-quote.test.ts.
+// construct's local-exec commands (stacks/) use. Pure; tested in test/unit/host/shell-quote.test.ts.
 
 /**
  * Characters that are never special to POSIX sh anywhere in a word, so a word made only of

@@ -1,7 +1,7 @@
 // Why a datapath did not carry a packet: one list of names for the eBPF program, its loader and
 // the userspace datapath. The names are stable: `podnet-agent status --json` prints them under
 // counters.drops. The eBPF list mirrors PN_DROP_REASONS in
-// agent/datapaths/ebpf/bpf/podnet-ipip.h (its pn_drops index order); test/unit/drop-reasons.test.ts
+// agent/datapaths/ebpf/bpf/podnet-ipip.h (its pn_drops index order); test/unit/model/drop-reasons.test.ts
 // reads that header and fails when the two differ.
 
 /** Every drop reason any datapath reports. */

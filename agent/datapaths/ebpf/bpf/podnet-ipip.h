@@ -45,7 +45,7 @@ struct pn_peer_counters {
 /* Drop reasons, the one list: X(enumerator, index into pn_drops, name). The enum below and the
  * loader's name table are generated from it. The name is what `podnet-bpf counters` prints and
  * the agent reports; it must be one of the TypeScript DropReason names, and BPF_DROP_REASONS in
- * src/model/drop-reasons.ts lists these in index order (test/unit/drop-reasons.test.ts reads
+ * src/model/drop-reasons.ts lists these in index order (test/unit/model/drop-reasons.test.ts reads
  * this header and compares). pn_drops is pinned with PN_DROP_MAX slots: add a reason only in a
  * free slot below PN_DROP_MAX, never renumber one. */
 #define PN_DROP_REASONS(X)                                                                    \

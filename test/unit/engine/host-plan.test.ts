@@ -1,0 +1,318 @@
+// The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostDrift } from '../../../src/engine/drift';
+import { hostPlanJson, PLAN_SCHEMA } from '../../../src/views/json';
+import type { Artifact, ArtifactSet } from '../../../src/engine/artifacts';
+import { hostTargets, planHost, type HostTarget } from '../../../src/engine/host-plan';
+import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../../src/engine/host-reading';
+import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../../src/engine/runtime-choice';
+import { resolveNetwork, type AgentRuntimeChoice } from '../../../src/model';
+import { referenceSpec } from '../reference-network';
+
+const artifact = (name: string, remotePath: string): Artifact => ({
+  name,
+  localPath: `/dist/${name}`,
+  remotePath,
+  sha256: `sha-${name}`,
+  mode: 0o644,
+});
+const artifacts: ArtifactSet = {
+  agent: artifact('podnet-agent.js', '/usr/local/lib/podnet/podnet-agent.js'),
+  extras: [],
+  runtime: artifact('node', '/usr/local/lib/podnet/runtimes/abcd/node'),
+  agentBuild: 'build-1',
+};
+
+function target(agentRuntime?: AgentRuntimeChoice): HostTarget {
+  const spec = { ...referenceSpec, ...(agentRuntime ? { agentRuntime } : {}) };
+  return hostTargets(spec, resolveNetwork(spec)).find((t) => t.node === 'node1')!;
+}
+
+/** node1's eth0 holding its address, and nothing of podnet's. */
+function underlayOnly(ipForward: boolean): HostReading['live'] {
+  return {
+    links: [{ name: 'eth0', ifindex: 2, mtu: 1500, up: true }],
+    addresses: [{ device: 'eth0', cidr: '192.168.0.81/24' }],
+    routes: [],
+    ipForward,
+  };
+}
+
+/** A host as `podnet apply` left it (agent running this config), with edits. */
+function installed(t: HostTarget, edit: Partial<HostReading> = {}): HostReading {
+  return {
+    live: underlayOnly(true),
+    unit: { activeState: 'active', unitFileState: 'enabled', loadState: 'loaded' },
+    unitFile: t.unit,
+    config: t.config,
+    hashes: { [artifacts.agent.remotePath]: artifacts.agent.sha256 },
+    ...edit,
+  };
+}
+
+const fresh: HostReading = {
+  live: underlayOnly(false),
+  unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' },
+  hashes: {},
+};
+const node18 = { path: '/usr/bin/node', realPath: '/usr/bin/nodejs', version: 'v18.20.4' };
+
+describe('which Node.js runs the agent', () => {
+  it("takes the host's node when it is 18 or newer, and ships one otherwise (auto)", () => {
+    expect(chooseRuntime('auto', node18, artifacts.runtime)).toEqual({ kind: 'host', path: '/usr/bin/node', version: 'v18.20.4' });
+    expect(chooseRuntime('auto', { path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime).kind).toBe(
+      'bundled',
+    );
+    expect(chooseRuntime('auto', undefined, artifacts.runtime).kind).toBe('bundled');
+    expect(chooseRuntime('bundled', node18, artifacts.runtime).kind).toBe('bundled');
+  });
+
+  it("says why when the network insists on the host's node and it has none usable", () => {
+    expect(() =>
+      chooseRuntime('host', { path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v16.20.2' }, artifacts.runtime),
+    ).toThrow(RuntimeUnavailableError);
+    expect(() => chooseRuntime('host', undefined, artifacts.runtime)).toThrow(/no `node` on its PATH.*agentRuntime is 'host'/);
+    expect(hostNodeProblem({ path: '/opt/node', realPath: '/opt/node', version: '' })).toMatch(/did not report a version/);
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v20.20.2' })).toBeUndefined();
+  });
+
+  it('reads the host node from the host reading', () => {
+    const out = ['', '@@podnet:hostnode', '/usr/bin/node', '/usr/bin/nodejs', 'v18.20.4', '@@podnet:end', ''].join('\n');
+    expect(parseHostReading(out).hostNode).toEqual(node18);
+    expect(parseHostReading('\n@@podnet:hostnode\n\n@@podnet:end\n').hostNode).toBeUndefined();
+  });
+
+  it('wants Node 18.19 or newer, from a place the sandboxed unit can run', () => {
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v18.2.0' })).toMatch(
+      /v18.2.0; the agent needs Node.js >= 18.19/,
+    );
+    expect(hostNodeProblem({ path: '/usr/bin/node', realPath: '/usr/bin/node', version: 'v18.19.0' })).toBeUndefined();
+    expect(
+      hostNodeProblem({ path: '/usr/local/bin/node', realPath: '/root/.nvm/versions/node/v20.1.0/bin/node', version: 'v20.1.0' }),
+    ).toMatch(/under \/root\/, where the agent's sandboxed unit cannot run it/);
+    expect(
+      hostNodeProblem({ path: '/usr/local/bin/node', realPath: '/usr/local/lib/podnet/runtimes/abcd/node', version: 'v20.20.2' }),
+    ).toMatch(/under \/usr\/local\/lib\/podnet\//);
+    expect(
+      chooseRuntime('auto', { path: '/snap/bin/node', realPath: '/snap/node/1/bin/node', version: 'v20.1.0' }, artifacts.runtime).kind,
+    ).toBe('bundled');
+  });
+
+  describe('the probe in the host read (run by sh here, with a stand-in node on PATH)', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'podnet-probe-'));
+      mkdirSync(join(dir, 'bin'));
+      writeFileSync(join(dir, 'bin', 'node'), '#!/bin/sh\necho v18.20.4\n', { mode: 0o755 });
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const probe = (activeState: string) =>
+      parseHostNode(
+        execFileSync('sh', ['-c', `u='ActiveState=${activeState}'; r=$(readlink ${join(dir, 'link')})\n${HOST_NODE_PROBE}`], {
+          encoding: 'utf8',
+          env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` },
+        }),
+      );
+
+    it('reports the path, the binary it resolves to and its version', () => {
+      expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), realPath: join(dir, 'bin', 'node'), version: 'v18.20.4' });
+    });
+
+    it('skips the version only while a running agent uses that node', () => {
+      symlinkSync(join(dir, 'bin', 'node'), join(dir, 'link'));
+      expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), linked: true });
+      expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
+    });
+  });
+
+  it('does not re-run the version check of a node the agent is already linked to, and keeps it', () => {
+    const linked = parseHostReading(
+      ['', '@@podnet:hostnode', '/usr/bin/node', 'linked', '@@podnet:runtime', '/usr/bin/node', '@@podnet:end', ''].join('\n'),
+    );
+    expect(linked.hostNode).toEqual({ path: '/usr/bin/node', linked: true });
+    expect(hostNodeProblem(linked.hostNode)).toBeUndefined();
+    const t = target();
+    expect(planHost(t, installed(t, { hostNode: linked.hostNode, runtimeTarget: linked.runtimeTarget }), artifacts).runtime).toEqual({
+      action: 'keep',
+      target: '/usr/bin/node',
+    });
+  });
+});
+
+describe('planHost', () => {
+  it("links the host's node on a fresh host, and ships nothing 100 MB large", () => {
+    const plan = planHost(target(), { ...fresh, hostNode: node18 }, artifacts);
+    expect(plan.runtime).toEqual({ action: 'link-host', path: '/usr/bin/node', version: 'v18.20.4' });
+    expect(plan.uploads.map((u) => u.name)).toEqual(['podnet-agent.js']);
+    expect(plan.service).toBe('start');
+  });
+
+  it('ships the runtime when asked to (bundled) or when the host has no usable node', () => {
+    expect(planHost(target('bundled'), { ...fresh, hostNode: node18 }, artifacts).runtime).toEqual({
+      action: 'ship',
+      artifact: artifacts.runtime,
+    });
+    expect(planHost(target(), fresh, artifacts).runtime.action).toBe('ship');
+  });
+
+  it('keeps a runtime already in place, and restarts the agent when the runtime changes', () => {
+    const t = target();
+    const linked = installed(t, { hostNode: node18, runtimeTarget: '/usr/bin/node' });
+    const same = planHost(t, linked, artifacts);
+    expect(same.runtime).toEqual({ action: 'keep', target: '/usr/bin/node' });
+    expect(same.service).toBe('none');
+    const toBundled = planHost(target('bundled'), { ...linked, config: target('bundled').config }, artifacts);
+    expect(toBundled.runtime.action).toBe('ship');
+    expect(toBundled.service).toBe('restart');
+  });
+
+  it('fails the host, not the run, when the host must bring its own node and cannot', () => {
+    expect(() => planHost(target('host'), fresh, artifacts)).toThrow(RuntimeUnavailableError);
+  });
+
+  it('reloads systemd only when it holds an old definition of the unit', () => {
+    const t = target();
+    expect(planHost(t, { ...fresh, hostNode: node18 }, artifacts).daemonReload).toBe(false);
+    const changedUnit = installed(t, {
+      unitFile: t.unit.replace('Restart=', '# Restart='),
+      runtimeTarget: '/usr/bin/node',
+      hostNode: node18,
+    });
+    expect(planHost(t, changedUnit, artifacts).daemonReload).toBe(true);
+    // Removed by hand after a reload: systemd no longer knows it, start loads the new file.
+    const gone = installed(t, {
+      unitFile: undefined,
+      unit: { activeState: 'inactive', unitFileState: '', loadState: 'not-found' },
+      runtimeTarget: '/usr/bin/node',
+      hostNode: node18,
+    });
+    expect(planHost(t, gone, artifacts).daemonReload).toBe(false);
+    // Removed by hand without a reload: systemd still runs the old definition.
+    const stale = installed(t, { unitFile: undefined, runtimeTarget: '/usr/bin/node', hostNode: node18 });
+    expect(planHost(t, stale, artifacts).daemonReload).toBe(true);
+  });
+});
+
+describe(`plan --json (${PLAN_SCHEMA})`, () => {
+  it("names the runtime step and artifacts by remote path, never this machine's paths", () => {
+    const shipped = hostPlanJson(planHost(target('bundled'), fresh, artifacts));
+    expect(shipped.runtime).toEqual({ action: 'ship', name: 'node', remotePath: artifacts.runtime.remotePath });
+    expect(shipped.uploads).toEqual([{ name: 'podnet-agent.js', remotePath: artifacts.agent.remotePath }]);
+    expect(JSON.stringify(shipped)).not.toContain('/dist/');
+    expect(hostPlanJson(planHost(target(), { ...fresh, hostNode: node18 }, artifacts)).runtime).toEqual({
+      action: 'link-host',
+      path: '/usr/bin/node',
+      version: 'v18.20.4',
+    });
+  });
+});
+
+describe('drift of the runtime', () => {
+  const kinds = (t: HostTarget, r: HostReading) =>
+    hostDrift(t, r, artifacts)
+      .differences.map((d) => d.kind)
+      .filter((k) => k.startsWith('runtime'));
+  it('is clean while the agent runs on the node it should', () => {
+    const t = target();
+    expect(kinds(t, installed(t, { hostNode: { path: '/usr/bin/node', linked: true }, runtimeTarget: '/usr/bin/node' }))).toEqual([]);
+  });
+  it("reports a host whose node went away (auto: podnet's own is due), or one that cannot run the agent at all (host)", () => {
+    const t = target();
+    const gone = hostDrift(t, installed(t, { runtimeTarget: '/usr/bin/node' }), artifacts).differences.find(
+      (d) => d.kind === 'runtime-mismatch',
+    );
+    expect(gone).toMatchObject({ expected: artifacts.runtime.remotePath, actual: '/usr/bin/node' });
+    const strict = target('host');
+    expect(kinds(strict, installed(strict, { runtimeTarget: '/usr/bin/node' }))).toEqual(['runtime-unavailable']);
+  });
+  it('keeps agentRuntime out of the agent config: a policy change alone restarts nothing', () => {
+    expect(target('bundled').config).toBe(target().config);
+  });
+});
+
+describe('host state is a function of the model alone', () => {
+  it('writes no SSH settings into the agent config, so another workstation applies the same bytes', () => {
+    const alice = {
+      ...referenceSpec,
+      ssh: { user: 'root', privateKeyPath: '/home/alice/.ssh/id', knownHostsPath: '/home/alice/.ssh/kh', acceptNewHostKeys: true },
+    };
+    const ci = {
+      ...referenceSpec,
+      ssh: { privateKeyPath: '/runner/key', knownHostsPath: '/runner/kh' },
+      nodes: referenceSpec.nodes.map((n) => (n.name === 'node1' ? { ...n, ssh: { port: 2222 } } : n)),
+    };
+    const a = hostTargets(alice, resolveNetwork(alice)).find((t) => t.node === 'node1')!;
+    const b = hostTargets(ci, resolveNetwork(ci)).find((t) => t.node === 'node1')!;
+    expect(a.config).not.toMatch(/ssh|alice|privateKey|knownHosts|agentRuntime/);
+    expect(b.config).toBe(a.config);
+    expect(b.configHash).toBe(a.configHash);
+    expect(planHost(b, installed(a, { hostNode: node18, runtimeTarget: '/usr/bin/node' }), artifacts)).toMatchObject({
+      files: [],
+      uploads: [],
+      service: 'none',
+    });
+  });
+});
+
+describe('an apply cut between writing the files and the restart', () => {
+  const status = (t: HostTarget, edit: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      schema: 'podnet.dev/agent-status/v1',
+      state: 'converged',
+      configHash: t.configHash,
+      pid: 7,
+      version: '0.1.0',
+      build: 'build-1',
+      network: 'cluster',
+      node: t.node,
+      passedOver: {},
+      peers: [],
+      repairs: 0,
+      remaining: [],
+      ...edit,
+    });
+  const linked = { hostNode: node18, runtimeTarget: '/usr/bin/node' };
+
+  it('restarts an agent still running the old config though the files match, and drift reports it', () => {
+    const t = target();
+    const cut = installed(t, { ...linked, status: status(t, { configHash: 'OLDHASH000000000' }) });
+    const plan = planHost(t, cut, artifacts);
+    expect(plan).toMatchObject({
+      files: [],
+      uploads: [],
+      service: 'restart',
+      staleAgent: `the running agent loaded config OLDHASH000000000, the installed one is ${t.configHash}`,
+    });
+    expect(hostDrift(t, cut, artifacts).differences).toContainEqual({
+      kind: 'agent-stale',
+      action: 'update',
+      subject: 'running agent config',
+      expected: t.configHash,
+      actual: 'OLDHASH000000000',
+    });
+  });
+
+  it('restarts an agent of another build once the new bundle is in place (a bundle-only upgrade)', () => {
+    const t = target();
+    const cut = installed(t, { ...linked, status: status(t, { build: 'build-0' }) });
+    expect(planHost(t, cut, artifacts)).toMatchObject({
+      service: 'restart',
+      staleAgent: 'the running agent is build build-0, the installed one is build-1',
+    });
+    // (The fixture's live network is empty: its differences are the network's, not the agent's.)
+    expect(hostDrift(t, cut, artifacts).differences.filter((d) => d.kind.startsWith('agent'))).toEqual([
+      { kind: 'agent-stale', action: 'update', subject: 'running agent build', expected: 'build-1', actual: 'build-0' },
+    ]);
+  });
+
+  it('changes nothing when what runs is what is installed', () => {
+    const t = target();
+    const fine = installed(t, { ...linked, status: status(t) });
+    expect(planHost(t, fine, artifacts)).toMatchObject({ service: 'none' });
+    expect(planHost(t, fine, artifacts).staleAgent).toBeUndefined();
+    expect(hostDrift(t, fine, artifacts).differences.filter((d) => d.kind.startsWith('agent'))).toEqual([]);
+  });
+});

@@ -1,0 +1,106 @@
+import { planFixes } from '../../../agent/reconcile/fixes';
+import { parseForwarding, parseIptablesForward, type LiveHostState } from '../../../src/host/live-state';
+import { desiredHostState, resolveNetwork } from '../../../src/model';
+import { diffHost } from '../../../src/planner/host-diff';
+import { liveAsDesired } from '../views/scenario';
+import { referenceSpec } from '../reference-network';
+
+const state = desiredHostState(resolveNetwork(referenceSpec), 'node1');
+const PODNET_S = '-A FORWARD -s 10.244.0.0/16 -m comment --comment "podnet cluster" -j ACCEPT';
+const PODNET_D = '-A FORWARD -d 10.244.0.0/16 -m comment --comment "podnet cluster" -j ACCEPT';
+/** Docker's FORWARD chain as `iptables-save -t filter` prints it. */
+const DOCKER = [
+  '*filter',
+  ':INPUT ACCEPT [0:0]',
+  ':FORWARD DROP [12:720]',
+  ':OUTPUT ACCEPT [0:0]',
+  ':DOCKER-USER - [0:0]',
+  '-A FORWARD -j DOCKER-USER',
+  '-A FORWARD -o docker0 -j DOCKER',
+  '-A DOCKER-USER -j RETURN',
+  'COMMIT',
+  '',
+].join('\n');
+
+function withFirewall(nft?: string, legacy?: string): LiveHostState {
+  return {
+    ...liveAsDesired(state),
+    iptablesForward: { ...(nft ? { nft: parseIptablesForward(nft) } : {}), ...(legacy ? { legacy: parseIptablesForward(legacy) } : {}) },
+  };
+}
+
+describe('host firewalls: podnet accept rules where a FORWARD chain is in effect', () => {
+  it('reads the FORWARD chain of iptables-save output, other chains left out', () => {
+    expect(parseIptablesForward(DOCKER)).toEqual({
+      policy: 'DROP',
+      rules: ['-A FORWARD -j DOCKER-USER', '-A FORWARD -o docker0 -j DOCKER'],
+    });
+  });
+
+  it('asks nothing of a chain that accepts everything (iptables-nft-save prints one where there is none)', () => {
+    expect(diffHost(state, withFirewall('*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n'))).toEqual([]);
+  });
+
+  it('names the iptables whose FORWARD chain would drop the cluster CIDR, and inserts exactly the missing rules, in order', () => {
+    const live = withFirewall(DOCKER.replace('-A FORWARD -j DOCKER-USER', `${PODNET_D}\n-A FORWARD -j DOCKER-USER`), DOCKER);
+    const diffs = diffHost(state, live);
+    expect(diffs.map((d) => [d.kind, d.subject, d.actual])).toEqual([
+      ['firewall-forward', 'iptables-nft', "policy DROP, 2 rule(s) of others; 1 of podnet's rules missing: pods cannot forward through it"],
+      [
+        'firewall-forward',
+        'iptables-legacy',
+        "policy DROP, 2 rule(s) of others; 2 of podnet's rules missing: pods cannot forward through it",
+      ],
+    ]);
+    expect(planFixes(state, diffs, live).firewallInserts).toEqual([
+      ['iptables-nft', '-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-m', 'comment', '--comment', 'podnet cluster', '-j', 'ACCEPT'],
+      [
+        'iptables-legacy',
+        '-w',
+        '-I',
+        'FORWARD',
+        '1',
+        '-d',
+        '10.244.0.0/16',
+        '-m',
+        'comment',
+        '--comment',
+        'podnet cluster',
+        '-j',
+        'ACCEPT',
+      ],
+      [
+        'iptables-legacy',
+        '-w',
+        '-I',
+        'FORWARD',
+        '1',
+        '-s',
+        '10.244.0.0/16',
+        '-m',
+        'comment',
+        '--comment',
+        'podnet cluster',
+        '-j',
+        'ACCEPT',
+      ],
+    ]);
+    expect(diffHost(state, withFirewall(DOCKER.replace('COMMIT', `${PODNET_S}\n${PODNET_D}\nCOMMIT`)))).toEqual([]);
+  });
+});
+
+describe('forwarding per interface', () => {
+  it('reads /proc/sys/net/ipv4/conf/*/forwarding and repairs the interfaces pods cross', () => {
+    const text = [
+      '/proc/sys/net/ipv4/conf/all/forwarding:1',
+      '/proc/sys/net/ipv4/conf/cni0/forwarding:0',
+      '/proc/sys/net/ipv4/conf/flannel.ipip/forwarding:0',
+      '/proc/sys/net/ipv4/conf/docker0/forwarding:0',
+    ].join('\n');
+    const forwarding = parseForwarding(text);
+    expect(forwarding).toEqual({ all: true, cni0: false, 'flannel.ipip': false, docker0: false });
+    const diffs = diffHost(state, { ...liveAsDesired(state), forwarding });
+    expect(diffs.map((d) => d.subject)).toEqual(['net.ipv4.conf.cni0.forwarding', 'net.ipv4.conf.flannel.ipip.forwarding']);
+    expect(planFixes(state, diffs).interfaceForwarding).toEqual(['cni0', 'flannel.ipip']);
+  });
+});
