@@ -1,15 +1,8 @@
 import { EbpfDatapath, makeEbpfDatapathFactory } from '../../../../../agent/datapaths/ebpf/index';
 import type { Runner } from '../../../../../agent/host/runner';
+import { node1Host } from '../node1-host';
 
-const host = {
-  tunnelDevice: 'flannel.ipip',
-  localAddress: '192.168.0.81',
-  underlayDevice: 'eth0',
-  mtu: 1480,
-  tunnelAddress: '10.244.1.0/32',
-  podCidr: '10.244.1.0/24',
-  clusterCidr: '10.244.0.0/16',
-};
+const host = node1Host;
 
 /** A fake host: answers the commands EbpfDatapath runs and records them. */
 function fakeHost(opts: { tunnel?: 'absent' | 'tun' | 'ipip' } = {}) {

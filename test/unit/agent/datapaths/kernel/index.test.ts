@@ -4,16 +4,9 @@
 // and its probe's three outcomes.
 import { KernelDatapath, makeKernelDatapathFactory, PROBE_DEVICE } from '../../../../../agent/datapaths/kernel';
 import type { Runner } from '../../../../../agent/host/runner';
+import { node1Host } from '../node1-host';
 
-const host = {
-  tunnelDevice: 'flannel.ipip',
-  localAddress: '192.168.0.81',
-  underlayDevice: 'eth0',
-  mtu: 1480,
-  tunnelAddress: '10.244.1.0/32',
-  podCidr: '10.244.1.0/24',
-  clusterCidr: '10.244.0.0/16',
-};
+const host = node1Host;
 
 /** A fake host with flannel.ipip absent, or present as ipip with some local address, or as a TUN. */
 function fakeHost(

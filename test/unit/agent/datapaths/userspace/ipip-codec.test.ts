@@ -19,6 +19,7 @@ import {
 import { requireIpv4 as ipv4ToU32 } from '../../../../../src/model/ipv4';
 import { foldCounters, makeUserspaceDatapathFactory, toUserspaceCounters } from '../../../../../agent/datapaths/userspace/index';
 import { DATAPATH_FACTORIES } from '../../../../../agent/datapaths/registry';
+import { node1Host } from '../node1-host';
 
 const NODE1 = ipv4ToU32('192.168.0.81');
 const NODE2 = ipv4ToU32('192.168.0.82');
@@ -420,15 +421,7 @@ describe('counters', () => {
 });
 
 describe('userspace datapath factory', () => {
-  const host = {
-    tunnelDevice: 'flannel.ipip',
-    localAddress: '192.168.0.81',
-    underlayDevice: 'eth0',
-    mtu: 1480,
-    tunnelAddress: '10.244.1.0/32',
-    podCidr: '10.244.1.0/24',
-    clusterCidr: '10.244.0.0/16',
-  };
+  const host = node1Host;
 
   it('is the last datapath auto tries', () => {
     expect(DATAPATH_FACTORIES.map((f) => f.kind)).toEqual(['kernel', 'ebpf', 'userspace']);
