@@ -81,6 +81,16 @@ export function describeRoute(r: { destination: string; gateway?: string; device
   return `${r.destination}${r.gateway ? ` via ${r.gateway}` : ''}${r.device ? ` dev ${r.device}` : ''}${r.onlink ? ' onlink' : ''}`;
 }
 
+/** A device's IPv4 addresses as a difference's `actual`: `a/n, b/m`, or `none`. */
+function addressesOn(live: LiveHostState, device: string): string {
+  return (
+    live.addresses
+      .filter((a) => a.device === device)
+      .map((a) => a.cidr)
+      .join(', ') || 'none'
+  );
+}
+
 function routeMatches(desired: DesiredRoute, live: LiveRoute): boolean {
   return live.gateway === desired.gateway && live.device === desired.device && live.onlink === desired.onlink;
 }
@@ -119,11 +129,7 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
       diffs.push({ kind: 'tunnel-mtu', action: 'update', subject: t.device, expected: String(t.mtu), actual: String(tunnel.mtu) });
     if (!tunnel.up) diffs.push({ kind: 'tunnel-down', action: 'update', subject: t.device, expected: 'up', actual: 'down' });
     if (!live.addresses.some((a) => a.device === t.device && a.cidr === t.address)) {
-      const actual = live.addresses
-        .filter((a) => a.device === t.device)
-        .map((a) => a.cidr)
-        .join(', ');
-      diffs.push({ kind: 'tunnel-address', action: 'update', subject: t.device, expected: t.address, actual: actual || 'none' });
+      diffs.push({ kind: 'tunnel-address', action: 'update', subject: t.device, expected: t.address, actual: addressesOn(live, t.device) });
     }
   }
 
@@ -138,11 +144,7 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
         action: 'report',
         subject: u.device,
         expected: u.address,
-        actual:
-          live.addresses
-            .filter((a) => a.device === u.device)
-            .map((a) => a.cidr)
-            .join(', ') || 'none',
+        actual: addressesOn(live, u.device),
       });
     }
   }
@@ -158,11 +160,7 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
         action: 'update',
         subject: b.device,
         expected: b.address,
-        actual:
-          live.addresses
-            .filter((a) => a.device === b.device)
-            .map((a) => a.cidr)
-            .join(', ') || 'none',
+        actual: addressesOn(live, b.device),
       });
     }
     if (!bridge.up) diffs.push({ kind: 'bridge-down', action: 'update', subject: b.device, expected: 'up', actual: 'down' });
