@@ -7,6 +7,7 @@ import {
   parseAgentStatus,
   RUNTIME_PATH,
   UnderlayError,
+  underlayChanged,
   statusSummary,
   type AgentStatus,
   type DesiredHostState,
@@ -52,7 +53,7 @@ function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: Artif
  * The state to diff against, found on the host as the agent finds it, and what is wrong with
  * the underlay: one that no longer carries the tunnel as declared (`underlay`), or one the
  * running agent is not using any more (`underlay-changed`: the node's address moved, or the
- * interface's MTU changed; restarting the agent picks the new one up).
+ * interface's MTU changed; apply restarts the agent, which picks the new one up).
  */
 function underlayDrift(
   target: HostTarget,
@@ -70,14 +71,14 @@ function underlayDrift(
       problems: [{ kind: 'underlay', action: 'report', subject: used?.device ?? target.state.underlay.device, actual: err.message }],
     };
   }
-  const changed = used && (used.device !== state.underlay.device || used.tunnelMtu !== state.underlay.tunnelMtu);
+  const changed = used && underlayChanged(used, state.underlay);
   return {
     state,
     problems: changed
       ? [
           {
             kind: 'underlay-changed',
-            action: 'report',
+            action: 'update',
             subject: used.device,
             expected: describeUnderlay(state.underlay),
             actual: `agent uses ${describeUnderlay(used)}`,

@@ -5,6 +5,8 @@ import {
   parseAgentStatus,
   agentNetworkSpec,
   configHashOf,
+  describeUnderlay,
+  underlayChanged,
   desiredHostState,
   discoverUnderlay,
   findNode,
@@ -145,11 +147,13 @@ export function runtimeStep(choice: RuntimeChoice, installed: string | undefined
 
 /**
  * Why the agent that runs is not the one the installed files make (its status names the config
- * hash it loaded and its build), or undefined when it is, or nothing runs, or its status cannot
- * be read. Files alone cannot tell: an apply cut after writing them and before the restart
- * leaves files that match every plan while the old agent keeps running.
+ * hash it loaded and its build), or carries the tunnel on an underlay the host no longer has
+ * (`underlay`: what the host shows now; the agent discovers it only at start), or undefined
+ * when none of these holds, or nothing runs, or its status cannot be read. Files alone cannot
+ * tell: an apply cut after writing them and before the restart leaves files that match every
+ * plan while the old agent keeps running.
  */
-export function staleAgent(target: HostTarget, reading: HostReading, agentBuild: string): string | undefined {
+export function staleAgent(target: HostTarget, reading: HostReading, agentBuild: string, underlay: HostUnderlay): string | undefined {
   if (reading.unit.activeState !== 'active' || reading.status === undefined) return undefined;
   const parsed = parseAgentStatus(reading.status);
   if (!parsed.ok) return undefined;
@@ -157,6 +161,8 @@ export function staleAgent(target: HostTarget, reading: HostReading, agentBuild:
   if (s.configHash !== target.configHash)
     return `the running agent loaded config ${s.configHash}, the installed one is ${target.configHash}`;
   if (s.build !== agentBuild) return `the running agent is build ${s.build}, the installed one is ${agentBuild}`;
+  if (s.underlay && underlayChanged(s.underlay, underlay))
+    return `the running agent uses ${describeUnderlay(s.underlay)}, the host now has ${describeUnderlay(underlay)}`;
   return undefined;
 }
 
@@ -176,7 +182,7 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
   ];
   const unitChanged = files.some((f) => f.content === 'unit');
   const active = reading.unit.activeState === 'active';
-  const stale = staleAgent(target, reading, artifacts.agentBuild);
+  const stale = staleAgent(target, reading, artifacts.agentBuild, state.underlay);
   const restartNeeded = runtime.action !== 'keep' || uploads.length > 0 || files.length > 0 || stale !== undefined;
   return {
     node: target.node,

@@ -116,6 +116,16 @@ export function discoverUnderlay(network: Network, node: NetworkNode, facts: Und
   };
 }
 
+/**
+ * Whether an agent that started on `used` no longer carries the tunnel on what the host shows
+ * now (`found`): the node's address moved to another interface, or the tunnel MTU the
+ * interface allows changed. The agent discovers its underlay once at start, so apply restarts
+ * it and drift reports `underlay-changed`; the sources (declared/detected) do not matter.
+ */
+export function underlayChanged(used: HostUnderlay, found: HostUnderlay): boolean {
+  return used.device !== found.device || used.tunnelMtu !== found.tunnelMtu;
+}
+
 /** One line for plan and status: `eth0 (detected), mtu 1450 (detected), tunnel mtu 1430 (underlay - 20)`. */
 export function describeUnderlay(u: HostUnderlay): string {
   const tunnel = u.tunnelMtuSource === 'declared' ? 'declared' : `underlay - ${IPIP_OVERHEAD}`;

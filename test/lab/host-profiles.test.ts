@@ -95,7 +95,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '192.168.0.1'])).stdout).toContain('2 received');
   });
 
-  it('drift reports an underlay whose MTU changed under the running agent', async () => {
+  it('drift reports an underlay whose MTU changed under the running agent, and apply restarts the agent onto it', async () => {
     await labExec(LAB, 'node2', ['ip', 'link', 'set', 'ens33', 'mtu', '1400']);
     try {
       const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB, '--json']);
@@ -109,8 +109,18 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
           expect.objectContaining({ kind: 'tunnel-mtu', expected: '1380', actual: '1430' }),
         ]),
       );
+      // The agent discovers its underlay once, at start: apply sees the one it uses is gone and restarts it.
+      const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', LAB]);
+      expect(plan.stdout).toContain('restart agent (the running agent uses ens33 (detected), mtu 1450 (detected)');
+      const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
+      expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
+      expect((await labExec(LAB, 'node2', ['ip', 'link', 'show', 'flannel.ipip'])).stdout).toContain('mtu 1380');
+      expect((await labExec(LAB, 'node2', ['cat', '/run/flannel/subnet.env'])).stdout).toContain('FLANNEL_MTU=1380\n');
+      const after = await runPodnet(['drift', '--manifest', manifest, '--lab', LAB]);
+      expect({ code: after.code, out: after.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
     } finally {
       await labExec(LAB, 'node2', ['ip', 'link', 'set', 'ens33', 'mtu', '1450']);
+      await runPodnet(['apply', '--manifest', manifest, '--lab', LAB]);
     }
   });
 

@@ -308,6 +308,38 @@ describe('an apply cut between writing the files and the restart', () => {
     ]);
   });
 
+  it('restarts an agent whose underlay changed under it (the MTU dropped to 1450), and drift says apply fixes it', () => {
+    const t = target();
+    const eth0 = {
+      device: 'eth0',
+      deviceSource: 'detected',
+      mtu: 1500,
+      mtuSource: 'detected',
+      tunnelMtu: 1480,
+      tunnelMtuSource: 'detected',
+    };
+    const live = { ...underlayOnly(true), links: [{ name: 'eth0', ifindex: 2, mtu: 1450, up: true }] };
+    const moved = installed(t, { ...linked, live, status: status(t, { underlay: eth0 }) });
+    expect(planHost(t, moved, artifacts)).toMatchObject({
+      files: [],
+      service: 'restart',
+      staleAgent:
+        'the running agent uses eth0 (detected), mtu 1500 (detected), tunnel mtu 1480 (underlay - 20), the host now has eth0 (detected), mtu 1450 (detected), tunnel mtu 1430 (underlay - 20)',
+    });
+    expect(hostDrift(t, moved, artifacts).differences.filter((d) => d.kind === 'underlay-changed')).toEqual([
+      {
+        kind: 'underlay-changed',
+        action: 'update',
+        subject: 'eth0',
+        expected: 'eth0 (detected), mtu 1450 (detected), tunnel mtu 1430 (underlay - 20)',
+        actual: 'agent uses eth0 (detected), mtu 1500 (detected), tunnel mtu 1480 (underlay - 20)',
+      },
+    ]);
+    // Same underlay, found again: nothing to restart.
+    const same = installed(t, { ...linked, status: status(t, { underlay: eth0 }) });
+    expect(planHost(t, same, artifacts)).toMatchObject({ service: 'none' });
+  });
+
   it('changes nothing when what runs is what is installed', () => {
     const t = target();
     const fine = installed(t, { ...linked, status: status(t) });
