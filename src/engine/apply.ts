@@ -144,11 +144,13 @@ export async function applyHost(
       // keeps its old binary open).
       const upload = plan.runtime.artifact;
       const dir = dirname(upload.remotePath);
-      // A cut connection ends stdin early: the size check keeps a truncated binary out.
+      // A cut connection ends stdin early: the size check keeps a truncated binary out. The
+      // sync before the rename keeps a power loss from leaving a renamed but unwritten binary
+      // (XFS, btrfs, ext4 without auto_da_alloc) that plan would call `keep` forever.
       const binary = await readFile(upload.localPath);
       const t = '"$t"'; // a unique name from mktemp: two applies never write into one file
       // Runtimes of earlier versions go once the link has moved (a running agent keeps its open).
-      const script = `set -e; mkdir -p ${shQuote(dir)}; t=$(mktemp ${shQuote(tempPathFor(`${dir}/.node`, 'XXXXXX'))}); trap 'rm -f "$t"' EXIT; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}; for d in ${RUNTIME_CACHE_DIR}/*; do [ "$d" = ${shQuote(dir)} ] || rm -rf "$d"; done`;
+      const script = `set -e; mkdir -p ${shQuote(dir)}; t=$(mktemp ${shQuote(tempPathFor(`${dir}/.node`, 'XXXXXX'))}); trap 'rm -f "$t"' EXIT; cat > ${t}; [ "$(stat -c %s ${t})" = ${binary.length} ]; chmod 755 ${t}; ${t} --version >/dev/null; sync ${t}; mv -f ${t} ${shQuote(upload.remotePath)}; ${linkRuntimeCommand(upload.remotePath)}; for d in ${RUNTIME_CACHE_DIR}/*; do [ "$d" = ${shQuote(dir)} ] || rm -rf "$d"; done`;
       await conn.exec(script, { input: binary, timeoutMs: 300_000 });
       done('uploaded node runtime');
     }
