@@ -23,6 +23,12 @@ export interface PeerCounters {
   readonly txBytes: number;
   readonly rxPackets: number;
   readonly rxBytes: number;
+  /**
+   * The outer path MTU towards this peer (bytes, outer header included) that an ICMP
+   * "fragmentation needed" taught the datapath, while it is below the underlay MTU and younger
+   * than the kernel's 10 minutes (ip_rt_mtu_expires); absent when none is known.
+   */
+  readonly pathMtu?: number;
 }
 
 export interface DatapathCounters {

@@ -17,6 +17,7 @@ import {
   writeVnetHeader,
 } from '../../../../../agent/datapaths/userspace/ipip-codec';
 import { requireIpv4 as ipv4ToU32 } from '../../../../../src/model/ipv4';
+import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../../../src/model/drop-reasons';
 import { foldCounters, makeUserspaceDatapathFactory, toUserspaceCounters } from '../../../../../agent/datapaths/userspace/index';
 import { DATAPATH_FACTORIES } from '../../../../../agent/datapaths/registry';
 import { node1Host } from '../node1-host';
@@ -386,7 +387,7 @@ describe('counters', () => {
         { node: 'node2', address: '192.168.0.82', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 },
         { node: 'master', address: '192.168.0.80', txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 },
       ],
-      { notIpv4: 5, noPeer: 1, unknownSource: 2, notLocal: 0, malformed: 1, ecn: 0, sendError: 0, tunWriteError: 0 },
+      { notIpv4: 5, noPeer: 1, unknownSource: 2, notLocal: 0, malformed: 1, ecn: 0, fragNeeded: 0, sendError: 0, tunWriteError: 0 },
     );
     expect(c.dropped).toBe(4);
     expect(c.drops.unknownSource).toBe(2);
@@ -394,7 +395,7 @@ describe('counters', () => {
   });
 
   it("folds a stopped worker's counters into the totals, peer by peer", () => {
-    const zero = { notIpv4: 0, noPeer: 0, unknownSource: 0, notLocal: 0, malformed: 0, ecn: 0, sendError: 0, tunWriteError: 0 };
+    const zero = zeroDrops(USERSPACE_DROP_REASONS);
     const peer = (address: string, n: number) => ({
       node: address,
       address,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { loadShim, type TunShim } from '../../../../../agent/datapaths/userspace/shim';
 import { VNET_HLEN } from '../../../../../agent/datapaths/userspace/ipip-codec';
 import { toUserspaceCounters } from '../../../../../agent/datapaths/userspace/index';
+import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../../../src/model/drop-reasons';
 
 const root = join(__dirname, '..', '..', '..', '..', '..');
 const addon = join(root, 'dist', 'agent', 'podnet-tun.node');
@@ -435,7 +436,7 @@ describeAddon('userspace shim offloads (built addon)', () => {
 
 describe('offload counters in status', () => {
   it('are passed through beside peers and drops, and left out when the worker sent none', () => {
-    const drops = { notIpv4: 0, noPeer: 0, unknownSource: 0, notLocal: 0, malformed: 0, ecn: 0, sendError: 0, tunWriteError: 0 };
+    const drops = zeroDrops(USERSPACE_DROP_REASONS);
     const offload = { tunReads: 10, txSegments: 450, tunWrites: 20, rxMerged: 400 };
     expect(toUserspaceCounters([], drops, offload)).toEqual({ peers: [], dropped: 0, drops, offload });
     expect(toUserspaceCounters([], drops)).not.toHaveProperty('offload');
