@@ -17,13 +17,26 @@ import {
   hostNetns,
   labStateDir,
   machineName,
+  routerAddress,
+  routerNetns,
   switchNetns,
   switchPort,
   validateLabName,
   workstationNetns,
 } from './lab-config';
 import { loadState, saveState, type HostState, type LabState, type VmAccel } from './lab-state';
-import { addNetns, delNetns, listNetns, netnsExists, plugIn, replugShell, setupSwitch } from './netns';
+import {
+  addNetns,
+  delNetns,
+  listNetns,
+  netnsExists,
+  plugIn,
+  replugShell,
+  setUpRouter,
+  setupSwitch,
+  type Cable,
+  type PathRouter,
+} from './netns';
 import {
   hostPublicKey,
   isMountpoint,
@@ -89,6 +102,8 @@ export interface LabHost {
   readonly kind: 'nspawn' | 'vm';
   /** nspawn hosts: the host profile it was made with (profiles.ts). */
   readonly profile?: string;
+  /** A `pmtu<N>` host: the router its cable runs through (netns.ts). */
+  readonly router?: PathRouter;
   /** VM hosts: the accelerator their guest runs with. */
   readonly accel?: VmAccel;
 }
@@ -158,12 +173,33 @@ function toInfo(s: LabState): LabInfo {
       bpf: h.bpf,
       kind: kindOf(h),
       ...(h.profile ? { profile: h.profile } : {}),
+      ...(routerOf(s.name, h) ? { router: routerOf(s.name, h) } : {}),
       ...(h.vm?.accel ? { accel: h.vm.accel } : {}),
     })),
     workstation: { ...s.workstation },
     switchNetns: s.switchNetns,
     sshKeyPath: s.sshKeyPath,
     knownHostsPath: s.knownHostsPath,
+  };
+}
+
+/** The router a `pmtu<N>` host's cable runs through, from its profile; undefined for other hosts. */
+function routerOf(lab: string, h: Pick<HostState, 'name' | 'index' | 'profile'>): PathRouter | undefined {
+  const mtu = h.profile ? parseProfile(h.profile).pathMtu : undefined;
+  return mtu === undefined ? undefined : { netns: routerNetns(lab, h.name), address: routerAddress(h.index), mtu };
+}
+
+/** An nspawn host's cable: its NIC per its profile, to its switch port or through its router. */
+function cableOf(state: LabState, h: HostState): Cable {
+  const router = routerOf(state.name, h);
+  return {
+    netns: h.netns,
+    sw: state.switchNetns,
+    port: switchPort(h.index),
+    address: h.address,
+    prefix: UNDERLAY_PREFIX,
+    nic: nicOf(h.profile),
+    ...(router ? { router } : {}),
   };
 }
 
@@ -189,7 +225,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     if (!names.includes(h))
       throw new Error(`--profile ${h}=${p}: no host '${h}' in a lab of ${count} (hosts: ${names[0]}..${names[count - 1]})`);
     if (vmHosts.includes(h)) throw new Error(`--profile ${h}=${p}: profiles apply to nspawn hosts only, not to VM host ${h}`);
-    parseProfile(p);
+    if (parseProfile(p).pathMtu !== undefined) routerAddress(names.indexOf(h)); // throws for a host index without a free router address
   }
   const why = labUnavailableReason();
   if (why) throw new Error(`cannot run a lab here: ${why}`);
@@ -201,7 +237,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     throw new Error(
       `lab '${name}' is up or half made (${join(labStateDir(name), 'state.json')}); run 'podnet lab down --name ${name}' first`,
     );
-  const wanted = [switchNetns(name), workstationNetns(name), ...names.map((h) => hostNetns(name, h))];
+  const wanted = [
+    switchNetns(name),
+    workstationNetns(name),
+    ...names.map((h) => hostNetns(name, h)),
+    ...names.flatMap((h, index) => routerOf(name, { name: h, index, profile: opts.profiles?.[h] })?.netns ?? []),
+  ];
   const taken = wanted.filter((n) => netnsExists(n));
   if (taken.length) throw new Error(`network namespaces already exist: ${taken.join(', ')}; lab '${name}' cannot use them`);
   const stateDir = labStateDir(name);
@@ -268,7 +309,13 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     await setupSwitch(state.switchNetns);
     record(state.workstation.netns);
     await addNetns(state.workstation.netns);
-    await plugIn(state.workstation.netns, state.switchNetns, 'ws', WORKSTATION_ADDRESS, UNDERLAY_PREFIX);
+    await plugIn({
+      netns: state.workstation.netns,
+      sw: state.switchNetns,
+      port: 'ws',
+      address: WORKSTATION_ADDRESS,
+      prefix: UNDERLAY_PREFIX,
+    });
 
     const hostsFile = [
       '127.0.0.1\tlocalhost',
@@ -293,9 +340,15 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         await unmount(h.rootDir);
         continue;
       }
+      const router = routerOf(name, h);
+      if (router) {
+        record(router.netns);
+        await addNetns(router.netns);
+        await setUpRouter(router, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile));
+      }
       record(h.netns);
       await addNetns(h.netns);
-      await plugIn(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile));
+      await plugIn(cableOf(state, h));
       await mountHost(h, base.rootfs, (m) => {
         state.made.mounts.push(m);
         saveState(state);
@@ -312,11 +365,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
       const cgroups = hostCgroupDirs(h.machine);
       (state.made.cgroups ??= []).push(...cgroups);
       saveState(state);
-      h.wrapperPid = startHost(
-        h,
-        replugShell(h.netns, state.switchNetns, switchPort(h.index), h.address, UNDERLAY_PREFIX, nicOf(h.profile)),
-        joinCgroupShell(cgroups),
-      );
+      h.wrapperPid = startHost(h, replugShell(cableOf(state, h)), joinCgroupShell(cgroups));
       saveState(state);
     }
     if (vmImage) await bootVms(state, vmImage, log);

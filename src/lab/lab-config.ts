@@ -27,6 +27,22 @@ export function hostAddress(index: number): string {
 export function hostNetns(lab: string, host: string): string {
   return `${lab}-${host}`;
 }
+/** The highest host index that can have a path-MTU router: its address must stay above the hosts' .80 .. .179. */
+export const MAX_ROUTED_HOST_INDEX = 74;
+/**
+ * The underlay address of the router a `pmtu<N>` host sits behind (profiles.ts): the source of its
+ * ICMP errors. 192.168.0.254 for host 0, counting down (.180 for host 74), so it never takes a
+ * host's or the workstation's address. Throws for an index above MAX_ROUTED_HOST_INDEX.
+ */
+export function routerAddress(index: number): string {
+  if (index > MAX_ROUTED_HOST_INDEX)
+    throw new Error(`a path-MTU router needs a host index of at most ${MAX_ROUTED_HOST_INDEX}, not ${index}`);
+  return `192.168.0.${254 - index}`;
+}
+/** The network namespace of the router a `pmtu<N>` host's cable runs through. */
+export function routerNetns(lab: string, host: string): string {
+  return `${lab}-${host}-rt`;
+}
 export function switchNetns(lab: string): string {
   return `${lab}-sw`;
 }

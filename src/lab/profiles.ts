@@ -1,7 +1,7 @@
 // Host profiles: lab hosts set up like users' hosts rather than pristine ones, so podnet is
 // tested beside what it meets in the field. A profile is a '-'-joined list of traits, e.g.
 // `ens33-mtu1450` or `docker-legacy`; `podnet lab up --profile node1=docker,node2=ens33-mtu1450`.
-// Interface name and MTU are cabling (set where the lab plugs the host in); everything else is
+// Interface name, MTU and a path-MTU router are cabling (set where the lab plugs the host in); everything else is
 // files in the host's own disk that its systemd runs at every boot, as the real software would.
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,12 @@ export interface HostProfile {
   readonly name: string;
   /** The underlay NIC's name (default eth0) and MTU (default 1500). */
   readonly nic: { readonly name: string; readonly mtu: number };
+  /**
+   * `pmtu<N>`: the host's cable runs through a router whose path MTU is N bytes (576 <= N < the
+   * NIC's MTU), both ways: a DF packet larger than N gets ICMP "fragmentation needed" (type 3
+   * code 4, next-hop MTU N) from the router, as behind a tunnel or a WAN link (netns.ts).
+   */
+  readonly pathMtu?: number;
   /**
    * A FORWARD policy of DROP in the iptables filter table, through `iptables-nft` (Debian 12's
    * default `iptables`) or `iptables-legacy`; `docker` also adds Docker's chains and a docker0.
@@ -31,12 +37,23 @@ export function profilePackages(p: HostProfile): string[] {
   return p.ufw ? ['ufw'] : [];
 }
 
-export const PROFILE_TRAITS = ['ens<N>|enp<N>s<N>|eno<N>', 'mtu<N>', 'docker', 'fwdrop', 'legacy', 'sysctl', 'networkd', 'ufw'] as const;
+export const PROFILE_TRAITS = [
+  'ens<N>|enp<N>s<N>|eno<N>',
+  'mtu<N>',
+  'pmtu<N>',
+  'docker',
+  'fwdrop',
+  'legacy',
+  'sysctl',
+  'networkd',
+  'ufw',
+] as const;
 
 /** Parses one profile name; throws naming the trait it does not know. */
 export function parseProfile(name: string): HostProfile {
   let nicName = 'eth0';
   let mtu = 1500;
+  let pathMtu: number | undefined;
   let firewall: 'docker' | 'fwdrop' | undefined;
   let legacy = false;
   let sysctlHardening = false;
@@ -44,7 +61,9 @@ export function parseProfile(name: string): HostProfile {
   let ufw = false;
   for (const trait of name.split('-')) {
     const m = /^mtu(\d+)$/.exec(trait);
-    if (/^(ens\d+|enp\d+s\d+|eno\d+)$/.test(trait)) nicName = trait;
+    const pm = /^pmtu(\d+)$/.exec(trait);
+    if (pm) pathMtu = Number(pm[1]);
+    else if (/^(ens\d+|enp\d+s\d+|eno\d+)$/.test(trait)) nicName = trait;
     else if (m) {
       mtu = Number(m[1]);
       if (mtu < 576 || mtu > 9000) throw new Error(`profile '${name}': mtu${mtu} is outside 576..9000`);
@@ -55,10 +74,13 @@ export function parseProfile(name: string): HostProfile {
     else if (trait === 'ufw') ufw = true;
     else throw new Error(`profile '${name}': unknown trait '${trait}' (traits: ${PROFILE_TRAITS.join(', ')}, joined by '-')`);
   }
+  if (pathMtu !== undefined && (pathMtu < 576 || pathMtu >= mtu))
+    throw new Error(`profile '${name}': pmtu${pathMtu} must be at least 576 and below the NIC's MTU (${mtu})`);
   if (legacy && !firewall) throw new Error(`profile '${name}': 'legacy' says which iptables a firewall uses; add 'docker' or 'fwdrop'`);
   return {
     name,
     nic: { name: nicName, mtu },
+    ...(pathMtu !== undefined ? { pathMtu } : {}),
     ...(firewall ? { firewall: { backend: legacy ? 'legacy' : 'nft', docker: firewall === 'docker' } } : {}),
     sysctlHardening,
     networkd,

@@ -34,9 +34,11 @@ export async function hostSnapshot(lab: string, host: string): Promise<string> {
   return (await labExec(lab, host, ['sh', '-c', script])).stdout;
 }
 
-describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
+describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a router with path MTU 1400', () => {
   const profile = 'ens33-mtu1450';
-  withLab(LAB, { profiles: { master: profile, node1: profile, node2: profile } });
+  // master's cable runs through a router that forwards at most 1400 bytes (a smaller path MTU
+  // than the link's, issue 14 item 3); node1 and node2 are cabled to the switch.
+  withLab(LAB, { profiles: { master: `${profile}-pmtu1400`, node1: profile, node2: profile } });
   const work = mkdtempSync(join(tmpdir(), 'podnet-profiles-'));
   const manifestOf = (name: string, s: NetworkSpec): string => {
     const path = join(work, `${name}.json`);
@@ -46,6 +48,20 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450', () => {
   const manifest = manifestOf('detect', spec);
   const before = new Map<string, string>();
   afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('the router in front of master answers DF packets above 1400 bytes with "fragmentation needed" (mtu 1400), both ways', async () => {
+    // 1422 + 28 = 1450: what the NICs carry. These pairs never talked, so no sender knows the path MTU yet.
+    const ping = (from: string, to: string) => labExec(LAB, from, ['ping', '-M', 'do', '-s', '1422', '-c', '1', '-W', '2', to]);
+    for (const [from, to] of [
+      ['node1', '192.168.0.80'],
+      ['master', '192.168.0.82'],
+    ] as const)
+      expect((await ping(from, to)).stdout).toContain('From 192.168.0.254 icmp_seq=1 Frag needed and DF set (mtu = 1400)');
+    // 1372 + 28 = 1400 passes.
+    expect((await labExec(LAB, 'node1', ['ping', '-M', 'do', '-s', '1372', '-c', '1', '-W', '2', '192.168.0.80'])).stdout).toContain(
+      '1 received',
+    );
+  });
 
   it("plan finds each host's interface and MTU and says where they came from", async () => {
     for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(LAB, h));
