@@ -29,6 +29,12 @@ export interface PeerCounters {
    * than the kernel's 10 minutes (ip_rt_mtu_expires); absent when none is known.
    */
   readonly pathMtu?: number;
+  /**
+   * ICMP "fragmentation needed" messages about this peer's tunnel packets that the datapath
+   * relayed to the inner sender as an inner ICMP (next-hop MTU = path MTU - 20); absent where the
+   * datapath does not relay (it then answers the sender's next too-big packet: drop reason fragNeeded).
+   */
+  readonly fragNeededRelayed?: number;
 }
 
 export interface DatapathCounters {

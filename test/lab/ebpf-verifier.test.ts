@@ -65,6 +65,7 @@ describeRoot('eBPF datapath in the real kernel', () => {
       'pn_drops',
       'pn_peer_addrs',
       'pn_peers',
+      'pn_pmtu',
       'pn_pods',
       'pn_tun_egress',
       'pn_underlay_ingress',
@@ -72,7 +73,7 @@ describeRoot('eBPF datapath in the real kernel', () => {
     const st = JSON.parse(bpf(['status']));
     expect(st).toMatchObject({
       local: '192.168.0.81',
-      pinnedMaps: 6,
+      pinnedMaps: 7,
       egress: { attached: true, dev: 'flannel.ipip' },
       ingress: { attached: true, dev: 'eth0' },
     });

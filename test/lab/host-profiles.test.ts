@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
+import type { PeerCounters } from '../../src/model/agent-status';
 import { describeLab, testLabName, withLab } from './lab-support';
 import { referenceSpec } from '../unit/reference-network';
 
@@ -111,6 +112,65 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '192.168.0.1'])).stdout).toContain('2 received');
   });
 
+  it('across the 1400 router to master, pods learn mtu 1380 from an inner ICMP, TCP flows both ways, and status counts it', async () => {
+    await podAdd(LAB, 'master', 'web');
+    // 1402 + 28 = 1430 inner, 1450 outer: above the router's 1400, both ways. The router's
+    // "fragmentation needed" (mtu 1400) reaches the sending node; its pod must hear mtu
+    // 1400 - 20 from the datapath, as kernel ipip tells it. (Once the pod learned it, its own
+    // kernel answers the second ping with "message too long".)
+    for (const [node, to, from] of [
+      ['node1', '10.244.0.2', '10.244.1.2'],
+      ['master', '10.244.1.2', '10.244.0.2'],
+    ] as const) {
+      // tcpdump -vv in the pod checks the relayed ICMP's IP and ICMP checksums ("bad cksum", "wrong icmp cksum").
+      const capture = podExec(LAB, node, 'web', ['timeout', '8', 'tcpdump', '-n', '-vv', '-c', '1', '-i', 'eth0', 'icmp[0] == 3'], {
+        timeoutMs: 15_000,
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      const big = await podExec(LAB, node, 'web', ['ping', '-M', 'do', '-s', '1402', '-c', '2', '-i', '0.3', '-W', '2', to]);
+      expect({ node, out: big.stdout + big.stderr }).toEqual({ node, out: expect.stringMatching(/Frag needed and DF set \(mtu = 1380\)/) });
+      const seen = (await capture).stdout;
+      expect(seen).toContain(`${to} > ${from}: ICMP ${to} unreachable - need to frag (mtu 1380)`);
+      expect(seen).toContain(`${from} > ${to}: ICMP echo request`); // the quoted inner packet
+      expect(seen).not.toMatch(/bad cksum|wrong icmp cksum/);
+      const fits = await podExec(LAB, node, 'web', ['ping', '-M', 'do', '-s', '1352', '-c', '2', '-i', '0.2', '-W', '2', to]);
+      expect(fits.stdout).toContain('2 received');
+    }
+    await podExec(LAB, 'master', 'web', ['sh', '-c', 'iperf3 -s -D -p 5202']);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const reverse of [false, true]) {
+      const args = ['iperf3', '-c', '10.244.0.2', '-p', '5202', '-t', '2', '-J', ...(reverse ? ['-R'] : [])];
+      const iperf = await podExec(LAB, 'node1', 'web', args, { timeoutMs: 20_000 });
+      const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      process.stderr.write(
+        `[host-profiles] pmtu1400 ${reverse ? 'master -> node1' : 'node1 -> master'}: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`,
+      );
+      expect(bps).toBeGreaterThan(100e6);
+    }
+    await podExec(LAB, 'master', 'web', ['pkill', '-x', 'iperf3']);
+    // Each node learned the path MTU to the other and relayed the router's ICMP to its pod (the
+    // agent reads its counters every 5 s).
+    for (const [node, peer] of [
+      ['node1', 'master'],
+      ['master', 'node1'],
+    ] as const) {
+      let seen: PeerCounters | undefined;
+      for (let i = 0; i < 40 && !(seen?.pathMtu && seen.fragNeededRelayed); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 250));
+        const status = await labExec(LAB, node, [
+          '/usr/local/lib/podnet/node',
+          '/usr/local/lib/podnet/podnet-agent.js',
+          'status',
+          '--network',
+          'cluster',
+          '--json',
+        ]);
+        seen = (JSON.parse(status.stdout) as { counters: { peers: PeerCounters[] } }).counters.peers.find((p) => p.node === peer);
+      }
+      expect({ node, pathMtu: seen?.pathMtu, relayed: (seen?.fragNeededRelayed ?? 0) > 0 }).toEqual({ node, pathMtu: 1400, relayed: true });
+    }
+  });
+
   it('drift reports an underlay whose MTU changed under the running agent, and apply restarts the agent onto it', async () => {
     await labExec(LAB, 'node2', ['ip', 'link', 'set', 'ens33', 'mtu', '1400']);
     try {
@@ -141,7 +201,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
   });
 
   it('destroy leaves every host as its profile made it', async () => {
-    for (const h of ['node1', 'node2']) await podDel(LAB, h, 'web'); // made by CNI, not podnet: a kubelet would remove it
+    for (const h of ['master', 'node1', 'node2']) await podDel(LAB, h, 'web'); // made by CNI, not podnet: a kubelet would remove it
     const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', LAB]);
     expect(destroy.code).toBe(0);
     for (const h of ['master', 'node1', 'node2']) expect(await hostSnapshot(LAB, h)).toBe(before.get(h));

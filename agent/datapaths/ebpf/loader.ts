@@ -70,6 +70,11 @@ export interface LoaderCounters {
     txBytes: number;
     rxPackets: number;
     rxBytes: number;
+    /** The peer's outer path MTU from pn_pmtu while it is fresh (10 minutes); absent otherwise. */
+    pathMtu?: number;
+    /** ICMP "fragmentation needed" about our tunnel packets to the peer: received, and relayed to the inner sender. */
+    fragNeededIn?: number;
+    fragNeededRelayed?: number;
   }[];
   readonly drops: LoaderDrops;
   readonly dropped: number;
@@ -102,6 +107,8 @@ export function toDatapathCounters(c: LoaderCounters, nodeByAddress: ReadonlyMap
       txBytes: p.txBytes,
       rxPackets: p.rxPackets,
       rxBytes: p.rxBytes,
+      ...(p.pathMtu ? { pathMtu: p.pathMtu } : {}),
+      ...(p.fragNeededRelayed !== undefined ? { fragNeededRelayed: p.fragNeededRelayed } : {}),
     }))
     .sort((a, b) => a.node.localeCompare(b.node));
   return { peers, dropped: droppedTotal(c.drops), drops: { ...c.drops } };

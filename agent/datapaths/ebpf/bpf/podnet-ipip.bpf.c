@@ -13,6 +13,11 @@
  *                        counted. Everything else passes untouched. Decapsulated packets for a
  *                        local pod go straight into the pod (bpf_redirect_peer); the rest enter
  *                        the stack on flannel.ipip, as if the kernel ipip device received them.
+ *                        An ICMP "fragmentation needed" (type 3 code 4) to this node about its
+ *                        protocol 4 to a peer teaches that peer's path MTU (pn_pmtu) and, when
+ *                        it quotes the inner header + 8 bytes, is relayed to the inner sender
+ *                        as an inner "fragmentation needed" with mtu = path MTU - 20 (what
+ *                        kernel ipip tells the inner sender once it learned the path MTU).
  *
  * Build: clang -O2 -g -target bpf (BTF is emitted by -g). GPL: bpf_redirect_neigh/peer are
  * available to any program type, but the license keeps all helpers open to future changes.
@@ -92,6 +97,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pn_drops SEC(".maps");
 
+/* Peer underlay IPv4 -> what an ICMP "fragmentation needed" taught us about the path to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pn_pmtu);
+	__uint(max_entries, PN_MAX_PEERS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pn_pmtu SEC(".maps");
+
 static __always_inline int drop(__u32 reason)
 {
 	__u64 *c = bpf_map_lookup_elem(&pn_drops, &reason);
@@ -118,6 +132,13 @@ static __always_inline __u16 ip_checksum(const struct iphdr *ip)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)~sum;
+}
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
 }
 
 SEC("tc")
@@ -197,13 +218,169 @@ int pn_tun_egress(struct __sk_buff *skb)
 	return bpf_redirect_neigh(cfg->underlay_ifindex, NULL, 0, 0);
 }
 
+/* Delivers the IPv4 packet at PN_ETH_HLEN (header `ip`) that arrived on the underlay for a pod
+ * or this node: what is left of a decapsulated packet, or a relayed ICMP. */
+static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *ip)
+{
+	struct pn_pod *pod;
+
+	pod = bpf_map_lookup_elem(&pn_pods, &ip->daddr);
+	if (pod && ip->ttl > 1) {
+		/* Straight into the pod's netns: skips cni0, which would software-segment every GSO
+		 * packet (skb->encapsulation stays set after decap). Do what the forwarding hop would
+		 * have done: gateway MAC as source, TTL - 1. */
+		__u16 old_word, new_word;
+		__u8 macs[12];
+
+		__builtin_memcpy(macs, pod->pod_mac, 6);
+		__builtin_memcpy(macs + 6, pod->host_mac, 6);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+			return drop(PN_DROP_ERROR);
+		old_word = bpf_htons(((__u16)ip->ttl << 8) | ip->protocol);
+		new_word = bpf_htons(((__u16)(ip->ttl - 1) << 8) | ip->protocol);
+		if (bpf_skb_store_bytes(skb, PN_ETH_HLEN + 8, &new_word, sizeof(new_word), 0))
+			return drop(PN_DROP_ERROR);
+		if (bpf_l3_csum_replace(skb, PN_ETH_HLEN + 10, old_word, new_word, sizeof(new_word)))
+			return drop(PN_DROP_ERROR);
+		return bpf_redirect_peer(pod->ifindex, 0);
+	}
+	/* Not a local pod we know (the node itself, a pod not discovered yet, TTL about to expire):
+	 * hand it to the stack as received on the tunnel device, as kernel ipip does, so routing,
+	 * rp_filter, netfilter and ICMP errors behave as they would with the module. */
+	if (cfg->tunnel_ifindex)
+		return bpf_redirect(cfg->tunnel_ifindex, BPF_F_INGRESS);
+	return TC_ACT_OK;
+}
+
+/* ICMP's header as a "fragmentation needed" uses it (RFC 1191). */
+struct pn_icmp {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u16 unused;
+	__u16 mtu;
+};
+#define PN_ICMP_DEST_UNREACH 3
+#define PN_ICMP_FRAG_NEEDED 4
+#define PN_IPTOS_PREC_INTERNETCONTROL 0xc0
+
+/* Learns the outer path MTU in `quoted` (our protocol 4 to a peer) from a router's `mtu`: the
+ * kernel's floor, lower while an entry is fresh (the kernel ignores a rise before its route
+ * exception expires). Returns the entry, or NULL if the map is full. */
+static __always_inline struct pn_pmtu *learn_pmtu(__u32 peer, __u32 mtu)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct pn_pmtu *pm = bpf_map_lookup_elem(&pn_pmtu, &peer);
+
+	if (mtu < PN_MIN_PMTU)
+		mtu = PN_MIN_PMTU;
+	if (!pm) {
+		struct pn_pmtu fresh = {.mtu = mtu, .learned_ns = now};
+
+		bpf_map_update_elem(&pn_pmtu, &peer, &fresh, BPF_NOEXIST);
+		pm = bpf_map_lookup_elem(&pn_pmtu, &peer);
+		if (!pm)
+			return NULL;
+	} else if (now - pm->learned_ns >= PN_PMTU_EXPIRES_NS || mtu < pm->mtu) {
+		pm->mtu = mtu;
+	}
+	pm->learned_ns = now;
+	__sync_fetch_and_add(&pm->icmp_in, 1);
+	return pm;
+}
+
+/*
+ * An ICMP to this node (header `ip`). A "fragmentation needed" quoting our protocol 4 to a known
+ * peer is ours: its MTU is learned for the peer, and when it quotes the inner IPv4 header + 8
+ * bytes it is rewritten in place into the inner "fragmentation needed" kernel ipip would send
+ * (next-hop MTU = path MTU - 20, quoting the inner packet as received) and delivered to the inner
+ * sender like a decapsulated packet. Its source is the inner destination: an address that is not
+ * this node's (the stack drops a packet from a local source as a martian) and that routes back
+ * over flannel.ipip (rp_filter). Anything else passes to the stack untouched.
+ */
+static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *ip)
+{
+	struct {
+		struct pn_icmp icmp;
+		struct iphdr outer; /* our outer header, as quoted */
+	} old;
+	struct {
+		struct iphdr ip;
+		struct pn_icmp icmp;
+	} new;
+	struct iphdr inner;
+	struct pn_pmtu *pm;
+	__u32 len = bpf_ntohs(ip->tot_len), quote_end, mtu, sum;
+	__u8 inner_type;
+
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(PN_IP_MF | PN_IP_OFFSET)) || len > skb->len - PN_ETH_HLEN)
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + PN_IP_HLEN, &old, sizeof(old)) < 0)
+		return TC_ACT_OK;
+	if (old.icmp.type != PN_ICMP_DEST_UNREACH || old.icmp.code != PN_ICMP_FRAG_NEEDED || old.outer.version != 4 ||
+	    old.outer.ihl != 5 || old.outer.protocol != IPPROTO_IPIP || old.outer.saddr != cfg->local_addr ||
+	    !bpf_map_lookup_elem(&pn_peer_addrs, &old.outer.daddr))
+		return TC_ACT_OK; /* not about our tunnel to a peer: the stack's */
+	mtu = bpf_ntohs(old.icmp.mtu);
+	if (mtu >= bpf_ntohs(old.outer.tot_len))
+		return TC_ACT_OK; /* says the packet it quotes fit: nothing to learn */
+	pm = learn_pmtu(old.outer.daddr, mtu);
+	if (!pm)
+		return TC_ACT_OK;
+	mtu = pm->mtu;
+
+	/* Relay only what the inner sender can use: the inner header + 8 bytes quoted, DF set (it
+	 * asked for path MTU discovery), a first fragment, and no ICMP error about an ICMP error. */
+	if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + 2 * PN_IP_HLEN + sizeof(struct pn_icmp), &inner, sizeof(inner)) < 0 ||
+	    inner.version != 4 || inner.ihl < 5 || !(inner.frag_off & bpf_htons(PN_IP_DF)) ||
+	    (inner.frag_off & bpf_htons(PN_IP_OFFSET)))
+		return TC_ACT_OK;
+	quote_end = 2 * PN_IP_HLEN + sizeof(struct pn_icmp) + inner.ihl * 4 + 8;
+	if (len < quote_end)
+		return TC_ACT_OK;
+	if (inner.protocol == IPPROTO_ICMP) {
+		if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + 2 * PN_IP_HLEN + sizeof(struct pn_icmp) + inner.ihl * 4,
+				       &inner_type, 1) < 0)
+			return TC_ACT_OK;
+		if (inner_type == 3 || inner_type == 4 || inner_type == 5 || inner_type == 11 || inner_type == 12)
+			return TC_ACT_OK;
+	}
+
+	/* The new ICMP: the old one without our outer header in its quote, another MTU. Its
+	 * checksum follows from the old one (RFC 1624): the quote's alignment is unchanged. */
+	__builtin_memset(&new, 0, sizeof(new));
+	new.icmp.type = PN_ICMP_DEST_UNREACH;
+	new.icmp.code = PN_ICMP_FRAG_NEEDED;
+	new.icmp.mtu = bpf_htons(mtu - PN_IP_HLEN);
+	sum = (__u16)~old.icmp.checksum;
+	old.icmp.checksum = 0;
+	sum = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&new.icmp, sizeof(new.icmp), sum);
+	new.icmp.checksum = ~csum_fold(sum);
+	new.ip.version = 4;
+	new.ip.ihl = 5;
+	new.ip.tos = PN_IPTOS_PREC_INTERNETCONTROL; /* as icmp_send */
+	new.ip.tot_len = bpf_htons(len - PN_IP_HLEN);
+	new.ip.ttl = 64;
+	new.ip.protocol = IPPROTO_ICMP;
+	new.ip.saddr = inner.daddr;
+	new.ip.daddr = inner.saddr;
+	new.ip.check = ip_checksum(&new.ip);
+
+	/* Drop the router's IP header; the old ICMP header and our outer header make room for the new headers. */
+	if (bpf_skb_adjust_room(skb, -PN_IP_HLEN, BPF_ADJ_ROOM_MAC, 0))
+		return drop(PN_DROP_ERROR);
+	if (bpf_skb_store_bytes(skb, PN_ETH_HLEN, &new, sizeof(new), BPF_F_RECOMPUTE_CSUM))
+		return drop(PN_DROP_ERROR);
+	__sync_fetch_and_add(&pm->relayed, 1);
+	return deliver(skb, cfg, &new.ip);
+}
+
 SEC("tc")
 int pn_underlay_ingress(struct __sk_buff *skb)
 {
 	const __u32 zero = 0;
 	struct pn_config *cfg;
 	struct pn_peer_counters *ctr;
-	struct pn_pod *pod;
 	struct iphdr outer, inner;
 	__u32 *index;
 
@@ -211,11 +388,13 @@ int pn_underlay_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, PN_ETH_HLEN, &outer, sizeof(outer)) < 0)
 		return TC_ACT_OK;
-	if (outer.protocol != IPPROTO_IPIP)
+	if (outer.protocol != IPPROTO_IPIP && outer.protocol != IPPROTO_ICMP)
 		return TC_ACT_OK;
 	cfg = bpf_map_lookup_elem(&pn_config, &zero);
 	if (!cfg || !cfg->local_addr || outer.daddr != cfg->local_addr)
 		return TC_ACT_OK; /* not addressed to this node: not ours to judge */
+	if (outer.protocol == IPPROTO_ICMP)
+		return frag_needed(skb, cfg, &outer);
 
 	index = bpf_map_lookup_elem(&pn_peer_addrs, &outer.saddr);
 	if (!index)
@@ -252,30 +431,5 @@ int pn_underlay_ingress(struct __sk_buff *skb)
 				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return drop(PN_DROP_ERROR);
 
-	pod = bpf_map_lookup_elem(&pn_pods, &inner.daddr);
-	if (pod && inner.ttl > 1) {
-		/* Straight into the pod's netns: skips cni0, which would software-segment every GSO
-		 * packet (skb->encapsulation stays set after decap). Do what the forwarding hop would
-		 * have done: gateway MAC as source, TTL - 1. */
-		__u16 old_word, new_word;
-		__u8 macs[12];
-
-		__builtin_memcpy(macs, pod->pod_mac, 6);
-		__builtin_memcpy(macs + 6, pod->host_mac, 6);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
-			return drop(PN_DROP_ERROR);
-		old_word = bpf_htons(((__u16)inner.ttl << 8) | inner.protocol);
-		new_word = bpf_htons(((__u16)(inner.ttl - 1) << 8) | inner.protocol);
-		if (bpf_skb_store_bytes(skb, PN_ETH_HLEN + 8, &new_word, sizeof(new_word), 0))
-			return drop(PN_DROP_ERROR);
-		if (bpf_l3_csum_replace(skb, PN_ETH_HLEN + 10, old_word, new_word, sizeof(new_word)))
-			return drop(PN_DROP_ERROR);
-		return bpf_redirect_peer(pod->ifindex, 0);
-	}
-	/* Not a local pod we know (the node itself, a pod not discovered yet, TTL about to expire):
-	 * hand it to the stack as received on the tunnel device, as kernel ipip does, so routing,
-	 * rp_filter, netfilter and ICMP errors behave as they would with the module. */
-	if (cfg->tunnel_ifindex)
-		return bpf_redirect(cfg->tunnel_ifindex, BPF_F_INGRESS);
-	return TC_ACT_OK;
+	return deliver(skb, cfg, &inner);
 }

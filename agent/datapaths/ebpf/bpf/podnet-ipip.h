@@ -42,6 +42,23 @@ struct pn_peer_counters {
 	__u64 rx_bytes;
 };
 
+/* pn_pmtu value: what an outer ICMP "fragmentation needed" about our protocol 4 to a peer taught
+ * us (key: the peer's underlay IPv4, network byte order). A map of its own, so adding it changed
+ * no pinned layout. */
+struct pn_pmtu {
+	__u32 mtu;        /* outer path MTU to the peer (bytes, outer header included), >= PN_MIN_PMTU */
+	__u32 reserved;
+	__u64 learned_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last update */
+	__u64 icmp_in;    /* such ICMPs received from the underlay */
+	__u64 relayed;    /* of those, relayed to the inner sender as an inner ICMP */
+};
+
+/* The kernel's floor for a learned path MTU (net.ipv4.route.min_pmtu) and its lifetime
+ * (net.ipv4.route.mtu_expires, 10 minutes): a lower MTU in an ICMP is raised to it, an older
+ * entry is forgotten, as the kernel forgets its route exception. */
+#define PN_MIN_PMTU 552
+#define PN_PMTU_EXPIRES_NS (600ULL * 1000000000ULL)
+
 /* Drop reasons, the one list: X(enumerator, index into pn_drops, name). The enum below and the
  * loader's name table are generated from it. The name is what `podnet-bpf counters` prints and
  * the agent reports; it must be one of the TypeScript DropReason names, and BPF_DROP_REASONS in

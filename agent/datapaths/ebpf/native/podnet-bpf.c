@@ -5,7 +5,7 @@
  * crash or restart without touching traffic.
  *
  * Pinned state (all in --pin-dir, default /sys/fs/bpf/podnet, which must be on a bpffs):
- *   pn_peers pn_peer_addrs pn_pods pn_config pn_counters pn_drops   maps (pinned by libbpf)
+ *   pn_peers pn_peer_addrs pn_pods pn_config pn_counters pn_drops pn_pmtu   maps (pinned by libbpf)
  *   pn_tun_egress pn_underlay_ingress                                the attached programs
  * Filters: tc clsact, handle PN_HANDLE, priority PN_PRIO, direct-action, on the tunnel's egress
  * and the underlay's ingress. Nothing else on those devices is touched.
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -44,7 +45,7 @@
 #define PROG_EGRESS "pn_tun_egress"
 #define PROG_INGRESS "pn_underlay_ingress"
 
-static const char *MAP_NAMES[] = {"pn_peers", "pn_peer_addrs", "pn_pods", "pn_config", "pn_counters", "pn_drops"};
+static const char *MAP_NAMES[] = {"pn_peers", "pn_peer_addrs", "pn_pods", "pn_config", "pn_counters", "pn_drops", "pn_pmtu"};
 #define N_MAPS (sizeof(MAP_NAMES) / sizeof(MAP_NAMES[0]))
 
 static struct {
@@ -569,8 +570,39 @@ static void gc_peer_addrs(const struct peer_maps *m)
 		k = next;
 		prev = &k;
 	}
-	for (int i = 0; i < ns; i++)
+	/* A path MTU learned for a peer goes with it (absent map: attached by an older loader). */
+	int pmtu = open_map("pn_pmtu", false);
+
+	for (int i = 0; i < ns; i++) {
 		bpf_map_delete_elem(m->addrs, &stale[i]);
+		if (pmtu >= 0)
+			bpf_map_delete_elem(pmtu, &stale[i]);
+	}
+	if (pmtu >= 0)
+		close(pmtu);
+}
+
+/* What pn_pmtu holds for a peer: its path MTU while younger than the kernel's route exception
+ * (0 when none or expired), and the ICMPs counted. */
+struct peer_pmtu {
+	__u32 mtu;
+	__u64 icmp_in, relayed;
+};
+
+static struct peer_pmtu peer_pmtu(int fd, __u32 addr)
+{
+	struct peer_pmtu out = {0};
+	struct pn_pmtu v;
+	struct timespec ts;
+
+	if (fd < 0 || bpf_map_lookup_elem(fd, &addr, &v))
+		return out;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	if ((__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec - v.learned_ns < PN_PMTU_EXPIRES_NS)
+		out.mtu = v.mtu;
+	out.icmp_in = v.icmp_in;
+	out.relayed = v.relayed;
+	return out;
 }
 
 static void peer_set(const struct peer_maps *m, const struct pn_lpm_key *key, __u32 addr, int *added, int *changed)
@@ -796,7 +828,8 @@ static int cmd_counters(void)
 {
 	static struct peer_entry cur[PN_MAX_PEERS];
 	struct peer_maps m = open_peer_maps();
-	int drops_fd = open_map("pn_drops", true), ncpu = libbpf_num_possible_cpus(), n, first = 1;
+	int drops_fd = open_map("pn_drops", true), pmtu_fd = open_map("pn_pmtu", false), n, first = 1;
+	int ncpu = libbpf_num_possible_cpus();
 	struct pn_peer_counters *pc = calloc(ncpu, sizeof(*pc));
 	__u64 *dc = calloc(ncpu, sizeof(*dc)), total = 0, sum[PN_DROP_MAX] = {0};
 	__u32 k, next, idx, *prev = NULL;
@@ -808,6 +841,7 @@ static int cmd_counters(void)
 	printf(opt.json ? "{\"peers\":[" : "peers:\n");
 	while (bpf_map_get_next_key(m.addrs, prev, &next) == 0) {
 		struct pn_peer_counters s = {0};
+		struct peer_pmtu pm = peer_pmtu(pmtu_fd, next);
 		int nc = 0;
 
 		if (bpf_map_lookup_elem(m.addrs, &next, &idx) == 0 &&
@@ -825,13 +859,21 @@ static int cmd_counters(void)
 					if (cur[i].val.addr == next)
 						printf("%s\"%s/%u\"", nc++ ? "," : "", ip_str(cur[i].key.addr, c),
 						       cur[i].key.prefixlen);
-				printf("],\"txPackets\":%llu,\"txBytes\":%llu,\"rxPackets\":%llu,\"rxBytes\":%llu}",
+				printf("],\"txPackets\":%llu,\"txBytes\":%llu,\"rxPackets\":%llu,\"rxBytes\":%llu",
 				       (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes,
 				       (unsigned long long)s.rx_packets, (unsigned long long)s.rx_bytes);
+				if (pm.mtu)
+					printf(",\"pathMtu\":%u", pm.mtu);
+				printf(",\"fragNeededIn\":%llu,\"fragNeededRelayed\":%llu}", (unsigned long long)pm.icmp_in,
+				       (unsigned long long)pm.relayed);
 			} else {
-				printf("  %s tx %llu pkts %llu bytes, rx %llu pkts %llu bytes\n", a,
+				printf("  %s tx %llu pkts %llu bytes, rx %llu pkts %llu bytes", a,
 				       (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes,
 				       (unsigned long long)s.rx_packets, (unsigned long long)s.rx_bytes);
+				if (pm.mtu)
+					printf(", path mtu %u", pm.mtu);
+				printf(", frag-needed in %llu relayed %llu\n", (unsigned long long)pm.icmp_in,
+				       (unsigned long long)pm.relayed);
 			}
 			first = 0;
 		}
@@ -857,6 +899,8 @@ static int cmd_counters(void)
 	}
 	if (opt.json)
 		printf("},\"dropped\":%llu}\n", (unsigned long long)total);
+	if (pmtu_fd >= 0)
+		close(pmtu_fd);
 	free(pc);
 	free(dc);
 	return 0;

@@ -99,6 +99,24 @@ describe('podnet-bpf output', () => {
     });
   });
 
+  it("passes a peer's learned path MTU and relayed ICMPs on to status, and nothing when none was learned", () => {
+    const learned = JSON.stringify({
+      peers: [
+        {
+          ...{ address: '192.168.0.80', index: 0, cidrs: ['10.244.0.0/24'], txPackets: 1, txBytes: 100, rxPackets: 0, rxBytes: 0 },
+          ...{ pathMtu: 1400, fragNeededIn: 3, fragNeededRelayed: 2 },
+        },
+        { address: '192.168.0.82', index: 1, cidrs: ['10.244.2.0/24'], txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 },
+      ],
+      drops: {},
+      dropped: 0,
+    });
+    expect(toDatapathCounters(parseLoaderCounters(learned), new Map([['192.168.0.80', 'master']])).peers).toEqual([
+      { node: '192.168.0.82', txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 },
+      { node: 'master', txPackets: 1, txBytes: 100, rxPackets: 0, rxBytes: 0, pathMtu: 1400, fragNeededRelayed: 2 },
+    ]);
+  });
+
   it('reads a reason the loader did not print as zero and refuses a non-number', () => {
     const old = JSON.stringify({ peers: [], drops: { noPeer: 1 }, dropped: 1 });
     expect(parseLoaderCounters(old).drops).toEqual({
