@@ -13,7 +13,7 @@ export type DropReason =
   | 'error' // eBPF: a helper failed (adjust_room, store, change_head)
   | 'unconfigured' // eBPF: pn_config not written yet
   | 'ecn' // ingress: outer CE on a not-ECT inner packet (RFC 6040)
-  | 'fragNeeded' // egress: a DF inner packet too big for the peer's path MTU (minus 20); its sender got an ICMP "fragmentation needed", as kernel ipip sends
+  | 'fragNeeded' // egress: a DF inner packet too big for the peer's learned path MTU (minus 20), not sent; its sender got an ICMP "fragmentation needed", as kernel ipip sends
   | 'notLocal' // userspace: protocol 4 not addressed to this node (the kernel filters it for eBPF)
   | 'sendError' // userspace: the raw socket refused the packet
   | 'tunWriteError'; // userspace: the TUN device refused the packet

@@ -19,6 +19,5 @@ export * from './peer-paths';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';
-export * from './ownership-record';
 export * from './agent-manifest';
 export * from './drop-reasons';

@@ -7,6 +7,9 @@
 // into GSO writes on the other: the offload counters must show both), a non-peer's protocol-4
 // packet dropped and counted, traffic back within 2 s after `kill -9` of the agent, and clean
 // teardown by destroy. Logs iperf3 throughput of userspace vs ebpf for the record.
+// master sits behind a router with a 1400-byte path MTU (profile `pmtu1400`): the router's
+// "fragmentation needed" must reach the pods as an inner one (mtu 1380), as kernel ipip does, and
+// TCP between node1 and master (both userspace) must flow across it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +37,15 @@ interface Status {
     dropped: number;
     drops?: Record<string, number>;
     offload?: { tunReads: number; txSegments: number; tunWrites: number; rxMerged: number };
-    peers: { node: string; txPackets: number; rxPackets: number; txBytes: number; rxBytes: number }[];
+    peers: {
+      node: string;
+      txPackets: number;
+      rxPackets: number;
+      txBytes: number;
+      rxBytes: number;
+      pathMtu?: number;
+      fragNeededRelayed?: number;
+    }[];
   };
 }
 
@@ -88,7 +99,7 @@ const OUTER_INNER =
   /IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto IPIP \(4\), length \d+\)\n\s+(\S+) > (\S+): IP \(tos (\S+), ttl (\d+), id \d+, offset 0, flags \[(\w+)\], proto ICMP/;
 
 describeLab('userspace datapath on lab hosts (node1 and master without BPF)', () => {
-  const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1', 'master'] });
+  const lab = withLab(LAB, { hosts: 3, noBpfHosts: ['node1', 'master'], profiles: { master: 'pmtu1400' } });
   const work = mkdtempSync(join(tmpdir(), 'podnet-usdp-'));
   const routesBefore = rootRoutes();
 
@@ -155,6 +166,53 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     expect(fields(uv.stdout).oTtl).toBe(fields(ev.stdout).oTtl); // one forwarding hop on either side
   });
 
+  it('path MTU across a router (1400 in front of master): pods get "Frag needed (mtu = 1380)", TCP flows both ways, status counts it', async () => {
+    // Pods keep a path MTU they learn for 10 minutes and advertise a TCP MSS from it: each step
+    // starts from pods that know nothing (`ip route flush cache`), the agents keep what they learned.
+    const forget = () => Promise.all(['node1', 'master'].map((h) => podExec(LAB, h, 'pa', ['ip', 'route', 'flush', 'cache'])));
+    const dfPing = () => podExec(LAB, 'node1', 'pa', ['ping', '-M', 'do', '-s', '1424', '-c', '2', '-i', '0.5', '-W', '2', '10.244.0.2']);
+    const peerOf = (s: Status, peer: string) => s.counters!.peers.find((p) => p.node === peer)!;
+    const pathMtu = (s: Status, peer: string) => peerOf(s, peer).pathMtu;
+    const relayed = (s: Status, peer: string) => peerOf(s, peer).fragNeededRelayed ?? 0;
+    await forget();
+    // 1452-byte DF packets: the router drops the 1472-byte outer one and tells node1, whose
+    // datapath relays it to the pod (answering the quoted packet) ...
+    const first = await dfPing();
+    expect(first.stdout).toMatch(/From 10\.244\.0\.2 icmp_seq=1 Frag needed and DF set \(mtu = 1380\)/);
+    const s1 = await waitStatus('node1', (s) => pathMtu(s, 'master') === 1400 && relayed(s, 'master') > 0);
+    expect(pathMtu(s1, 'master')).toBe(1400);
+    expect(relayed(s1, 'master')).toBe(1);
+    expect(pathMtu(s1, 'node2')).toBeUndefined();
+    // ... and, having learned the path MTU, answers the next one itself without sending it.
+    const counted = s1.counters!.drops!.fragNeeded ?? 0;
+    await forget();
+    expect((await dfPing()).stdout).toMatch(/Frag needed and DF set \(mtu = 1380\)/);
+    expect((await waitStatus('node1', (s) => (s.counters!.drops!.fragNeeded ?? 0) > counted)).counters!.drops!.fragNeeded).toBe(
+      counted + 1,
+    );
+    // 1380 bytes fit; without DF 1452 bytes go too (the outer packet has no DF either: the kernel
+    // fragments it to the path MTU, master's reassembles it).
+    expect((await podExec(LAB, 'node1', 'pa', ['ping', '-M', 'do', '-s', '1352', '-c', '1', '-W', '2', '10.244.0.2'])).stdout).toMatch(
+      /1 received/,
+    );
+    expect((await podExec(LAB, 'node1', 'pa', ['ping', '-M', 'dont', '-s', '1424', '-c', '1', '-W', '2', '10.244.0.2'])).stdout).toMatch(
+      /1 received/,
+    );
+    // TCP: master's pod learns from the router's ICMPs, relayed by master's datapath; node1's pod
+    // from node1's datapath, which already knows the path and answers the too-big segments itself.
+    await forget();
+    await transfer('master', 'node1', '10.244.1.2', 10);
+    await forget();
+    await transfer('node1', 'master', '10.244.0.2', 10);
+    const m = await waitStatus('master', (s) => pathMtu(s, 'node1') === 1400 && relayed(s, 'node1') > 0);
+    expect(pathMtu(m, 'node1')).toBe(1400);
+    expect(relayed(m, 'node1')).toBeGreaterThan(0);
+    expect(m.counters!.drops).toMatchObject({ sendError: 0, tunWriteError: 0 });
+    const n = await waitStatus('node1', (s) => (s.counters!.drops!.fragNeeded ?? 0) > counted + 1);
+    expect(n.counters!.drops!.fragNeeded).toBeGreaterThan(counted + 1);
+    expect(n.counters!.drops).toMatchObject({ sendError: 0, tunWriteError: 0 });
+  }, 150_000);
+
   it('moves 100 MB each way between pods intact (userspace encap, and decap of ebpf super-packets)', async () => {
     const before = (await status('node1')).counters!;
     await transfer('node1', 'node2', '10.244.2.2', 100);
@@ -167,7 +225,7 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     expect(s.counters!.drops).toMatchObject({ malformed: 0, unknownSource: 0, tunWriteError: 0 });
   }, 150_000);
 
-  it('moves 100 MB each way between two userspace nodes intact, through TSO cutting and GSO merging', async () => {
+  it('moves 100 MB each way between two userspace nodes intact (across the router), through TSO cutting and GSO merging', async () => {
     const ips: Record<string, string> = { node1: '10.244.1.2', master: '10.244.0.2' };
     for (const [from, to] of [
       ['node1', 'master'],

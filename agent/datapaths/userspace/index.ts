@@ -75,7 +75,15 @@ export function toUserspaceCounters(
   const dropped = droppedTotal(drops);
   return {
     peers: peers
-      .map((p) => ({ node: p.node, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes }))
+      .map((p) => ({
+        node: p.node,
+        txPackets: p.txPackets,
+        txBytes: p.txBytes,
+        rxPackets: p.rxPackets,
+        rxBytes: p.rxBytes,
+        ...(p.pathMtu !== undefined ? { pathMtu: p.pathMtu } : {}),
+        fragNeededRelayed: p.fragNeededRelayed ?? 0,
+      }))
       .sort((a, b) => a.node.localeCompare(b.node)),
     dropped,
     drops: { ...drops },
@@ -127,6 +135,7 @@ export function foldCounters(
             txBytes: b.txBytes + p.txBytes,
             rxPackets: b.rxPackets + p.rxPackets,
             rxBytes: b.rxBytes + p.rxBytes,
+            fragNeededRelayed: (b.fragNeededRelayed ?? 0) + (p.fragNeededRelayed ?? 0),
           }
         : p,
     );

@@ -56,17 +56,18 @@ export function outerTos(innerTos: number): number {
   return ecn === ECN_CE ? ECN_ECT0 : ecn;
 }
 
-function rd16(b: Uint8Array, o: number): number {
+/** Big-endian 16- and 32-bit reads and writes at byte offsets (header fields). */
+export function rd16(b: Uint8Array, o: number): number {
   return (b[o]! << 8) | b[o + 1]!;
 }
-function wr16(b: Uint8Array, o: number, v: number): void {
+export function wr16(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >>> 8) & 255;
   b[o + 1] = v & 255;
 }
-function rd32(b: Uint8Array, o: number): number {
+export function rd32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
-function wr32(b: Uint8Array, o: number, v: number): void {
+export function wr32(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >>> 24) & 255;
   b[o + 1] = (v >>> 16) & 255;
   b[o + 2] = (v >>> 8) & 255;

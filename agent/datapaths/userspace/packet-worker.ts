@@ -11,6 +11,9 @@
 //   raw -> recvMany (outer header included), decapsulate checks and fixes ECN in place, the
 //          virtio_net_hdr is written over the tail of the outer header; writeCoalesced to the
 //          TUN, which merges runs of in-order segments of one TCP flow into GSO writes.
+//   raw error queue -> a router's "fragmentation needed" teaches a peer's path MTU; DF inner
+//          packets too big for it are answered with an inner ICMP written into the TUN instead
+//          of being sent, as kernel ipip does (path-mtu.ts).
 // Why the split: cutting and merging are byte work with checksums (native is ~20x faster than
 // JS at it) and follow fixed rules (what the kernel's TSO and GRO do); every decision about a
 // packet (which peer, accept or drop, what the outer header says) stays in TypeScript and sees
@@ -26,10 +29,12 @@ import {
   decapsulate,
   encapsulate,
   innerDestination,
+  rd16,
   writeVnetHeader,
   type DropReason,
   type PeerSpec,
 } from './ipip-codec';
+import { PathMtuTable, innerTooBig, quotedInner, reportedPathMtu, writeFragNeeded } from './path-mtu';
 import { loadShim } from './shim';
 import { requireIpv4 } from '../../../src/model/ipv4';
 import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../src/model/drop-reasons';
@@ -58,6 +63,10 @@ export interface PeerCounterSnapshot {
   readonly txBytes: number;
   readonly rxPackets: number;
   readonly rxBytes: number;
+  /** The learned outer path MTU towards this peer, when one is in force (path-mtu.ts). */
+  readonly pathMtu?: number;
+  /** Routers' "fragmentation needed" about this peer's packets, relayed to the inner sender. */
+  readonly fragNeededRelayed?: number;
 }
 
 /** What the TUN offloads did (cumulative per worker). */
@@ -81,6 +90,7 @@ interface PeerCounters {
   txBytes: number;
   rxPackets: number;
   rxBytes: number;
+  fragNeededRelayed: number;
   /** The next outer IP ID towards this peer. */
   nextId: number;
 }
@@ -106,7 +116,15 @@ function runLoop(cfg: WorkerConfig): void {
       if (!c)
         byAddress.set(
           p.address,
-          (c = { node: p.node, txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, nextId: (Math.random() * 0x10000) | 0 }),
+          (c = {
+            node: p.node,
+            txPackets: 0,
+            txBytes: 0,
+            rxPackets: 0,
+            rxBytes: 0,
+            fragNeededRelayed: 0,
+            nextId: (Math.random() * 0x10000) | 0,
+          }),
         );
       c.node = p.node;
       return c;
@@ -114,16 +132,24 @@ function runLoop(cfg: WorkerConfig): void {
   };
   setPeers(cfg.peers);
   const offload: OffloadCounters = { tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 };
+  // The underlay MTU: what holds towards a peer until a router says less.
+  const linkMtu = mtu + OUTER_HLEN;
+  const pathMtu = new PathMtuTable(linkMtu);
   const snapshot = (): FromWorker => ({
     type: 'counters',
-    peers: table.peers.map((p, i) => ({
-      node: p.node,
-      address: p.address,
-      txPackets: ctr[i]!.txPackets,
-      txBytes: ctr[i]!.txBytes,
-      rxPackets: ctr[i]!.rxPackets,
-      rxBytes: ctr[i]!.rxBytes,
-    })),
+    peers: table.peers.map((p, i) => {
+      const pm = pathMtu.any ? pathMtu.get(p.addr, Date.now()) : linkMtu;
+      return {
+        node: p.node,
+        address: p.address,
+        txPackets: ctr[i]!.txPackets,
+        txBytes: ctr[i]!.txBytes,
+        rxPackets: ctr[i]!.rxPackets,
+        rxBytes: ctr[i]!.rxBytes,
+        ...(pm < linkMtu ? { pathMtu: pm } : {}),
+        fragNeededRelayed: ctr[i]!.fragNeededRelayed,
+      };
+    }),
     drops: { ...drops },
     offload: { ...offload },
   });
@@ -148,6 +174,7 @@ function runLoop(cfg: WorkerConfig): void {
   const txOffs = new Int32Array(txSegs);
   const txSend = new Int32Array(txSegs);
   const txDsts = new Uint32Array(txSegs);
+  const txStats = new Int32Array(1);
   // raw -> TUN: whole IPv4 packets up to 64 KiB (GSO super-packets from offloading peers).
   const rxSlot = 65536;
   const rxBuf = Buffer.alloc(rxSlot * batch);
@@ -157,6 +184,36 @@ function runLoop(cfg: WorkerConfig): void {
   const rxWrite = new Int32Array(batch);
   const d = new Decapsulated();
   const rxStats = new Int32Array(2);
+  // Raw socket error queue: the quoted packet of each ICMP error (576 bytes is all one carries).
+  const errMax = 16;
+  const errSlot = 576;
+  const errBuf = Buffer.alloc(errSlot * errMax);
+  const errLens = new Int32Array(errMax);
+  const errMeta = new Int32Array(errMax * 5);
+  const errAddrs = new Uint32Array(errMax * 2);
+  // Inner "fragmentation needed" answers, each [virtio_net_hdr (zero: nothing offloaded) | ICMP].
+  const icmpMax = 256;
+  const icmpSlot = VNET_HLEN + 576;
+  const icmpBuf = Buffer.alloc(icmpSlot * icmpMax);
+  const icmpOffs = new Int32Array(icmpMax);
+  const icmpLens = new Int32Array(icmpMax);
+  let icmps = 0;
+  /** Queues the answer to the IPv4 packet at buf[off..off+avail) for the TUN; false if none may be sent. */
+  const answerTooBig = (buf: Buffer, off: number, avail: number, pm: number): boolean => {
+    if (icmps >= icmpMax) return false;
+    const n = writeFragNeeded(icmpBuf, icmps * icmpSlot + VNET_HLEN, buf, off, avail, pm - OUTER_HLEN);
+    if (n === 0) return false;
+    icmpOffs[icmps] = icmps * icmpSlot;
+    icmpLens[icmps] = VNET_HLEN + n;
+    icmps++;
+    return true;
+  };
+  const flushAnswers = () => {
+    if (icmps === 0) return;
+    const ok = shim.writeMany(tun, icmpBuf, icmpOffs, icmpLens, icmps);
+    if (ok < icmps) drops.tunWriteError += icmps - ok;
+    icmps = 0;
+  };
 
   post({ type: 'ready' });
   let lastPost = Date.now();
@@ -166,6 +223,37 @@ function runLoop(cfg: WorkerConfig): void {
       const ready = shim.poll(tun, raw, txState[0]! > 0 ? 0 : 50);
       if (ready < 0) throw new Error(`poll failed: errno ${-ready}`);
       if (ready & 4) throw new Error(`${cfg.tunnelDevice}: the TUN device went away (deleted?)`);
+
+      if (ready & 8) {
+        // ICMP errors about packets we sent (IP_RECVERR), first: a path MTU learned here holds
+        // for this batch's sends already.
+        const n = shim.recvErrors(raw, errBuf, errSlot, errMax, errLens, errMeta, errAddrs);
+        const now = Date.now();
+        for (let i = 0; i < n; i++) {
+          const m = i * 5;
+          const reported = reportedPathMtu({
+            errno: errMeta[m]!,
+            origin: errMeta[m + 1]!,
+            type: errMeta[m + 2]!,
+            code: errMeta[m + 3]!,
+            info: errMeta[m + 4]!,
+          });
+          const peer = errAddrs[i * 2]!;
+          const p = table.indexOfAddress(peer);
+          if (reported === undefined || p < 0) continue;
+          const pm = pathMtu.learn(peer, reported, now);
+          // Relay it: answer the packet the router dropped, so its sender need not wait to resend.
+          // (Or the packet the kernel refused to send: then the ICMP is from this host, and
+          // sendMany counted the packet as a fragNeeded drop.)
+          const base = i * errSlot;
+          const avail = Math.min(errLens[i]!, errSlot);
+          const inner = quotedInner(errBuf, base, avail, local);
+          const answered =
+            inner >= 0 && innerTooBig(errBuf, inner, rd16(errBuf, inner + 2), pm) && answerTooBig(errBuf, inner, base + avail - inner, pm);
+          if (answered && errAddrs[i * 2 + 1] !== local) ctr[p]!.fragNeededRelayed++;
+        }
+        flushAnswers();
+      }
 
       if (ready & 1 || txState[0]! > 0) {
         const n = shim.readSegments(tun, txScratch, txState, txBuf, OUTER_HLEN, batch, segOffs, segLens);
@@ -177,6 +265,7 @@ function runLoop(cfg: WorkerConfig): void {
         offload.tunReads += txState[2]!;
         txState[2] = 0;
         offload.txSegments += n;
+        const now = pathMtu.any ? Date.now() : 0;
         let k = 0;
         for (let i = 0; i < n; i++) {
           const off = segOffs[i]!;
@@ -191,6 +280,15 @@ function runLoop(cfg: WorkerConfig): void {
             continue;
           }
           const c = ctr[p]!;
+          if (now > 0) {
+            const pm = pathMtu.get(table.peers[p]!.addr, now);
+            if (innerTooBig(txBuf, off, len, pm)) {
+              // As kernel ipip: not sent (the router would drop it), its sender told the MTU.
+              drops.fragNeeded++;
+              answerTooBig(txBuf, off, len, pm);
+              continue;
+            }
+          }
           const r = encapsulate(txBuf, off, len, local, table.peers[p]!.addr, c.nextId);
           if (typeof r === 'string') {
             drops[r]++;
@@ -205,9 +303,15 @@ function runLoop(cfg: WorkerConfig): void {
           k++;
         }
         if (k > 0) {
-          const sent = shim.sendMany(raw, txBuf, txOffs, txSend, txDsts, k);
-          if (sent < k) drops.sendError += k - sent;
+          txStats[0] = 0;
+          const sent = shim.sendMany(raw, txBuf, txOffs, txSend, txDsts, k, txStats);
+          // Refused as too big for the path MTU the kernel learned from a router's ICMP a moment
+          // before the worker did: the kernel queues an ICMP error from this host about each,
+          // answered from the error queue. Every other failure is a sendError.
+          drops.fragNeeded += txStats[0]!;
+          if (sent < k) drops.sendError += k - sent - txStats[0]!;
         }
+        flushAnswers();
       }
 
       if (ready & 10) {

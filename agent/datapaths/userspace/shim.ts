@@ -19,8 +19,9 @@ export interface TunShim {
    */
   openTun(name: string, vnetHdr: boolean, offload?: boolean): number;
   /**
-   * SOCK_RAW IPPROTO_IPIP with IP_HDRINCL, bound to `local` (so only protocol-4 packets addressed
-   * to it are queued), non-blocking; buffers forced to `bufBytes` (SO_RCVBUFFORCE/SO_SNDBUFFORCE,
+   * SOCK_RAW IPPROTO_IPIP with IP_HDRINCL and IP_RECVERR (ICMP errors about what it sent are
+   * queued for recvErrors; poll reports them as an error), bound to `local` (so only protocol-4
+   * packets addressed to it are queued), non-blocking; buffers forced to `bufBytes` (SO_RCVBUFFORCE/SO_SNDBUFFORCE,
    * plain SO_*BUF when not permitted; 0 leaves them). Returns the fd.
    */
   openRaw(local: string, bufBytes: number): number;
@@ -65,8 +66,21 @@ export interface TunShim {
   writeCoalesced(fd: number, buf: Buffer, offs: Int32Array, lens: Int32Array, count: number, stats?: Int32Array): number;
   /** recvmmsg: packet i at buf[i*slot], lens[i] (> slot: truncated), srcs[i] host-order IPv4. */
   recvMany(fd: number, buf: Buffer, slot: number, max: number, lens: Int32Array, srcs: Uint32Array): number;
-  /** sendmmsg each buf[offs[i]..+lens[i]) to dsts[i] (host-order IPv4); returns how many were sent. */
-  sendMany(fd: number, buf: Buffer, offs: Int32Array, lens: Int32Array, dsts: Uint32Array, count: number): number;
+  /**
+   * sendmmsg each buf[offs[i]..+lens[i]) to dsts[i] (host-order IPv4); returns how many were sent.
+   * stats (Int32Array(1)): [0] += packets refused with EMSGSIZE (DF above a path MTU the kernel
+   * learned; it queues an ICMP error for recvErrors about each).
+   */
+  sendMany(fd: number, buf: Buffer, offs: Int32Array, lens: Int32Array, dsts: Uint32Array, count: number, stats?: Int32Array): number;
+  /**
+   * recvmsg(MSG_ERRQUEUE) up to max times: error i's payload at buf[i*slot..+lens[i]) (what the
+   * kernel queued: for this HDRINCL socket, the quoted packet from its outer IP header on, cut at
+   * slot), meta[i*5..+5) = its sock_extended_err [ee_errno, ee_origin (1 local, 2 ICMP), ee_type,
+   * ee_code, ee_info (for "fragmentation needed": the next-hop MTU)], addrs[i*2] the quoted
+   * packet's destination (host-order IPv4), addrs[i*2+1] the ICMP's sender (SO_EE_OFFENDER, 0 if
+   * none). Returns how many were read (0: queue empty); < 0: -errno.
+   */
+  recvErrors(fd: number, buf: Buffer, slot: number, max: number, lens: Int32Array, meta: Int32Array, addrs: Uint32Array): number;
   close(fd: number): number;
 }
 

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
@@ -180,6 +181,13 @@ static napi_value js_open_raw(napi_env env, napi_callback_info info)
 		int e = errno;
 		close(fd);
 		return throw_errno(env, "IP_HDRINCL", e);
+	}
+	/* ICMP errors about what we sent (a router's "fragmentation needed") are queued for
+	 * recvErrors; without it the kernel only updates its route cache and tells nobody. */
+	if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one)) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, "IP_RECVERR", e);
 	}
 	if (bufbytes > 0) {
 		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufbytes, sizeof(bufbytes)) < 0)
@@ -495,21 +503,35 @@ static napi_value js_recv_many(napi_env env, napi_callback_info info)
 
 static napi_value js_send_many(napi_env env, napi_callback_info info)
 {
-	napi_value argv[6];
-	int32_t fd, count, *offs, *lens;
+	napi_value argv[7];
+	size_t argc = 7;
+	int32_t fd, count, *offs, *lens, *stats = NULL;
 	uint32_t *dsts;
 	uint8_t *buf;
-	size_t buflen, noffs, nlens, ndsts;
+	size_t buflen, noffs, nlens, ndsts, nstats = 0;
 	struct mmsghdr msgs[MAX_BATCH];
 	struct iovec iov[MAX_BATCH];
 	struct sockaddr_in to[MAX_BATCH];
 	int i, ok = 0, done = 0;
 
-	if (get_args(env, info, 6, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
+		napi_throw_type_error(env, NULL, "missing arguments");
+		return NULL;
+	}
+	if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
 	    get_typed(env, argv[2], napi_int32_array, (void **)&offs, &noffs) ||
 	    get_typed(env, argv[3], napi_int32_array, (void **)&lens, &nlens) ||
 	    get_typed(env, argv[4], napi_uint32_array, (void **)&dsts, &ndsts) || get_i32(env, argv[5], &count))
 		return NULL;
+	if (argc > 6) {
+		napi_valuetype t;
+		napi_typeof(env, argv[6], &t);
+		if (t != napi_undefined && t != napi_null &&
+		    get_typed(env, argv[6], napi_int32_array, (void **)&stats, &nstats))
+			return NULL;
+		if (nstats < 1)
+			stats = NULL;
+	}
 	if (count < 0 || (size_t)count > noffs || (size_t)count > nlens || (size_t)count > ndsts) {
 		napi_throw_range_error(env, NULL, "sendMany: count exceeds arrays");
 		return NULL;
@@ -545,6 +567,10 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 				if (poll(&p, 1, 10) > 0)
 					continue;
 			}
+			/* A DF packet above the path MTU the kernel learned (ip_finish_output refuses it
+			 * and queues an ICMP error to this socket): counted apart from other failures. */
+			if (errno == EMSGSIZE && stats)
+				stats[0]++;
 			done++; /* this packet failed (e.g. EMSGSIZE, no route): skip it */
 			continue;
 		}
@@ -552,6 +578,71 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 		done += n;
 	}
 	return make_int(env, ok);
+}
+
+static napi_value js_recv_errors(napi_env env, napi_callback_info info)
+{
+	napi_value argv[7];
+	int32_t fd, slot, max, *lens, *meta;
+	uint32_t *addrs;
+	uint8_t *buf;
+	size_t buflen, nlens, nmeta, naddrs;
+	int i = 0;
+
+	if (get_args(env, info, 7, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &buf, &buflen) ||
+	    get_i32(env, argv[2], &slot) || get_i32(env, argv[3], &max) ||
+	    get_typed(env, argv[4], napi_int32_array, (void **)&lens, &nlens) ||
+	    get_typed(env, argv[5], napi_int32_array, (void **)&meta, &nmeta) ||
+	    get_typed(env, argv[6], napi_uint32_array, (void **)&addrs, &naddrs))
+		return NULL;
+	if (slot <= 0 || max < 0 || (size_t)max > nlens || (size_t)max * 5 > nmeta || (size_t)max * 2 > naddrs ||
+	    (size_t)max * (size_t)slot > buflen) {
+		napi_throw_range_error(env, NULL, "recvErrors: buffers too small for max errors");
+		return NULL;
+	}
+	while (i < max) {
+		struct sockaddr_in from;
+		struct iovec iov = { .iov_base = buf + (size_t)i * slot, .iov_len = (size_t)slot };
+		char ctl[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in)) + 64];
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+		struct cmsghdr *c;
+		ssize_t n;
+
+		memset(&from, 0, sizeof(from));
+		n = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (i == 0 && errno != EAGAIN)
+				return make_int(env, -errno);
+			break;
+		}
+		lens[i] = (int32_t)n;
+		memset(&meta[i * 5], 0, 5 * sizeof(int32_t));
+		addrs[i * 2] = ntohl(from.sin_addr.s_addr);
+		addrs[i * 2 + 1] = 0;
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			struct sock_extended_err ee;
+			struct sockaddr_in off;
+			if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR ||
+			    c->cmsg_len < CMSG_LEN(sizeof(ee)))
+				continue;
+			memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+			meta[i * 5] = (int32_t)ee.ee_errno;
+			meta[i * 5 + 1] = ee.ee_origin;
+			meta[i * 5 + 2] = ee.ee_type;
+			meta[i * 5 + 3] = ee.ee_code;
+			meta[i * 5 + 4] = (int32_t)ee.ee_info;
+			if (c->cmsg_len >= CMSG_LEN(sizeof(ee) + sizeof(off))) {
+				memcpy(&off, CMSG_DATA(c) + sizeof(ee), sizeof(off));
+				if (off.sin_family == AF_INET)
+					addrs[i * 2 + 1] = ntohl(off.sin_addr.s_addr);
+			}
+		}
+		i++;
+	}
+	return make_int(env, i);
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info)
@@ -577,6 +668,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "writeCoalesced", NULL, js_write_coalesced, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "recvMany", NULL, js_recv_many, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "sendMany", NULL, js_send_many, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "recvErrors", NULL, js_recv_errors, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -17,6 +17,7 @@ import {
   writeVnetHeader,
 } from '../../../../../agent/datapaths/userspace/ipip-codec';
 import { requireIpv4 as ipv4ToU32 } from '../../../../../src/model/ipv4';
+import { icmpEcho, ip, ipv4Header, rfc1071 } from './packets';
 import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../../../src/model/drop-reasons';
 import { foldCounters, makeUserspaceDatapathFactory, toUserspaceCounters } from '../../../../../agent/datapaths/userspace/index';
 import { DATAPATH_FACTORIES } from '../../../../../agent/datapaths/registry';
@@ -28,72 +29,6 @@ const PEERS = new PeerTable([
   { node: 'master', address: '192.168.0.80', podCidr: '10.244.0.0/24' },
   { node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' },
 ]);
-
-/** RFC 1071 checksum, written independently of the codec (16-bit words through a DataView). */
-function rfc1071(bytes: Uint8Array): number {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let sum = 0;
-  for (let i = 0; i + 1 < bytes.length; i += 2) sum += v.getUint16(i);
-  if (bytes.length % 2) sum += bytes[bytes.length - 1]! << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return ~sum & 0xffff;
-}
-
-const ip = (s: string) => s.split('.').map(Number);
-
-/** An IPv4 header, byte by byte, with its checksum filled in. */
-function ipv4Header(o: {
-  tos?: number;
-  totalLength: number;
-  id?: number;
-  flags?: number;
-  ttl: number;
-  proto: number;
-  src: string;
-  dst: string;
-}): number[] {
-  const h = [
-    0x45,
-    o.tos ?? 0,
-    o.totalLength >> 8,
-    o.totalLength & 255,
-    (o.id ?? 0) >> 8,
-    (o.id ?? 0) & 255,
-    (o.flags ?? 0) >> 8,
-    (o.flags ?? 0) & 255,
-    o.ttl,
-    o.proto,
-    0,
-    0,
-    ...ip(o.src),
-    ...ip(o.dst),
-  ];
-  const c = rfc1071(Uint8Array.from(h));
-  h[10] = c >> 8;
-  h[11] = c & 255;
-  return h;
-}
-
-/** 10.244.1.2 > 10.244.2.2: ICMP echo request, 64 bytes, as ping sends it (DF, forwarded once: TTL 63). */
-function icmpEcho(opts: { tos?: number; flags?: number; ttl?: number; src?: string; dst?: string } = {}): Uint8Array {
-  const icmp = [8, 0, 0, 0, 0x12, 0x34, 0, 1, ...Array.from({ length: 56 }, (_, i) => i)];
-  const c = rfc1071(Uint8Array.from(icmp));
-  icmp[2] = c >> 8;
-  icmp[3] = c & 255;
-  return Uint8Array.from([
-    ...ipv4Header({
-      tos: opts.tos,
-      totalLength: 20 + icmp.length,
-      id: 0xbeef,
-      flags: opts.flags ?? 0x4000,
-      ttl: opts.ttl ?? 63,
-      proto: 1,
-      src: opts.src ?? '10.244.1.2',
-      dst: opts.dst ?? '10.244.2.2',
-    }),
-    ...icmp,
-  ]);
-}
 
 /** The inner packet placed after 20 bytes of headroom, as the worker lays out its slots. */
 function withHeadroom(inner: Uint8Array): Buffer {
@@ -385,13 +320,26 @@ describe('counters', () => {
     const c = toUserspaceCounters(
       [
         { node: 'node2', address: '192.168.0.82', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 },
-        { node: 'master', address: '192.168.0.80', txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 },
+        {
+          node: 'master',
+          address: '192.168.0.80',
+          txPackets: 0,
+          txBytes: 0,
+          rxPackets: 0,
+          rxBytes: 0,
+          pathMtu: 1400,
+          fragNeededRelayed: 2,
+        },
       ],
       { notIpv4: 5, noPeer: 1, unknownSource: 2, notLocal: 0, malformed: 1, ecn: 0, fragNeeded: 0, sendError: 0, tunWriteError: 0 },
     );
     expect(c.dropped).toBe(4);
     expect(c.drops.unknownSource).toBe(2);
     expect(c.peers.map((p) => p.node)).toEqual(['master', 'node2']);
+    // A learned path MTU is shown while it holds; relayed ICMPs always (0 when none).
+    expect(c.peers[0]).toMatchObject({ pathMtu: 1400, fragNeededRelayed: 2 });
+    expect(c.peers[1]).not.toHaveProperty('pathMtu');
+    expect(c.peers[1]!.fragNeededRelayed).toBe(0);
   });
 
   it("folds a stopped worker's counters into the totals, peer by peer", () => {
@@ -403,6 +351,7 @@ describe('counters', () => {
       txBytes: 10 * n,
       rxPackets: 2 * n,
       rxBytes: 20 * n,
+      fragNeededRelayed: n,
     });
     const first = foldCounters(
       { peers: new Map(), drops: zero, offload: { tunReads: 0, txSegments: 0, tunWrites: 0, rxMerged: 0 } },
