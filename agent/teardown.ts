@@ -70,6 +70,7 @@ export async function teardownHost(
     // devices): remove only what carries its own name, and leave the other network alone.
     await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
     await removeForwardRules(state, log);
+    await removeNamedFiles(state);
     log(
       `left ${state.tunnel.device}, ${state.bridge.device}, routes and ${state.subnetEnv.path} alone: they are network ${others.map((o) => `'${o.network}'`).join(', ')}'s`,
     );
@@ -99,20 +100,8 @@ export async function teardownHost(
   if (record?.adoptedLinks.length) log(`kept ${record.adoptedLinks.map((a) => a.name).join(', ')}: there before podnet`);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
   await removeForwardRules(state, log);
-  for (const c of unmanagedConfigs(state.network)) {
-    if (
-      await rm(c.path).then(
-        () => true,
-        () => false,
-      )
-    )
-      await reloadManager(c.manager);
-  }
+  await removeNamedFiles(state);
   await rm(state.subnetEnv.path, { force: true });
-  // Only podnet's own conflist: the directory (and whatever else is in it) is destroy's to judge.
-  await rm(state.cni.path, { force: true });
-  // and a temp file a crash between write and rename left (destroy's script cannot know cniConfDir).
-  await rm(tempPathFor(state.cni.path), { force: true });
   for (const sysctl of undo.sysctls) await runCommand('sysctl', ['-qw', sysctl]);
   try {
     // An older agent's note of the ip_forward value it found (the record holds it now).
@@ -125,6 +114,23 @@ export async function teardownHost(
   if (failures.length > 0) throw new Error(`teardown finished with errors: ${failures.join('; ')}`);
   await removeOwnership(state.network);
   log('teardown complete');
+}
+
+/** The network's files that carry its name: network managers' unmanaged files, its CNI conflist. */
+async function removeNamedFiles(state: DesiredHostState): Promise<void> {
+  for (const c of unmanagedConfigs(state.network)) {
+    if (
+      await rm(c.path).then(
+        () => true,
+        () => false,
+      )
+    )
+      await reloadManager(c.manager);
+  }
+  // Only podnet's own conflist: the directory (and whatever else is in it) is destroy's to judge.
+  await rm(state.cni.path, { force: true });
+  // and a temp file a crash between write and rename left (destroy's script cannot know cniConfDir).
+  await rm(tempPathFor(state.cni.path), { force: true });
 }
 
 /** Deletes podnet's accept rules from each iptables filter FORWARD chain that holds them, and nothing else. */

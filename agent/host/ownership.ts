@@ -6,47 +6,17 @@
 // Names podnet alone uses (flannel.ipip, its nft table, its BPF pins, proto-152 routes) are
 // podnet's by name and need no record.
 import { readFile, rm } from 'node:fs/promises';
-import { ownershipRecordPath, type DatapathKind } from '../../src/model';
+import {
+  EMPTY_RECORD,
+  OWNERSHIP_SCHEMA,
+  ownershipRecordPath,
+  parseOwnership,
+  type AdoptedLink,
+  type OwnershipRecord,
+} from '../../src/model';
 import { writeFileAtomic } from './atomic-file';
 
-export const OWNERSHIP_SCHEMA = 'podnet.dev/owned/v1';
-
-export interface AdoptedLink {
-  readonly name: string;
-  /** Addresses podnet put on it (CIDR form); teardown removes only these. */
-  readonly addedAddresses: readonly string[];
-}
-
-export interface OwnershipRecord {
-  readonly schema: typeof OWNERSHIP_SCHEMA;
-  /** The datapath whose pieces (programs, pins, worker device) podnet set up here. */
-  readonly datapath?: DatapathKind;
-  /** Links podnet created: teardown deletes them. */
-  readonly createdLinks: readonly string[];
-  /** Links podnet found and only gave an address: teardown takes the address back, the link stays. */
-  readonly adoptedLinks: readonly AdoptedLink[];
-  /**
-   * Devices that had a clsact qdisc before podnet's first datapath came up (undefined until
-   * looked at): teardown keeps theirs, and removes one podnet's datapath added once it is empty.
-   */
-  readonly foundClsact?: readonly string[];
-  /** sysctls podnet changed, with the value it found: teardown writes that value back. */
-  readonly sysctls: Readonly<Record<string, string>>;
-}
-
-export const EMPTY_RECORD: OwnershipRecord = { schema: OWNERSHIP_SCHEMA, createdLinks: [], adoptedLinks: [], sysctls: {} };
-
-/** The record's text parsed; undefined when it is not one (then teardown falls back to names alone). */
-export function parseOwnership(text: string): OwnershipRecord | undefined {
-  try {
-    const v = JSON.parse(text) as Partial<OwnershipRecord>;
-    if (v?.schema !== OWNERSHIP_SCHEMA || !Array.isArray(v.createdLinks) || !Array.isArray(v.adoptedLinks) || typeof v.sysctls !== 'object')
-      return undefined;
-    return v as OwnershipRecord;
-  } catch {
-    return undefined;
-  }
-}
+export { EMPTY_RECORD, OWNERSHIP_SCHEMA, parseOwnership, type AdoptedLink, type OwnershipRecord };
 
 /** Reads the record; undefined when there is none (a host set up by an older agent, or never). */
 export async function readOwnership(network: string): Promise<OwnershipRecord | undefined> {
@@ -95,13 +65,32 @@ export class Ownership {
     );
   }
 
-  /** podnet found `link` existing, knowing nothing of it, and will put `address` on it unless it `has` it. */
+  /**
+   * podnet found `link` existing, and will put `address` on it unless it `has` it. A link
+   * adopted before gets the address noted too when podnet adds it (a clusterCidr change gives
+   * the bridge a new one): teardown and the stale-address check take back exactly those.
+   */
   adopted(link: string, address: string, has: boolean): Promise<void> {
-    return this.update((r) =>
-      r.createdLinks.includes(link) || r.adoptedLinks.some((a) => a.name === link)
-        ? r
-        : { ...r, adoptedLinks: [...r.adoptedLinks, { name: link, addedAddresses: has ? [] : [address] }] },
-    );
+    return this.update((r) => {
+      if (r.createdLinks.includes(link)) return r;
+      const known = r.adoptedLinks.find((a) => a.name === link);
+      if (!known) return { ...r, adoptedLinks: [...r.adoptedLinks, { name: link, addedAddresses: has ? [] : [address] }] };
+      if (has || known.addedAddresses.includes(address)) return r;
+      return {
+        ...r,
+        adoptedLinks: r.adoptedLinks.map((a) => (a.name === link ? { ...a, addedAddresses: [...a.addedAddresses, address] } : a)),
+      };
+    });
+  }
+
+  /** podnet took `cidrs` off `link` again: an adopted link's record forgets them. */
+  removedAddresses(link: string, cidrs: readonly string[]): Promise<void> {
+    return this.update((r) => ({
+      ...r,
+      adoptedLinks: r.adoptedLinks.map((a) =>
+        a.name === link ? { ...a, addedAddresses: a.addedAddresses.filter((c) => !cidrs.includes(c)) } : a,
+      ),
+    }));
   }
 
   /** podnet is about to change `sysctl` from `found` (only the first value found is kept). */

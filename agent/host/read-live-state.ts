@@ -2,7 +2,7 @@
 // run locally. The engine runs the same list over SSH, so the agent and drift see the same state.
 import { readFile } from 'node:fs/promises';
 import {
-  LIVE_READ_NAMES,
+  AGENT_READ_NAMES,
   liveStateReads,
   type LiveReadName,
   parseLiveState,
@@ -24,7 +24,7 @@ async function runRead(read: LiveRead): Promise<string | undefined> {
 /** `names`: only these reads (the rest parse as absent), e.g. the three underlay discovery needs. */
 export async function readLiveState(
   state: Pick<DesiredHostState, 'network' | 'cni'>,
-  names: readonly LiveReadName[] = LIVE_READ_NAMES,
+  names: readonly LiveReadName[] = AGENT_READ_NAMES,
 ): Promise<LiveHostState> {
   const reads = liveStateReads(state.network, state.cni);
   const outputs = await Promise.all(names.map((name) => runRead(reads[name])));

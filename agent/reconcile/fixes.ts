@@ -80,7 +80,10 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
   for (const r of state.routes) {
     if (routeFix.has(r.destination) || (ensureTunnel && r.device === state.tunnel.device)) batch.push(routeLine('replace', r));
   }
-  for (const d of diffs) if (d.kind === 'route-extra') batch.push(`route del ${d.subject} proto ${ROUTE_PROTOCOL}`);
+  for (const d of diffs)
+    if (d.kind === 'route-extra' || d.kind === 'route-stale') batch.push(`route del ${d.subject} proto ${ROUTE_PROTOCOL}`);
+  // An older generation's address (subject `<cidr> dev <device>`).
+  for (const d of diffs) if (d.kind === 'address-stale') batch.push(`addr del ${d.subject}`);
   // A pod's veth back on the bridge (a network manager took it off, or cni0 was recreated).
   for (const d of diffs)
     if (d.kind === 'pod-off-bridge') batch.push(`link set ${d.subject} master ${b.device}`, `link set ${d.subject} up`);

@@ -311,6 +311,10 @@ export class Reconciler {
     }
     const batch = await this.effects.ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
+    const staleOnBridge = diffs
+      .filter((d) => d.kind === 'address-stale' && d.subject.endsWith(` dev ${this.state.bridge.device}`))
+      .map((d) => d.subject.split(' ')[0]!);
+    if (staleOnBridge.length > 0) await this.ownership.removedAddresses(this.state.bridge.device, staleOnBridge);
     for (const c of plan.unmanagedConfigs) {
       await writeFileAtomic(c.path, c.content);
       await reloadManager(c.manager);

@@ -26,6 +26,7 @@ import { fileText, planHost, type HostPlan, type HostTarget } from './host-plan'
 import type { ArtifactSet } from './artifacts';
 import type { EngineSession, HostSnapshot } from './session';
 import { acquireHostLock, releaseHostLock, type HostLock } from './host-lock';
+import { removeOtherNetwork } from './destroy';
 
 /** One step of a host's apply and how long it took, for finding where a slow apply went. */
 export interface ApplyStep {
@@ -165,6 +166,9 @@ export async function applyHost(
       await conn.exec('sh -s', { input: writeFilesScript(small), timeoutMs: 120_000 });
       done(`wrote ${small.map((f) => basename(f.path)).join(', ')}`);
     }
+    // Another network's leftovers go after the files are written (this network's config keeps
+    // the shared install directory in place) and before its agent starts.
+    for (const other of plan.otherNetworks) done(await removeOtherNetwork(conn, target.node, other, plan.service !== 'start'));
     const unit = unitName(target.state.network);
     const commands: string[] = [];
     const did: string[] = [];

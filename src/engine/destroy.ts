@@ -15,7 +15,9 @@ import {
   cniDirsCreatedPath,
   FLANNEL_RUN_DIR,
   INSTALL_DIR,
+  ipForwardMemoPath,
   lockPath,
+  ownershipRecordPath,
   revisionPath,
   RUN_DIR,
   RUNTIME_PATH,
@@ -25,8 +27,10 @@ import {
   tempFileGlob,
   unitName,
   unitPath,
+  unmanagedConfigs,
   type NetworkNode,
 } from '../model';
+import { otherNetworkName, type OtherNetwork } from '../planner/stale-state';
 import { SshConnection, type SshTarget } from '../ssh';
 import { hostErrorOf, type HostError } from './host-error';
 import { hostTimeout } from './host-timeouts';
@@ -55,9 +59,66 @@ export interface DestroyOptions {
   readonly lockTimeoutMs?: number;
 }
 
-/** A shell test that is true while podnet's network state is on the host (its device, routes, table or pins). */
+/**
+ * A shell test that is true while `network`'s state is on the host: its nftables table, or the
+ * state every network shares (device, routes, pins) unless another network's config is there
+ * (then that state is the other network's: a network refused on this host never had any).
+ */
 export function podnetStateTest(network: string): string {
-  return `{ ip link show dev ${TUNNEL_DEVICE} >/dev/null 2>&1 || [ -n "$(ip -N -4 route show proto ${ROUTE_PROTOCOL} 2>/dev/null)" ] || nft list table ip ${nftTableName(network)} >/dev/null 2>&1 || [ -e ${BPF_PIN_ROOT} ]; }`;
+  const others = `[ -z "$(ls ${agentConfigPath('*')} 2>/dev/null | grep -vxF ${agentConfigPath(network)})" ]`;
+  const shared = `ip link show dev ${TUNNEL_DEVICE} >/dev/null 2>&1 || [ -n "$(ip -N -4 route show proto ${ROUTE_PROTOCOL} 2>/dev/null)" ] || [ -e ${BPF_PIN_ROOT} ]`;
+  return `{ nft list table ip ${nftTableName(network)} >/dev/null 2>&1 || { ${others} && { ${shared}; }; }; }`;
+}
+
+/**
+ * `rm -f` of `network`'s files: `extra` (its config and unit), its revision, status and lock
+ * (the caller holds it: the host ends as it was before podnet came), each with the temp files
+ * a crash in the middle of writing it may have left.
+ */
+function removeFilesCommand(network: string, extra: readonly string[]): string {
+  return `rm -f ${[...extra, revisionPath(network), statusPath(network), lockPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')}`;
+}
+
+/**
+ * Removes another podnet network's leftovers from a host being applied (its agent is not
+ * running: plan refuses a host where it does). With its config, its own teardown runs, as its
+ * destroy would; `shared` (the applied network's agent runs here and holds flannel.ipip, cni0,
+ * subnet.env and the routes now): its ownership record goes first, so that teardown removes only
+ * what carries its name (agent/teardown.ts). Without a config, what carries its name goes by
+ * name. An nftables table no network claims is deleted. Fails (teardown's error) rather than
+ * leave a host half-cleaned unsaid.
+ */
+export function removeOtherNetworkScript(other: OtherNetwork, shared: boolean): string {
+  const tables = other.nftTables.map((t) => `nft delete table ip ${t} 2>/dev/null || :`);
+  const x = other.network;
+  if (x === undefined) return ['set -e', ...tables].join('\n');
+  const config = agentConfigPath(x);
+  return [
+    'set -e',
+    `systemctl --no-reload disable --now -q ${unitName(x)} 2>/dev/null || :`,
+    ...(shared ? [`rm -f ${ownershipRecordPath(x)}`] : []),
+    `if [ -f ${config} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${config}; fi`,
+    ...tables,
+    `rm -f ${unmanagedConfigs(x)
+      .map((c) => c.path)
+      .join(' ')} ${ownershipRecordPath(x)} ${teardownRequestPath(x)} ${ipForwardMemoPath(x)} ${cniDirsCreatedPath(x)}`,
+    removeFilesCommand(x, [config, unitPath(x)]),
+    'systemctl daemon-reload',
+  ].join('\n');
+}
+
+/**
+ * Runs removeOtherNetworkScript on `node` under the other network's own lock (an apply or
+ * destroy of it in progress makes this fail, naming it). Returns what was done, for apply's steps.
+ */
+export async function removeOtherNetwork(conn: SshConnection, node: string, other: OtherNetwork, shared: boolean): Promise<string> {
+  const lock = other.network === undefined ? undefined : await acquireHostLock(conn, node, other.network, 'apply', 0);
+  try {
+    await conn.exec(removeOtherNetworkScript(other, shared), { timeoutMs: hostTimeout(60_000) });
+  } finally {
+    if (lock) await releaseHostLock(conn, lock);
+  }
+  return `removed ${otherNetworkName(other)}`;
 }
 
 /** Removes everything podnet installed, after the agent has torn the network down. */
@@ -89,10 +150,8 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     '    exit 3',
     '  fi',
     'fi',
-    // With each file, the temp files a crash in the middle of writing it may have left.
     // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
-    // The lock goes too (this destroy holds it): the host ends as it was before podnet came.
-    `rm -f ${[unitPath, configPath, revisionPath(network), statusPath(network), lockPath(network)].flatMap((p) => [p, tempFileGlob(p)]).join(' ')} ${tempFileGlob(SUBNET_ENV_PATH)}`,
+    `${removeFilesCommand(network, [configPath, unitPath])} ${tempFileGlob(SUBNET_ENV_PATH)}`,
     'systemctl daemon-reload',
     `rmdir ${CONFIG_DIR} 2>/dev/null || true`,
     `if [ -z "$(ls ${CONFIG_DIR} 2>/dev/null)" ]; then rm -rf ${INSTALL_DIR}; fi`,

@@ -14,6 +14,7 @@ import {
   type NetworkNode,
 } from '../model';
 import { diffHost, type ChangeAction, type DifferenceKind } from '../planner/host-diff';
+import { otherNetworks } from '../planner/stale-state';
 import type { ArtifactSet } from './artifacts';
 import type { HostReading } from './host-reading';
 import { hostStateOn, runtimeStep, type HostTarget } from './host-plan';
@@ -34,7 +35,11 @@ export type AgentDifferenceKind =
   | 'runtime-mismatch'
   | 'runtime-unavailable'
   | 'underlay'
-  | 'underlay-changed';
+  | 'underlay-changed'
+  /** Another podnet network's leftovers, its agent not running: apply removes them. */
+  | 'other-network'
+  /** Another podnet network's agent runs here: apply refuses the host until it is gone. */
+  | 'other-network-running';
 
 /** Is the runtime link where agentRuntime and the host's Node say it should be? */
 function runtimeDrift(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): DriftItem[] {
@@ -213,6 +218,14 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
         });
     }
   }
+  for (const o of otherNetworks(target.state.network, reading.live.podnetTraces))
+    items.push({
+      kind: o.running ? 'other-network-running' : 'other-network',
+      action: o.running ? 'report' : 'delete',
+      subject: o.network ?? o.nftTables.join(' '),
+      expected: `only network ${target.state.network} on this host`,
+      actual: o.running ? `its agent runs (${o.pieces.join(', ')}): destroy it here first` : o.pieces.join(', '),
+    });
   const { state, problems } = underlayDrift(target, reading, status);
   items.push(...problems, ...diffHost(state, reading.live));
   return { node: target.node, address: target.address, inSync: items.length === 0, differences: items };

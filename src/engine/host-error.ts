@@ -4,6 +4,7 @@ import { isSshError, type SshErrorKind } from '../ssh';
 import { UnderlayError } from '../model';
 import { HostLockedError } from './host-lock';
 import { HostReadError } from './host-reading';
+import { OtherNetworkRunningError } from './host-plan';
 import { RuntimeUnavailableError } from './runtime-choice';
 
 export type HostErrorKind =
@@ -17,7 +18,9 @@ export type HostErrorKind =
   /** Another apply or destroy holds the host's lock (the message names it). */
   | 'host-locked'
   /** A command the host's live state is read with failed (e.g. `ip -json link`). */
-  | 'host-read';
+  | 'host-read'
+  /** Another podnet network's agent runs on the host (the message names it and what to do). */
+  | 'other-network';
 
 export interface HostError {
   readonly kind: HostErrorKind;
@@ -39,5 +42,6 @@ export function hostErrorOf(err: unknown): HostError {
   if (err instanceof ConvergeTimeoutError) return { kind: 'converge-timeout', message };
   if (err instanceof HostLockedError) return { kind: 'host-locked', message };
   if (err instanceof HostReadError) return { kind: 'host-read', message };
+  if (err instanceof OtherNetworkRunningError) return { kind: 'other-network', message };
   return { kind: 'internal', message };
 }

@@ -21,6 +21,7 @@ import {
   type NetworkSpec,
 } from '../model';
 import { diffHost, type HostDifference } from '../planner/host-diff';
+import { otherNetworks, runningOthersMessage, type OtherNetwork } from '../planner/stale-state';
 import type { Artifact, ArtifactSet } from './artifacts';
 import type { LiveHostState } from '../host/live-state';
 import type { HostReading } from './host-reading';
@@ -110,6 +111,11 @@ export interface HostPlan {
   /** Network differences the agent will repair once it runs the new config. */
   readonly network: readonly HostDifference[];
   /**
+   * Other podnet networks' leftovers (their agents do not run: a rename's old name, say) that
+   * apply removes before the agent starts; one whose agent runs makes planHost refuse the host.
+   */
+  readonly otherNetworks: readonly OtherNetwork[];
+  /**
    * Why the running agent must restart though every file on disk is as planned: it runs another
    * config or build than those files (an apply stopped between writing them and the restart).
    */
@@ -123,7 +129,8 @@ export function hostPlanHasChanges(plan: HostPlan): boolean {
     plan.files.length > 0 ||
     plan.enable ||
     plan.service !== 'none' ||
-    plan.network.length > 0
+    plan.network.length > 0 ||
+    plan.otherNetworks.length > 0
   );
 }
 
@@ -166,11 +173,26 @@ export function staleAgent(target: HostTarget, reading: HostReading, agentBuild:
   return undefined;
 }
 
+/** The host runs another podnet network's agent: the message names it and what to do. */
+export class OtherNetworkRunningError extends Error {
+  override readonly name = 'OtherNetworkRunningError';
+}
+
+/** The other networks on the host as read; throws OtherNetworkRunningError when one's agent runs. */
+export function otherNetworksOn(target: HostTarget, reading: HostReading): OtherNetwork[] {
+  const others = otherNetworks(target.state.network, reading.live.podnetTraces);
+  const running = others.filter((o) => o.running);
+  if (running.length > 0) throw new OtherNetworkRunningError(runningOthersMessage(target.state.network, running));
+  return others;
+}
+
 /**
  * Throws RuntimeUnavailableError when the network asks for the host's Node and it has none
- * usable, UnderlayError when the host cannot carry the tunnel as declared.
+ * usable, UnderlayError when the host cannot carry the tunnel as declared,
+ * OtherNetworkRunningError when another podnet network's agent runs there.
  */
 export function planHost(target: HostTarget, reading: HostReading, artifacts: ArtifactSet): HostPlan {
+  const others = otherNetworksOn(target, reading);
   const state = hostStateOn(target, reading.live);
   const runtime = runtimeStep(chooseRuntime(target.runtimePolicy, reading.hostNode, artifacts.runtime), reading.runtimeTarget);
   const uploads: Artifact[] = [];
@@ -196,6 +218,7 @@ export function planHost(target: HostTarget, reading: HostReading, artifacts: Ar
     enable: reading.unit.unitFileState !== 'enabled',
     service: !active ? 'start' : restartNeeded ? 'restart' : 'none',
     network: diffHost(state, reading.live),
+    otherNetworks: others,
     ...(active && stale ? { staleAgent: stale } : {}),
   };
 }

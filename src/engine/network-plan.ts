@@ -13,7 +13,7 @@ import {
 } from '../model';
 import type { ArtifactSet } from './artifacts';
 import { hostErrorOf, type HostError } from './host-error';
-import { hostPlanHasChanges, planHost, type HostPlan } from './host-plan';
+import { hostPlanHasChanges, OtherNetworkRunningError, planHost, type HostPlan } from './host-plan';
 import { RuntimeUnavailableError } from './runtime-choice';
 import type { EngineSession, NetworkSnapshot } from './session';
 
@@ -48,7 +48,7 @@ export function planFromSnapshot(snapshot: NetworkSnapshot, artifacts: ArtifactS
     try {
       hosts.push(planHost(target, read.reading, artifacts));
     } catch (err) {
-      if (!(err instanceof RuntimeUnavailableError || err instanceof UnderlayError)) throw err;
+      if (!(err instanceof RuntimeUnavailableError || err instanceof UnderlayError || err instanceof OtherNetworkRunningError)) throw err;
       errors.push({ node: read.node, error: hostErrorOf(err) });
     }
   }

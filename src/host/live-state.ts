@@ -3,13 +3,20 @@
 // both readers: the agent runs the commands itself, the engine renders them into its one SSH
 // round trip (engine/host-reading.ts). A field read on one side only cannot happen.
 import {
+  agentConfigPath,
+  AGENT_BUNDLE_PATH,
   interfaceForwardingPath,
   IP_FORWARD_PATH,
   IPTABLES_COMMANDS,
   nftTableName,
+  ownershipRecordPath,
+  parseOwnership,
+  statusPath,
   SUBNET_ENV_PATH,
+  unitPath,
   unmanagedConfigs,
   type IptablesBackend,
+  type OwnershipRecord,
 } from '../model';
 
 export interface LiveLink {
@@ -61,6 +68,24 @@ export interface LiveHostState {
   readonly cniConfig?: string;
   /** Names in the CNI config directory (undefined when the directory is absent). */
   readonly cniConfFiles?: readonly string[];
+  /** The network's ownership record (model/ownership-record.ts), when there is a readable one. */
+  readonly owned?: OwnershipRecord;
+  /** Every podnet network's traces on the host, this one's included (engine reads only: see AGENT_READ_NAMES). */
+  readonly podnetTraces?: PodnetTraces;
+}
+
+/**
+ * What of each podnet network is on a host, found by podnet's own names (host-layout.ts): the
+ * units that run podnet's agent and their ActiveState, agent configs, status files, and the
+ * nftables tables named `podnet_*`. A network's name is the part of the file name the layout
+ * puts it in; tables are listed by their own names (nftTableName is not reversible).
+ */
+export interface PodnetTraces {
+  /** Network name -> the unit's ActiveState (`active`, `inactive`, `failed`, ...). */
+  readonly units: Readonly<Record<string, string>>;
+  readonly configs: readonly string[];
+  readonly statuses: readonly string[];
+  readonly nftTables: readonly string[];
 }
 
 /** An iptables filter FORWARD chain as `iptables-save` prints it. */
@@ -102,8 +127,17 @@ export const LIVE_READ_NAMES = [
   'netmgr',
   'cniconf',
   'cnidir',
+  'owned',
+  'podnets',
 ] as const;
 export type LiveReadName = (typeof LIVE_READ_NAMES)[number];
+
+/**
+ * The reads the agent makes on each pass: all but `podnets` (other networks' traces are the
+ * engine's to plan and report; the agent refuses to run beside another network's agent by
+ * itself, agent/host/other-networks.ts), which would cost every pass a systemctl call.
+ */
+export const AGENT_READ_NAMES: readonly LiveReadName[] = LIVE_READ_NAMES.filter((n) => n !== 'podnets');
 
 /**
  * What a host is asked for its live state, by name; the names tag the engine's script sections.
@@ -134,7 +168,54 @@ export function liveStateReads(
     cniconf: { source: 'file', path: cni.path },
     // Absent directory: the command fails, and the listing is undefined (not empty).
     cnidir: { source: 'command', argv: ['ls', '-1A', cni.dir], required: false },
+    owned: { source: 'file', path: ownershipRecordPath(network) },
+    podnets: { source: 'command', argv: ['sh', '-c', podnetTracesScript()], required: false },
   };
+}
+
+/** `*` in a layout path as a shell glob, and what the name around it is cut with. */
+function globOf(path: (n: string) => string): { glob: string; prefix: string; suffix: string } {
+  const [prefix, suffix] = path('\n').split('\n') as [string, string];
+  return { glob: `${prefix}*${suffix}`, prefix, suffix };
+}
+
+/**
+ * Prints `@unit NAME STATE`, `@config NAME`, `@status NAME` and `@table TABLE` lines (see
+ * PodnetTraces). A unit counts only if it runs podnet's agent bundle: the lab's own
+ * `podnet-lab-*.service` helpers, say, are not networks.
+ */
+export function podnetTracesScript(): string {
+  const each = (path: (n: string) => string, body: string) => {
+    const g = globOf(path);
+    return `for f in ${g.glob}; do [ -f "$f" ] || continue; n=\${f#${g.prefix}}; n=\${n%${g.suffix}}; ${body}; done`;
+  };
+  return [
+    each(
+      unitPath,
+      `grep -qF ${AGENT_BUNDLE_PATH} "$f" || continue; printf '@unit %s %s\\n' "$n" "$(systemctl show -p ActiveState --value "\${f##*/}" 2>/dev/null)"`,
+    ),
+    each(agentConfigPath, `printf '@config %s\\n' "$n"`),
+    each(statusPath, `printf '@status %s\\n' "$n"`),
+    `nft list tables ip 2>/dev/null | sed -n 's/^table ip \\(podnet_[A-Za-z0-9_]*\\)$/@table \\1/p'`,
+    'true',
+  ].join('\n');
+}
+
+/** Parses podnetTracesScript's output. */
+export function parsePodnetTraces(text: string): PodnetTraces {
+  const units: Record<string, string> = {};
+  const configs: string[] = [];
+  const statuses: string[] = [];
+  const nftTables: string[] = [];
+  for (const line of text.split('\n')) {
+    const [tag, name, state] = line.trim().split(' ');
+    if (!name) continue;
+    if (tag === '@unit') units[name] = state || 'unknown';
+    else if (tag === '@config') configs.push(name);
+    else if (tag === '@status') statuses.push(name);
+    else if (tag === '@table') nftTables.push(name);
+  }
+  return { units, configs, statuses, nftTables };
 }
 
 /** Prints `@dir D` for each manager's directory that exists, then `@file F` and the content of each of podnet's files there. */
@@ -189,7 +270,14 @@ export function parseLiveState(out: LiveReadOutputs): LiveHostState {
     netManagers: parseNetManagers(out.netmgr ?? ''),
     ...(out.cniconf !== undefined ? { cniConfig: out.cniconf } : {}),
     ...(out.cnidir !== undefined ? { cniConfFiles: parseDirListing(out.cnidir) } : {}),
+    ...withOwned(out.owned),
+    ...(out.podnets !== undefined ? { podnetTraces: parsePodnetTraces(out.podnets) } : {}),
   };
+}
+
+function withOwned(text: string | undefined): { owned?: OwnershipRecord } {
+  const owned = text === undefined ? undefined : parseOwnership(text);
+  return owned ? { owned } : {};
 }
 
 /** Parses the forwarding read's lines: `/proc/.../conf/eth0/forwarding:1`. */
@@ -237,6 +325,17 @@ export function parseLinks(text: string): LiveLink[] {
       ...(info.info_kind === 'veth' ? { peerNetns: l.link_netnsid !== undefined } : {}),
     };
   });
+}
+
+/**
+ * A link's received frame errors from `ip -json -s -s link show dev DEV` (`stats64.rx.frame_errors`;
+ * 0 when iproute2 prints no such field). On an ip tunnel device the kernel counts there exactly
+ * the packets ip_tunnel_rcv dropped for ECN: outer CE on a not-ECT inner packet (RFC 6040).
+ */
+export function parseRxFrameErrors(text: string): number {
+  const [link] = asArray(text);
+  const rx = ((link?.stats64 ?? {}) as Json).rx as Json | undefined;
+  return typeof rx?.frame_errors === 'number' ? rx.frame_errors : 0;
 }
 
 /** Parses `ip -json -4 addr show` (IPv4 only). */

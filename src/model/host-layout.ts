@@ -111,6 +111,12 @@ export function nftTableName(network: string): string {
   return `podnet_${network.replace(/-/g, '_')}`;
 }
 
+/**
+ * The kernel datapath's own table (agent/datapaths/kernel/peer-filter.ts's PEER_FILTER_TABLE, one
+ * per host whatever the network): a `podnet_*` table that is no network's, and never stale.
+ */
+export const KERNEL_PEER_FILTER_TABLE = 'podnet_ipip';
+
 /** systemd-networkd's and NetworkManager's configuration directories (podnet writes there only if they exist). */
 export const NETWORKD_DIR = '/etc/systemd/network';
 export const NETWORK_MANAGER_CONF_DIR = '/etc/NetworkManager/conf.d';

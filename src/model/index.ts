@@ -19,5 +19,6 @@ export * from './peer-paths';
 export * from './host-state';
 export * from './manifest';
 export * from './agent-status';
+export * from './ownership-record';
 export * from './agent-manifest';
 export * from './drop-reasons';

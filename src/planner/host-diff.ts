@@ -17,6 +17,7 @@ import {
   type DesiredRoute,
 } from '../model';
 import type { LiveHostState, LiveRoute } from '../host/live-state';
+import { staleOwnState } from './stale-state';
 
 export type DifferenceKind =
   | 'tunnel-missing'
@@ -37,6 +38,10 @@ export type DifferenceKind =
   | 'route-wrong'
   | 'route-foreign'
   | 'route-extra'
+  /** podnet's route outside the cluster CIDR: an older generation's (stale-state.ts). */
+  | 'route-stale'
+  /** podnet's address on the tunnel or bridge beside the wanted one: an older generation's. */
+  | 'address-stale'
   | 'subnet-env'
   | 'masquerade'
   | 'ip-forward'
@@ -190,6 +195,7 @@ export function diffHost(desired: DesiredHostState, live: LiveHostState): HostDi
       diffs.push({ kind: 'route-extra', action: 'delete', subject: route.destination, actual: describeRoute(route) });
     }
   }
+  diffs.push(...staleOwnState(desired, live, describeRoute));
 
   if (live.subnetEnv !== desired.subnetEnv.content) {
     diffs.push({

@@ -91,6 +91,19 @@ export interface HostPlanJson {
   readonly enable: boolean;
   readonly service: 'start' | 'restart' | 'none';
   readonly network: readonly DifferenceJson[];
+  /**
+   * Other podnet networks' leftovers apply removes from the host (their agents do not run; one
+   * whose agent runs puts the host in `errors`, kind `other-network`). `network` is absent for
+   * an nftables table no network claims. Added to plan/v3 as a new field (no bump).
+   */
+  readonly otherNetworks: ReadonlyArray<{
+    readonly network?: string;
+    /** The unit's ActiveState; absent when it has no unit. */
+    readonly unitState?: string;
+    /** Its own teardown runs (its config is there). */
+    readonly teardown: boolean;
+    readonly pieces: readonly string[];
+  }>;
   /** Present when the running agent is not what the installed files make (why it restarts). */
   readonly staleAgent?: string;
 }
@@ -236,6 +249,12 @@ export function hostPlanJson(plan: HostPlan): HostPlanJson {
     enable: plan.enable,
     service: plan.service,
     network: plan.network.map(differenceJson),
+    otherNetworks: plan.otherNetworks.map((o) => ({
+      ...(o.network !== undefined ? { network: o.network } : {}),
+      ...(o.unitState !== undefined ? { unitState: o.unitState } : {}),
+      teardown: o.hasConfig,
+      pieces: [...o.pieces],
+    })),
     ...(plan.staleAgent ? { staleAgent: plan.staleAgent } : {}),
   };
 }

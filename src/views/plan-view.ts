@@ -4,6 +4,7 @@ import { hostPlanHasChanges, type HostPlan } from '../engine/host-plan';
 import { describeUnderlay } from '../model';
 import type { NetworkPlan, OfflinePlan } from '../engine/network-plan';
 import type { ChangeAction, HostDifference } from '../planner/host-diff';
+import type { OtherNetwork } from '../planner/stale-state';
 import { renderHostState } from './host-state-view';
 import { offlinePlanJson, planJson, printJson } from './json';
 import { palette, type Palette, type Streams, type ViewType } from './view';
@@ -20,7 +21,16 @@ export function actionLine(action: ChangeAction, text: string, p: Palette): stri
 function differenceText(d: HostDifference): string {
   if (d.kind === 'route-missing') return `route ${d.expected}`;
   if (d.kind === 'route-extra') return `route ${d.actual}`;
+  if (d.kind === 'route-stale' || d.kind === 'address-stale') return `${d.kind} ${d.subject} (${d.actual})`;
   return `${d.kind} ${d.subject}${d.expected ? ` (want ${d.expected}${d.actual ? `, have ${d.actual}` : ''})` : ''}`;
+}
+
+/** Another network's leftovers apply removes: what is there and how it goes. */
+function otherNetworkText(o: OtherNetwork): string {
+  if (o.network === undefined) return `${o.pieces.join(', ')} (no podnet network claims it)`;
+  const agent = o.unitState !== undefined ? `agent ${o.unitState}` : 'no agent unit';
+  const how = o.hasConfig ? 'its teardown runs, then its files go' : 'no config to tear down with: what carries its name goes';
+  return `podnet network ${o.network} (${agent}): ${o.pieces.join(', ')}; ${how}`;
 }
 
 const FILE_LABEL = { config: 'agent config', unit: 'systemd unit' } as const;
@@ -43,6 +53,7 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   if (plan.service !== 'none')
     lines.push(actionLine('update', `${plan.service} agent${plan.staleAgent ? ` (${plan.staleAgent})` : ''}`, p));
   for (const d of plan.network) lines.push(actionLine(d.action, differenceText(d), p));
+  for (const o of plan.otherNetworks) lines.push(actionLine('delete', otherNetworkText(o), p));
   if (lines.length === header) lines.push('  no changes');
   return lines;
 }

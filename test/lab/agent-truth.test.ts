@@ -310,4 +310,94 @@ describeLab('the agent tells the truth', () => {
       await sh('node1', "sed -i '/^MaxSessions/d' /etc/ssh/sshd_config && systemctl restart ssh.service");
     }
   });
+
+  /** The network `name` with `clusterCidr` on both hosts (the reference network renamed or moved); returns its manifest. */
+  function synthNetwork(dir: string, name: string, clusterCidr: string): string {
+    const outdir = join(work, dir);
+    const app = new App({ outdir });
+    const labDir = `/var/lib/podnet/lab/${LAB}`;
+    new PodNetwork(new TerraformStack(app, 'reference'), name, {
+      name,
+      clusterCidr,
+      subnetLength: 24,
+      backend: { type: 'ipip' },
+      ssh: { user: 'root', privateKeyPath: `${labDir}/id_ed25519`, knownHostsPath: `${labDir}/known_hosts` },
+      nodes: [
+        { name: 'master', address: '192.168.0.80' },
+        { name: 'node1', address: '192.168.0.81' },
+      ],
+      podnetArgs: ['--lab', LAB],
+    });
+    app.synth();
+    return join(outdir, 'stacks', 'reference', 'assets', `podnet-${name}`, 'manifest.json');
+  }
+  const podnet = (cmd: string, m: string, ...args: string[]) => runPodnet([cmd, '--manifest', m, '--lab', LAB, ...args]);
+  const both = async (script: string) => Promise.all(['master', 'node1'].map((h) => sh(h, script)));
+
+  // Last, as they leave the hosts running another network than the tests above expect.
+  it('a rename (cluster -> green): refused while cluster runs; cluster dead is listed as `-` lines, reported by drift, removed by apply; only green runs and carries traffic', async () => {
+    await apply(synth('before-rename'), '--node', 'node1'); // the MaxSessions test destroyed it there
+    const green = synthNetwork('green-rename', 'green', '10.245.0.0/16');
+
+    // cluster's agents run: green is refused on each host, naming cluster and what to do.
+    const refused = await podnet('plan', green);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout + refused.stderr).toMatch(/master: .*network 'cluster'.*destroy/);
+    expect(refused.stdout + refused.stderr).toMatch(/node1: .*network 'cluster'.*destroy/);
+    expect((await podnet('apply', green)).code).toBe(1);
+    expect(await sh('node1', 'ls /etc/podnet')).toBe('cluster.json\n');
+
+    // cluster's agents stopped and disabled: what they left is cluster's, dead.
+    await both(`systemctl disable --now -q ${UNIT}`);
+    const plan = await podnet('plan', green, '--detailed-exitcode');
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toMatch(/- podnet network cluster \(agent inactive\)/);
+    const drift = await podnet('drift', green);
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toContain('other-network cluster');
+
+    const applied = await podnet('apply', green);
+    expect({ code: applied.code, out: applied.code === 0 ? '' : applied.stdout + applied.stderr }).toEqual({ code: 0, out: '' });
+    for (const host of ['master', 'node1']) {
+      const left = await sh(
+        host,
+        [
+          'ls /etc/podnet',
+          'ls /etc/systemd/system | grep podnet- || :',
+          'nft list tables | grep podnet_ || :',
+          'ip -N -4 route show proto 152 | cut -d" " -f1',
+          'ip -4 -o addr show dev flannel.ipip | grep -o "inet [^ ]*"; ip -4 -o addr show dev cni0 | grep -o "inet [^ ]*"',
+        ].join('; echo --; '),
+      );
+      expect(left).not.toMatch(/cluster|10\.244\./);
+      expect(left).toMatch(/^green\.json\n--\npodnet-green\.service\n--\ntable ip podnet_green\n--\n10\.245\.\d\.0\/24\n--\n/);
+    }
+    // Pods made on the old network keep its addresses: made again, they get green's.
+    await podDel(LAB, 'master', 'web');
+    await podDel(LAB, 'node1', 'web');
+    const masterPod = await podAdd(LAB, 'master', 'web');
+    await podAdd(LAB, 'node1', 'web');
+    expect(masterPod.ip).toMatch(/^10\.245\./);
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', masterPod.ip])).stdout).toContain('2 received');
+    const clean = await podnet('drift', green);
+    expect({ code: clean.code, out: clean.code === 0 ? '' : clean.stdout }).toEqual({ code: 0, out: '' });
+  });
+
+  it("a clusterCidr change: drift reports the old generation's proto-152 routes and addresses; apply removes them", async () => {
+    const moved = synthNetwork('green-moved', 'green', '10.246.0.0/16');
+    const drift = await podnet('drift', moved);
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toMatch(/route-stale 10\.245\.\d\.0\/24/);
+    expect(drift.stdout).toMatch(/address-stale 10\.245\.\d\.0\/32 dev flannel\.ipip/);
+    expect(drift.stdout).toMatch(/address-stale 10\.245\.\d\.1\/24 dev cni0/);
+    const applied = await podnet('apply', moved);
+    expect({ code: applied.code, out: applied.code === 0 ? '' : applied.stdout + applied.stderr }).toEqual({ code: 0, out: '' });
+    for (const host of ['master', 'node1']) {
+      const left = await sh(host, 'ip -N -4 route show proto 152; ip -4 -o addr show dev flannel.ipip; ip -4 -o addr show dev cni0');
+      expect(left).not.toContain('10.245.');
+      expect(left).toContain('10.246.');
+    }
+    const clean = await podnet('drift', moved);
+    expect({ code: clean.code, out: clean.code === 0 ? '' : clean.stdout }).toEqual({ code: 0, out: '' });
+  });
 });

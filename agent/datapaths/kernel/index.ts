@@ -1,6 +1,6 @@
 // The kernel datapath: an `ipip` device made by iproute2; the kernel encapsulates.
 // The production default wherever the ipip module exists.
-import { parseLinks } from '../../../src/host/live-state';
+import { parseLinks, parseRxFrameErrors } from '../../../src/host/live-state';
 import { ipBatch, runCommand } from '../../host/command';
 import { mustRun, type Runner } from '../../host/runner';
 import {
@@ -73,8 +73,15 @@ export class KernelDatapath implements Datapath {
     await this.filter.setPeers(peers.map((p) => p.address));
   }
 
+  /**
+   * `unknownSource` from the peer filter; `ecn` is what the kernel itself dropped on
+   * decapsulation (outer CE on a not-ECT inner packet: ip_tunnel_rcv counts it in the device's
+   * rx_frame_errors, and logs "non-ECT from ..."), the same reason the other datapaths count.
+   * The device's count starts again at 0 when the device is recreated.
+   */
   async counters(): Promise<DatapathCounters> {
-    const drops = { unknownSource: await this.filter.dropped() };
+    const stats = await this.run('ip', ['-json', '-s', '-s', 'link', 'show', 'dev', this.host.tunnelDevice]);
+    const drops = { unknownSource: await this.filter.dropped(), ecn: stats.code === 0 ? parseRxFrameErrors(stats.stdout) : 0 };
     return { peers: [], dropped: droppedTotal(drops), drops };
   }
 

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { hostDrift } from '../../../src/engine/drift';
 import { hostPlanJson, PLAN_SCHEMA } from '../../../src/views/json';
 import type { Artifact, ArtifactSet } from '../../../src/engine/artifacts';
-import { hostTargets, planHost, type HostTarget } from '../../../src/engine/host-plan';
+import { hostTargets, OtherNetworkRunningError, planHost, type HostTarget } from '../../../src/engine/host-plan';
+import { removeOtherNetworkScript } from '../../../src/engine/destroy';
+import { otherNetworks } from '../../../src/planner/stale-state';
 import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../../src/engine/host-reading';
 import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../../src/engine/runtime-choice';
 import { resolveNetwork, type AgentRuntimeChoice } from '../../../src/model';
@@ -167,6 +169,48 @@ describe('planHost', () => {
     const toBundled = planHost(target('bundled'), { ...linked, config: target('bundled').config }, artifacts);
     expect(toBundled.runtime.action).toBe('ship');
     expect(toBundled.service).toBe('restart');
+  });
+
+  it("refuses a host where another network's agent runs, and plans the removal of a dead one's leftovers", () => {
+    const traces = (blue: string) => ({ units: { blue }, configs: ['blue'], statuses: ['blue'], nftTables: ['podnet_blue'] });
+    const withBlue = (blue: string): HostReading => ({ ...fresh, hostNode: node18, live: { ...fresh.live, podnetTraces: traces(blue) } });
+    expect(() => planHost(target(), withBlue('active'), artifacts)).toThrow(OtherNetworkRunningError);
+    expect(() => planHost(target(), withBlue('active'), artifacts)).toThrow(
+      /already runs podnet network 'blue'.*destroy 'blue' on this host first/,
+    );
+    const plan = planHost(target(), withBlue('inactive'), artifacts);
+    expect(plan.otherNetworks.map((o) => [o.network, o.running, o.hasConfig])).toEqual([['blue', false, true]]);
+    expect(hostPlanJson(plan).otherNetworks).toEqual([
+      {
+        network: 'blue',
+        unitState: 'inactive',
+        teardown: true,
+        pieces: ['podnet-blue.service (inactive)', 'config', 'status', 'nft table podnet_blue'],
+      },
+    ]);
+    // Drift says the same, as its own kinds.
+    const kinds = (blue: string) =>
+      hostDrift(target(), withBlue(blue), artifacts).differences.filter((d) => d.kind.startsWith('other-network'));
+    expect(kinds('inactive').map((d) => [d.kind, d.action, d.subject])).toEqual([['other-network', 'delete', 'blue']]);
+    expect(kinds('active').map((d) => [d.kind, d.action, d.subject])).toEqual([['other-network-running', 'report', 'blue']]);
+  });
+
+  it("removes a dead network's leftovers with its own teardown, by name only when this network's agent holds the shared devices", () => {
+    const [blue] = otherNetworks('cluster', { units: { blue: 'inactive' }, configs: ['blue'], statuses: [], nftTables: ['podnet_blue'] });
+    const alone = removeOtherNetworkScript(blue!, false);
+    expect(alone).toContain('systemctl --no-reload disable --now -q podnet-blue.service');
+    expect(alone).toContain(
+      'if [ -f /etc/podnet/blue.json ]; then /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js teardown --config /etc/podnet/blue.json; fi',
+    );
+    expect(alone).not.toMatch(/^rm -f \/run\/podnet\/blue\.owned\.json$/m);
+    expect(alone).toMatch(/rm -f \/etc\/podnet\/blue\.json .*\/etc\/systemd\/system\/podnet-blue\.service /);
+    // The record goes before the teardown, which then finds the running network and keeps to blue's names.
+    const shared = removeOtherNetworkScript(blue!, true).split('\n');
+    expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeGreaterThan(0);
+    expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeLessThan(shared.findIndex((l) => l.includes('teardown --config')));
+    execFileSync('sh', ['-n', '-c', removeOtherNetworkScript(blue!, true)]);
+    const [orphan] = otherNetworks('cluster', { units: {}, configs: [], statuses: [], nftTables: ['podnet_x'] });
+    expect(removeOtherNetworkScript(orphan!, true)).toBe('set -e\nnft delete table ip podnet_x 2>/dev/null || :');
   });
 
   it('fails the host, not the run, when the host must bring its own node and cannot', () => {

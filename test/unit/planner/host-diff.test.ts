@@ -48,7 +48,7 @@ describe('host diff and fixes', () => {
     expect(planFixes(state, diffs).ipBatch).toEqual(['route replace 10.244.2.0/24 via 192.168.0.82 dev flannel.ipip onlink proto 152']);
   });
 
-  it('removes only podnet-owned extra routes, never a user route', () => {
+  it('removes only podnet-owned extra routes, never a user route (nor a proto-152 one via a router, outside the cluster)', () => {
     const live = {
       ...inSync,
       routes: [

@@ -1,6 +1,7 @@
 // One network run, the same for every view's golden test: the reference network with
 // master fresh (nothing installed, a usable Node on the host), node1 installed and running
-// with someone else's route to node2's pods and a leftover podnet route, node2 unreachable.
+// with someone else's route to node2's pods, a leftover podnet route, an older generation's
+// route and address, and a renamed network's leftovers; node2 unreachable.
 // The engine's own pure functions build the plan and drift from it.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,7 +65,17 @@ function installed(t: HostTarget): HostReading {
           r.destination === '10.244.2.0/24' ? { ...r, gateway: '192.168.0.99', device: 'eth0', onlink: false, protocol: '4' } : r,
         ),
         { destination: '10.244.9.0/24', gateway: '192.168.0.89', device: 'flannel.ipip', onlink: true, protocol: '152' },
+        // An older generation's (the cluster was 10.243.0.0/16), and its address on the tunnel.
+        { destination: '10.243.2.0/24', gateway: '192.168.0.82', device: 'flannel.ipip', onlink: true, protocol: '152' },
       ],
+      addresses: [...live.addresses, { device: 'flannel.ipip', cidr: '10.243.1.0/32' }],
+      // A renamed network's leftovers: its agent stopped, its files and table still there.
+      podnetTraces: {
+        units: { cluster: 'active', blue: 'inactive' },
+        configs: ['cluster', 'blue'],
+        statuses: ['cluster', 'blue'],
+        nftTables: ['podnet_cluster', 'podnet_blue'],
+      },
     },
     unit: { activeState: 'active', unitFileState: 'enabled', loadState: 'loaded' },
     unitFile: t.unit,

@@ -31,6 +31,11 @@ function fakeHost(
     }
     if (argv.startsWith(`ip link add ${PROBE_DEVICE}`) && answers.probeAdd) return { ...answers.probeAdd, stdout: '' };
     if (argv === 'nft list table ip podnet_ipip') return { code: 1, stdout: '', stderr: 'Error: No such file or directory' };
+    if (argv === 'ip -json -s -s link show dev flannel.ipip') {
+      // iproute2 6.1's shape, cut to what matters: 3 ECN drops (rx_frame_errors) on the device.
+      const rx = { bytes: 840, packets: 10, errors: 3, dropped: 0, length_errors: 0, crc_errors: 0, frame_errors: 3, fifo_errors: 0 };
+      return { code: 0, stdout: JSON.stringify([{ ifindex: 9, ifname: 'flannel.ipip', stats64: { rx, tx: {} } }]), stderr: '' };
+    }
     if (argv === 'nft -j list counter ip podnet_ipip unknown_source') {
       return {
         code: 0,
@@ -96,7 +101,7 @@ describe('KernelDatapath', () => {
     await expect(new KernelDatapath(host, { run }).ensure()).rejects.toThrow('creating flannel.ipip failed: Error: Unknown device type.');
   });
 
-  it('keeps the peers in its filter, counts what the filter dropped, and teardown deletes the device and the filter', async () => {
+  it('keeps the peers in its filter, counts what the filter and the kernel (ECN) dropped, and teardown deletes the device and the filter', async () => {
     const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' });
     const d = new KernelDatapath(host, { run: h.run });
     await d.setPeers([{ node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' }]);
@@ -104,7 +109,8 @@ describe('KernelDatapath', () => {
       argv: 'nft -f -',
       input: 'flush set ip podnet_ipip peers\nadd element ip podnet_ipip peers { 192.168.0.82 }\n',
     });
-    expect(await d.counters()).toEqual({ peers: [], dropped: 2, drops: { unknownSource: 2 } });
+    // unknownSource from the filter's counter, ecn from the device's rx_frame_errors (ip_tunnel_rcv's ECN drops).
+    expect(await d.counters()).toEqual({ peers: [], dropped: 5, drops: { unknownSource: 2, ecn: 3 } });
     h.calls.length = 0;
     await d.teardown();
     expect(h.argvs()).toEqual(['ip link del dev flannel.ipip', 'nft delete table ip podnet_ipip']);
