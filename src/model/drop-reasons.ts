@@ -27,6 +27,7 @@ export const BPF_DROP_REASONS = [
   'error',
   'unconfigured',
   'ecn',
+  'fragNeeded',
 ] as const satisfies readonly DropReason[];
 export type BpfDropReason = (typeof BPF_DROP_REASONS)[number];
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
-import type { PeerCounters } from '../../src/model/agent-status';
+import type { DatapathCounters } from '../../src/model/agent-status';
 import { describeLab, testLabName, withLab } from './lab-support';
 import { referenceSpec } from '../unit/reference-network';
 
@@ -148,14 +148,19 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
       expect(bps).toBeGreaterThan(100e6);
     }
     await podExec(LAB, 'master', 'web', ['pkill', '-x', 'iperf3']);
+    // Once it knows the path MTU, node1 answers a too-big DF packet itself before the router sees
+    // it, as kernel ipip does: here one from node1's own tunnel address (drop reason fragNeeded).
+    const own = await labExec(LAB, 'node1', ['ping', '-M', 'do', '-s', '1402', '-c', '1', '-W', '2', '10.244.0.2']);
+    expect(own.stdout).toContain('From 10.244.0.2 icmp_seq=1 Frag needed and DF set (mtu = 1380)');
     // Each node learned the path MTU to the other and relayed the router's ICMP to its pod (the
     // agent reads its counters every 5 s).
     for (const [node, peer] of [
       ['node1', 'master'],
       ['master', 'node1'],
     ] as const) {
-      let seen: PeerCounters | undefined;
-      for (let i = 0; i < 40 && !(seen?.pathMtu && seen.fragNeededRelayed); i++) {
+      let seen: DatapathCounters | undefined;
+      const learned = (c?: DatapathCounters) => c?.peers.find((p) => p.node === peer);
+      for (let i = 0; i < 40 && !(learned(seen)?.fragNeededRelayed && (node === 'master' || seen?.drops?.fragNeeded)); i++) {
         if (i) await new Promise((r) => setTimeout(r, 250));
         const status = await labExec(LAB, node, [
           '/usr/local/lib/podnet/node',
@@ -165,9 +170,14 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
           'cluster',
           '--json',
         ]);
-        seen = (JSON.parse(status.stdout) as { counters: { peers: PeerCounters[] } }).counters.peers.find((p) => p.node === peer);
+        seen = (JSON.parse(status.stdout) as { counters: DatapathCounters }).counters;
       }
-      expect({ node, pathMtu: seen?.pathMtu, relayed: (seen?.fragNeededRelayed ?? 0) > 0 }).toEqual({ node, pathMtu: 1400, relayed: true });
+      expect({ node, pathMtu: learned(seen)?.pathMtu, relayed: (learned(seen)?.fragNeededRelayed ?? 0) > 0 }).toEqual({
+        node,
+        pathMtu: 1400,
+        relayed: true,
+      });
+      if (node === 'node1') expect(seen?.drops?.fragNeeded).toBeGreaterThan(0);
     }
   });
 

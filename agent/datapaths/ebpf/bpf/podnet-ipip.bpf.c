@@ -8,6 +8,8 @@
  *                        Inner IPv4 -> outer IPv4 (proto 4, src = this node, dst = the peer
  *                        owning the inner destination, TTL/DF copied, TOS = inner ECN with CE
  *                        sent as ECT(0)) -> Ethernet header -> bpf_redirect_neigh(underlay).
+ *                        A DF packet above the peer's learned path MTU - 20 is answered with
+ *                        an ICMP "fragmentation needed" to its sender instead, as kernel ipip.
  *   pn_underlay_ingress  tc clsact ingress of the underlay (eth0). Protocol 4 to this node from
  *                        a known peer is decapsulated; from anyone else it is dropped and
  *                        counted. Everything else passes untouched. Decapsulated packets for a
@@ -106,12 +108,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pn_pmtu SEC(".maps");
 
-static __always_inline int drop(__u32 reason)
+static __always_inline void count_drop(__u32 reason)
 {
 	__u64 *c = bpf_map_lookup_elem(&pn_drops, &reason);
 
 	if (c)
 		*c += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline int drop(__u32 reason)
+{
+	count_drop(reason);
 	return TC_ACT_SHOT;
 }
 
@@ -139,6 +146,101 @@ static __always_inline __u16 csum_fold(__u32 sum)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)sum;
+}
+
+/* ICMP's header as a "fragmentation needed" uses it (RFC 1191). */
+struct pn_icmp {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u16 unused;
+	__u16 mtu;
+};
+#define PN_ICMP_DEST_UNREACH 3
+#define PN_ICMP_FRAG_NEEDED 4
+#define PN_IPTOS_PREC_INTERNETCONTROL 0xc0
+
+/* ICMP types that are errors: never answered with another (RFC 1122 3.2.2). */
+static __always_inline int icmp_is_error(__u8 type)
+{
+	return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+}
+
+/* The longest packet `skb` (inner IPv4 header `ip`, at offset 0) puts on the wire: itself, or
+ * for a GSO super-packet each segment (headers + gso_size; TCP's header read, UDP's 8 bytes). */
+static __always_inline __u32 wire_len(struct __sk_buff *skb, const struct iphdr *ip)
+{
+	__u32 l4 = 8;
+	__u8 doff;
+
+	if (!skb->gso_size)
+		return skb->len;
+	if (ip->protocol == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, ip->ihl * 4 + 12, &doff, 1) < 0)
+			return skb->len;
+		l4 = (doff >> 4) * 4;
+	}
+	return ip->ihl * 4 + l4 + skb->gso_size;
+}
+
+/* Bytes of a too-big packet its ICMP quotes: ICMP header + quote = 512, what one bpf_csum_diff
+ * sums, within the 576 bytes icmp_send keeps to; a too-big packet is always longer (> 532). */
+#define PN_ICMP_QUOTE 504
+
+/*
+ * Kernel ipip's answer to a DF inner packet above the peer's path MTU - 20 (tnl_update_pmtu:
+ * icmp_ndo_send, then the packet is dropped): the packet on the tunnel's egress (`inner` at
+ * offset 0) becomes the ICMP "fragmentation needed" (next-hop MTU `mtu`) to its sender, quoting
+ * its first PN_ICMP_QUOTE bytes, and enters the stack on flannel.ipip's ingress, which routes it
+ * to the sender (a local pod, or this node). Source: the inner destination, as in frag_needed().
+ * Counted as drop reason fragNeeded, with or without the ICMP (none about an ICMP error or a
+ * non-first fragment).
+ */
+static __always_inline int too_big(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *inner, __u32 mtu)
+{
+	struct {
+		struct iphdr ip;
+		struct pn_icmp icmp;
+	} new;
+	__u8 chunk[PN_ICMP_QUOTE / 2];
+	__u32 sum = 0;
+	__u8 type;
+
+	if ((inner->frag_off & bpf_htons(PN_IP_OFFSET)) || !cfg->tunnel_ifindex)
+		return drop(PN_DROP_FRAG_NEEDED);
+	if (inner->protocol == IPPROTO_ICMP &&
+	    (bpf_skb_load_bytes(skb, inner->ihl * 4, &type, 1) < 0 || icmp_is_error(type)))
+		return drop(PN_DROP_FRAG_NEEDED);
+	/* Cut to the quote (a GSO packet stops being one), sum it in two halves. */
+	if (bpf_skb_change_tail(skb, PN_ICMP_QUOTE, 0))
+		return drop(PN_DROP_ERROR);
+	for (int i = 0; i < 2; i++) {
+		if (bpf_skb_load_bytes(skb, i * sizeof(chunk), chunk, sizeof(chunk)) < 0)
+			return drop(PN_DROP_ERROR);
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)chunk, sizeof(chunk), sum);
+	}
+	__builtin_memset(&new, 0, sizeof(new));
+	new.icmp.type = PN_ICMP_DEST_UNREACH;
+	new.icmp.code = PN_ICMP_FRAG_NEEDED;
+	new.icmp.mtu = bpf_htons(mtu);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&new.icmp, sizeof(new.icmp), sum);
+	new.icmp.checksum = ~csum_fold(sum);
+	new.ip.version = 4;
+	new.ip.ihl = 5;
+	new.ip.tos = PN_IPTOS_PREC_INTERNETCONTROL;
+	new.ip.tot_len = bpf_htons(sizeof(new) + PN_ICMP_QUOTE);
+	new.ip.ttl = 64;
+	new.ip.protocol = IPPROTO_ICMP;
+	new.ip.saddr = inner->daddr;
+	new.ip.daddr = inner->saddr;
+	new.ip.check = ip_checksum(&new.ip);
+	/* A TUN has no link-layer header: the new headers go in at offset 0. */
+	if (bpf_skb_adjust_room(skb, sizeof(new), BPF_ADJ_ROOM_MAC, 0))
+		return drop(PN_DROP_ERROR);
+	if (bpf_skb_store_bytes(skb, 0, &new, sizeof(new), 0))
+		return drop(PN_DROP_ERROR);
+	count_drop(PN_DROP_FRAG_NEEDED);
+	return bpf_redirect(cfg->tunnel_ifindex, BPF_F_INGRESS);
 }
 
 SEC("tc")
@@ -170,6 +272,15 @@ int pn_tun_egress(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&pn_peers, &key);
 	if (!peer)
 		return drop(PN_DROP_NO_PEER);
+	/* nopmtudisc copies DF: a DF packet above the learned path MTU - 20 would be lost behind
+	 * the router; its sender hears it from here, as from kernel ipip. */
+	if (inner.frag_off & bpf_htons(PN_IP_DF)) {
+		struct pn_pmtu *pm = bpf_map_lookup_elem(&pn_pmtu, &peer->addr);
+
+		if (pm && bpf_ktime_get_ns() - pm->learned_ns < PN_PMTU_EXPIRES_NS &&
+		    wire_len(skb, &inner) > pm->mtu - PN_IP_HLEN)
+			return too_big(skb, cfg, &inner, pm->mtu - PN_IP_HLEN);
+	}
 
 	len = skb->len + PN_IP_HLEN;
 	if (len > 0xffff)
@@ -252,18 +363,6 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config
 	return TC_ACT_OK;
 }
 
-/* ICMP's header as a "fragmentation needed" uses it (RFC 1191). */
-struct pn_icmp {
-	__u8 type;
-	__u8 code;
-	__u16 checksum;
-	__u16 unused;
-	__u16 mtu;
-};
-#define PN_ICMP_DEST_UNREACH 3
-#define PN_ICMP_FRAG_NEEDED 4
-#define PN_IPTOS_PREC_INTERNETCONTROL 0xc0
-
 /* Learns the outer path MTU in `quoted` (our protocol 4 to a peer) from a router's `mtu`: the
  * kernel's floor, lower while an entry is fresh (the kernel ignores a rise before its route
  * exception expires). Returns the entry, or NULL if the map is full. */
@@ -342,7 +441,7 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 		if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + 2 * PN_IP_HLEN + sizeof(struct pn_icmp) + inner.ihl * 4,
 				       &inner_type, 1) < 0)
 			return TC_ACT_OK;
-		if (inner_type == 3 || inner_type == 4 || inner_type == 5 || inner_type == 11 || inner_type == 12)
+		if (icmp_is_error(inner_type))
 			return TC_ACT_OK;
 	}
 

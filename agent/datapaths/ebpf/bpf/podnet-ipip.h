@@ -72,7 +72,8 @@ struct pn_pmtu {
 	X(PN_DROP_NOT_IPV4, 3, "notIpv4")           /* egress: non-IPv4 on the tunnel (e.g. IPv6 RS) */ \
 	X(PN_DROP_ERROR, 4, "error")                /* a helper failed (adjust_room, store, change_head) */ \
 	X(PN_DROP_UNCONFIGURED, 5, "unconfigured")  /* pn_config not written yet */ \
-	X(PN_DROP_ECN, 6, "ecn")                    /* ingress: outer CE on a not-ECT inner packet (RFC 6040) */
+	X(PN_DROP_ECN, 6, "ecn")                    /* ingress: outer CE on a not-ECT inner packet (RFC 6040) */ \
+	X(PN_DROP_FRAG_NEEDED, 7, "fragNeeded")     /* egress: DF inner packet above the peer's path MTU - 20; its sender got an ICMP */
 
 /* Index into pn_drops. */
 enum pn_drop_reason {
