@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
-import { interfaceForwardingPath } from '../../src/model';
+import { interfaceForwardingPath, MANAGER_RELOAD } from '../../src/model';
 import type { LiveHostState } from '../../src/host/live-state';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import type { CommandResult } from '../../src/host/command-result';
@@ -33,8 +33,8 @@ export function datapathPeers(state: DesiredHostState): DatapathPeer[] {
 
 /** Has a network manager re-read its configuration; one that is not running needs nothing. */
 export async function reloadManager(manager: UnmanagedConfig['manager']): Promise<void> {
-  if (manager === 'systemd-networkd') await runCommand('networkctl', ['reload']);
-  else await runCommand('nmcli', ['general', 'reload', 'conf']);
+  const [file, ...args] = MANAGER_RELOAD[manager];
+  await runCommand(file, args);
 }
 
 export interface ReconcileOutcome {

@@ -12,7 +12,10 @@ import {
   TUNNEL_DEVICE,
   agentConfigPath,
   CONFIG_DIR,
+  cniConfLocation,
   cniDirsCreatedPath,
+  DEFAULT_CNI_CONF_DIR,
+  MANAGER_RELOAD,
   FLANNEL_RUN_DIR,
   INSTALL_DIR,
   ipForwardMemoPath,
@@ -80,6 +83,21 @@ function removeFilesCommand(network: string, extra: readonly string[]): string {
 }
 
 /**
+ * Shell lines removing the files carrying `network`'s name that the agent's teardown removes
+ * (network managers' unmanaged files, each manager reloaded when one went; the conflist in the
+ * default CNI directory), and its ownership record and ip_forward note, meaningless without it.
+ */
+export function namedFilesRemoval(network: string): string[] {
+  const conflist = cniConfLocation(network, DEFAULT_CNI_CONF_DIR).path;
+  return [
+    ...unmanagedConfigs(network).map(
+      (c) => `if [ -f ${c.path} ]; then rm -f ${c.path}; ${MANAGER_RELOAD[c.manager].join(' ')} >/dev/null 2>&1 || :; fi`,
+    ),
+    `rm -f ${conflist} ${tempFileGlob(conflist)} ${ownershipRecordPath(network)} ${ipForwardMemoPath(network)}`,
+  ];
+}
+
+/**
  * Removes another podnet network's leftovers from a host being applied (its agent is not
  * running: plan refuses a host where it does). With its config, its own teardown runs, as its
  * destroy would; `shared` (the applied network's agent runs here and holds flannel.ipip, cni0,
@@ -99,9 +117,8 @@ export function removeOtherNetworkScript(other: OtherNetwork, shared: boolean): 
     ...(shared ? [`rm -f ${ownershipRecordPath(x)}`] : []),
     `if [ -f ${config} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${config}; fi`,
     ...tables,
-    `rm -f ${unmanagedConfigs(x)
-      .map((c) => c.path)
-      .join(' ')} ${ownershipRecordPath(x)} ${teardownRequestPath(x)} ${ipForwardMemoPath(x)} ${cniDirsCreatedPath(x)}`,
+    ...namedFilesRemoval(x),
+    `rm -f ${teardownRequestPath(x)} ${cniDirsCreatedPath(x)}`,
     removeFilesCommand(x, [config, unitPath(x)]),
     'systemctl daemon-reload',
   ].join('\n');
@@ -150,6 +167,10 @@ export async function destroyHost(conn: SshConnection, network: string, configPa
     '    exit 3',
     '  fi',
     'fi',
+    // What carries the network's name outside podnet's directories goes here too: where no
+    // teardown could run (nothing of the network left to tear down, as after a reboot, with the
+    // runtime or config gone) it would stay behind for good. After a teardown, nothing is left.
+    ...namedFilesRemoval(network),
     // subnet.env itself is the agent's to remove (teardown above); its temp file is not.
     `${removeFilesCommand(network, [configPath, unitPath])} ${tempFileGlob(SUBNET_ENV_PATH)}`,
     'systemctl daemon-reload',

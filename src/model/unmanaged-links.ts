@@ -40,3 +40,13 @@ export function unmanagedConfigs(network: string): readonly UnmanagedConfig[] {
     },
   ];
 }
+
+/**
+ * How each manager re-reads its configuration after podnet's file came or went (the agent runs
+ * it; destroy's script too, where no teardown could run). A manager not running makes it fail,
+ * which is fine: it reads the files when it starts.
+ */
+export const MANAGER_RELOAD: Readonly<Record<UnmanagedConfig['manager'], readonly [string, ...string[]]>> = {
+  'systemd-networkd': ['networkctl', 'reload'],
+  NetworkManager: ['nmcli', 'general', 'reload', 'conf'],
+};

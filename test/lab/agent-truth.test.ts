@@ -9,7 +9,7 @@ import { App, TerraformStack } from 'cdktf';
 import { referenceApp } from '../../examples/reference-network';
 import { PodNetwork } from '../../stacks';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
-import { INSTALL_DIR, parseAgentStatus, statusPath, type AgentStatus } from '../../src/model';
+import { INSTALL_DIR, NETWORKD_DIR, parseAgentStatus, statusPath, type AgentStatus } from '../../src/model';
 import { describeLab, testLabName, withLab } from './lab-support';
 import { runPodnet } from './engine-support';
 
@@ -292,6 +292,19 @@ describeLab('the agent tells the truth', () => {
     expect(await sh('node1', 'ip link show flannel.ipip 2>&1 || :; ls /etc/podnet 2>&1 || :; tc filter show dev eth0 ingress')).not.toMatch(
       /flannel\.ipip: <|cluster\.json|pn_/,
     );
+    expect(await sh('node1', `ls ${NETWORKD_DIR}`)).not.toContain('podnet');
+
+    // Nothing of the network left to tear down (as after a reboot) and no runtime to run a
+    // teardown with: destroy has nothing to fail for, and still removes the files carrying the
+    // network's name outside podnet's directories (networkd's, the conflist). Before, they stayed.
+    await apply(m, '--node', 'node1');
+    await sh(
+      'node1',
+      `systemctl stop ${UNIT} && ln -sfn /nonexistent/node ${INSTALL_DIR}/node && ip link del flannel.ipip && ip link del cni0 && ip route flush proto 152 && nft delete table ip podnet_cluster && rm -rf /sys/fs/bpf/podnet && { tc qdisc del dev eth0 clsact 2>/dev/null || :; } && test -f ${NETWORKD_DIR}/10-podnet-cluster.network`,
+    );
+    const bare = await runPodnet(['destroy', '--manifest', m, '--lab', LAB, '--node', 'node1']);
+    expect({ code: bare.code, out: bare.code === 0 ? '' : bare.stdout + bare.stderr }).toEqual({ code: 0, out: '' });
+    expect(await sh('node1', `ls ${NETWORKD_DIR} /etc/cni/net.d /etc/podnet 2>&1 || :`)).not.toMatch(/podnet-cluster|cluster\.json/);
   });
 
   // Not the agent, but the same lab: a hardened sshd that allows one session per connection.

@@ -209,6 +209,14 @@ describe('planHost', () => {
     expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeGreaterThan(0);
     expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeLessThan(shared.findIndex((l) => l.includes('teardown --config')));
     execFileSync('sh', ['-n', '-c', removeOtherNetworkScript(blue!, true)]);
+    // As destroy does: network managers' files go, each manager reloaded, and the default-directory conflist.
+    expect(shared).toContain(
+      'if [ -f /etc/systemd/network/10-podnet-blue.network ]; then rm -f /etc/systemd/network/10-podnet-blue.network; networkctl reload >/dev/null 2>&1 || :; fi',
+    );
+    expect(shared).toContain(
+      'if [ -f /etc/NetworkManager/conf.d/podnet-blue.conf ]; then rm -f /etc/NetworkManager/conf.d/podnet-blue.conf; nmcli general reload conf >/dev/null 2>&1 || :; fi',
+    );
+    expect(shared.join('\n')).toContain('rm -f /etc/cni/net.d/10-podnet-blue.conflist ');
     const [orphan] = otherNetworks('cluster', { units: {}, configs: [], statuses: [], nftTables: ['podnet_x'] });
     expect(removeOtherNetworkScript(orphan!, true)).toBe('set -e\nnft delete table ip podnet_x 2>/dev/null || :');
   });
