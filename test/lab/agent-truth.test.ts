@@ -396,7 +396,7 @@ describeLab('the agent tells the truth', () => {
     expect({ code: clean.code, out: clean.code === 0 ? '' : clean.stdout }).toEqual({ code: 0, out: '' });
   });
 
-  it("a clusterCidr change: drift reports the old generation's proto-152 routes and addresses; apply removes them", async () => {
+  it("a clusterCidr change: drift reports the old generation's proto-152 routes and addresses; apply removes them; a dead network beside the running one goes by its name only", async () => {
     const moved = synthNetwork('green-moved', 'green', '10.246.0.0/16');
     const drift = await podnet('drift', moved);
     expect(drift.code).toBe(2);
@@ -412,5 +412,30 @@ describeLab('the agent tells the truth', () => {
     }
     const clean = await podnet('drift', moved);
     expect({ code: clean.code, out: clean.code === 0 ? '' : clean.stdout }).toEqual({ code: 0, out: '' });
+
+    // A dead network's leftovers beside the running one (its agent was stopped after green's
+    // took the devices over): its teardown must remove what carries its name and nothing green
+    // uses, although its ownership record says it created flannel.ipip and cni0.
+    const ifindexes = 'cat /sys/class/net/flannel.ipip/ifindex /sys/class/net/cni0/ifindex';
+    const before = await sh('node1', ifindexes);
+    await sh(
+      'node1',
+      [
+        "sed 's/green/blue/g' /etc/podnet/green.json > /etc/podnet/blue.json",
+        "sed 's/green/blue/g' /etc/systemd/system/podnet-green.service > /etc/systemd/system/podnet-blue.service",
+        'nft add table ip podnet_blue',
+        `echo '{"schema":"podnet.dev/owned/v1","createdLinks":["cni0","flannel.ipip"],"adoptedLinks":[],"sysctls":{}}' > /run/podnet/blue.owned.json`,
+      ].join(' && '),
+    );
+    const plan = await podnet('plan', moved, '--detailed-exitcode', '--node', 'node1');
+    expect(plan.stdout).toMatch(/- podnet network blue \(agent inactive\)/);
+    const removed = await podnet('apply', moved, '--node', 'node1');
+    expect({ code: removed.code, out: removed.code === 0 ? '' : removed.stdout + removed.stderr }).toEqual({ code: 0, out: '' });
+    expect(await sh('node1', `${ifindexes}; ls /etc/podnet /etc/systemd/system /run/podnet; nft list tables`)).toMatch(
+      new RegExp(`^${before}(?![\\s\\S]*blue)`),
+    );
+    expect(await sh('node1', 'ip -N -4 route show proto 152')).toContain('10.246.');
+    const cleanAfter = await podnet('drift', moved);
+    expect({ code: cleanAfter.code, out: cleanAfter.code === 0 ? '' : cleanAfter.stdout }).toEqual({ code: 0, out: '' });
   });
 });
