@@ -253,10 +253,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 
   const t0 = Date.now();
-  const base = await ensureBase(log, [
-    ...(opts.extraPackages ?? []),
-    ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p))),
-  ]);
+  const profilePkgs = [...new Set(Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p))))];
+  const base = await ensureBase(log, [...(opts.extraPackages ?? []), ...profilePkgs]);
   const vmImage = vmHosts.length ? await ensureVmImage(log) : undefined;
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
@@ -354,7 +352,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         saveState(state);
       });
       await personalize(h, { authorizedKey, hostsFile });
-      if (h.profile) applyProfile(h.rootDir, parseProfile(h.profile));
+      applyProfile(h.rootDir, h.profile ? parseProfile(h.profile) : undefined, profilePkgs);
     }
     writeKnownHosts(state.knownHostsPath, hostKeys());
     log(`network and ${count} host roots ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; booting`);

@@ -30,12 +30,30 @@ export interface HostProfile {
   readonly networkd: boolean;
   /** ufw enabled with Debian's defaults (FORWARD policy DROP), SSH allowed. Needs the `ufw` package. */
   readonly ufw: boolean;
+  /** firewalld running in its default configuration (nftables backend, default zone public). Needs the `firewalld` package. */
+  readonly firewalld: boolean;
+  /** NetworkManager running and managing every device (no device left unmanaged by default). Needs `network-manager`. */
+  readonly networkManager: boolean;
 }
 
 /** Packages a profile needs beyond the lab's base (ensureBase builds a flavour with them). */
 export function profilePackages(p: HostProfile): string[] {
-  return p.ufw ? ['ufw'] : [];
+  // Both depend on polkitd, which depends on the virtual `logind`: debootstrap does not resolve
+  // virtual packages, so its provider (what apt would pick) is named.
+  const polkit = p.firewalld || p.networkManager ? ['libpam-systemd'] : [];
+  return [...(p.ufw ? ['ufw'] : []), ...(p.firewalld ? ['firewalld'] : []), ...(p.networkManager ? ['network-manager'] : []), ...polkit];
 }
+
+/**
+ * The services a profile package's maintainer scripts enable at install. A lab's hosts share one
+ * base, which holds every package any of its profiles needs: a host whose profile does not ask
+ * for the trait gets these masked, so it has the package installed but not running (as ufw,
+ * installed but not enabled, is inert by itself).
+ */
+const PACKAGE_SERVICES: Readonly<Record<string, readonly string[]>> = {
+  firewalld: ['firewalld.service'],
+  'network-manager': ['NetworkManager.service', 'NetworkManager-wait-online.service', 'NetworkManager-dispatcher.service'],
+};
 
 export const PROFILE_TRAITS = [
   'ens<N>|enp<N>s<N>|eno<N>',
@@ -47,6 +65,8 @@ export const PROFILE_TRAITS = [
   'sysctl',
   'networkd',
   'ufw',
+  'firewalld',
+  'nm',
 ] as const;
 
 /** Parses one profile name; throws naming the trait it does not know. */
@@ -59,6 +79,8 @@ export function parseProfile(name: string): HostProfile {
   let sysctlHardening = false;
   let networkd = false;
   let ufw = false;
+  let firewalld = false;
+  let networkManager = false;
   for (const trait of name.split('-')) {
     const m = /^mtu(\d+)$/.exec(trait);
     const pm = /^pmtu(\d+)$/.exec(trait);
@@ -72,6 +94,8 @@ export function parseProfile(name: string): HostProfile {
     else if (trait === 'sysctl') sysctlHardening = true;
     else if (trait === 'networkd') networkd = true;
     else if (trait === 'ufw') ufw = true;
+    else if (trait === 'firewalld') firewalld = true;
+    else if (trait === 'nm') networkManager = true;
     else throw new Error(`profile '${name}': unknown trait '${trait}' (traits: ${PROFILE_TRAITS.join(', ')}, joined by '-')`);
   }
   if (pathMtu !== undefined && (pathMtu < 576 || pathMtu >= mtu))
@@ -85,6 +109,8 @@ export function parseProfile(name: string): HostProfile {
     sysctlHardening,
     networkd,
     ufw,
+    firewalld,
+    networkManager,
   } as HostProfile;
 }
 
@@ -128,6 +154,15 @@ const FWDROP_RULES = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT
 /** The sysctl trait's file (relative to the root): `sysctl -p /<it>` is a reload of it. */
 export const HARDENING_FILE = 'etc/sysctl.d/60-hardening.conf';
 
+/**
+ * The nm trait's catch-all: every device managed, above udev's rules (85-nm-unmanaged.rules
+ * leaves veths to others) and NetworkManager's own defaults for software devices, as a host
+ * whose NetworkManager is told to run the whole network has it. A keyfile `unmanaged-devices`
+ * list (podnet's) still wins over it.
+ */
+export const NM_MANAGE_ALL_FILE = 'etc/NetworkManager/conf.d/99-manage-all.conf';
+const NM_MANAGE_ALL = '[device-manage-all]\nmatch-device=*\nmanaged=1\n';
+
 /** The unit that plays the profile's software at every boot, and the files it reads. */
 export const PROFILE_UNIT = 'podnet-lab-profile.service';
 
@@ -167,7 +202,21 @@ export function profileFiles(p: HostProfile): { files: Record<string, string>; e
       '[Match]\nName=*\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nKeepConfiguration=yes\n';
     enable.push('/lib/systemd/system/systemd-networkd.service');
   }
+  if (p.firewalld) enable.push('/lib/systemd/system/firewalld.service');
+  if (p.networkManager) {
+    files[NM_MANAGE_ALL_FILE] = NM_MANAGE_ALL;
+    enable.push('/lib/systemd/system/NetworkManager.service');
+  }
   return { files, enable };
+}
+
+/**
+ * Units to mask on a host of a lab whose base holds `labPackages`: the services of the packages
+ * its own profile (if any) does not ask for.
+ */
+export function maskedServices(p: HostProfile | undefined, labPackages: readonly string[]): string[] {
+  const wanted = new Set(p ? profilePackages(p) : []);
+  return labPackages.filter((pkg) => !wanted.has(pkg)).flatMap((pkg) => PACKAGE_SERVICES[pkg] ?? []);
 }
 
 /** The underlay NIC a host with this profile (or none) is cabled with. */
@@ -175,8 +224,18 @@ export function nicOf(profile: string | undefined): Nic {
   return profile ? parseProfile(profile).nic : DEFAULT_NIC;
 }
 
-/** Writes the profile's files into a host root (its upper layer) and enables its units, before the first boot. */
-export function applyProfile(rootDir: string, p: HostProfile): void {
+/**
+ * Writes the profile's files into a host root (its upper layer) and enables its units, before
+ * the first boot; masks the services of the lab's profile packages it does not ask for. A host
+ * with no profile (`undefined`) gets only the masks.
+ */
+export function applyProfile(rootDir: string, p: HostProfile | undefined, labPackages: readonly string[]): void {
+  for (const unit of maskedServices(p, labPackages)) {
+    const link = join(rootDir, 'etc/systemd/system', unit);
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync('/dev/null', link);
+  }
+  if (!p) return;
   const { files, enable } = profileFiles(p);
   for (const [rel, text] of Object.entries(files)) {
     const path = join(rootDir, rel);
