@@ -2,12 +2,15 @@
 // changed, as its ownership record (host/ownership.ts) says: its routes (by proto number), the
 // tunnel and whatever its datapath made, the cni0 bridge if podnet created it (a bridge it
 // found keeps, minus the address podnet gave it), a clsact qdisc podnet's datapath added once
-// it is empty, podnet's nftables table and FORWARD rules, subnet.env, the CNI conflist, and ip_forward as it was
+// it is empty, podnet's nftables table and FORWARD rules, its firewalld binding, subnet.env, the CNI conflist, and ip_forward as it was
 // found. Without a record (a host set up by an older agent) it goes by names, as that agent did.
 import { readFile, rm } from 'node:fs/promises';
 import { IP_ROUTES_ARGV, parseRoutes } from '../src/host/live-state';
 import { isPodnetRoute } from '../src/planner/host-diff';
 import {
+  conntrackBypassTableName,
+  FIREWALLD_ZONE,
+  firewalldSourceCall,
   forwardAcceptRules,
   ipForwardMemoPath,
   IPTABLES_BACKENDS,
@@ -99,7 +102,10 @@ export async function teardownHost(
   await ipBatch(runCommand, undo.ipBatch);
   if (record?.adoptedLinks.length) log(`kept ${record.adoptedLinks.map((a) => a.name).join(', ')}: there before podnet`);
   await runCommand('nft', ['delete', 'table', 'ip', nftTableName(state.network)]);
+  await runCommand('nft', ['delete', 'table', 'ip', conntrackBypassTableName(state.network)]);
   await removeForwardRules(state, log);
+  const unbound = await unbindFirewalld(state, record, log);
+  if (unbound) failures.push(unbound);
   await removeNamedFiles(state);
   await rm(state.subnetEnv.path, { force: true });
   for (const sysctl of undo.sysctls) await runCommand('sysctl', ['-qw', sysctl]);
@@ -131,6 +137,24 @@ async function removeNamedFiles(state: DesiredHostState): Promise<void> {
   await rm(state.cni.path, { force: true });
   // and a temp file a crash between write and rename left (destroy's script cannot know cniConfDir).
   await rm(tempPathFor(state.cni.path), { force: true });
+}
+
+/**
+ * Unbinds the cluster CIDR from firewalld's trusted zone if podnet bound it (its record says so)
+ * and it is bound now; a binding someone else made stays. Returns the error, if any.
+ */
+async function unbindFirewalld(
+  state: DesiredHostState,
+  record: OwnershipRecord | undefined,
+  log: (l: string) => void,
+): Promise<string | undefined> {
+  if (!record?.firewalldSources?.includes(state.clusterCidr)) return undefined;
+  if ((await readLiveState(state)).firewalld?.sources[state.clusterCidr] !== FIREWALLD_ZONE) return undefined;
+  const [file, ...args] = firewalldSourceCall('remove', state.clusterCidr);
+  const r = await runCommand(file!, args);
+  if (r.code !== 0) return `${file} ${args.join(' ')}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`;
+  log(`unbound ${state.clusterCidr} from firewalld's zone ${FIREWALLD_ZONE}`);
+  return undefined;
 }
 
 /** Deletes podnet's accept rules from each iptables filter FORWARD chain that holds them, and nothing else. */

@@ -2,7 +2,7 @@
 // what it found there, so that teardown removes or restores exactly that and nothing else.
 // A cni0 that existed before podnet (made by the CNI bridge plugin, with pods on it) is kept;
 // a clsact qdisc that was there before the eBPF datapath is kept (one it added goes once empty); ip_forward goes back only if
-// podnet changed it; a datapath switch knows which datapath's pieces to take down first.
+// podnet changed it; the cluster CIDR is unbound from firewalld's trusted zone only if podnet bound it; a datapath switch knows which datapath's pieces to take down first.
 // Names podnet alone uses (flannel.ipip, its nft table, its BPF pins, proto-152 routes) are
 // podnet's by name and need no record.
 import { readFile, rm } from 'node:fs/promises';
@@ -91,6 +91,13 @@ export class Ownership {
         a.name === link ? { ...a, addedAddresses: a.addedAddresses.filter((c) => !cidrs.includes(c)) } : a,
       ),
     }));
+  }
+
+  /** podnet is about to bind `source` to firewalld's trusted zone (it was in no zone). */
+  boundFirewalldSource(source: string): Promise<void> {
+    return this.update((r) =>
+      r.firewalldSources?.includes(source) ? r : { ...r, firewalldSources: [...(r.firewalldSources ?? []), source] },
+    );
   }
 
   /** podnet is about to change `sysctl` from `found` (only the first value found is kept). */

@@ -3,6 +3,7 @@
 import type { HostDifference } from '../../src/planner/host-diff';
 import type { LiveHostState } from '../../src/host/live-state';
 import {
+  firewalldSourceCall,
   forwardAcceptRules,
   unmanagedConfigs,
   type UnmanagedConfig,
@@ -31,6 +32,8 @@ export interface FixPlan {
   readonly interfaceForwarding: readonly string[];
   /** iptables commands (argv) inserting podnet's missing FORWARD accept rules at the top. */
   readonly firewallInserts: readonly (readonly string[])[];
+  /** The command (argv) binding the cluster CIDR to firewalld's trusted zone (runtime), if it must be. */
+  readonly firewalldBind?: readonly string[];
   /** Network managers' files to (re)write. */
   readonly unmanagedConfigs: readonly UnmanagedConfig[];
 }
@@ -108,5 +111,8 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
         ? firewallInserts(state, cmd, live?.iptablesForward?.[b]?.rules ?? [])
         : [];
     }),
+    ...(diffs.some((d) => d.kind === 'firewall-forward' && d.subject === 'firewalld' && d.action === 'update')
+      ? { firewalldBind: firewalldSourceCall('add', state.clusterCidr) }
+      : {}),
   };
 }

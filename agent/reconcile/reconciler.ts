@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
-import { interfaceForwardingPath, MANAGER_RELOAD } from '../../src/model';
+import { conntrackBypassScript, conntrackBypassTableName, interfaceForwardingPath, MANAGER_RELOAD } from '../../src/model';
 import type { LiveHostState } from '../../src/host/live-state';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import type { CommandResult } from '../../src/host/command-result';
@@ -66,8 +66,8 @@ export interface HostEffects {
   replaceNft(script: string): Promise<void>;
   /** Sets net.ipv4.conf.<device>.forwarding to 1. */
   enableInterfaceForwarding(device: string): Promise<void>;
-  /** Runs a command (iptables inserts); a failure is the result, not an exception. */
-  run(argv: readonly string[]): Promise<CommandResult>;
+  /** Runs a command (iptables inserts, firewalld's D-Bus calls, nft -f -) with `input` on its stdin; a failure is the result, not an exception. */
+  run(argv: readonly string[], input?: string): Promise<CommandResult>;
   /** Whether `device` has a clsact qdisc (to know whether the datapath added it). */
   hasClsact(device: string): Promise<boolean>;
 }
@@ -88,7 +88,7 @@ export function hostEffects(state: DesiredHostState): HostEffects {
       await mustRun(runCommand, 'nft', ['-f', '-'], { input: script });
     },
     enableInterfaceForwarding: (device) => writeFile(interfaceForwardingPath(device), '1\n'),
-    run: ([file, ...args]) => runCommand(file!, args),
+    run: ([file, ...args], input) => runCommand(file!, args, input === undefined ? {} : { input }),
     hasClsact: async (device) => {
       const r = await runCommand('tc', ['qdisc', 'show', 'dev', device]);
       return r.code === 0 && /\bclsact\b/.test(r.stdout);
@@ -107,6 +107,9 @@ export interface ReconcilerOptions {
 
 /** A datapath that could not be set up is tried again this soon (then as backoff allows). */
 const DATAPATH_RETRY_MS = 1_000;
+
+/** How long a refused firewalld call is retried (a restarting firewalld may not answer yet). */
+const FIREWALLD_WAIT_MS = 5_000;
 
 /** The backoff key for setting the datapath up (attach, worker start). */
 export const DATAPATH_KEY = 'datapath';
@@ -234,6 +237,7 @@ export class Reconciler {
 
     const live = await this.effects.readLive();
     await this.noteBridge(live);
+    if (live.firewalld && this.datapath.kind === 'ebpf') await this.ensureConntrackBypass();
     const diffs = this.differences(live);
     const now = this.now();
     const repairable = diffs.filter(isRepairable);
@@ -309,6 +313,7 @@ export class Reconciler {
       const r = await this.effects.run(argv);
       if (r.code !== 0) this.log(`${argv.join(' ')}: ${r.stderr.trim()}`);
     }
+    if (plan.firewalldBind) await this.bindFirewalld(plan.firewalldBind);
     const batch = await this.effects.ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
     const staleOnBridge = diffs
@@ -322,6 +327,39 @@ export class Reconciler {
     if (plan.writeSubnetEnv) await this.effects.writeSubnetEnv();
     if (plan.writeCniConfig) await this.effects.writeCniConfig();
     if (plan.nftScript) await this.effects.replaceNft(plan.nftScript);
+  }
+
+  /**
+   * Binds the cluster CIDR to firewalld's trusted zone (recorded first: teardown unbinds it).
+   * A starting firewalld has its rules (the nftables event that woke this pass) in place before
+   * it answers on D-Bus: a refusal is tried again every 100 ms for up to FIREWALLD_WAIT_MS.
+   */
+  private async bindFirewalld(argv: readonly string[]): Promise<void> {
+    await this.ownership.boundFirewalldSource(this.state.clusterCidr);
+    const start = this.now();
+    for (;;) {
+      const r = await this.effects.run(argv);
+      if (r.code === 0) return;
+      if (this.now() - start >= FIREWALLD_WAIT_MS) {
+        this.log(`${argv.join(' ')}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+        return;
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  /**
+   * With firewalld running and the ebpf datapath, pods' packets to remote pods go untracked
+   * (conntrackBypassScript says why); once made, the table is podnet's by name and teardown
+   * deletes it.
+   */
+  private async ensureConntrackBypass(): Promise<void> {
+    const s = this.state;
+    const table = conntrackBypassTableName(s.network);
+    if ((await this.effects.run(['nft', 'list', 'table', 'ip', table])).code === 0) return;
+    const r = await this.effects.run(['nft', '-f', '-'], conntrackBypassScript(s.network, s.clusterCidr, s.podCidr, s.bridge.device));
+    if (r.code !== 0) this.log(`nft table ${table}: ${r.stderr.trim()}`);
+    else if (this.firstPassDone) this.log(`made nft table ${table} again`);
   }
 
   private async problems(): Promise<string[]> {

@@ -5,6 +5,8 @@
 import {
   agentConfigPath,
   AGENT_BUNDLE_PATH,
+  FIREWALLD_DISPATCH_CHAINS,
+  FIREWALLD_TABLE,
   interfaceForwardingPath,
   IP_FORWARD_PATH,
   IPTABLES_COMMANDS,
@@ -62,6 +64,8 @@ export interface LiveHostState {
   readonly forwarding?: Readonly<Record<string, boolean>>;
   /** The iptables filter table's FORWARD chain, per front end that has a filter table. */
   readonly iptablesForward?: Readonly<Partial<Record<IptablesBackend, IptablesForward>>>;
+  /** firewalld's zone dispatch, present only while firewalld runs (with its nftables backend). */
+  readonly firewalld?: FirewalldZones;
   /** Network managers' configuration directories that exist, and podnet's files in them (path -> content). */
   readonly netManagers?: { readonly dirs: readonly string[]; readonly files: Readonly<Record<string, string>> };
   /** Content of podnet's CNI conflist, or undefined when absent. */
@@ -96,6 +100,14 @@ export interface IptablesForward {
   readonly rules: readonly string[];
 }
 
+/** Which zone firewalld sends traffic to, as its `inet firewalld` zone-dispatch chains say. */
+export interface FirewalldZones {
+  /** Source address or CIDR -> zone, for sources bound in both the input and the forward dispatch. */
+  readonly sources: Readonly<Record<string, string>>;
+  /** The zone whatever no binding matches falls to: firewalld's default zone (undefined if not seen). */
+  readonly defaultZone?: string;
+}
+
 /** Parses `ls -1A DIR` output into names (empty lines dropped). */
 export function parseDirListing(text: string): string[] {
   return text
@@ -124,6 +136,7 @@ export const LIVE_READ_NAMES = [
   'forwarding',
   'iptnft',
   'iptlegacy',
+  'firewalld',
   'netmgr',
   'cniconf',
   'cnidir',
@@ -162,6 +175,12 @@ export function liveStateReads(
     iptlegacy: {
       source: 'command',
       argv: ['sh', '-c', `grep -qx filter /proc/net/ip_tables_names 2>/dev/null || exit 0; ${IPTABLES_COMMANDS.legacy.save} -t filter`],
+      required: false,
+    },
+    // Absent table (firewalld stopped, or never installed): the command fails, the read is undefined.
+    firewalld: {
+      source: 'command',
+      argv: ['sh', '-c', FIREWALLD_DISPATCH_CHAINS.map((c) => `nft list chain inet ${FIREWALLD_TABLE} ${c}`).join(' && ')],
       required: false,
     },
     netmgr: { source: 'command', argv: ['sh', '-c', netManagersScript(network)], required: false },
@@ -267,6 +286,7 @@ export function parseLiveState(out: LiveReadOutputs): LiveHostState {
       ...(out.iptnft ? { nft: parseIptablesForward(out.iptnft) } : {}),
       ...(out.iptlegacy?.trim() ? { legacy: parseIptablesForward(out.iptlegacy) } : {}),
     },
+    ...(out.firewalld?.trim() ? { firewalld: parseFirewalldZones(out.firewalld) } : {}),
     netManagers: parseNetManagers(out.netmgr ?? ''),
     ...(out.cniconf !== undefined ? { cniConfig: out.cniconf } : {}),
     ...(out.cnidir !== undefined ? { cniConfFiles: parseDirListing(out.cnidir) } : {}),
@@ -288,6 +308,24 @@ export function parseForwarding(text: string): Record<string, boolean> {
     if (m) out[m[1]!] = m[2] === '1';
   }
   return out;
+}
+
+/**
+ * firewalld's dispatch chains as `nft list chain` prints them: `ip saddr 10.244.0.0/16 goto
+ * filter_IN_trusted` binds a source; a bare `goto filter_IN_public` is the default zone.
+ */
+export function parseFirewalldZones(text: string): FirewalldZones {
+  const bound = { IN: new Map<string, string>(), FWD: new Map<string, string>() };
+  let defaultZone: string | undefined;
+  for (const line of text.split('\n').map((l) => l.trim())) {
+    const src = /^ip saddr (\S+) goto filter_(IN|FWD)_(\S+)$/.exec(line);
+    if (src) bound[src[2] as 'IN' | 'FWD'].set(src[1]!, src[3]!);
+    const all = /^goto filter_IN_(\S+)$/.exec(line);
+    if (all) defaultZone = all[1];
+  }
+  const sources: Record<string, string> = {};
+  for (const [cidr, zone] of bound.IN) if (bound.FWD.get(cidr) === zone) sources[cidr] = zone;
+  return { sources, ...(defaultZone ? { defaultZone } : {}) };
 }
 
 /** The FORWARD chain of `iptables-save -t filter` output. */

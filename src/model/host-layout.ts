@@ -111,6 +111,11 @@ export function nftTableName(network: string): string {
   return `podnet_${network.replace(/-/g, '_')}`;
 }
 
+/** nftables table leaving pods' packets to remote pods untracked (firewalld beside the ebpf datapath; forward-rules.ts). */
+export function conntrackBypassTableName(network: string): string {
+  return `${nftTableName(network)}_notrack`;
+}
+
 /**
  * The kernel datapath's own table (agent/datapaths/kernel/peer-filter.ts's PEER_FILTER_TABLE, one
  * per host whatever the network): a `podnet_*` table that is no network's, and never stale.

@@ -27,6 +27,8 @@ export interface OwnershipRecord {
   readonly foundClsact?: readonly string[];
   /** sysctls podnet changed, with the value it found: teardown writes that value back. */
   readonly sysctls: Readonly<Record<string, string>>;
+  /** Sources podnet bound to firewalld's trusted zone (runtime configuration): teardown unbinds them. */
+  readonly firewalldSources?: readonly string[];
 }
 
 export const EMPTY_RECORD: OwnershipRecord = { schema: OWNERSHIP_SCHEMA, createdLinks: [], adoptedLinks: [], sysctls: {} };

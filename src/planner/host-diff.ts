@@ -5,6 +5,7 @@ import {
   cniConfigsShadowing,
   CNI_VETH_NAME,
   describeCniConflist,
+  FIREWALLD_ZONE,
   unmanagedConfigs,
   forwardAcceptRules,
   forwardRuleComment,
@@ -326,7 +327,30 @@ function firewallDiffs(desired: DesiredHostState, live: LiveHostState): HostDiff
       actual: `policy ${chain.policy}${others.length ? `, ${others.length} rule(s) of others` : ''}; ${missing.length} of podnet's rules missing: pods cannot forward through it`,
     });
   }
-  return out;
+  const fw = firewalldDiff(desired, live);
+  return fw ? [...out, fw] : out;
+}
+
+/**
+ * firewalld running and the cluster CIDR in none of its zones (so its default zone, which
+ * rejects forwarding and all but a few services, gets pod traffic), or in a zone that is not
+ * podnet's to change (reported only). `subject` is `firewalld`.
+ */
+function firewalldDiff(desired: DesiredHostState, live: LiveHostState): HostDifference | undefined {
+  const fw = live.firewalld;
+  if (!fw) return undefined;
+  const zone = fw.sources[desired.clusterCidr];
+  if (zone === FIREWALLD_ZONE || (zone === undefined && fw.defaultZone === FIREWALLD_ZONE)) return undefined;
+  return {
+    kind: 'firewall-forward',
+    action: zone === undefined ? 'update' : 'report',
+    subject: 'firewalld',
+    expected: `zone ${FIREWALLD_ZONE} holds source ${desired.clusterCidr} (podnet's, runtime)`,
+    actual:
+      zone === undefined
+        ? `firewalld running, ${desired.clusterCidr} in no zone: its default zone ${fw.defaultZone ?? '(unknown)'} rejects what pods forward and send to the host`
+        : `firewalld binds ${desired.clusterCidr} to zone ${zone} (someone else's choice, left alone): pods get what that zone allows`,
+  };
 }
 
 /**

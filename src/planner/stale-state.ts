@@ -7,6 +7,7 @@ import {
   BRIDGE_DEVICE,
   cidrContains,
   KERNEL_PEER_FILTER_TABLE,
+  conntrackBypassTableName,
   nftTableName,
   parseCidr,
   podnetAddressesOn,
@@ -103,12 +104,12 @@ const RUNNING_STATES = new Set(['active', 'activating', 'reloading', 'deactivati
 export function otherNetworks(network: string, traces: PodnetTraces | undefined): OtherNetwork[] {
   if (!traces) return [];
   const names = [...new Set([...Object.keys(traces.units), ...traces.configs, ...traces.statuses])].filter((n) => n !== network).sort();
-  const claimed = new Set([nftTableName(network), KERNEL_PEER_FILTER_TABLE]);
+  const claimed = new Set([nftTableName(network), conntrackBypassTableName(network), KERNEL_PEER_FILTER_TABLE]);
   const out: OtherNetwork[] = names.map((name) => {
-    const table = nftTableName(name);
-    claimed.add(table);
+    const own = [nftTableName(name), conntrackBypassTableName(name)];
+    for (const t of own) claimed.add(t);
     const state = traces.units[name];
-    const tables = traces.nftTables.includes(table) ? [table] : [];
+    const tables = own.filter((t) => traces.nftTables.includes(t));
     return {
       network: name,
       ...(state !== undefined ? { unitState: state } : {}),
