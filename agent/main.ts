@@ -226,10 +226,13 @@ async function run(configPath: string): Promise<void> {
     }
   };
 
-  await reconcile('start');
   // A pass may have made a watched directory again (someone removed /etc/cni/net.d): watch the new one.
   const watcher: ChangeWatcher = new ChangeWatcher((sources) => void reconcile([...sources].join('+')).then(() => watcher.rearm()));
+  // Watching before the first pass: what happens during it (NetworkManager, told by the file it
+  // writes to leave the pods' veths alone, sets them down as it lets go) wakes a pass of its own.
   watcher.start([state.subnetEnv.path, state.cni.path]);
+  await reconcile('start');
+  watcher.rearm();
   const timer = setInterval(() => void reconcile('periodic').then(() => watcher.rearm()), FULL_CHECK_MS);
   const countersTimer = setInterval(() => {
     void chosen.counters().then(

@@ -288,13 +288,14 @@ function netManagerDiffs(desired: DesiredHostState, live: LiveHostState): HostDi
   }
   if (live.links.some((l) => l.name === desired.bridge.device)) {
     for (const l of live.links) {
-      if (l.kind === 'veth' && l.peerNetns && !l.master && CNI_VETH_NAME.test(l.name)) {
+      // A network manager letting go of a veth it had claimed sets it down, on the bridge or not.
+      if (l.kind === 'veth' && l.peerNetns && (!l.master || !l.up) && CNI_VETH_NAME.test(l.name)) {
         out.push({
           kind: 'pod-off-bridge',
           action: 'update',
           subject: l.name,
-          expected: `master ${desired.bridge.device}`,
-          actual: 'no master',
+          expected: `master ${desired.bridge.device}, up`,
+          actual: [...(l.master ? [] : ['no master']), ...(l.up ? [] : ['down'])].join(', '),
         });
       }
     }

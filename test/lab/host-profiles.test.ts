@@ -346,8 +346,9 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
   });
 });
 
-describeLab('podnet beside systemd-networkd with a catch-all .network file', () => {
-  withLab(NM_LAB, { profiles: { node1: 'networkd', node2: 'networkd' } });
+describeLab('podnet beside systemd-networkd with a catch-all .network file, and NetworkManager managing every device', () => {
+  // The first run builds a base flavour with network-manager (a few minutes, then cached).
+  withLab(NM_LAB, { profiles: { master: 'nm', node1: 'networkd', node2: 'networkd' } });
   const work = mkdtempSync(join(tmpdir(), 'podnet-nm-'));
   const manifest = join(work, 'manifest.json');
   writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
@@ -406,8 +407,49 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file', () 
     );
   });
 
-  it('destroy removes its networkd file: every host as its profile made it', async () => {
-    for (const h of ['node1', 'node2']) await podDel(NM_LAB, h, 'web');
+  const NM_FILE = '/etc/NetworkManager/conf.d/podnet-cluster.conf';
+  /** NetworkManager's view of podnet's links on master: `device:state` lines. */
+  const nmStates = async (): Promise<string> =>
+    (await labExec(NM_LAB, 'master', ['sh', '-c', "nmcli -t -f DEVICE,STATE device | grep -E '^(cni0|flannel.ipip|veth)' | sort"])).stdout;
+
+  it('NetworkManager: podnet tells it to leave the tunnel, cni0 and the veths alone', async () => {
+    expect((await labExec(NM_LAB, 'master', ['systemctl', 'is-active', 'NetworkManager'])).stdout.trim()).toBe('active');
+    expect((await labExec(NM_LAB, 'master', ['cat', NM_FILE])).stdout).toContain(
+      'unmanaged-devices=interface-name:flannel.ipip;interface-name:cni0;interface-name:veth*\n',
+    );
+    await podAdd(NM_LAB, 'master', 'web');
+    expect(await nmStates()).toMatch(/^cni0:unmanaged\nflannel\.ipip:unmanaged\nveth[0-9a-f]{8}:unmanaged\n$/);
+    expect((await podExec(NM_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.0.2'])).stdout).toContain(
+      '2 received',
+    );
+  });
+
+  it("NetworkManager: without podnet's file it takes the pod's veth off cni0 for a DHCP profile; the agent puts both back", async () => {
+    const veth = await podVeth('master');
+    await labExec(NM_LAB, 'master', ['systemctl', 'stop', 'podnet-cluster.service']);
+    try {
+      await labExec(NM_LAB, 'master', ['sh', '-c', `rm ${NM_FILE} && nmcli general reload conf`]);
+      await msUntil(NM_LAB, 'master', `! ${onBridge(veth)}`, 10_000);
+      expect(await nmStates()).not.toContain(`${veth}:unmanaged`);
+    } finally {
+      await labExec(NM_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
+    }
+    await msUntil(NM_LAB, 'master', `${onBridge(veth)} && test -f ${NM_FILE}`, 10_000);
+    await msUntil(NM_LAB, 'master', `nmcli -t -f DEVICE,STATE device | grep -qx '${veth}:unmanaged'`, 10_000);
+  });
+
+  it('NetworkManager: a restart leaves the pods connected (no loss) and drift clean', async () => {
+    const ping = podExec(NM_LAB, 'node1', 'web', ['ping', '-q', '-i', '0.05', '-c', '100', '-W', '1', '10.244.0.2'], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    await labExec(NM_LAB, 'master', ['systemctl', 'restart', 'NetworkManager']);
+    expect((await ping).stdout).toContain(' 0% packet loss');
+    expect(await nmStates()).toMatch(/^cni0:unmanaged\nflannel\.ipip:unmanaged\nveth[0-9a-f]{8}:unmanaged\n$/);
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', NM_LAB]);
+    expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
+  });
+
+  it('destroy removes its networkd and NetworkManager files: every host as its profile made it', async () => {
+    for (const h of ['master', 'node1', 'node2']) await podDel(NM_LAB, h, 'web');
     const destroy = await runPodnet(['destroy', '--manifest', manifest, '--lab', NM_LAB]);
     expect(destroy.code).toBe(0);
     for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(NM_LAB, h) }).toEqual({ h, snap: before.get(h) });
@@ -455,35 +497,111 @@ describeLab("directRouting to a peer the host reaches through a gateway (flannel
   });
 });
 
-describeLab('podnet beside ufw (Debian package, defaults: FORWARD policy DROP)', () => {
-  // The first run builds a base flavour with ufw (a few minutes, then cached).
-  withLab(UFW_LAB, { profiles: { node1: 'ufw', node2: 'ufw' } });
+describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (defaults: zone public), Debian packages', () => {
+  // The first run builds a base flavour with ufw and firewalld (a few minutes, then cached).
+  withLab(UFW_LAB, { profiles: { master: 'firewalld', node1: 'ufw', node2: 'ufw' } });
   const work = mkdtempSync(join(tmpdir(), 'podnet-ufw-'));
   const manifest = join(work, 'manifest.json');
   writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
   const before = new Map<string, string>();
   afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const ping = async (from: string, to: string): Promise<string> =>
+    (await podExec(UFW_LAB, from, 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', to])).stdout;
+  const BOUND = 'nft list chain inet firewalld filter_FORWARD_ZONES 2>/dev/null | grep -q "ip saddr 10.244.0.0/16 goto filter_FWD_trusted"';
 
-  it('applies beside an active ufw; pods talk across nodes and out; drift clean; destroy restores the host', async () => {
+  it('applies beside an active ufw and a running firewalld; pods talk across nodes and out; drift clean', async () => {
     expect((await labExec(UFW_LAB, 'node1', ['ufw', 'status'])).stdout).toContain('Status: active');
     expect((await labExec(UFW_LAB, 'node1', ['iptables-nft', '-S', 'FORWARD'])).stdout).toMatch(
       /^-P FORWARD DROP\n-A FORWARD -j ufw-before-logging-forward\n/,
     );
+    expect((await labExec(UFW_LAB, 'master', ['firewall-cmd', '--get-default-zone'])).stdout.trim()).toBe('public');
+    // A lab's hosts share one base: firewalld is installed on the ufw hosts, and not running.
+    expect((await labExec(UFW_LAB, 'node1', ['systemctl', 'is-active', 'firewalld'])).stdout.trim()).not.toBe('active');
     for (const h of ['master', 'node1', 'node2']) before.set(h, await hostSnapshot(UFW_LAB, h));
     const apply = await runPodnet(['apply', '--manifest', manifest, '--lab', UFW_LAB]);
     expect({ code: apply.code, out: apply.code ? apply.stdout + apply.stderr : '' }).toEqual({ code: 0, out: '' });
-    for (const h of ['node1', 'node2']) await podAdd(UFW_LAB, h, 'web');
-    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain(
-      '2 received',
-    );
-    expect((await podExec(UFW_LAB, 'node2', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.1.2'])).stdout).toContain(
-      '2 received',
-    );
-    expect((await podExec(UFW_LAB, 'node1', 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
+    for (const h of ['master', 'node1', 'node2']) await podAdd(UFW_LAB, h, 'web');
+    expect(await ping('node1', '10.244.2.2')).toContain('2 received');
+    expect(await ping('node2', '10.244.1.2')).toContain('2 received');
+    expect(await ping('master', '10.244.1.2')).toContain('2 received');
+    expect(await ping('node2', '10.244.0.2')).toContain('2 received');
+    for (const h of ['master', 'node1']) expect(await ping(h, '192.168.0.1')).toContain('2 received');
     const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', UFW_LAB]);
     expect({ code: drift.code, out: drift.stdout }).toEqual({ code: 0, out: expect.stringContaining('network cluster: in sync') });
-    for (const h of ['node1', 'node2']) await podDel(UFW_LAB, h, 'web');
-    expect((await runPodnet(['destroy', '--manifest', manifest, '--lab', UFW_LAB])).code).toBe(0);
-    for (const h of ['master', 'node1', 'node2']) expect({ h, snap: await hostSnapshot(UFW_LAB, h) }).toEqual({ h, snap: before.get(h) });
   }, 900_000);
+
+  it('firewalld: TCP both ways between pods, and a pod reaches a port of its node that zone public rejects', async () => {
+    expect((await labExec(UFW_LAB, 'master', ['sh', '-c', BOUND])).code).toBe(0);
+    for (const [server, client, ip] of [
+      ['master', 'node1', '10.244.0.2'],
+      ['node1', 'master', '10.244.1.2'],
+    ] as const) {
+      await podExec(UFW_LAB, server, 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
+      await new Promise((r) => setTimeout(r, 300));
+      const iperf = await podExec(UFW_LAB, client, 'web', ['iperf3', '-c', ip, '-t', '2', '-J'], { timeoutMs: 20_000 });
+      const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      process.stderr.write(`[host-profiles] firewalld: pod TCP ${client} -> ${server} ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
+      expect(bps).toBeGreaterThan(100e6);
+    }
+    // Port 5301 on the node: zone public allows only ssh (and dhcpv6-client) in.
+    await labExec(UFW_LAB, 'master', ['sh', '-c', 'iperf3 -s -1 -D -p 5301']);
+    await new Promise((r) => setTimeout(r, 300));
+    const toNode = await podExec(UFW_LAB, 'master', 'web', ['iperf3', '-c', '10.244.0.1', '-p', '5301', '-t', '1'], { timeoutMs: 20_000 });
+    expect({ code: toNode.code, err: toNode.stderr }).toEqual({ code: 0, err: '' });
+  });
+
+  it('firewalld: the binding is back within 1 s of a firewall-cmd --reload and of a firewalld restart', async () => {
+    const repairs: Record<string, number> = {};
+    await labExec(UFW_LAB, 'master', ['firewall-cmd', '--reload']);
+    repairs['firewall-cmd --reload'] = await msUntil(UFW_LAB, 'master', BOUND);
+    // From firewalld's new ruleset (its table back, without podnet's binding) to the binding.
+    const r = await labExec(
+      UFW_LAB,
+      'master',
+      [
+        'sh',
+        '-c',
+        `systemctl restart firewalld; t0=; for i in $(seq 1 300); do now=$(date +%s%N); if ${BOUND}; then echo $(( (now - \${t0:-$now}) / 1000000 )); exit 0; fi; nft list table inet firewalld >/dev/null 2>&1 && t0=\${t0:-$now}; sleep 0.02; done; exit 1`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(r).toMatchObject({ code: 0 });
+    repairs['systemctl restart firewalld'] = Number(r.stdout.trim());
+    process.stderr.write(`[host-profiles] firewalld repair times (ms): ${JSON.stringify(repairs)}\n`);
+    for (const ms of Object.values(repairs)) expect(ms).toBeLessThan(1000);
+    expect(await ping('node1', '10.244.0.2')).toContain('2 received');
+    expect(await ping('master', '10.244.2.2')).toContain('2 received');
+  });
+
+  it('drift names firewalld blocking the cluster CIDR while no agent repairs it', async () => {
+    await labExec(UFW_LAB, 'master', ['systemctl', 'stop', 'podnet-cluster.service']);
+    try {
+      await labExec(UFW_LAB, 'master', ['firewall-cmd', '--reload']);
+      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', UFW_LAB, '--json', '--node', 'master']);
+      expect(drift.code).toBe(2);
+      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] })
+        .hosts[0]!.differences;
+      expect(diffs).toContainEqual(
+        expect.objectContaining({
+          kind: 'firewall-forward',
+          subject: 'firewalld',
+          actual: 'firewalld running, 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host',
+        }),
+      );
+    } finally {
+      await labExec(UFW_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
+    }
+    await msUntil(UFW_LAB, 'master', BOUND);
+  });
+
+  it('destroy restores every host: ufw as it was, firewalld without the binding', async () => {
+    for (const h of ['master', 'node1', 'node2']) await podDel(UFW_LAB, h, 'web');
+    expect((await runPodnet(['destroy', '--manifest', manifest, '--lab', UFW_LAB])).code).toBe(0);
+    for (const h of ['node1', 'node2']) expect({ h, snap: await hostSnapshot(UFW_LAB, h) }).toEqual({ h, snap: before.get(h) });
+    // firewalld keeps a zone's chains once the zone was used, until its next reload: empty and
+    // jumped to by nothing once the binding is gone. Everything else is as it was.
+    const master = await hostSnapshot(UFW_LAB, 'master');
+    expect(master).not.toMatch(/goto \w+_trusted|jump \w+_trusted\b/);
+    expect(master.replace(/\n\tchain \w+_trusted(?:_\w+)? \{\n(?:\t\t.*\n)*\t\}\n/g, '')).toBe(before.get('master'));
+  });
 });

@@ -25,7 +25,8 @@ const USAGE = `usage: podnet lab <subcommand> [--name LAB] ...
   up [--hosts N] [--no-bpf HOST[,HOST...]] [--profile HOST=PROFILE[,...]] [--vm HOST[,HOST...]]
                                              build the base image if needed, boot N hosts (default 3);
                                              PROFILE joins traits with '-': ens33 (NIC name), mtu1450,
-                                             docker | fwdrop (FORWARD DROP), legacy (iptables-legacy), sysctl;
+                                             docker | fwdrop (FORWARD DROP), legacy (iptables-legacy), sysctl,
+                                             networkd, ufw, firewalld, nm (NetworkManager) (docs/lab.md);
                                              --vm hosts are qemu guests on Debian's stock kernel (ipip.ko)
   down                                       stop the hosts, unmount, delete the namespaces
   status [--json]                            what is up

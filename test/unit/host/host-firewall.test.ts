@@ -1,6 +1,6 @@
 import { planFixes } from '../../../agent/reconcile/fixes';
-import { parseForwarding, parseIptablesForward, type LiveHostState } from '../../../src/host/live-state';
-import { desiredHostState, resolveNetwork } from '../../../src/model';
+import { parseFirewalldZones, parseForwarding, parseIptablesForward, type LiveHostState } from '../../../src/host/live-state';
+import { conntrackBypassScript, desiredHostState, resolveNetwork } from '../../../src/model';
 import { diffHost } from '../../../src/planner/host-diff';
 import { liveAsDesired } from '../views/scenario';
 import { referenceSpec } from '../reference-network';
@@ -102,5 +102,90 @@ describe('forwarding per interface', () => {
     const diffs = diffHost(state, { ...liveAsDesired(state), forwarding });
     expect(diffs.map((d) => d.subject)).toEqual(['net.ipv4.conf.cni0.forwarding', 'net.ipv4.conf.flannel.ipip.forwarding']);
     expect(planFixes(state, diffs).interfaceForwarding).toEqual(['cni0', 'flannel.ipip']);
+  });
+});
+
+/** firewalld 1.3's zone dispatch chains as `nft list chain` prints them (Debian 12, default zone public). */
+const FIREWALLD_DEFAULT = [
+  'table inet firewalld {',
+  '\tchain filter_INPUT_ZONES {',
+  '\t\tgoto filter_IN_public',
+  '\t}',
+  '}',
+  'table inet firewalld {',
+  '\tchain filter_FORWARD_ZONES {',
+  '\t\tgoto filter_FWD_public',
+  '\t}',
+  '}',
+  '',
+].join('\n');
+const bound = (zone: string): string =>
+  FIREWALLD_DEFAULT.replace(
+    '\t\tgoto filter_IN_public',
+    `\t\tip saddr 10.244.0.0/16 goto filter_IN_${zone}\n\t\tgoto filter_IN_public`,
+  ).replace('\t\tgoto filter_FWD_public', `\t\tip saddr 10.244.0.0/16 goto filter_FWD_${zone}\n\t\tgoto filter_FWD_public`);
+
+describe('firewalld: the cluster CIDR in the trusted zone', () => {
+  it('reads sources bound in both dispatch chains, and the default zone', () => {
+    expect(parseFirewalldZones(FIREWALLD_DEFAULT)).toEqual({ sources: {}, defaultZone: 'public' });
+    expect(parseFirewalldZones(bound('trusted'))).toEqual({ sources: { '10.244.0.0/16': 'trusted' }, defaultZone: 'public' });
+    // Bound for input only is not bound for pods' forwarded traffic.
+    const inputOnly = bound('trusted').replace('ip saddr 10.244.0.0/16 goto filter_FWD_trusted\n', '');
+    expect(parseFirewalldZones(inputOnly).sources).toEqual({});
+  });
+
+  it('names firewalld when it rejects the cluster CIDR, and binds it to trusted over D-Bus', () => {
+    const live = { ...liveAsDesired(state), firewalld: parseFirewalldZones(FIREWALLD_DEFAULT) };
+    const diffs = diffHost(state, live);
+    expect(diffs).toEqual([
+      {
+        kind: 'firewall-forward',
+        action: 'update',
+        subject: 'firewalld',
+        expected: "zone trusted holds source 10.244.0.0/16 (podnet's, runtime)",
+        actual: 'firewalld running, 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host',
+      },
+    ]);
+    expect(planFixes(state, diffs, live).firewalldBind).toEqual([
+      'busctl',
+      'call',
+      'org.fedoraproject.FirewallD1',
+      '/org/fedoraproject/FirewallD1',
+      'org.fedoraproject.FirewallD1.zone',
+      'addSource',
+      'ss',
+      'trusted',
+      '10.244.0.0/16',
+    ]);
+  });
+
+  it('asks nothing where the binding is in effect, the default zone is trusted, or firewalld does not run', () => {
+    expect(diffHost(state, { ...liveAsDesired(state), firewalld: parseFirewalldZones(bound('trusted')) })).toEqual([]);
+    const trustedDefault = FIREWALLD_DEFAULT.replace(/_public/g, '_trusted');
+    expect(diffHost(state, { ...liveAsDesired(state), firewalld: parseFirewalldZones(trustedDefault) })).toEqual([]);
+    expect(diffHost(state, liveAsDesired(state))).toEqual([]);
+  });
+
+  it('reports, and never moves, a cluster CIDR someone bound to another zone', () => {
+    const live = { ...liveAsDesired(state), firewalld: parseFirewalldZones(bound('internal')) };
+    const diffs = diffHost(state, live);
+    expect(diffs.map((d) => [d.kind, d.action, d.subject])).toEqual([['firewall-forward', 'report', 'firewalld']]);
+    expect(planFixes(state, diffs, live).firewalldBind).toBeUndefined();
+  });
+
+  it("leaves node1's pods' packets to remote pods untracked, in a table of its own", () => {
+    expect(conntrackBypassScript('cluster', '10.244.0.0/16', '10.244.1.0/24', 'cni0')).toBe(
+      [
+        'table ip podnet_cluster_notrack',
+        'delete table ip podnet_cluster_notrack',
+        'table ip podnet_cluster_notrack {',
+        '  chain prerouting {',
+        '    type filter hook prerouting priority raw; policy accept;',
+        '    iifname "cni0" ip daddr 10.244.0.0/16 ip daddr != 10.244.1.0/24 notrack',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
   });
 });

@@ -37,13 +37,23 @@ describe('network managers leave podnet alone', () => {
         { ifindex: 8, ifname: 'veth5e6f7a8b', mtu: 1480, flags: ['UP'], link_netnsid: 1, master: 'cni0', linkinfo: { info_kind: 'veth' } },
         { ifindex: 9, ifname: 'veth1234567', mtu: 1500, flags: ['UP'], link_netnsid: 2, linkinfo: { info_kind: 'veth' } },
         { ifindex: 10, ifname: 'vethdeadbeef', mtu: 1500, flags: ['UP'], linkinfo: { info_kind: 'veth' } },
+        // NetworkManager letting go of a veth it had claimed leaves it down, on cni0.
+        { ifindex: 11, ifname: 'veth0c0d0e0f', mtu: 1480, flags: [], link_netnsid: 3, master: 'cni0', linkinfo: { info_kind: 'veth' } },
       ]),
     );
     expect(links[0]).toMatchObject({ peerNetns: true });
     expect(links[3]).toMatchObject({ peerNetns: false });
     const live = liveAsDesired(state);
     const diffs = diffHost(state, { ...live, links: [...live.links, ...links] });
-    expect(diffs.map((d) => [d.kind, d.subject])).toEqual([['pod-off-bridge', 'veth1a2b3c4d']]);
-    expect(planFixes(state, diffs).ipBatch).toEqual(['link set veth1a2b3c4d master cni0', 'link set veth1a2b3c4d up']);
+    expect(diffs.map((d) => [d.kind, d.subject, d.actual])).toEqual([
+      ['pod-off-bridge', 'veth1a2b3c4d', 'no master'],
+      ['pod-off-bridge', 'veth0c0d0e0f', 'down'],
+    ]);
+    expect(planFixes(state, diffs).ipBatch).toEqual([
+      'link set veth1a2b3c4d master cni0',
+      'link set veth1a2b3c4d up',
+      'link set veth0c0d0e0f master cni0',
+      'link set veth0c0d0e0f up',
+    ]);
   });
 });
