@@ -253,8 +253,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
   }
 
   const t0 = Date.now();
-  const profilePkgs = [...new Set(Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p))))];
-  const base = await ensureBase(log, [...(opts.extraPackages ?? []), ...profilePkgs]);
+  // Every host gets the same base: the services of its packages a host's profile does not ask for are masked there.
+  const basePackages = [
+    ...new Set([...(opts.extraPackages ?? []), ...Object.values(opts.profiles ?? {}).flatMap((p) => profilePackages(parseProfile(p)))]),
+  ];
+  const base = await ensureBase(log, basePackages);
   const vmImage = vmHosts.length ? await ensureVmImage(log) : undefined;
   mkdirSync(stateDir, { recursive: true });
   const state: LabState = {
@@ -352,7 +355,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         saveState(state);
       });
       await personalize(h, { authorizedKey, hostsFile });
-      applyProfile(h.rootDir, h.profile ? parseProfile(h.profile) : undefined, profilePkgs);
+      applyProfile(h.rootDir, h.profile ? parseProfile(h.profile) : undefined, basePackages);
     }
     writeKnownHosts(state.knownHostsPath, hostKeys());
     log(`network and ${count} host roots ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; booting`);

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labExec, podAdd, podDel, podExec } from '../../src/lab';
+import { parseProfile, profilePackages } from '../../src/lab/profiles';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
 import type { DatapathCounters } from '../../src/model/agent-status';
@@ -19,6 +20,11 @@ const NM_LAB = testLabName('pnhost-nm');
 const DR_LAB = testLabName('pnhost-dr');
 const UFW_LAB = testLabName('pnhost-ufw');
 const spec: NetworkSpec = referenceSpec;
+/**
+ * The ufw/firewalld and networkd/NetworkManager labs share one base flavour (one debootstrap on a
+ * fresh machine, not two): each host has every package, and runs only what its profile asks for.
+ */
+const PROFILE_FLAVOUR = profilePackages(parseProfile('ufw-firewalld-nm'));
 
 /** What destroy must give back exactly: links, addresses, routes, sysctls, firewall rules, podnet's paths. */
 export async function hostSnapshot(lab: string, host: string): Promise<string> {
@@ -347,8 +353,7 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
 });
 
 describeLab('podnet beside systemd-networkd with a catch-all .network file, and NetworkManager managing every device', () => {
-  // The first run builds a base flavour with network-manager (a few minutes, then cached).
-  withLab(NM_LAB, { profiles: { master: 'nm', node1: 'networkd', node2: 'networkd' } });
+  withLab(NM_LAB, { profiles: { master: 'nm', node1: 'networkd', node2: 'networkd' }, extraPackages: PROFILE_FLAVOUR });
   const work = mkdtempSync(join(tmpdir(), 'podnet-nm-'));
   const manifest = join(work, 'manifest.json');
   writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));
@@ -498,8 +503,8 @@ describeLab("directRouting to a peer the host reaches through a gateway (flannel
 });
 
 describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (defaults: zone public), Debian packages', () => {
-  // The first run builds a base flavour with ufw and firewalld (a few minutes, then cached).
-  withLab(UFW_LAB, { profiles: { master: 'firewalld', node1: 'ufw', node2: 'ufw' } });
+  // The first run builds the base flavour with ufw, firewalld and NetworkManager (a few minutes, then cached).
+  withLab(UFW_LAB, { profiles: { master: 'firewalld', node1: 'ufw', node2: 'ufw' }, extraPackages: PROFILE_FLAVOUR });
   const work = mkdtempSync(join(tmpdir(), 'podnet-ufw-'));
   const manifest = join(work, 'manifest.json');
   writeFileSync(manifest, JSON.stringify(buildManifest(spec), null, 2));

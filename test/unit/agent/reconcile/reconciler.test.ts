@@ -294,3 +294,35 @@ describe('Reconciler: what a repair reveals', () => {
     expect(outcome.remaining).toEqual([]);
   });
 });
+
+describe('firewalld beside the ebpf datapath', () => {
+  it('records the binding before making it, retries while firewalld does not answer yet, and keeps pods untracked', async () => {
+    const firewalld = { sources: {}, defaultZone: 'public' };
+    const live: LiveHostState = { ...inSync, firewalld };
+    const ran: { argv: string[]; input?: string }[] = [];
+    let refusals = 2;
+    const effects: HostEffects = {
+      ...fakeEffects({ live, batches: [], afterBatch: () => undefined, clsact: false }),
+      readLive: async () =>
+        ran.some((r) => r.argv.includes('addSource') && refusals < 0)
+          ? { ...live, firewalld: { ...firewalld, sources: { '10.244.0.0/16': 'trusted' } } }
+          : live,
+      run: async (argv, input) => {
+        ran.push({ argv: [...argv], ...(input !== undefined ? { input } : {}) });
+        if (argv.includes('addSource'))
+          return refusals-- > 0 ? { code: 1, stdout: '', stderr: 'not running yet' } : { code: 0, stdout: 's "trusted"', stderr: '' };
+        if (argv[1] === 'list') return { code: 1, stdout: '', stderr: 'no such table' };
+        return { code: 0, stdout: '', stderr: '' };
+      },
+    };
+    const ownership = Ownership.inMemory();
+    const reconciler = new Reconciler(state, fakeDatapath(), () => undefined, { effects, ownership });
+    const outcome = await reconciler.reconcile('full', 'start');
+    expect(outcome.remaining).toEqual([]);
+    expect(ownership.record.firewalldSources).toEqual(['10.244.0.0/16']);
+    expect(ran.filter((r) => r.argv.includes('addSource'))).toHaveLength(3);
+    expect(ran.find((r) => r.argv[0] === 'nft' && r.argv[1] === '-f')?.input).toContain(
+      'iifname "cni0" ip daddr 10.244.0.0/16 ip daddr != 10.244.1.0/24 notrack',
+    );
+  });
+});
