@@ -20,6 +20,7 @@ import {
   type IptablesBackend,
   type OwnershipRecord,
 } from '../model';
+import { shQuote } from './shell-quote';
 
 export interface LiveLink {
   readonly name: string;
@@ -188,7 +189,7 @@ export function liveStateReads(
     // Absent directory: the command fails, and the listing is undefined (not empty).
     cnidir: { source: 'command', argv: ['ls', '-1A', cni.dir], required: false },
     owned: { source: 'file', path: ownershipRecordPath(network) },
-    podnets: { source: 'command', argv: ['sh', '-c', podnetTracesScript()], required: false },
+    podnets: { source: 'command', argv: ['sh', '-c', podnetTracesScript(network)], required: false },
   };
 }
 
@@ -201,9 +202,10 @@ function globOf(path: (n: string) => string): { glob: string; prefix: string; su
 /**
  * Prints `@unit NAME STATE`, `@config NAME`, `@status NAME` and `@table TABLE` lines (see
  * PodnetTraces). A unit counts only if it runs podnet's agent bundle: the lab's own
- * `podnet-lab-*.service` helpers, say, are not networks.
+ * `podnet-lab-*.service` helpers, say, are not networks. `network`'s own unit is left out (the
+ * host read has its state already): on a host with one network, no systemctl runs here.
  */
-export function podnetTracesScript(): string {
+export function podnetTracesScript(network: string): string {
   const each = (path: (n: string) => string, body: string) => {
     const g = globOf(path);
     return `for f in ${g.glob}; do [ -f "$f" ] || continue; n=\${f#${g.prefix}}; n=\${n%${g.suffix}}; ${body}; done`;
@@ -211,7 +213,7 @@ export function podnetTracesScript(): string {
   return [
     each(
       unitPath,
-      `grep -qF ${AGENT_BUNDLE_PATH} "$f" || continue; printf '@unit %s %s\\n' "$n" "$(systemctl show -p ActiveState --value "\${f##*/}" 2>/dev/null)"`,
+      `[ "$n" != ${shQuote(network)} ] || continue; grep -qF ${AGENT_BUNDLE_PATH} "$f" || continue; printf '@unit %s %s\\n' "$n" "$(systemctl show -p ActiveState --value "\${f##*/}" 2>/dev/null)"`,
     ),
     each(agentConfigPath, `printf '@config %s\\n' "$n"`),
     each(statusPath, `printf '@status %s\\n' "$n"`),

@@ -106,8 +106,11 @@ describe('other podnet networks on the host', () => {
   });
 
   it('reads the traces in one sh script that parses, and parses what it prints', () => {
-    execFileSync('sh', ['-n', '-c', podnetTracesScript()]);
-    expect(podnetTracesScript()).toContain('grep -qF /usr/local/lib/podnet/podnet-agent.js "$f" || continue');
+    execFileSync('sh', ['-n', '-c', podnetTracesScript('cluster')]);
+    // Its own unit is the host read's: no systemctl for it here.
+    expect(podnetTracesScript('cluster')).toContain(
+      `[ "$n" != cluster ] || continue; grep -qF /usr/local/lib/podnet/podnet-agent.js "$f" || continue`,
+    );
     expect(
       parsePodnetTraces('@unit blue inactive\n@unit lab \n@config blue\n@status blue\n@table podnet_blue\n@table podnet_ipip\n'),
     ).toEqual({
