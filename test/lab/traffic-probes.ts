@@ -32,3 +32,21 @@ socket.socket(socket.AF_INET,socket.SOCK_RAW,4).sendto(ip4(0,1,'10.244.9.9',sys.
 export const IPIP_CE_SENDER = `${IP_PY}
 p=ip4(3,4,sys.argv[2],sys.argv[1],ip4(0,1,'10.244.2.9',sys.argv[3],echo))
 socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW).sendto(p,(sys.argv[1],0))`;
+
+/** The four inner ECN codepoints, by the inner TOS value the ECN probe sends (RFC 3168 names). */
+export const INNER_ECN = { 0: 'not-ECT', 1: 'ECT(1)', 2: 'ECT(0)', 3: 'CE' } as const;
+
+/**
+ * For each `TARGET=INNERDST` argument, four ICMP echoes inside protocol 4 with a peer's address as
+ * the outer source and CE on the outer header, inner TOS 0..3 (not-ECT, ECT(1), ECT(0), CE); the
+ * inner source `PREFIX.(100 + TOS)` tells them apart at the receiver. Sent with a header of its own
+ * (IPPROTO_RAW) from the workstation: the hosts' base has no python3, and no datapath (kernel
+ * ipip included) puts CE on an outer header it makes. argv: peer address, inner source prefix
+ * (three octets), TARGET=INNERDST...
+ */
+export const IPIP_ECN_SENDER = `${IP_PY}
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)
+for t in sys.argv[3:]:
+  node,dst=t.split('=')
+  for tos in range(4):
+    s.sendto(ip4(3,4,sys.argv[1],node,ip4(tos,1,'%s.%d'%(sys.argv[2],100+tos),dst,echo)),(node,0))`;
