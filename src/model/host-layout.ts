@@ -122,6 +122,20 @@ export function conntrackBypassTableName(network: string): string {
  */
 export const KERNEL_PEER_FILTER_TABLE = 'podnet_ipip';
 
+/**
+ * Why a network may not have this name, or undefined: its nftables table would be one podnet
+ * keeps for something else (`ipip` -> the kernel peer filter's `podnet_ipip`; `x-notrack` ->
+ * network `x`'s conntrack bypass table), so two owners would delete each other's rules.
+ */
+export function reservedNetworkNameProblem(network: string): string | undefined {
+  const table = nftTableName(network);
+  if (table === KERNEL_PEER_FILTER_TABLE)
+    return `is reserved: its nftables table would be ${KERNEL_PEER_FILTER_TABLE}, the kernel datapath's peer filter`;
+  if (table.endsWith('_notrack'))
+    return `may not end in '-notrack': its nftables table ${table} would be network '${network.slice(0, -'-notrack'.length)}''s conntrack bypass table`;
+  return undefined;
+}
+
 /** systemd-networkd's and NetworkManager's configuration directories (podnet writes there only if they exist). */
 export const NETWORKD_DIR = '/etc/systemd/network';
 export const NETWORK_MANAGER_CONF_DIR = '/etc/NetworkManager/conf.d';

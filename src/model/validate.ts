@@ -3,6 +3,7 @@
 import { AGENT_RUNTIME_CHOICES, DATAPATH_CHOICES, type NetworkSpec } from './spec';
 import { cidrContains, cidrContainsAddress, cidrsOverlap, formatCidr, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 import type { ModelProblem } from './validation-error';
+import { reservedNetworkNameProblem } from './host-layout';
 
 const NETWORK_FIELDS = [
   'name',
@@ -42,7 +43,7 @@ export function isPlainAbsolutePath(path: string): boolean {
 
 /** For values that arrive outside a spec (CLI flags) and end up in host paths and scripts. */
 export function isValidNetworkName(name: string): boolean {
-  return NETWORK_NAME.test(name);
+  return NETWORK_NAME.test(name) && reservedNetworkNameProblem(name) === undefined;
 }
 
 export function isValidNodeName(name: string): boolean {
@@ -154,6 +155,9 @@ export function validateNetworkSpec(input: unknown): ModelProblem[] {
       value: spec.name,
       message: 'must be 1-32 lowercase letters, digits or dashes, starting and ending with a letter or digit',
     });
+  } else {
+    const reserved = reservedNetworkNameProblem(spec.name);
+    if (reserved) problems.push({ field: 'name', value: spec.name, message: reserved });
   }
 
   const cluster = checkCidr(spec.clusterCidr, 'clusterCidr', problems);

@@ -60,6 +60,8 @@ const badInputs: Array<[string, unknown, string, RegExp]> = [
   ['directRouting not a boolean', withSpec({ backend: { type: 'ipip', directRouting: 'yes' } }), 'backend.directRouting', /true or false/],
   ['misspelt field', withSpec({ clusterCIDR: '10.244.0.0/16' }), 'clusterCIDR', /unknown field \(did you mean clusterCidr\?\)/],
   ['invalid network name', withSpec({ name: 'My Net' }), 'name', /lowercase/],
+  ['network name whose nft table is the kernel peer filter', withSpec({ name: 'ipip' }), 'name', /reserved.*podnet_ipip/],
+  ['network name ending in -notrack', withSpec({ name: 'blue-notrack' }), 'name', /'blue''s conntrack bypass table/],
   ['SSH port out of range', withSpec({ ssh: { port: 70000 } }), 'ssh.port', /between 1 and 65535/],
   ['subnetMin outside cluster', withSpec({ subnetMin: '10.245.0.0/24' }), 'subnetMin', /outside the cluster CIDR/],
   ['subnetMin above subnetMax', withSpec({ subnetMin: '10.244.9.0/24', subnetMax: '10.244.2.0/24' }), 'subnetMin', /above subnetMax/],
