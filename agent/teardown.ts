@@ -10,6 +10,7 @@ import { isPodnetRoute } from '../src/planner/host-diff';
 import {
   conntrackBypassTableName,
   FIREWALLD_ZONE,
+  firewalldProtocolCall,
   firewalldSourceCall,
   forwardAcceptRules,
   ipForwardMemoPath,
@@ -140,20 +141,30 @@ async function removeNamedFiles(state: DesiredHostState): Promise<void> {
 }
 
 /**
- * Unbinds the cluster CIDR from firewalld's trusted zone if podnet bound it (its record says so)
- * and it is bound now; a binding someone else made stays. Returns the error, if any.
+ * Unbinds the cluster CIDR from firewalld's trusted zone and removes protocol 4 from the zones
+ * where podnet's record says podnet put them and they are still there; what someone else made
+ * stays. Returns the error, if any.
  */
 async function unbindFirewalld(
   state: DesiredHostState,
   record: OwnershipRecord | undefined,
   log: (l: string) => void,
 ): Promise<string | undefined> {
-  if (!record?.firewalldSources?.includes(state.clusterCidr)) return undefined;
-  if ((await readLiveState(state)).firewalld?.sources[state.clusterCidr] !== FIREWALLD_ZONE) return undefined;
-  const [file, ...args] = firewalldSourceCall('remove', state.clusterCidr);
-  const r = await runCommand(file!, args);
-  if (r.code !== 0) return `${file} ${args.join(' ')}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`;
-  log(`unbound ${state.clusterCidr} from firewalld's zone ${FIREWALLD_ZONE}`);
+  const fw = (await readLiveState(state)).firewalld;
+  if (!fw || !record) return undefined;
+  const calls = [
+    ...(record.firewalldSources?.includes(state.clusterCidr) && fw.sources[state.clusterCidr] === FIREWALLD_ZONE
+      ? [firewalldSourceCall('remove', state.clusterCidr)]
+      : []),
+    ...(record.firewalldProtocolZones ?? [])
+      .filter((z) => fw.tunnelProtocolZones.includes(z))
+      .map((z) => firewalldProtocolCall('remove', z)),
+  ];
+  for (const [file, ...args] of calls) {
+    const r = await runCommand(file!, args);
+    if (r.code !== 0) return `${file} ${args.join(' ')}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`;
+    log(`firewalld: ${args.slice(4).join(' ')}`);
+  }
   return undefined;
 }
 

@@ -93,6 +93,13 @@ export class Ownership {
     }));
   }
 
+  /** podnet is about to allow IP protocol 4 in firewalld's `zone` (it did not). */
+  allowedFirewalldProtocol(zone: string): Promise<void> {
+    return this.update((r) =>
+      r.firewalldProtocolZones?.includes(zone) ? r : { ...r, firewalldProtocolZones: [...(r.firewalldProtocolZones ?? []), zone] },
+    );
+  }
+
   /** podnet is about to bind `source` to firewalld's trusted zone (it was in no zone). */
   boundFirewalldSource(source: string): Promise<void> {
     return this.update((r) =>

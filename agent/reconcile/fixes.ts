@@ -1,9 +1,8 @@
 // Turns differences into the changes that repair them. Pure: the reconciler runs the
 // result, and tests check the exact iproute2 lines.
-import type { HostDifference } from '../../src/planner/host-diff';
+import { firewalldGaps, type HostDifference } from '../../src/planner/host-diff';
 import type { LiveHostState } from '../../src/host/live-state';
 import {
-  firewalldSourceCall,
   forwardAcceptRules,
   unmanagedConfigs,
   type UnmanagedConfig,
@@ -32,8 +31,8 @@ export interface FixPlan {
   readonly interfaceForwarding: readonly string[];
   /** iptables commands (argv) inserting podnet's missing FORWARD accept rules at the top. */
   readonly firewallInserts: readonly (readonly string[])[];
-  /** The command (argv) binding the cluster CIDR to firewalld's trusted zone (runtime), if it must be. */
-  readonly firewalldBind?: readonly string[];
+  /** What firewalld must be told (runtime): bind the cluster CIDR to trusted, allow protocol 4 in the underlay's zone. */
+  readonly firewalld?: { readonly bindSource: boolean; readonly protocolZone?: string };
   /** Network managers' files to (re)write. */
   readonly unmanagedConfigs: readonly UnmanagedConfig[];
 }
@@ -44,6 +43,13 @@ export function firewallInserts(state: DesiredHostState, iptables: string, saved
     .filter((args) => !savedRules.includes(savedRuleLine(args)))
     .reverse() // each goes in at position 1: the last first keeps them in flannel's order
     .map((args) => [iptables, '-w', '-I', 'FORWARD', '1', ...args]);
+}
+
+function firewalldFix(state: DesiredHostState, diffs: readonly HostDifference[], live?: LiveHostState): Pick<FixPlan, 'firewalld'> {
+  if (!live || !diffs.some((d) => d.kind === 'firewall-forward' && d.subject === 'firewalld' && d.action === 'update')) return {};
+  const gaps = firewalldGaps(state, live);
+  if (!gaps) return {};
+  return { firewalld: { bindSource: gaps.bindSource, ...(gaps.protocolZone ? { protocolZone: gaps.protocolZone } : {}) } };
 }
 
 /**
@@ -111,8 +117,6 @@ export function planFixes(state: DesiredHostState, diffs: readonly HostDifferenc
         ? firewallInserts(state, cmd, live?.iptablesForward?.[b]?.rules ?? [])
         : [];
     }),
-    ...(diffs.some((d) => d.kind === 'firewall-forward' && d.subject === 'firewalld' && d.action === 'update')
-      ? { firewalldBind: firewalldSourceCall('add', state.clusterCidr) }
-      : {}),
+    ...firewalldFix(state, diffs, live),
   };
 }

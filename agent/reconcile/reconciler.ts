@@ -8,7 +8,14 @@
 import { writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../host/atomic-file';
 import type { DesiredHostState, UnmanagedConfig } from '../../src/model';
-import { conntrackBypassScript, conntrackBypassTableName, interfaceForwardingPath, MANAGER_RELOAD } from '../../src/model';
+import {
+  conntrackBypassScript,
+  conntrackBypassTableName,
+  firewalldProtocolCall,
+  firewalldSourceCall,
+  interfaceForwardingPath,
+  MANAGER_RELOAD,
+} from '../../src/model';
 import type { LiveHostState } from '../../src/host/live-state';
 import { diffHost, type HostDifference } from '../../src/planner/host-diff';
 import type { CommandResult } from '../../src/host/command-result';
@@ -313,7 +320,14 @@ export class Reconciler {
       const r = await this.effects.run(argv);
       if (r.code !== 0) this.log(`${argv.join(' ')}: ${r.stderr.trim()}`);
     }
-    if (plan.firewalldBind) await this.bindFirewalld(plan.firewalldBind);
+    if (plan.firewalld?.bindSource) {
+      await this.ownership.boundFirewalldSource(this.state.clusterCidr);
+      await this.callFirewalld(firewalldSourceCall('add', this.state.clusterCidr));
+    }
+    if (plan.firewalld?.protocolZone) {
+      await this.ownership.allowedFirewalldProtocol(plan.firewalld.protocolZone);
+      await this.callFirewalld(firewalldProtocolCall('add', plan.firewalld.protocolZone));
+    }
     const batch = await this.effects.ipBatch(plan.ipBatch);
     if (batch.code !== 0) this.log(`ip -batch reported: ${batch.stderr.trim()}`);
     const staleOnBridge = diffs
@@ -330,12 +344,11 @@ export class Reconciler {
   }
 
   /**
-   * Binds the cluster CIDR to firewalld's trusted zone (recorded first: teardown unbinds it).
-   * A starting firewalld has its rules (the nftables event that woke this pass) in place before
-   * it answers on D-Bus: a refusal is tried again every 100 ms for up to FIREWALLD_WAIT_MS.
+   * Runs one of firewalld's D-Bus calls (recorded in the ownership record before). A starting
+   * firewalld has its rules (the nftables event that woke this pass) in place before it answers
+   * on D-Bus: a refusal is tried again every 100 ms for up to FIREWALLD_WAIT_MS.
    */
-  private async bindFirewalld(argv: readonly string[]): Promise<void> {
-    await this.ownership.boundFirewalldSource(this.state.clusterCidr);
+  private async callFirewalld(argv: readonly string[]): Promise<void> {
     const start = this.now();
     for (;;) {
       const r = await this.effects.run(argv);

@@ -5,8 +5,8 @@
 import {
   agentConfigPath,
   AGENT_BUNDLE_PATH,
-  FIREWALLD_DISPATCH_CHAINS,
   FIREWALLD_TABLE,
+  TUNNEL_PROTOCOL_NAMES,
   interfaceForwardingPath,
   IP_FORWARD_PATH,
   IPTABLES_COMMANDS,
@@ -105,8 +105,12 @@ export interface IptablesForward {
 export interface FirewalldZones {
   /** Source address or CIDR -> zone, for sources bound in both the input and the forward dispatch. */
   readonly sources: Readonly<Record<string, string>>;
+  /** Interface -> zone, for interfaces bound to a zone (input dispatch). */
+  readonly interfaces: Readonly<Record<string, string>>;
   /** The zone whatever no binding matches falls to: firewalld's default zone (undefined if not seen). */
   readonly defaultZone?: string;
+  /** Zones whose input allows IP protocol 4 (IP-in-IP). */
+  readonly tunnelProtocolZones: readonly string[];
 }
 
 /** Parses `ls -1A DIR` output into names (empty lines dropped). */
@@ -179,11 +183,7 @@ export function liveStateReads(
       required: false,
     },
     // Absent table (firewalld stopped, or never installed): the command fails, the read is undefined.
-    firewalld: {
-      source: 'command',
-      argv: ['sh', '-c', FIREWALLD_DISPATCH_CHAINS.map((c) => `nft list chain inet ${FIREWALLD_TABLE} ${c}`).join(' && ')],
-      required: false,
-    },
+    firewalld: { source: 'command', argv: ['nft', 'list', 'table', 'inet', FIREWALLD_TABLE], required: false },
     netmgr: { source: 'command', argv: ['sh', '-c', netManagersScript(network)], required: false },
     cniconf: { source: 'file', path: cni.path },
     // Absent directory: the command fails, and the listing is undefined (not empty).
@@ -313,21 +313,34 @@ export function parseForwarding(text: string): Record<string, boolean> {
 }
 
 /**
- * firewalld's dispatch chains as `nft list chain` prints them: `ip saddr 10.244.0.0/16 goto
- * filter_IN_trusted` binds a source; a bare `goto filter_IN_public` is the default zone.
+ * firewalld's table as `nft list table` prints it. In the dispatch chains `ip saddr
+ * 10.244.0.0/16 goto filter_IN_trusted` binds a source, `iifname "eth0" goto filter_IN_public` an
+ * interface, a bare `goto filter_IN_public` is the default zone; a zone's `filter_IN_<zone>_allow`
+ * chain holds `meta l4proto ipencap accept` when its input allows protocol 4.
  */
 export function parseFirewalldZones(text: string): FirewalldZones {
   const bound = { IN: new Map<string, string>(), FWD: new Map<string, string>() };
+  const interfaces: Record<string, string> = {};
+  const tunnelProtocolZones: string[] = [];
   let defaultZone: string | undefined;
+  let chain = '';
   for (const line of text.split('\n').map((l) => l.trim())) {
-    const src = /^ip saddr (\S+) goto filter_(IN|FWD)_(\S+)$/.exec(line);
-    if (src) bound[src[2] as 'IN' | 'FWD'].set(src[1]!, src[3]!);
-    const all = /^goto filter_IN_(\S+)$/.exec(line);
-    if (all) defaultZone = all[1];
+    chain = /^chain (\S+) \{$/.exec(line)?.[1] ?? chain;
+    if (chain === 'filter_INPUT_ZONES' || chain === 'filter_FORWARD_ZONES') {
+      const src = /^ip saddr (\S+) goto filter_(IN|FWD)_(\S+)$/.exec(line);
+      if (src) bound[src[2] as 'IN' | 'FWD'].set(src[1]!, src[3]!);
+      const dev = /^iifname "([^"]+)" goto filter_IN_(\S+)$/.exec(line);
+      if (dev) interfaces[dev[1]!] = dev[2]!;
+      const all = /^goto filter_IN_(\S+)$/.exec(line);
+      if (all) defaultZone = all[1];
+    }
+    const allowing = /^filter_IN_(\S+)_allow$/.exec(chain)?.[1];
+    const proto = /^meta l4proto (\S+) accept$/.exec(line)?.[1];
+    if (allowing && proto && TUNNEL_PROTOCOL_NAMES.includes(proto)) tunnelProtocolZones.push(allowing);
   }
   const sources: Record<string, string> = {};
   for (const [cidr, zone] of bound.IN) if (bound.FWD.get(cidr) === zone) sources[cidr] = zone;
-  return { sources, ...(defaultZone ? { defaultZone } : {}) };
+  return { sources, interfaces, ...(defaultZone ? { defaultZone } : {}), tunnelProtocolZones };
 }
 
 /** The FORWARD chain of `iptables-save -t filter` output. */

@@ -47,9 +47,8 @@ export function savedRuleLine(args: readonly string[]): string {
 /** The zone podnet binds the cluster CIDR to (as source). */
 export const FIREWALLD_ZONE = 'trusted';
 
-/** firewalld's nft table (family inet) and the zone-dispatch chains read to see what is bound where. */
+/** firewalld's nft table (family inet): its zone-dispatch and zone chains say what is bound where and what a zone allows. */
 export const FIREWALLD_TABLE = 'firewalld';
-export const FIREWALLD_DISPATCH_CHAINS = ['filter_INPUT_ZONES', 'filter_FORWARD_ZONES'] as const;
 
 /**
  * The command binding (`add`) or unbinding (`remove`) the cluster CIDR to FIREWALLD_ZONE in
@@ -73,6 +72,25 @@ export function firewalldSourceCall(verb: 'add' | 'remove', clusterCidr: string)
 }
 
 const FIREWALLD_BUS = 'org.fedoraproject.FirewallD1';
+
+/**
+ * IP-in-IP is IP protocol 4, which /etc/protocols names `ipencap` (its `ipip` is 94: a
+ * `firewall-cmd --add-protocol=ipip` opens the wrong protocol). The kernel and userspace
+ * datapaths receive the outer packets through the host's input chain, where firewalld asks the
+ * underlay's zone; podnet allows protocol 4 there (the agent's peer filter and the ebpf
+ * datapath drop it from non-peers themselves), as flannel's guides open VXLAN's port.
+ */
+export const FIREWALLD_TUNNEL_PROTOCOL = '4';
+/** How nft prints protocol 4 in firewalld's rules (by its /etc/protocols name, or the number without one). */
+export const TUNNEL_PROTOCOL_NAMES: readonly string[] = ['ipencap', '4'];
+
+/** The command allowing (`add`) or removing (`remove`) protocol 4 in `zone`'s input, runtime only. */
+export function firewalldProtocolCall(verb: 'add' | 'remove', zone: string): string[] {
+  const call = ['busctl', 'call', FIREWALLD_BUS, '/org/fedoraproject/FirewallD1', `${FIREWALLD_BUS}.zone`];
+  return verb === 'add'
+    ? [...call, 'addProtocol', 'ssi', zone, FIREWALLD_TUNNEL_PROTOCOL, '0']
+    : [...call, 'removeProtocol', 'ss', zone, FIREWALLD_TUNNEL_PROTOCOL];
+}
 
 /**
  * The ebpf datapath hands decapsulated packets for local pods straight into the pod

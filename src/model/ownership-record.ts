@@ -29,6 +29,8 @@ export interface OwnershipRecord {
   readonly sysctls: Readonly<Record<string, string>>;
   /** Sources podnet bound to firewalld's trusted zone (runtime configuration): teardown unbinds them. */
   readonly firewalldSources?: readonly string[];
+  /** firewalld zones where podnet allowed IP protocol 4 (runtime): teardown removes it there. */
+  readonly firewalldProtocolZones?: readonly string[];
 }
 
 export const EMPTY_RECORD: OwnershipRecord = { schema: OWNERSHIP_SCHEMA, createdLinks: [], adoptedLinks: [], sysctls: {} };

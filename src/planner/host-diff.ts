@@ -332,26 +332,58 @@ function firewallDiffs(desired: DesiredHostState, live: LiveHostState): HostDiff
   return fw ? [...out, fw] : out;
 }
 
-/**
- * firewalld running and the cluster CIDR in none of its zones (so its default zone, which
- * rejects forwarding and all but a few services, gets pod traffic), or in a zone that is not
- * podnet's to change (reported only). `subject` is `firewalld`.
- */
-function firewalldDiff(desired: DesiredHostState, live: LiveHostState): HostDifference | undefined {
+/** What firewalld lacks for pods on this host; undefined where firewalld does not run. */
+export interface FirewalldGaps {
+  /** The zone the cluster CIDR is bound to (undefined: none). */
+  readonly sourceZone?: string;
+  /** podnet must bind the cluster CIDR to the trusted zone (it is in no zone and the default zone is not trusted). */
+  readonly bindSource: boolean;
+  /** The underlay's zone, where podnet must allow IP protocol 4 (undefined: it does already). */
+  readonly protocolZone?: string;
+  readonly underlayZone?: string;
+}
+
+export function firewalldGaps(desired: DesiredHostState, live: LiveHostState): FirewalldGaps | undefined {
   const fw = live.firewalld;
   if (!fw) return undefined;
-  const zone = fw.sources[desired.clusterCidr];
-  if (zone === FIREWALLD_ZONE || (zone === undefined && fw.defaultZone === FIREWALLD_ZONE)) return undefined;
+  const sourceZone = fw.sources[desired.clusterCidr];
+  const underlayZone = fw.interfaces[desired.underlay.device] ?? fw.defaultZone;
+  const protocolOk = underlayZone === undefined || underlayZone === FIREWALLD_ZONE || fw.tunnelProtocolZones.includes(underlayZone);
   return {
-    kind: 'firewall-forward',
-    action: zone === undefined ? 'update' : 'report',
-    subject: 'firewalld',
-    expected: `zone ${FIREWALLD_ZONE} holds source ${desired.clusterCidr} (podnet's, runtime)`,
-    actual:
-      zone === undefined
-        ? `firewalld running, ${desired.clusterCidr} in no zone: its default zone ${fw.defaultZone ?? '(unknown)'} rejects what pods forward and send to the host`
-        : `firewalld binds ${desired.clusterCidr} to zone ${zone} (someone else's choice, left alone): pods get what that zone allows`,
+    ...(sourceZone !== undefined ? { sourceZone } : {}),
+    bindSource: sourceZone === undefined && fw.defaultZone !== FIREWALLD_ZONE,
+    ...(protocolOk ? {} : { protocolZone: underlayZone }),
+    ...(underlayZone !== undefined ? { underlayZone } : {}),
   };
+}
+
+/**
+ * firewalld running with the cluster CIDR in none of its zones (so its default zone, which
+ * rejects forwarding and all but a few services, gets pod traffic), or with the underlay's zone
+ * rejecting IP protocol 4 (the kernel and userspace datapaths' outer packets); a cluster CIDR in a
+ * zone that is not podnet's to change is reported only. `subject` is `firewalld`.
+ */
+function firewalldDiff(desired: DesiredHostState, live: LiveHostState): HostDifference | undefined {
+  const gaps = firewalldGaps(desired, live);
+  if (!gaps || (!gaps.bindSource && !gaps.protocolZone && (gaps.sourceZone ?? FIREWALLD_ZONE) === FIREWALLD_ZONE)) return undefined;
+  const expected = `zone ${FIREWALLD_ZONE} holds source ${desired.clusterCidr}, zone ${gaps.underlayZone ?? '?'} accepts IP protocol 4 (podnet's, runtime)`;
+  if (gaps.sourceZone !== undefined && gaps.sourceZone !== FIREWALLD_ZONE)
+    return {
+      kind: 'firewall-forward',
+      action: 'report',
+      subject: 'firewalld',
+      expected,
+      actual: `firewalld binds ${desired.clusterCidr} to zone ${gaps.sourceZone} (someone else's choice, left alone): pods get what that zone allows`,
+    };
+  const missing = [
+    ...(gaps.bindSource
+      ? [
+          `${desired.clusterCidr} in no zone: its default zone ${live.firewalld?.defaultZone ?? '(unknown)'} rejects what pods forward and send to the host`,
+        ]
+      : []),
+    ...(gaps.protocolZone ? [`zone ${gaps.protocolZone} (${desired.underlay.device}'s) rejects IP protocol 4 from peers`] : []),
+  ];
+  return { kind: 'firewall-forward', action: 'update', subject: 'firewalld', expected, actual: `firewalld running; ${missing.join('; ')}` };
 }
 
 /**

@@ -590,7 +590,8 @@ describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (de
         expect.objectContaining({
           kind: 'firewall-forward',
           subject: 'firewalld',
-          actual: 'firewalld running, 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host',
+          actual:
+            "firewalld running; 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host; zone public (eth0's) rejects IP protocol 4 from peers",
         }),
       );
     } finally {

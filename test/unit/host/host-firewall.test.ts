@@ -1,6 +1,6 @@
 import { planFixes } from '../../../agent/reconcile/fixes';
 import { parseFirewalldZones, parseForwarding, parseIptablesForward, type LiveHostState } from '../../../src/host/live-state';
-import { conntrackBypassScript, desiredHostState, resolveNetwork } from '../../../src/model';
+import { conntrackBypassScript, desiredHostState, firewalldProtocolCall, firewalldSourceCall, resolveNetwork } from '../../../src/model';
 import { diffHost } from '../../../src/planner/host-diff';
 import { liveAsDesired } from '../views/scenario';
 import { referenceSpec } from '../reference-network';
@@ -105,36 +105,51 @@ describe('forwarding per interface', () => {
   });
 });
 
-/** firewalld 1.3's zone dispatch chains as `nft list chain` prints them (Debian 12, default zone public). */
+/** Parts of firewalld 1.3's table as `nft list table inet firewalld` prints it (Debian 12, default zone public). */
 const FIREWALLD_DEFAULT = [
   'table inet firewalld {',
   '\tchain filter_INPUT_ZONES {',
   '\t\tgoto filter_IN_public',
   '\t}',
-  '}',
-  'table inet firewalld {',
+  '',
   '\tchain filter_FORWARD_ZONES {',
   '\t\tgoto filter_FWD_public',
+  '\t}',
+  '',
+  '\tchain filter_IN_public_allow {',
+  '\t\ttcp dport 22 accept',
+  '\t\tip6 daddr fe80::/64 udp dport 546 accept',
   '\t}',
   '}',
   '',
 ].join('\n');
-const bound = (zone: string): string =>
-  FIREWALLD_DEFAULT.replace(
-    '\t\tgoto filter_IN_public',
-    `\t\tip saddr 10.244.0.0/16 goto filter_IN_${zone}\n\t\tgoto filter_IN_public`,
-  ).replace('\t\tgoto filter_FWD_public', `\t\tip saddr 10.244.0.0/16 goto filter_FWD_${zone}\n\t\tgoto filter_FWD_public`);
+const PROTO = '\t\tip6 daddr fe80::/64 udp dport 546 accept\n';
+const bound = (zone: string, text = FIREWALLD_DEFAULT): string =>
+  text
+    .replace('\t\tgoto filter_IN_public', `\t\tip saddr 10.244.0.0/16 goto filter_IN_${zone}\n\t\tgoto filter_IN_public`)
+    .replace('\t\tgoto filter_FWD_public', `\t\tip saddr 10.244.0.0/16 goto filter_FWD_${zone}\n\t\tgoto filter_FWD_public`);
+const withIpencap = (text: string): string => text.replace(PROTO, `${PROTO}\t\tmeta l4proto ipencap accept\n`);
+const busctl = ['busctl', 'call', 'org.fedoraproject.FirewallD1', '/org/fedoraproject/FirewallD1', 'org.fedoraproject.FirewallD1.zone'];
 
-describe('firewalld: the cluster CIDR in the trusted zone', () => {
-  it('reads sources bound in both dispatch chains, and the default zone', () => {
-    expect(parseFirewalldZones(FIREWALLD_DEFAULT)).toEqual({ sources: {}, defaultZone: 'public' });
-    expect(parseFirewalldZones(bound('trusted'))).toEqual({ sources: { '10.244.0.0/16': 'trusted' }, defaultZone: 'public' });
+describe('firewalld: the cluster CIDR in the trusted zone, protocol 4 in the underlay zone', () => {
+  it('reads sources bound in both dispatch chains, bound interfaces, the default zone and zones allowing protocol 4', () => {
+    expect(parseFirewalldZones(FIREWALLD_DEFAULT)).toEqual({ sources: {}, interfaces: {}, defaultZone: 'public', tunnelProtocolZones: [] });
+    const eth0 = withIpencap(bound('trusted')).replace(
+      '\t\tgoto filter_IN_public',
+      '\t\tiifname "eth0" goto filter_IN_public\n\t\tgoto filter_IN_public',
+    );
+    expect(parseFirewalldZones(eth0)).toEqual({
+      sources: { '10.244.0.0/16': 'trusted' },
+      interfaces: { eth0: 'public' },
+      defaultZone: 'public',
+      tunnelProtocolZones: ['public'],
+    });
     // Bound for input only is not bound for pods' forwarded traffic.
     const inputOnly = bound('trusted').replace('ip saddr 10.244.0.0/16 goto filter_FWD_trusted\n', '');
     expect(parseFirewalldZones(inputOnly).sources).toEqual({});
   });
 
-  it('names firewalld when it rejects the cluster CIDR, and binds it to trusted over D-Bus', () => {
+  it('names firewalld when it rejects the cluster CIDR and protocol 4, and tells it both over D-Bus', () => {
     const live = { ...liveAsDesired(state), firewalld: parseFirewalldZones(FIREWALLD_DEFAULT) };
     const diffs = diffHost(state, live);
     expect(diffs).toEqual([
@@ -142,35 +157,30 @@ describe('firewalld: the cluster CIDR in the trusted zone', () => {
         kind: 'firewall-forward',
         action: 'update',
         subject: 'firewalld',
-        expected: "zone trusted holds source 10.244.0.0/16 (podnet's, runtime)",
-        actual: 'firewalld running, 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host',
+        expected: "zone trusted holds source 10.244.0.0/16, zone public accepts IP protocol 4 (podnet's, runtime)",
+        actual:
+          "firewalld running; 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host; zone public (eth0's) rejects IP protocol 4 from peers",
       },
     ]);
-    expect(planFixes(state, diffs, live).firewalldBind).toEqual([
-      'busctl',
-      'call',
-      'org.fedoraproject.FirewallD1',
-      '/org/fedoraproject/FirewallD1',
-      'org.fedoraproject.FirewallD1.zone',
-      'addSource',
-      'ss',
-      'trusted',
-      '10.244.0.0/16',
-    ]);
+    expect(planFixes(state, diffs, live).firewalld).toEqual({ bindSource: true, protocolZone: 'public' });
+    expect(firewalldSourceCall('add', '10.244.0.0/16')).toEqual([...busctl, 'addSource', 'ss', 'trusted', '10.244.0.0/16']);
+    expect(firewalldProtocolCall('add', 'public')).toEqual([...busctl, 'addProtocol', 'ssi', 'public', '4', '0']);
+    const onlyProtocol = { ...liveAsDesired(state), firewalld: parseFirewalldZones(bound('trusted')) };
+    expect(planFixes(state, diffHost(state, onlyProtocol), onlyProtocol).firewalld).toEqual({ bindSource: false, protocolZone: 'public' });
   });
 
-  it('asks nothing where the binding is in effect, the default zone is trusted, or firewalld does not run', () => {
-    expect(diffHost(state, { ...liveAsDesired(state), firewalld: parseFirewalldZones(bound('trusted')) })).toEqual([]);
+  it('asks nothing where both are in effect, the default zone is trusted, or firewalld does not run', () => {
+    expect(diffHost(state, { ...liveAsDesired(state), firewalld: parseFirewalldZones(withIpencap(bound('trusted'))) })).toEqual([]);
     const trustedDefault = FIREWALLD_DEFAULT.replace(/_public/g, '_trusted');
     expect(diffHost(state, { ...liveAsDesired(state), firewalld: parseFirewalldZones(trustedDefault) })).toEqual([]);
     expect(diffHost(state, liveAsDesired(state))).toEqual([]);
   });
 
   it('reports, and never moves, a cluster CIDR someone bound to another zone', () => {
-    const live = { ...liveAsDesired(state), firewalld: parseFirewalldZones(bound('internal')) };
+    const live = { ...liveAsDesired(state), firewalld: parseFirewalldZones(withIpencap(bound('internal'))) };
     const diffs = diffHost(state, live);
     expect(diffs.map((d) => [d.kind, d.action, d.subject])).toEqual([['firewall-forward', 'report', 'firewalld']]);
-    expect(planFixes(state, diffs, live).firewalldBind).toBeUndefined();
+    expect(planFixes(state, diffs, live).firewalld).toBeUndefined();
   });
 
   it("leaves node1's pods' packets to remote pods untracked, in a table of its own", () => {

@@ -297,7 +297,7 @@ describe('Reconciler: what a repair reveals', () => {
 
 describe('firewalld beside the ebpf datapath', () => {
   it('records the binding before making it, retries while firewalld does not answer yet, and keeps pods untracked', async () => {
-    const firewalld = { sources: {}, defaultZone: 'public' };
+    const firewalld = { sources: {}, interfaces: {}, defaultZone: 'public', tunnelProtocolZones: [] as string[] };
     const live: LiveHostState = { ...inSync, firewalld };
     const ran: { argv: string[]; input?: string }[] = [];
     let refusals = 2;
@@ -305,7 +305,7 @@ describe('firewalld beside the ebpf datapath', () => {
       ...fakeEffects({ live, batches: [], afterBatch: () => undefined, clsact: false }),
       readLive: async () =>
         ran.some((r) => r.argv.includes('addSource') && refusals < 0)
-          ? { ...live, firewalld: { ...firewalld, sources: { '10.244.0.0/16': 'trusted' } } }
+          ? { ...live, firewalld: { ...firewalld, sources: { '10.244.0.0/16': 'trusted' }, tunnelProtocolZones: ['public'] } }
           : live,
       run: async (argv, input) => {
         ran.push({ argv: [...argv], ...(input !== undefined ? { input } : {}) });
@@ -320,6 +320,8 @@ describe('firewalld beside the ebpf datapath', () => {
     const outcome = await reconciler.reconcile('full', 'start');
     expect(outcome.remaining).toEqual([]);
     expect(ownership.record.firewalldSources).toEqual(['10.244.0.0/16']);
+    expect(ownership.record.firewalldProtocolZones).toEqual(['public']);
+    expect(ran.filter((r) => r.argv.includes('addProtocol')).map((r) => r.argv.slice(-3))).toEqual([['public', '4', '0']]);
     expect(ran.filter((r) => r.argv.includes('addSource'))).toHaveLength(3);
     expect(ran.find((r) => r.argv[0] === 'nft' && r.argv[1] === '-f')?.input).toContain(
       'iifname "cni0" ip daddr 10.244.0.0/16 ip daddr != 10.244.1.0/24 notrack',
