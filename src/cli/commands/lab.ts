@@ -79,7 +79,7 @@ export function reachText(info: LabInfo): string {
     `lab '${info.name}': ${info.hosts.length} hosts, workstation ${info.workstation.address} (netns ${info.workstation.netns}), underlay switch netns ${info.switchNetns}`,
     ...info.hosts.map(
       (h) =>
-        `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} ${h.kind === 'vm' ? `VM (qemu, ${(h.accel ?? '?').toUpperCase()}; lab exec goes over SSH)` : `netns ${h.netns}`}${h.bpf ? '' : '  (BPF forbidden)'}${h.profile ? `  profile ${h.profile}` : ''}`,
+        `  ${h.name.padEnd(8)} ${h.address.padEnd(14)} ${h.kind === 'vm' ? `VM (qemu, ${(h.accel ?? '?').toUpperCase()}; lab exec goes over SSH)` : `netns ${h.netns}`}${h.bpf ? '' : '  (BPF forbidden)'}${h.profile ? `  profile ${h.profile}` : ''}${h.router ? ` (behind router ${h.router.address}, path MTU ${h.router.mtu})` : ''}`,
     ),
     `ssh key:     ${info.sshKeyPath}`,
     `known_hosts: ${info.knownHostsPath}`,
