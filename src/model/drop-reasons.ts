@@ -15,6 +15,7 @@ export type DropReason =
   | 'ecn' // ingress: outer CE on a not-ECT inner packet (RFC 6040)
   | 'fragNeeded' // egress: a DF inner packet too big for the peer's learned path MTU (minus 20), not sent; its sender got an ICMP "fragmentation needed", as kernel ipip sends
   | 'notLocal' // userspace: protocol 4 not addressed to this node (the kernel filters it for eBPF)
+  | 'fragNeededForeign' // userspace: an ICMP "fragmentation needed" quoting a packet this node did not send to that peer (inner source none of its pods, inner destination outside the peer's pod subnet, or an overlay sender): the path MTU is learned, nothing is relayed
   | 'sendError' // userspace: the raw socket refused the packet
   | 'tunWriteError'; // userspace: the TUN device refused the packet
 
@@ -40,6 +41,7 @@ export const USERSPACE_DROP_REASONS = [
   'malformed',
   'ecn',
   'fragNeeded',
+  'fragNeededForeign',
   'sendError',
   'tunWriteError',
 ] as const satisfies readonly DropReason[];

@@ -2,7 +2,7 @@
 // to host-local IPAM with cni0's address (.1) as the gateway; host-local never gives out the
 // network address (.0, which podnet puts on flannel.ipip), the gateway, or the broadcast
 // address. Anything else a pod claims on its own interface is not the pod's to receive.
-import { cidrContainsAddress, cidrSize, nthAddress, parseCidr, parseIpv4 } from './ipv4';
+import { cidrContainsAddress, cidrSize, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4';
 
 /**
  * True when `ip` is an address IPAM could have given a pod in `podCidr` ("10.244.1.0/24"):
@@ -12,7 +12,12 @@ import { cidrContainsAddress, cidrSize, nthAddress, parseCidr, parseIpv4 } from 
 export function isAssignablePodAddress(podCidr: string, ip: string): boolean {
   const subnet = parseCidr(podCidr);
   const address = parseIpv4(ip);
-  if (!subnet.ok || address === undefined || !cidrContainsAddress(subnet.cidr, address)) return false;
-  const index = (address - subnet.cidr.base) >>> 0;
-  return index >= 2 && index < cidrSize(subnet.cidr) - 1 && address === nthAddress(subnet.cidr, index);
+  return subnet.ok && address !== undefined && isAssignablePodAddressIn(subnet.cidr, address);
+}
+
+/** isAssignablePodAddress for a parsed subnet and an unsigned 32-bit address (per-packet callers). */
+export function isAssignablePodAddressIn(podCidr: Ipv4Cidr, address: number): boolean {
+  if (!cidrContainsAddress(podCidr, address)) return false;
+  const index = (address - podCidr.base) >>> 0;
+  return index >= 2 && index < cidrSize(podCidr) - 1;
 }

@@ -50,3 +50,27 @@ for t in sys.argv[3:]:
   node,dst=t.split('=')
   for tos in range(4):
     s.sendto(ip4(3,4,sys.argv[1],node,ip4(tos,1,'%s.%d'%(sys.argv[2],100+tos),dst,echo)),(node,0))`;
+
+/**
+ * ICMP errors from the workstation to a node about a protocol-4 packet it "sent": each quotes an
+ * outer header node > peer (DF) around an inner DF TCP header of a chosen total length, source
+ * and destination, as a router on the path would (the quoted packet is made up: anyone on the
+ * underlay can send this). For each SPEC `TYPE/CODE/MTU/INNERSRC/INNERDST/INNERLEN`, in turn,
+ * `count` times with `gap` seconds between sends. argv: node address, peer address, count, gap, SPEC...
+ */
+export const ICMP_ERROR_SENDER = `${IP_PY}
+import time
+def hdr(tot,proto,src,dst):
+  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
+  return h[:10]+struct.pack('!H',cs(h))+h[12:]
+node,peer,count,gap=sys.argv[1],sys.argv[2],int(sys.argv[3]),float(sys.argv[4])
+msgs=[]
+for spec in sys.argv[5:]:
+  t,c,mtu,isrc,idst,ilen=spec.split('/')
+  q=hdr(int(ilen)+20,4,node,peer)+hdr(int(ilen),6,isrc,idst)+struct.pack('!HHI',40000,5201,1)
+  m=struct.pack('!BBHHH',int(t),int(c),0,0,int(mtu))+q
+  msgs.append(m[:2]+struct.pack('!H',cs(m))+m[4:])
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
+for i in range(count):
+  for m in msgs:
+    s.sendto(m,(node,0));time.sleep(gap)`;

@@ -9,7 +9,8 @@
 // teardown by destroy. Logs iperf3 throughput of userspace vs ebpf for the record.
 // master sits behind a router with a 1400-byte path MTU (profile `pmtu1400`): the router's
 // "fragmentation needed" must reach the pods as an inner one (mtu 1380), as kernel ipip does, and
-// TCP between node1 and master (both userspace) must flow across it.
+// TCP between node1 and master (both userspace) must flow across it. A forged "fragmentation
+// needed" from the workstation quoting a made-up inner packet is learned from but not relayed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import { run } from '../../src/lab/exec';
 import { switchPort } from '../../src/lab/lab-config';
 import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 import { projectRoot, runPodnet } from './engine-support';
-import { CLIENT, IPIP_SENDER, SERVER } from './traffic-probes';
+import { CLIENT, ICMP_ERROR_SENDER, IPIP_SENDER, SERVER } from './traffic-probes';
 
 const LAB = testLabName('usdp');
 const NODE = '/usr/local/lib/podnet/node';
@@ -81,6 +82,13 @@ async function transfer(from: string, to: string, toIp: string, mb: number): Pro
   const sent = JSON.parse(c.stdout.trim()) as { bytes: number; sha: string };
   expect(sent.bytes).toBe(mb * 1048576);
   expect(JSON.parse(s.stdout.trim())).toEqual(sent);
+}
+
+/** True when the workstation has python3 (which crafts the packets below); says so when not. */
+async function hasPython(): Promise<boolean> {
+  if ((await wsExec(LAB, ['sh', '-c', 'command -v python3'])).code === 0) return true;
+  process.stderr.write(`[userspace e2e] no python3 on this machine: ${expect.getState().currentTestName} skipped\n`);
+  return false;
 }
 
 /** Captures one IPIP-wrapped echo request sent by `src` on its switch port, plain and verbose. */
@@ -213,6 +221,32 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     expect(n.counters!.drops).toMatchObject({ sendError: 0, tunWriteError: 0 });
   }, 150_000);
 
+  it('a forged "fragmentation needed" from an underlay host (the workstation) quoting a made-up inner packet is learned from, not relayed, and counted', async () => {
+    if (!(await hasPython())) return;
+    const before = (await status('node1')).counters!;
+    const relayedBefore = before.peers.find((p) => p.node === 'master')!.fragNeededRelayed ?? 0;
+    const foreign = (c: NonNullable<Status['counters']>) => c.drops?.fragNeededForeign ?? 0;
+    // node1 > master outer header (no secret), MTU 1400 (what node1 already learned from the real
+    // router), inner packets node1 never sent: from the workstation itself (relayed, node1 would
+    // send it an ICMP from master's pod), and from node1's pod to node2's subnet (not master's).
+    const r = await wsExec(LAB, [
+      'python3',
+      '-c',
+      ICMP_ERROR_SENDER,
+      '192.168.0.81',
+      '192.168.0.80',
+      '1',
+      '0.05',
+      '3/4/1400/192.168.0.1/10.244.0.2/1452',
+      '3/4/1400/10.244.1.2/10.244.2.2/1452',
+    ]);
+    expect(r.code).toBe(0);
+    const after = (await waitStatus('node1', (s) => foreign(s.counters!) >= foreign(before) + 2)).counters!;
+    expect(foreign(after)).toBe(foreign(before) + 2);
+    expect(after.peers.find((p) => p.node === 'master')!.fragNeededRelayed).toBe(relayedBefore);
+    expect(after.peers.find((p) => p.node === 'master')!.pathMtu).toBe(1400); // learning stays, as the kernel's
+  });
+
   it('moves 100 MB each way between pods intact (userspace encap, and decap of ebpf super-packets)', async () => {
     const before = (await status('node1')).counters!;
     await transfer('node1', 'node2', '10.244.2.2', 100);
@@ -254,11 +288,7 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
   }, 240_000);
 
   it('drops and counts protocol 4 from a non-peer (the workstation)', async () => {
-    const py = await wsExec(LAB, ['sh', '-c', 'command -v python3']);
-    if (py.code !== 0) {
-      process.stderr.write('[userspace e2e] no python3 on this machine: non-peer IPIP check skipped\n');
-      return;
-    }
+    if (!(await hasPython())) return;
     const before = (await status('node1')).counters!;
     const r = await wsExec(LAB, ['python3', '-c', IPIP_SENDER, '192.168.0.81', '10.244.1.2']);
     expect(r.code).toBe(0);

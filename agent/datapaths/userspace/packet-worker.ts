@@ -29,14 +29,14 @@ import {
   decapsulate,
   encapsulate,
   innerDestination,
-  rd16,
   writeVnetHeader,
   type DropReason,
   type PeerSpec,
 } from './ipip-codec';
-import { PathMtuTable, innerTooBig, quotedInner, reportedPathMtu, writeFragNeeded } from './path-mtu';
+import { PathMtuTable, innerTooBig, quotedInner, relayVerdict, reportedPathMtu, writeFragNeeded, type RelayScope } from './path-mtu';
 import { loadShim } from './shim';
-import { requireIpv4 } from '../../../src/model/ipv4';
+import { cidrContainsAddress, requireCidr, requireIpv4 } from '../../../src/model/ipv4';
+import { isAssignablePodAddressIn } from '../../../src/model/pod-address';
 import { USERSPACE_DROP_REASONS, zeroDrops } from '../../../src/model/drop-reasons';
 
 export interface WorkerConfig {
@@ -44,6 +44,10 @@ export interface WorkerConfig {
   readonly tunnelDevice: string;
   readonly localAddress: string;
   readonly mtu: number;
+  /** This node's pod subnet ("10.244.1.0/24"), its tunnel address ("10.244.1.0/32") and the cluster CIDR: whose packets' ICMP errors are relayed (relayVerdict). */
+  readonly podCidr: string;
+  readonly tunnelAddress: string;
+  readonly clusterCidr: string;
   readonly peers: readonly PeerSpec[];
   /** Int32Array over it: [0] = stop requested. */
   readonly control: SharedArrayBuffer;
@@ -135,6 +139,15 @@ function runLoop(cfg: WorkerConfig): void {
   // The underlay MTU: what holds towards a peer until a router says less.
   const linkMtu = mtu + OUTER_HLEN;
   const pathMtu = new PathMtuTable(linkMtu);
+  const podCidr = requireCidr(cfg.podCidr);
+  const tunnelAddress = requireIpv4(cfg.tunnelAddress.split('/')[0]!);
+  const clusterCidr = requireCidr(cfg.clusterCidr);
+  const relayScope: RelayScope = {
+    local,
+    ownSource: (a) => a === tunnelAddress || isAssignablePodAddressIn(podCidr, a),
+    overlay: (a) => cidrContainsAddress(clusterCidr, a),
+    peerOf: (a) => table.lookup(a),
+  };
   const snapshot = (): FromWorker => ({
     type: 'counters',
     peers: table.peers.map((p, i) => {
@@ -244,13 +257,17 @@ function runLoop(cfg: WorkerConfig): void {
           const pm = pathMtu.learn(peer, reported, now);
           // Relay it: answer the packet the router dropped, so its sender need not wait to resend.
           // (Or the packet the kernel refused to send: then the ICMP is from this host, and
-          // sendMany counted the packet as a fragNeeded drop.)
+          // sendMany counted the packet as a fragNeeded drop.) Only if the quote is a packet of
+          // ours to that peer (relayVerdict): else any underlay host could make us send ICMP.
           const base = i * errSlot;
           const avail = Math.min(errLens[i]!, errSlot);
           const inner = quotedInner(errBuf, base, avail, local);
-          const answered =
-            inner >= 0 && innerTooBig(errBuf, inner, rd16(errBuf, inner + 2), pm) && answerTooBig(errBuf, inner, base + avail - inner, pm);
-          if (answered && errAddrs[i * 2 + 1] !== local) ctr[p]!.fragNeededRelayed++;
+          if (inner < 0) continue;
+          const sender = errAddrs[i * 2 + 1]!;
+          const verdict = relayVerdict(errBuf, inner, p, pm, sender, relayScope);
+          if (verdict === 'foreign') drops.fragNeededForeign++;
+          else if (verdict === 'relay' && answerTooBig(errBuf, inner, base + avail - inner, pm) && sender !== local)
+            ctr[p]!.fragNeededRelayed++;
         }
         flushAnswers();
       }

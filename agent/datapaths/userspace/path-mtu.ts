@@ -9,7 +9,8 @@
 // Here: the raw socket has IP_RECVERR, so the kernel queues the router's ICMP with the quoted
 // outer packet (raw_err -> ip_icmp_error; for a HDRINCL socket the payload starts at the quoted
 // outer IP header). The worker reads it (shim.recvErrors), learns the peer's path MTU
-// (PathMtuTable), answers the quoted inner packet, and from then on answers oversized DF inner
+// (PathMtuTable), answers the quoted inner packet when it is one this node could have sent to that
+// peer (relayVerdict: anyone can forge the quote), and from then on answers oversized DF inner
 // packets to that peer instead of sending them (innerTooBig, writeFragNeeded). Non-DF inner
 // packets still go: their outer header has no DF either, and the kernel fragments them to the
 // path MTU it learned from the same ICMP (ipv4_sk_update_pmtu), as kernel ipip does.
@@ -140,6 +141,56 @@ export function quotedInner(buf: Uint8Array, off: number, len: number, local: nu
   if (len - ohl < IP_HLEN || buf[i]! >>> 4 !== 4) return -1;
   const ihl = (buf[i]! & 15) * 4;
   return ihl >= IP_HLEN && len - ohl >= ihl + 8 ? i : -1;
+}
+
+/** What relayVerdict judges a report's quoted packet by. Addresses are host-order IPv4. */
+export interface RelayScope {
+  /** This node's underlay address: the ICMP's sender when this host's own kernel refused the send. */
+  readonly local: number;
+  /** True for an inner source this node's own packets carry: a pod address IPAM could have given here, or the tunnel address. */
+  readonly ownSource: (addr: number) => boolean;
+  /** True for an overlay address (inside the cluster CIDR): no router on the underlay has one. */
+  readonly overlay: (addr: number) => boolean;
+  /** The index of the peer whose pod subnet holds `addr` (-1: none), as the send path picks it (PeerTable.lookup). */
+  readonly peerOf: (addr: number) => number;
+}
+
+/** relay: answer the quoted packet; fits: nothing to tell (no DF, or within the path MTU); foreign: not a packet of ours. */
+export type RelayVerdict = 'relay' | 'fits' | 'foreign';
+
+/**
+ * Whether a "fragmentation needed" about a packet to `peer` (its index), from `sender`, may be
+ * relayed: answered with an inner ICMP to the quoted inner packet at buf[inner..) (quotedInner),
+ * once `pathMtu` (the learned outer path MTU) is in force.
+ *
+ * Learning takes any sender, as the kernel does (ipv4_sk_update_pmtu). Relaying is more: the
+ * answer's addresses come from the quote, and the host forwards what the worker writes into the
+ * TUN. Any host on the underlay can send an ICMP that quotes this node's outer header (its
+ * address and a peer's are no secret) around a made-up inner packet; relayed as it stands, the
+ * node would send an ICMP from any address to any address, past the non-peer drop. Kernel ipip
+ * never relays (it answers the sender's next oversized packet, as the send path here does). So a
+ * report is relayed only when its quote is a packet this node could have sent to that peer: the
+ * inner source one of its own pods or its tunnel address, the inner destination in the peer's
+ * pod subnet (where the send path would have sent it); and not when the sender is an overlay
+ * address (a pod speaking, never a router on the underlay). A report from this host itself is
+ * trusted as it stands: the kernel refused our own send and quotes it (an ICMP from a local
+ * address arriving from outside is a martian the kernel drops before it gets here), and the send
+ * path answers any DF inner packet too big for a learned path MTU, whatever its source.
+ * Reads 20 bytes at buf[inner..); quotedInner checked there are 28.
+ */
+export function relayVerdict(
+  buf: Uint8Array,
+  inner: number,
+  peer: number,
+  pathMtu: number,
+  sender: number,
+  scope: RelayScope,
+): RelayVerdict {
+  if (sender !== scope.local) {
+    if (scope.overlay(sender)) return 'foreign';
+    if (!scope.ownSource(rd32(buf, inner + 12)) || scope.peerOf(rd32(buf, inner + 16)) !== peer) return 'foreign';
+  }
+  return innerTooBig(buf, inner, rd16(buf, inner + 2), pathMtu) ? 'relay' : 'fits';
 }
 
 /**

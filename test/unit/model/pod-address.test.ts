@@ -1,4 +1,4 @@
-import { isAssignablePodAddress } from '../../../src/model';
+import { isAssignablePodAddress, isAssignablePodAddressIn, requireCidr, requireIpv4 } from '../../../src/model';
 
 describe('isAssignablePodAddress', () => {
   it.each([
@@ -18,5 +18,18 @@ describe('isAssignablePodAddress', () => {
     expect(isAssignablePodAddress('10.244.0.0/26', '10.244.0.62')).toBe(true);
     expect(isAssignablePodAddress('10.244.0.0/26', '10.244.0.63')).toBe(false);
     expect(isAssignablePodAddress('10.244.0.0/31', '10.244.0.1')).toBe(false);
+  });
+
+  it('isAssignablePodAddressIn is the same rule over numbers', () => {
+    const cidr = requireCidr('10.244.1.0/24');
+    for (const [ip, ok] of [
+      ['10.244.1.2', true],
+      ['10.244.1.254', true],
+      ['10.244.1.0', false],
+      ['10.244.1.1', false],
+      ['10.244.1.255', false],
+      ['10.244.2.7', false],
+    ] as const)
+      expect([ip, isAssignablePodAddressIn(cidr, requireIpv4(ip))]).toEqual([ip, ok]);
   });
 });

@@ -331,7 +331,18 @@ describe('counters', () => {
           fragNeededRelayed: 2,
         },
       ],
-      { notIpv4: 5, noPeer: 1, unknownSource: 2, notLocal: 0, malformed: 1, ecn: 0, fragNeeded: 0, sendError: 0, tunWriteError: 0 },
+      {
+        notIpv4: 5,
+        noPeer: 1,
+        unknownSource: 2,
+        notLocal: 0,
+        malformed: 1,
+        ecn: 0,
+        fragNeeded: 0,
+        fragNeededForeign: 0,
+        sendError: 0,
+        tunWriteError: 0,
+      },
     );
     expect(c.dropped).toBe(4);
     expect(c.drops.unknownSource).toBe(2);

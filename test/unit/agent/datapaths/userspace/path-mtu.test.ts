@@ -9,10 +9,13 @@ import {
   PathMtuTable,
   innerTooBig,
   quotedInner,
+  relayVerdict,
   reportedPathMtu,
   writeFragNeeded,
+  type RelayScope,
 } from '../../../../../agent/datapaths/userspace/path-mtu';
-import { requireIpv4 } from '../../../../../src/model/ipv4';
+import { cidrContainsAddress, requireCidr, requireIpv4 } from '../../../../../src/model/ipv4';
+import { isAssignablePodAddressIn } from '../../../../../src/model/pod-address';
 import { icmpEcho, ip, ipv4Header, rfc1071 } from './packets';
 
 const NODE1 = requireIpv4('192.168.0.81');
@@ -20,10 +23,10 @@ const MASTER = requireIpv4('192.168.0.80');
 const LINK = 1500;
 
 /** A DF TCP segment 10.244.1.2:40000 > 10.244.0.2:5201 of `total` bytes (payload zeros). */
-function tcpSegment(total: number, flags = 0x4000): Uint8Array {
+function tcpSegment(total: number, flags = 0x4000, src = '10.244.1.2', dst = '10.244.0.2'): Uint8Array {
   const tcp = [0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0];
   const b = new Uint8Array(total);
-  b.set(ipv4Header({ totalLength: total, flags, ttl: 63, proto: 6, src: '10.244.1.2', dst: '10.244.0.2' }), 0);
+  b.set(ipv4Header({ totalLength: total, flags, ttl: 63, proto: 6, src, dst }), 0);
   b.set(tcp, 20);
   return b;
 }
@@ -110,6 +113,54 @@ describe('quotedInner', () => {
     expect(quotedInner(q, 0, q.length, NODE1)).toBe(-1);
     const tcp = Uint8Array.from(inner.subarray(0, 100));
     expect(quotedInner(tcp, 0, 100, requireIpv4('10.244.1.2'))).toBe(-1);
+  });
+});
+
+describe('relayVerdict', () => {
+  // node1 (10.244.1.0/24, tunnel 10.244.1.0) with peers master (0: 10.244.0.0/24) and node2 (1: 10.244.2.0/24).
+  const pods = requireCidr('10.244.1.0/24');
+  const cluster = requireCidr('10.244.0.0/16');
+  const subnets = ['10.244.0.0/24', '10.244.2.0/24'].map(requireCidr);
+  const scope: RelayScope = {
+    local: NODE1,
+    ownSource: (a) => a === requireIpv4('10.244.1.0') || isAssignablePodAddressIn(pods, a),
+    overlay: (a) => cidrContainsAddress(cluster, a),
+    peerOf: (a) => subnets.findIndex((c) => cidrContainsAddress(c, a)),
+  };
+  const ROUTER = requireIpv4('192.168.0.254');
+  const MASTER_IX = 0;
+  /** The verdict on a report from `sender` about a node1 > master packet wrapping `inner` (quoted 548 bytes), path MTU 1400. */
+  const verdict = (inner: Uint8Array, sender = ROUTER, peer = MASTER_IX) => {
+    const q = quoted(inner, 548);
+    return relayVerdict(q, quotedInner(q, 0, q.length, NODE1), peer, 1400, sender, scope);
+  };
+
+  it("relays a router's report about a local pod's (or the tunnel address's) packet to that peer's subnet, when it is too big", () => {
+    expect(verdict(tcpSegment(1452))).toBe('relay');
+    expect(verdict(tcpSegment(1452, 0x4000, '10.244.1.254'))).toBe('relay');
+    expect(verdict(tcpSegment(1452, 0x4000, '10.244.1.0'))).toBe('relay'); // the host itself, from flannel.ipip
+  });
+  it('says nothing when the quoted packet fits the path MTU or has no DF (the kernel fragments it)', () => {
+    expect(verdict(tcpSegment(1380))).toBe('fits');
+    expect(verdict(tcpSegment(1381))).toBe('relay');
+    expect(verdict(tcpSegment(1452, 0))).toBe('fits');
+  });
+  it("refuses a quote whose inner source is none of this node's pods: made up, another node's pod, cni0, broadcast", () => {
+    for (const src of ['192.168.0.1', '8.8.8.8', '10.244.2.2', '10.244.0.2', '10.244.1.1', '10.244.1.255'])
+      expect([src, verdict(tcpSegment(1452, 0x4000, src))]).toEqual([src, 'foreign']);
+  });
+  it("refuses a quote whose inner destination is outside the peer's pod subnet (we would not have sent it there)", () => {
+    expect(verdict(tcpSegment(1452, 0x4000, '10.244.1.2', '10.244.2.2'))).toBe('foreign');
+    expect(verdict(tcpSegment(1452, 0x4000, '10.244.1.2', '192.168.0.1'))).toBe('foreign');
+    expect(verdict(tcpSegment(1452), ROUTER, 1)).toBe('foreign'); // master's pod, but the report is about node2
+  });
+  it('refuses a report whose sender is an overlay address (a pod, never a router on the underlay)', () => {
+    expect(verdict(tcpSegment(1452), requireIpv4('10.244.1.3'))).toBe('foreign');
+    expect(verdict(tcpSegment(1452), requireIpv4('10.244.2.2'))).toBe('foreign');
+  });
+  it("trusts this host's own report (the kernel refused our send and quotes it) whatever the inner source", () => {
+    expect(verdict(tcpSegment(1452, 0x4000, '203.0.113.9'), NODE1)).toBe('relay'); // forwarded from outside the cluster
+    expect(verdict(tcpSegment(1380, 0x4000, '203.0.113.9'), NODE1)).toBe('fits');
   });
 });
 
