@@ -11,6 +11,7 @@
 // "fragmentation needed" must reach the pods as an inner one (mtu 1380), as kernel ipip does, and
 // TCP between node1 and master (both userspace) must flow across it. A forged "fragmentation
 // needed" from the workstation quoting a made-up inner packet is learned from but not relayed.
+// ICMP errors about node1's packets to master cost no packet (no sendError) towards node2.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -246,6 +247,44 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
     expect(after.peers.find((p) => p.node === 'master')!.fragNeededRelayed).toBe(relayedBefore);
     expect(after.peers.find((p) => p.node === 'master')!.pathMtu).toBe(1400); // learning stays, as the kernel's
   });
+
+  it('ICMP errors about packets to one peer cost nothing towards another (a pending socket error is retried, not counted)', async () => {
+    if (!(await hasPython())) return;
+    // IP_RECVERR makes each ICMP error about our protocol-4 packets the raw socket's pending
+    // error, which the next send (to any peer) fails with once. While node1's pod sends bulk TCP
+    // to node2's, the workstation sends node1 200 errors about packets to master, as a router in
+    // front of a dead master (host unreachable) or a smaller path (fragmentation needed) would.
+    const node2Tx = (c: NonNullable<Status['counters']>) => c.peers.find((p) => p.node === 'node2')!.txBytes;
+    const before = (await status('node1')).counters!;
+    const server = podExec(LAB, 'node2', 'pa', ['timeout', '15', 'iperf3', '-s', '-1'], { timeoutMs: 20_000 });
+    await sleep(800);
+    const client = podExec(LAB, 'node1', 'pa', ['iperf3', '-c', '10.244.2.2', '-t', '3', '-J'], { timeoutMs: 20_000 });
+    await sleep(500);
+    const errors = await wsExec(LAB, [
+      'python3',
+      '-c',
+      ICMP_ERROR_SENDER,
+      '192.168.0.81',
+      '192.168.0.80',
+      '100',
+      '0.01',
+      '3/1/0/10.244.1.2/10.244.0.2/1000',
+      '3/4/1400/10.244.1.2/10.244.0.2/1452',
+    ]);
+    expect(errors.code).toBe(0);
+    const c = await client;
+    await server;
+    expect(c.code).toBe(0);
+    const sent = (JSON.parse(c.stdout) as { end: { sum_sent: { bytes: number } } }).end.sum_sent.bytes;
+    // Status counters are refreshed every 5 s: wait for ones that hold the whole transfer.
+    const after = (await waitStatus('node1', (s) => node2Tx(s.counters!) - node2Tx(before) >= sent)).counters!;
+    expect(node2Tx(after) - node2Tx(before)).toBeGreaterThanOrEqual(sent);
+    const lost = (r: 'sendError' | 'fragNeeded') => after.drops![r]! - before.drops![r]!;
+    process.stderr.write(
+      `[userspace e2e] 200 ICMP errors about master during node1->node2 iperf3: sendError +${lost('sendError')}, fragNeeded +${lost('fragNeeded')}\n`,
+    );
+    expect({ sendError: lost('sendError'), fragNeeded: lost('fragNeeded') }).toEqual({ sendError: 0, fragNeeded: 0 });
+  }, 60_000);
 
   it('moves 100 MB each way between pods intact (userspace encap, and decap of ebpf super-packets)', async () => {
     const before = (await status('node1')).counters!;

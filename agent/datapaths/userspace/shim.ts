@@ -68,8 +68,10 @@ export interface TunShim {
   recvMany(fd: number, buf: Buffer, slot: number, max: number, lens: Int32Array, srcs: Uint32Array): number;
   /**
    * sendmmsg each buf[offs[i]..+lens[i]) to dsts[i] (host-order IPv4); returns how many were sent.
-   * stats (Int32Array(1)): [0] += packets refused with EMSGSIZE (DF above a path MTU the kernel
-   * learned; it queues an ICMP error for recvErrors about each).
+   * A failed packet is tried once more before it counts as failed: the failure may be the socket's
+   * pending error from an ICMP error about an earlier packet (IP_RECVERR), which the failed call
+   * cleared. stats (Int32Array(1)): [0] += packets refused with EMSGSIZE both times (DF above a
+   * path MTU the kernel learned; it queues an ICMP error for recvErrors about each).
    */
   sendMany(fd: number, buf: Buffer, offs: Int32Array, lens: Int32Array, dsts: Uint32Array, count: number, stats?: Int32Array): number;
   /**

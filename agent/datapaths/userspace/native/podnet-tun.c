@@ -512,7 +512,7 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 	struct mmsghdr msgs[MAX_BATCH];
 	struct iovec iov[MAX_BATCH];
 	struct sockaddr_in to[MAX_BATCH];
-	int i, ok = 0, done = 0;
+	int i, ok = 0, done = 0, retried = -1;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
 		napi_throw_type_error(env, NULL, "missing arguments");
@@ -566,6 +566,20 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 				struct pollfd p = { .fd = fd, .events = POLLOUT, .revents = 0 };
 				if (poll(&p, 1, 10) > 0)
 					continue;
+			}
+			/* IP_RECVERR makes every ICMP error about a packet we sent (to any peer) this
+			 * socket's pending error (raw_err sets sk_err), and the next send, whatever its
+			 * destination, fails with it once: sock_alloc_send_skb takes and clears it. The
+			 * errno is the ICMP's (icmp_err_convert: EMSGSIZE, EHOSTUNREACH, ENOPROTOOPT...,
+			 * any code a router or a forger sends), so it cannot tell a pending error from
+			 * this packet's own failure: every failure is retried once, and only a second
+			 * failure is the packet's. (A second socket for the errors would leave this one
+			 * without a pending error, but would get a copy of every received protocol-4
+			 * packet too.) A message that fails mid-batch (sendmmsg returns the count sent)
+			 * starts the next call, and so may be tried three times: rare, and harmless. */
+			if (retried != done) {
+				retried = done;
+				continue;
 			}
 			/* A DF packet above the path MTU the kernel learned (ip_finish_output refuses it
 			 * and queues an ICMP error to this socket): counted apart from other failures. */
