@@ -21,6 +21,11 @@ const DR_LAB = testLabName('pnhost-dr');
 const UFW_LAB = testLabName('pnhost-ufw');
 const spec: NetworkSpec = referenceSpec;
 /**
+ * Issue 14's bar for pod-to-pod TCP beside each host setup: iperf3 for 2 s above 1 Gbit/s. The
+ * ebpf datapath these hosts pick measured 2.7-9.3 Gbit/s here at load 15 on 2 vCPUs.
+ */
+const POD_TCP_FLOOR_BPS = 1e9;
+/**
  * The ufw/firewalld and networkd/NetworkManager labs share one base flavour (one debootstrap on a
  * fresh machine, not two): each host has every package, and runs only what its profile asks for.
  */
@@ -113,7 +118,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
     const iperf = await podExec(LAB, 'node1', 'web', ['iperf3', '-c', '10.244.2.2', '-t', '2', '-J'], { timeoutMs: 20_000 });
     const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
     process.stderr.write(`[host-profiles] ${profile}: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
-    expect(bps).toBeGreaterThan(100e6);
+    expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     // Out of the cluster: the workstation (192.168.0.1) stands for the outside world; masqueraded.
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '192.168.0.1'])).stdout).toContain('2 received');
   });
@@ -151,7 +156,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
       process.stderr.write(
         `[host-profiles] pmtu1400 ${reverse ? 'master -> node1' : 'node1 -> master'}: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`,
       );
-      expect(bps).toBeGreaterThan(100e6);
+      expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     }
     await podExec(LAB, 'master', 'web', ['pkill', '-x', 'iperf3']);
     // Once it knows the path MTU, node1 answers a too-big DF packet itself before the router sees
@@ -299,7 +304,7 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
     const iperf = await podExec(FW_LAB, 'node1', 'web', ['iperf3', '-c', ips.master, '-t', '2', '-J'], { timeoutMs: 20_000 });
     const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
     process.stderr.write(`[host-profiles] docker-legacy -> docker: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
-    expect(bps).toBeGreaterThan(100e6);
+    expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     for (const h of ['master', 'node1', 'node2'])
       expect((await podExec(FW_LAB, h, 'web', ['ping', '-c', '1', '-W', '2', '192.168.0.1'])).stdout).toContain('1 received');
   });
@@ -546,7 +551,7 @@ describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (de
       const iperf = await podExec(UFW_LAB, client, 'web', ['iperf3', '-c', ip, '-t', '2', '-J'], { timeoutMs: 20_000 });
       const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
       process.stderr.write(`[host-profiles] firewalld: pod TCP ${client} -> ${server} ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
-      expect(bps).toBeGreaterThan(100e6);
+      expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     }
     // Port 5301 on the node: zone public allows only ssh (and dhcpv6-client) in.
     await labExec(UFW_LAB, 'master', ['sh', '-c', 'iperf3 -s -1 -D -p 5301']);
