@@ -2,7 +2,7 @@
 // pods on HOST_A (client) and HOST_B (server), with CPU accounting around the TCP run.
 import { readFileSync, readdirSync } from 'node:fs';
 import { podExec } from '../../src/lab';
-import { HOST_A, HOST_B, POD, hostShQuiet, sleep, type BenchHost } from './util';
+import { HOST_A, HOST_B, POD, benchLab, hostShQuiet, onVmHosts, sleep, type BenchHost } from './util';
 
 /** USER_HZ: /proc/stat and /proc/PID/stat count in 1/100 s on Linux. */
 const TICKS_PER_SECOND = 100;
@@ -81,7 +81,7 @@ async function daemonTicks(daemons: readonly Daemon[]): Promise<number> {
 }
 
 export async function podIp(host: BenchHost): Promise<string> {
-  const r = await podExec('dpbench', host.name, POD, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  const r = await podExec(benchLab(), host.name, POD, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
   const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout);
   if (!m) throw new Error(`pod ${POD} on ${host.name} has no IPv4 address: ${r.stdout}${r.stderr}`);
   return m[1]!;
@@ -89,10 +89,12 @@ export async function podIp(host: BenchHost): Promise<string> {
 
 /** Pings until the peer pod answers (ARP, neighbour and fast-path maps settle), or throws. */
 export async function warmUp(serverIp: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * (onVmHosts() ? 6 : 1);
   let last = '';
   while (Date.now() < deadline) {
-    const r = await podExec('dpbench', HOST_A.name, POD, ['ping', '-c', '3', '-i', '0.2', '-W', '1', serverIp], { timeoutMs: 5_000 });
+    const r = await podExec(benchLab(), HOST_A.name, POD, ['ping', '-c', '3', '-i', '0.2', '-W', '1', serverIp], {
+      timeoutMs: onVmHosts() ? 30_000 : 5_000,
+    });
     if (r.code === 0) return;
     last = (r.stdout + r.stderr).trim().split('\n').slice(-2).join(' ');
     await sleep(300);
@@ -101,7 +103,7 @@ export async function warmUp(serverIp: string, timeoutMs = 10_000): Promise<void
 }
 
 export async function startServer(): Promise<void> {
-  const r = await podExec('dpbench', HOST_B.name, POD, ['iperf3', '-s', '-D', '-p', String(IPERF_PORT), '-I', IPERF_PIDFILE]);
+  const r = await podExec(benchLab(), HOST_B.name, POD, ['iperf3', '-s', '-D', '-p', String(IPERF_PORT), '-I', IPERF_PIDFILE]);
   if (r.code !== 0) throw new Error(`iperf3 server did not start: ${r.stderr || r.stdout}`);
 }
 
@@ -113,9 +115,15 @@ export async function stopServer(): Promise<void> {
 async function iperfClient(args: string[], seconds: number): Promise<Record<string, any>> {
   let last = '';
   for (let attempt = 0; attempt < 8; attempt++) {
-    const r = await podExec('dpbench', HOST_A.name, POD, ['iperf3', '-c', ...args, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], {
-      timeoutMs: (seconds + 20) * 1000,
-    });
+    const r = await podExec(
+      benchLab(),
+      HOST_A.name,
+      POD,
+      ['iperf3', '-c', ...args, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'],
+      {
+        timeoutMs: (seconds + (onVmHosts() ? 60 : 20)) * 1000,
+      },
+    );
     let doc: Record<string, any> | undefined;
     try {
       doc = JSON.parse(r.stdout) as Record<string, any>;

@@ -6,15 +6,36 @@
 //   ebpf      podnet apply, datapath auto          (tc eBPF IPIP on this kernel)
 //   userspace podnet apply, datapath userspace     (on both nodes)
 //   openvpn   by hand: Debian's OpenVPN 2.6, p2p over UDP, no cipher, no auth, tun device
+// With --vm (two qemu guests on Debian's stock kernel, which has ipip.ko):
+//   kernel    podnet apply, datapath auto          (kernel ipip: auto picks it there)
+//   vxlan     as above
+//   ebpf      podnet apply, datapath ebpf forced   (auto would pick kernel)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { podAdd, podDel } from '../../src/lab';
 import { buildManifest, renderNftTable, type DatapathChoice, type NetworkSpec } from '../../src/model';
 import type { Daemon } from './measure';
-import { CLUSTER_CIDR, HOSTS, LAB, OUT_DIR, POD, hostSh, hostShQuiet, log, podSubnetOf, runPodnet, sleep, type BenchHost } from './util';
+import {
+  CLUSTER_CIDR,
+  HOSTS,
+  OUT_DIR,
+  POD,
+  benchLab,
+  onVmHosts,
+  hostSh,
+  hostShQuiet,
+  log,
+  podSubnetOf,
+  runPodnet,
+  sleep,
+  type BenchHost,
+} from './util';
 
-export type ModeId = 'underlay' | 'vxlan' | 'ebpf' | 'userspace' | 'openvpn';
+export type ModeId = 'underlay' | 'vxlan' | 'ebpf' | 'userspace' | 'openvpn' | 'kernel';
+/** The modes on the machine's own kernel (nspawn hosts: no ipip module). */
 export const MODE_IDS: readonly ModeId[] = ['underlay', 'vxlan', 'ebpf', 'userspace', 'openvpn'];
+/** The modes between two VM hosts (--vm): the kernel datapath against kernel vxlan and podnet's ebpf. */
+export const VM_MODE_IDS: readonly ModeId[] = ['kernel', 'vxlan', 'ebpf'];
 
 /** What a mode hands the measurement once it is up. */
 export interface ModeUp {
@@ -41,10 +62,12 @@ export interface Mode {
 // ---------------------------------------------------------------------------------------------
 // podnet modes: the real CLI, apply and destroy, with a manifest per mode.
 
-const AGENT_STATUS = '/usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js status --network cluster --json';
+// The bundled Node where it was shipped (agentRuntime 'bundled'), else the host's own.
+const AGENT_STATUS =
+  '$(test -x /usr/local/lib/podnet/node && echo /usr/local/lib/podnet/node || echo node) /usr/local/lib/podnet/podnet-agent.js status --network cluster --json';
 const AGENT_UNIT = 'podnet-cluster.service';
 
-function manifestFor(id: ModeId, spec: { directRouting: boolean; nodeDatapath?: DatapathChoice }): string {
+function manifestFor(id: ModeId, spec: { directRouting: boolean; nodeDatapath?: DatapathChoice; hostNode?: boolean }): string {
   const network: NetworkSpec = {
     name: 'cluster',
     clusterCidr: CLUSTER_CIDR,
@@ -52,7 +75,9 @@ function manifestFor(id: ModeId, spec: { directRouting: boolean; nodeDatapath?: 
     backend: { type: 'ipip', directRouting: spec.directRouting, datapath: 'auto' },
     // The figures in DATAPATH.md were taken with podnet's own Node 20 (the userspace loop runs
     // on it); the lab hosts' Debian Node 18 would be a different runtime to measure.
-    agentRuntime: 'bundled',
+    // On VM hosts the guests' own Node 18 (copying a Node binary into an emulated guest on every
+    // apply costs minutes); there the agent is off the data path for both kernel and ebpf.
+    agentRuntime: spec.hostNode ? 'auto' : 'bundled',
     nodes: HOSTS.map((h) => ({ name: h.name, address: h.address, ...(spec.nodeDatapath ? { datapath: spec.nodeDatapath } : {}) })),
   };
   // The same function synth uses to write the manifest cdktf hands to `podnet apply`.
@@ -73,7 +98,8 @@ interface AgentStatusDoc {
 }
 
 async function agentStatus(host: string): Promise<AgentStatusDoc | undefined> {
-  const r = await hostShQuiet(host, AGENT_STATUS);
+  // A Node.js start: seconds on an emulated guest, over a minute when the machine is loaded.
+  const r = await hostShQuiet(host, AGENT_STATUS, onVmHosts() ? 45_000 : 30_000); // x4 on VM hosts
   try {
     return JSON.parse(r.stdout) as AgentStatusDoc;
   } catch {
@@ -86,11 +112,11 @@ async function agentPid(host: string): Promise<number> {
 }
 
 async function addPods(): Promise<void> {
-  for (const h of HOSTS) await podAdd(LAB, h.name, POD);
+  for (const h of HOSTS) await podAdd(benchLab(), h.name, POD);
 }
 
 async function delPods(): Promise<void> {
-  for (const h of HOSTS) await podDel(LAB, h.name, POD).catch((e: unknown) => log(`pod del ${h.name}/${POD}: ${String(e)}`));
+  for (const h of HOSTS) await podDel(benchLab(), h.name, POD).catch((e: unknown) => log(`pod del ${h.name}/${POD}: ${String(e)}`));
 }
 
 class PodnetMode implements Mode {
@@ -98,13 +124,13 @@ class PodnetMode implements Mode {
   constructor(
     readonly id: ModeId,
     readonly label: string,
-    private readonly opts: { directRouting: boolean; nodeDatapath?: DatapathChoice; expect: string },
+    private readonly opts: { directRouting: boolean; nodeDatapath?: DatapathChoice; hostNode?: boolean; expect: string },
   ) {
     this.manifest = manifestFor(id, opts);
   }
 
   async up(): Promise<ModeUp> {
-    const apply = await runPodnet(['apply', '--manifest', this.manifest, '--lab', LAB], 120_000);
+    const apply = await runPodnet(['apply', '--manifest', this.manifest, '--lab', benchLab()], 120_000);
     if (apply.code !== 0) {
       const why = (apply.stderr + apply.stdout)
         .trim()
@@ -152,7 +178,7 @@ class PodnetMode implements Mode {
 
   async down(): Promise<string[]> {
     await delPods();
-    const r = await runPodnet(['destroy', '--manifest', this.manifest, '--lab', LAB], 120_000);
+    const r = await runPodnet(['destroy', '--manifest', this.manifest, '--lab', benchLab()], 120_000);
     if (r.code !== 0) throw new Error(`podnet destroy failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
     // podnet destroy removes its tc filters but leaves the (then empty) clsact qdisc on the
     // underlay; remove it so the next mode starts from the same host. Any filter left is not ours
@@ -321,7 +347,19 @@ class OpenvpnMode implements Mode {
   }
 }
 
-export function makeModes(): Record<ModeId, Mode> {
+/** The modes; `vm`: between two VM hosts (kernel ipip, vxlan, ebpf forced). */
+export function makeModes(vm = false): Partial<Record<ModeId, Mode>> {
+  if (vm)
+    return {
+      kernel: new PodnetMode('kernel', 'kernel ipip (podnet datapath auto)', { directRouting: false, hostNode: true, expect: 'kernel' }),
+      vxlan: new VxlanMode(),
+      ebpf: new PodnetMode('ebpf', 'podnet ebpf (datapath ebpf forced)', {
+        directRouting: false,
+        nodeDatapath: 'ebpf',
+        hostNode: true,
+        expect: 'ebpf',
+      }),
+    };
   return {
     underlay: new PodnetMode('underlay', 'underlay routing (podnet directRouting)', { directRouting: true, expect: 'ebpf' }),
     vxlan: new VxlanMode(),

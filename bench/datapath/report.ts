@@ -43,10 +43,19 @@ export interface ModeSummary {
 export interface Summary {
   modes: Partial<Record<ModeId, ModeSummary>>;
   /** ratios of the medians */
-  ratios: { ebpfOverVxlan: number | null; userspaceOverOpenvpn: number | null; underlayOverVxlan: number | null };
+  ratios: Ratios;
   /** median of the per-round ratios (both modes measured in the same round): less sensitive to load drift between rounds */
-  pairedRatios: { ebpfOverVxlan: number | null; userspaceOverOpenvpn: number | null; underlayOverVxlan: number | null };
+  pairedRatios: Ratios;
   targets: { ebpfOverVxlan: { target: 1.0; met: boolean | null }; userspaceOverOpenvpn: { target: 1.5; met: boolean | null } };
+}
+
+/** TCP throughput ratios; null where a mode of the pair was not measured (kernel: --vm only). */
+export interface Ratios {
+  ebpfOverVxlan: number | null;
+  userspaceOverOpenvpn: number | null;
+  underlayOverVxlan: number | null;
+  kernelOverVxlan: number | null;
+  ebpfOverKernel: number | null;
 }
 
 function attributedCores(t: TcpResult): number {
@@ -105,11 +114,19 @@ export function summarize(runs: readonly RunRecord[], modes: readonly ModeId[], 
   const userspaceOverOpenvpn = ratio('userspace', 'openvpn');
   return {
     modes: out,
-    ratios: { ebpfOverVxlan, userspaceOverOpenvpn, underlayOverVxlan: ratio('underlay', 'vxlan') },
+    ratios: {
+      ebpfOverVxlan,
+      userspaceOverOpenvpn,
+      underlayOverVxlan: ratio('underlay', 'vxlan'),
+      kernelOverVxlan: ratio('kernel', 'vxlan'),
+      ebpfOverKernel: ratio('ebpf', 'kernel'),
+    },
     pairedRatios: {
       ebpfOverVxlan: paired('ebpf', 'vxlan'),
       userspaceOverOpenvpn: paired('userspace', 'openvpn'),
       underlayOverVxlan: paired('underlay', 'vxlan'),
+      kernelOverVxlan: paired('kernel', 'vxlan'),
+      ebpfOverKernel: paired('ebpf', 'kernel'),
     },
     targets: {
       ebpfOverVxlan: { target: 1.0, met: ebpfOverVxlan === null ? null : ebpfOverVxlan >= 1.0 },
@@ -124,11 +141,17 @@ const LABELS: Record<ModeId, string> = {
   ebpf: '(c) podnet ebpf (auto)',
   userspace: '(d) podnet userspace',
   openvpn: '(e) OpenVPN p2p UDP, no crypto',
+  kernel: '(k) kernel ipip (podnet datapath auto)',
 };
+/** Between VM hosts auto picks kernel, so ebpf is forced there. */
+const VM_LABELS: Partial<Record<ModeId, string>> = { ebpf: '(c) podnet ebpf (datapath ebpf forced)' };
 
 const fmt = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 
-export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number; udpSeconds: number; affinity?: string }): string {
+export function renderTable(
+  s: Summary,
+  o: { rounds: number; tcpSeconds: number; udpSeconds: number; affinity?: string; vm?: boolean },
+): string {
   const vx = s.modes.vxlan?.gbps ?? null;
   const head = [
     'mode',
@@ -141,7 +164,7 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
     'agent RSS MB',
   ];
   const rows = (Object.values(s.modes) as ModeSummary[]).map((m) => [
-    LABELS[m.mode],
+    (o.vm && VM_LABELS[m.mode]) || LABELS[m.mode],
     m.unavailable ? 'n/a' : fmt(m.gbps),
     `${m.ok}/${m.runs}`,
     m.gbps !== null && vx ? fmt(m.gbps / vx) : '-',
@@ -155,6 +178,14 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
   lines.push(
     `medians of ${o.rounds} round(s); TCP one stream -t ${o.tcpSeconds}, UDP 64 B -b 0 -t ${o.udpSeconds}; iperf3 ${o.affinity ? `-A ${o.affinity}` : 'not pinned'}`,
   );
+  if (o.vm) {
+    // Emulated CPUs (TCG) make the absolute figures meaningless; the ratios of one run are the result.
+    lines.push('VM hosts: ratios only (emulated CPUs make absolute Gbit/s and pps meaningless)');
+    lines.push(`k/b (kernel ipip / vxlan) = ${fmt(s.ratios.kernelOverVxlan)}; per-round median ${fmt(s.pairedRatios.kernelOverVxlan)}`);
+    lines.push(`c/k (ebpf / kernel ipip) = ${fmt(s.ratios.ebpfOverKernel)}; per-round median ${fmt(s.pairedRatios.ebpfOverKernel)}`);
+    lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)}; per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`);
+    return lines.concat(problems(s)).join('\n');
+  }
   const met = (t: { met: boolean | null }): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met');
   lines.push(
     `c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)} (target >= 1.0: ${met(s.targets.ebpfOverVxlan)}); per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`,
@@ -163,17 +194,33 @@ export function renderTable(s: Summary, o: { rounds: number; tcpSeconds: number;
     `d/e (userspace / openvpn) = ${fmt(s.ratios.userspaceOverOpenvpn)} (target >= 1.5: ${met(s.targets.userspaceOverOpenvpn)}); per-round median ${fmt(s.pairedRatios.userspaceOverOpenvpn)}`,
   );
   lines.push(`a/b (underlay / vxlan) = ${fmt(s.ratios.underlayOverVxlan)}; per-round median ${fmt(s.pairedRatios.underlayOverVxlan)}`);
+  return lines.concat(problems(s)).join('\n');
+}
+
+/** Unavailable modes, failed runs and teardown leftovers, one line each. */
+function problems(s: Summary): string[] {
+  const lines: string[] = [];
   for (const m of Object.values(s.modes) as ModeSummary[]) {
     if (m.unavailable) lines.push(`${m.mode}: unavailable: ${m.unavailable}`);
     else for (const e of m.errors) lines.push(`${m.mode}: ${e}`);
     for (const l of m.leftovers) lines.push(`${m.mode}: teardown left: ${l}`);
   }
-  return lines.join('\n');
+  return lines;
 }
 
-/** The issue's JSON line (last line of stdout). */
-export function jsonLine(s: Summary): string {
+/** The issue's JSON line (last line of stdout); with --vm the ratios between VM hosts, which are what counts there. */
+export function jsonLine(s: Summary, vm = false): string {
   const g = (m: ModeId): number | null => round(s.modes[m]?.gbps, 3);
+  if (vm)
+    return JSON.stringify({
+      vm: true,
+      kernel_over_vxlan: round(s.ratios.kernelOverVxlan, 3),
+      ebpf_over_kernel: round(s.ratios.ebpfOverKernel, 3),
+      ebpf_over_vxlan: round(s.ratios.ebpfOverVxlan, 3),
+      kernel_gbps: g('kernel'),
+      vxlan_gbps: g('vxlan'),
+      ebpf_gbps: g('ebpf'),
+    });
   return JSON.stringify({
     underlay_gbps: g('underlay'),
     vxlan_gbps: g('vxlan'),

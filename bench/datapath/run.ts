@@ -6,11 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labUp, readLab } from '../../src/lab';
+import { labDown, labStatus, labUp, readLab } from '../../src/lab';
 import { measureTcp, measureUdp, podIp, startServer, stopServer, warmUp, type TcpResult, type UdpResult } from './measure';
-import { MODE_IDS, hostFootprint, makeModes, settle, type ModeId } from './modes';
+import { MODE_IDS, VM_MODE_IDS, hostFootprint, makeModes, settle, type ModeId } from './modes';
 import { summarize, renderTable, jsonLine, type RunRecord } from './report';
-import { HOSTS, HOST_A, HOST_B, LAB, OUT_DIR, POD, log } from './util';
+import { HOSTS, HOST_A, HOST_B, OUT_DIR, POD, benchLab, configureBench, hostSh, log } from './util';
 import { podExec } from '../../src/lab';
 
 interface Options {
@@ -20,23 +20,33 @@ interface Options {
   modes: ModeId[];
   quick: boolean;
   affinity?: string;
+  /** Two qemu guests on Debian's stock kernel instead of nspawn hosts (kernel ipip, vxlan, ebpf). */
+  vm: boolean;
+  lab: string;
 }
 
 const USAGE = `usage: npx tsx bench/datapath/run.ts [--quick] [--rounds N] [--time S] [--udp-time S] [--modes a,b,...]
   --quick        1 round, TCP -t 2, UDP -t 1 (about a minute)
   default        3 rounds, TCP -t 5, UDP -t 5
-  --modes        subset of ${MODE_IDS.join(',')}
+  --modes        subset of ${MODE_IDS.join(',')} (with --vm: of ${VM_MODE_IDS.join(',')})
+  --vm           the two hosts are VM guests on Debian's stock kernel (lab dpbench-vm): kernel ipip
+                 vs kernel vxlan vs podnet ebpf; under emulation (TCG) only the ratios mean anything
+  --lab NAME     the benchmark's lab (default dpbench, dpbench-vm with --vm)
   --affinity C,S iperf3 -A: pin the client to CPU C and the server to CPU S (default 0,1 on 2+ CPUs;
                  'none': let the scheduler place them)`;
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
+  const vm = argv.includes('--vm');
+  const allowed = vm ? VM_MODE_IDS : MODE_IDS;
   const o: Options = {
     rounds: quick ? 1 : 3,
     tcpSeconds: quick ? 2 : 5,
     udpSeconds: quick ? 1 : 5,
-    modes: [...MODE_IDS],
+    modes: [...allowed],
     quick,
+    vm,
+    lab: vm ? 'dpbench-vm' : 'dpbench',
     ...(cpus().length >= 2 ? { affinity: '0,1' } : {}),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -51,7 +61,8 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(n) || n < 1 || n > 60) throw new Error(`${a}: 1..60\n${USAGE}`);
       return n;
     };
-    if (a === '--quick') continue;
+    if (a === '--quick' || a === '--vm') continue;
+    else if (a === '--lab') o.lab = val();
     else if (a === '--rounds') o.rounds = num();
     else if (a === '--time') o.tcpSeconds = num();
     else if (a === '--udp-time') o.udpSeconds = num();
@@ -64,7 +75,7 @@ function parseArgs(argv: string[]): Options {
       o.modes = val()
         .split(',')
         .map((m) => m.trim()) as ModeId[];
-      const bad = o.modes.filter((m) => !MODE_IDS.includes(m));
+      const bad = o.modes.filter((m) => !allowed.includes(m));
       if (bad.length) throw new Error(`unknown mode(s) ${bad.join(', ')}\n${USAGE}`);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE + '\n');
@@ -104,6 +115,8 @@ const uptime = (): string => {
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
+  configureBench({ lab: opts.lab, vm: opts.vm });
+  const LAB = benchLab();
   const started = new Date();
   const t0 = Date.now();
   const loadStart = uptime();
@@ -117,6 +130,7 @@ async function main(): Promise<number> {
     await labDown(LAB, log);
   }
   const runs: RunRecord[] = [];
+  let accel: string[] | undefined;
   const unavailable = new Map<ModeId, string>();
   let stopping = false;
   let interrupted = false;
@@ -129,8 +143,15 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   try {
-    await labUp({ name: LAB, hosts: 2, log: (l) => log(`lab: ${l}`) });
-    const modes = makeModes();
+    await labUp({ name: LAB, hosts: 2, ...(opts.vm ? { vmHosts: HOSTS.map((h) => h.name) } : {}), log: (l) => log(`lab: ${l}`) });
+    if (opts.vm) {
+      accel = labStatus(LAB).hosts.map((h) => `${h.name}: ${h.kind}/${h.accel ?? '-'}`);
+      log(`VM hosts: ${accel.join(', ')}`);
+      // Loading ipip.ko makes the kernel's tunl0, which stays (podnet does not unload modules):
+      // load it before the clean footprint is taken, so every mode starts from the same host.
+      for (const h of HOSTS) await hostSh(h.name, 'modprobe ipip');
+    }
+    const modes = makeModes(opts.vm);
     const clean = new Map<string, string>();
     for (const h of HOSTS) clean.set(h.name, await hostFootprint(h.name));
     for (let r = 0; r < opts.rounds && !stopping; r++) {
@@ -139,7 +160,7 @@ async function main(): Promise<number> {
       for (const id of order) {
         if (stopping) break;
         if (unavailable.has(id)) continue;
-        const mode = modes[id];
+        const mode = modes[id]!;
         const rec: RunRecord = { round: r + 1, mode: id, startedAt: new Date().toISOString() };
         const ts = Date.now();
         try {
@@ -199,6 +220,7 @@ async function main(): Promise<number> {
     ...(interrupted ? { interrupted: true } : {}),
     options: opts,
     machine: machine(),
+    ...(accel ? { vmHosts: accel } : {}),
     load: { start: loadStart, end: loadEnd },
     hosts: { client: HOST_A, server: HOST_B },
     summary,
@@ -206,13 +228,14 @@ async function main(): Promise<number> {
   };
   mkdirSync(OUT_DIR, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const file = join(OUT_DIR, `datapath-${opts.quick ? 'quick-' : ''}${stamp}.json`);
+  const kind = `${opts.vm ? 'vm-' : ''}${opts.quick ? 'quick' : 'full'}`;
+  const file = join(OUT_DIR, `datapath-${opts.vm ? 'vm-' : ''}${opts.quick ? 'quick-' : ''}${stamp}.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(join(OUT_DIR, `datapath-${opts.quick ? 'quick' : 'full'}-latest.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(join(OUT_DIR, `datapath-${kind}-latest.json`), JSON.stringify(result, null, 2) + '\n');
   log(`load at end: ${loadEnd}`);
   log(`wrote ${file} (${result.wallSeconds.toFixed(1)} s)`);
   process.stdout.write(renderTable(summary, opts) + '\n');
-  process.stdout.write(jsonLine(summary) + '\n');
+  process.stdout.write(jsonLine(summary, opts.vm) + '\n');
   if (interrupted) return 130;
   return runs.some((r) => r.error && !unavailable.has(r.mode)) ? 1 : 0;
 }

@@ -4,8 +4,19 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { labExec, type CommandResult } from '../../src/lab';
 
-/** The benchmark's own lab; nothing here ever names another. */
-export const LAB = 'dpbench';
+/**
+ * The benchmark's own lab (`dpbench`, `dpbench-vm` with --vm, or --lab NAME); nothing here ever
+ * names another. Set once by run.ts before the lab comes up.
+ */
+let lab = 'dpbench';
+/** Whether the two hosts are VM guests (qemu, Debian's stock kernel): slower hosts, longer waits. */
+let vmHosts = false;
+export const benchLab = (): string => lab;
+export const onVmHosts = (): boolean => vmHosts;
+export function configureBench(o: { lab: string; vm: boolean }): void {
+  lab = o.lab;
+  vmHosts = o.vm;
+}
 export const PROJECT_ROOT = join(__dirname, '..', '..');
 export const OUT_DIR = join(PROJECT_ROOT, 'bench', 'out');
 
@@ -25,16 +36,23 @@ export const log = (line: string): void => {
 };
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A wait stretched for emulated guests: every command there is an SSH login and emulated execs. */
+const scaled = (ms: number): number => (vmHosts ? ms * 4 : ms);
+
 /** A shell script inside a host (all its namespaces); throws with its stderr on failure. */
 export async function hostSh(host: string, script: string, timeoutMs = 30_000): Promise<string> {
-  const r = await labExec(LAB, host, ['sh', '-c', script], { timeoutMs });
+  const r = await labExec(lab, host, ['sh', '-c', script], { timeoutMs: scaled(timeoutMs) });
   if (r.code !== 0) throw new Error(`${host}: '${oneLine(script)}' failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
 
 /** Like hostSh, but never throws (for teardown steps that may find nothing to remove). */
 export async function hostShQuiet(host: string, script: string, timeoutMs = 30_000): Promise<CommandResult> {
-  return labExec(LAB, host, ['sh', '-c', script], { timeoutMs }).catch((e: unknown) => ({ code: 1, stdout: '', stderr: String(e) }));
+  return labExec(lab, host, ['sh', '-c', script], { timeoutMs: scaled(timeoutMs) }).catch((e: unknown) => ({
+    code: 1,
+    stdout: '',
+    stderr: String(e),
+  }));
 }
 
 function oneLine(s: string): string {
@@ -44,9 +62,12 @@ function oneLine(s: string): string {
 
 /** The real CLI (the built bundle in dist/, through bin/podnet), as a user would run it. */
 export function runPodnet(args: readonly string[], timeoutMs = 120_000): Promise<CommandResult> {
+  // Emulated guests: the engine's host waits stretched as the VM lab test does, and ours with them.
+  if (vmHosts) timeoutMs *= 5;
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'podnet'), ...args], {
       cwd: PROJECT_ROOT,
+      env: vmHosts ? { ...process.env, PODNET_HOST_TIMEOUT_SCALE: '6' } : process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
