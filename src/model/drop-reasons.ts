@@ -15,11 +15,11 @@ export type DropReason =
   | 'ecn' // ingress: outer CE on a not-ECT inner packet (RFC 6040)
   | 'fragNeeded' // egress: a DF inner packet too big for the peer's learned path MTU (minus 20), not sent; its sender got an ICMP "fragmentation needed", as kernel ipip sends
   | 'notLocal' // userspace: protocol 4 not addressed to this node (the kernel filters it for eBPF)
-  | 'fragNeededForeign' // userspace: an ICMP "fragmentation needed" quoting a packet this node did not send to that peer (inner source none of its pods, inner destination outside the peer's pod subnet, or an overlay sender): the path MTU is learned, nothing is relayed
+  | 'fragNeededForeign' // ingress, both datapaths: an ICMP "fragmentation needed" quoting a packet this node did not send to that peer (a made-up inner packet: inner source none of its pods nor its own address, inner destination outside the peer's pod subnet, or an overlay sender); its path MTU is learned, nothing is relayed
   | 'sendError' // userspace: the raw socket refused the packet
   | 'tunWriteError'; // userspace: the TUN device refused the packet
 
-/** The eBPF program's reasons in pn_drops index order (PN_DROP_REASONS in podnet-ipip.h). */
+/** The eBPF program's reasons in index order (PN_DROP_REASONS in podnet-ipip.h: pn_drops, then pn_drops_ext). */
 export const BPF_DROP_REASONS = [
   'noPeer',
   'unknownSource',
@@ -29,6 +29,7 @@ export const BPF_DROP_REASONS = [
   'unconfigured',
   'ecn',
   'fragNeeded',
+  'fragNeededForeign',
 ] as const satisfies readonly DropReason[];
 export type BpfDropReason = (typeof BPF_DROP_REASONS)[number];
 

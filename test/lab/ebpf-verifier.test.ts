@@ -63,6 +63,7 @@ describeRoot('eBPF datapath in the real kernel', () => {
       'pn_config',
       'pn_counters',
       'pn_drops',
+      'pn_drops_ext',
       'pn_peer_addrs',
       'pn_peers',
       'pn_pmtu',
@@ -73,7 +74,7 @@ describeRoot('eBPF datapath in the real kernel', () => {
     const st = JSON.parse(bpf(['status']));
     expect(st).toMatchObject({
       local: '192.168.0.81',
-      pinnedMaps: 7,
+      pinnedMaps: 8,
       egress: { attached: true, dev: 'flannel.ipip' },
       ingress: { attached: true, dev: 'eth0' },
     });

@@ -4,7 +4,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labExec, podAdd, podDel, podExec } from '../../src/lab';
+import { labExec, podAdd, podDel, podExec, wsExec } from '../../src/lab';
+import { FRAG_NEEDED_FORGER } from './traffic-probes';
 import { parseProfile, profilePackages } from '../../src/lab/profiles';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
@@ -44,6 +45,19 @@ export async function hostSnapshot(lab: string, host: string): Promise<string> {
     'ls /etc/systemd/network /etc/NetworkManager/conf.d /run/flannel /run/podnet /etc/podnet /usr/local/lib/podnet 2>&1',
   ].join('; ');
   return (await labExec(lab, host, ['sh', '-c', script])).stdout;
+}
+
+/** The datapath counters `podnet-agent status` reports on a host of `lab` (network cluster). */
+async function agentCounters(lab: string, host: string): Promise<DatapathCounters> {
+  const status = await labExec(lab, host, [
+    '/usr/local/lib/podnet/node',
+    '/usr/local/lib/podnet/podnet-agent.js',
+    'status',
+    '--network',
+    'cluster',
+    '--json',
+  ]);
+  return (JSON.parse(status.stdout) as { counters: DatapathCounters }).counters;
 }
 
 describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a router with path MTU 1400', () => {
@@ -173,15 +187,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
       const learned = (c?: DatapathCounters) => c?.peers.find((p) => p.node === peer);
       for (let i = 0; i < 40 && !(learned(seen)?.fragNeededRelayed && (node === 'master' || seen?.drops?.fragNeeded)); i++) {
         if (i) await new Promise((r) => setTimeout(r, 250));
-        const status = await labExec(LAB, node, [
-          '/usr/local/lib/podnet/node',
-          '/usr/local/lib/podnet/podnet-agent.js',
-          'status',
-          '--network',
-          'cluster',
-          '--json',
-        ]);
-        seen = (JSON.parse(status.stdout) as { counters: DatapathCounters }).counters;
+        seen = await agentCounters(LAB, node);
       }
       expect({ node, pathMtu: learned(seen)?.pathMtu, relayed: (learned(seen)?.fragNeededRelayed ?? 0) > 0 }).toEqual({
         node,
@@ -190,6 +196,53 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
       });
       if (node === 'node1') expect(seen?.drops?.fragNeeded).toBeGreaterThan(0);
     }
+  });
+
+  it('a forged "fragmentation needed" quoting a made-up inner source is learned from, never relayed (one about the node\'s own packet is); one with a bad ICMP checksum teaches nothing', async () => {
+    // From the workstation (any underlay host can send this: node1's address and its peers' are no
+    // secret), to node1, each quoting node1's protocol 4 to a known peer around a 1430-byte DF packet:
+    // - to master (mtu 1400, what node1 already learned), inner source node2's pod 10.244.2.2 (not
+    //   node1's): a relay would send node2's pod an ICMP "from" 10.244.0.2 (review finding 1);
+    // - to node2 (mtu 1300), inner source node1's own pod, but the ICMP checksum is wrong: the kernel
+    //   would drop it before learning (icmp_rcv), so must the datapath (finding 7);
+    // - to master, node1's own echo reply from its tunnel address to 10.244.0.77, as a router would
+    //   quote it: relayed into node1's stack, whose icmp_err learns mtu 1380 for 10.244.0.77 (the
+    //   node's own traffic still hears the path MTU).
+    if ((await wsExec(LAB, ['sh', '-c', 'command -v python3'])).code !== 0) throw new Error('python3 missing on the lab workstation');
+    const capture = podExec(LAB, 'node2', 'web', ['timeout', '4', 'tcpdump', '-n', '-c', '1', '-i', 'eth0', 'icmp[0] == 3'], {
+      timeoutMs: 15_000,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const forged = [
+      '192.168.0.80/tcp/10.244.2.2/10.244.0.2/1430/1400/ok',
+      '192.168.0.82/tcp/10.244.1.2/10.244.2.2/1430/1300/bad',
+      '192.168.0.80/icmp/10.244.1.0/10.244.0.77/1430/1400/ok',
+    ];
+    for (let i = 0; i < 3; i++) {
+      const sent = await wsExec(LAB, ['python3', '-c', FRAG_NEEDED_FORGER, '192.168.0.81', ...forged]);
+      expect({ code: sent.code, err: sent.stderr }).toEqual({ code: 0, err: '' });
+    }
+    const relayed = (await capture).stdout.includes('need to frag');
+    let seen: DatapathCounters | undefined;
+    for (let i = 0; i < 40 && !seen?.drops?.fragNeededForeign; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      seen = await agentCounters(LAB, 'node1');
+    }
+    const peer = (node: string) => seen?.peers.find((p) => p.node === node);
+    const own = (await labExec(LAB, 'node1', ['ip', 'route', 'get', '10.244.0.77'])).stdout;
+    expect({
+      relayed,
+      foreign: seen?.drops?.fragNeededForeign,
+      master: peer('master')?.pathMtu,
+      node2: peer('node2')?.pathMtu,
+      own: /mtu 1380/.test(own) ? 'mtu 1380' : own,
+    }).toEqual({
+      relayed: false,
+      own: 'mtu 1380',
+      foreign: 3,
+      master: 1400,
+      node2: undefined,
+    });
   });
 
   it('drift reports an underlay whose MTU changed under the running agent, and apply restarts the agent onto it', async () => {

@@ -9,10 +9,16 @@ export const CLIENT = `const net=require('net'),c=require('crypto');const [host,
 let left=Number(mb)*1048576,n=0;const k=net.connect(9000,host,()=>{const w=()=>{while(left>0){const b=c.randomBytes(Math.min(left,65536));left-=b.length;n+=b.length;h.update(b);if(!k.write(b))return k.once('drain',w)}k.end()};w()});
 k.on('close',()=>console.log(JSON.stringify({bytes:n,sha:h.digest('hex')})));`;
 
-/** python3: `ip4(tos, proto, src, dst, payload)` builds an IPv4 packet; `echo` is an ICMP echo. */
+/**
+ * python3: `ip4(tos, proto, src, dst, payload)` builds an IPv4 packet; `hdr(totlen, proto, src,
+ * dst)` a DF IPv4 header alone (as quoted in an ICMP error); `echo` is an ICMP echo.
+ */
 const IP_PY = `import socket,struct,sys
 def cs(b):
   s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
+def hdr(tot,proto,src,dst):
+  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
+  return h[:10]+struct.pack('!H',cs(h))+h[12:]
 def ip4(tos,proto,src,dst,p):
   h=struct.pack('!BBHHHBBH4s4s',0x45,tos,20+len(p),7,0,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
   return h[:10]+struct.pack('!H',cs(h))+h[12:]+p
@@ -60,9 +66,6 @@ for t in sys.argv[3:]:
  */
 export const ICMP_ERROR_SENDER = `${IP_PY}
 import time
-def hdr(tot,proto,src,dst):
-  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
-  return h[:10]+struct.pack('!H',cs(h))+h[12:]
 node,peer,count,gap=sys.argv[1],sys.argv[2],int(sys.argv[3]),float(sys.argv[4])
 msgs=[]
 for spec in sys.argv[5:]:
@@ -74,3 +77,22 @@ s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
 for i in range(count):
   for m in msgs:
     s.sendto(m,(node,0));time.sleep(gap)`;
+
+/**
+ * ICMP "fragmentation needed" messages to a node about a protocol-4 packet it "sent" to a peer, as
+ * a router on the path would send them, but made up: each quotes an outer header node > peer (DF)
+ * around an inner DF packet of a chosen protocol, source, destination and total length (its first
+ * 8 bytes: TCP ports and sequence number, or an ICMP echo reply). Sent with an ICMP raw socket (the
+ * kernel adds this host's IP header). For each SPEC `PEER/PROTO/INNERSRC/INNERDST/INNERLEN/MTU/CSUM`
+ * (PROTO `tcp` or `icmp`; CSUM `ok`, or `bad`: the ICMP checksum off by 0x0101), one message.
+ * argv: node address, SPEC...
+ */
+export const FRAG_NEEDED_FORGER = `${IP_PY}
+node=sys.argv[1]
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
+for spec in sys.argv[2:]:
+  peer,proto,isrc,idst,ilen,mtu,ck=spec.split('/')
+  l4=struct.pack('!HHI',40000,5201,1) if proto=='tcp' else struct.pack('!BBHHH',0,0,0,1,1)
+  m=struct.pack('!BBHHH',3,4,0,0,int(mtu))+hdr(int(ilen)+20,4,node,peer)+hdr(int(ilen),6 if proto=='tcp' else 1,isrc,idst)+l4
+  c=cs(m)^(0 if ck=='ok' else 0x0101)
+  s.sendto(m[:2]+struct.pack('!H',c)+m[4:],(node,0))`;

@@ -8,8 +8,8 @@ import { BPF_DROP_REASONS, USERSPACE_DROP_REASONS, droppedTotal, zeroDrops } fro
 
 const HEADER = join(__dirname, '../../../agent/datapaths/ebpf/bpf/podnet-ipip.h');
 
-/** X(PN_DROP_..., index, "name") entries of PN_DROP_REASONS, and PN_DROP_MAX. */
-function readHeader(): { entries: { id: string; index: number; name: string }[]; max: number } {
+/** X(PN_DROP_..., index, "name") entries of PN_DROP_REASONS, PN_DROP_MAX and PN_DROP_EXT_MAX. */
+function readHeader(): { entries: { id: string; index: number; name: string }[]; max: number; extMax: number } {
   const text = readFileSync(HEADER, 'utf8');
   const start = text.indexOf('#define PN_DROP_REASONS(X)');
   expect(start).toBeGreaterThanOrEqual(0);
@@ -25,8 +25,10 @@ function readHeader(): { entries: { id: string; index: number; name: string }[];
     name: m[3]!,
   }));
   const max = /PN_DROP_MAX\s*=\s*(\d+)/.exec(text);
+  const extMax = /PN_DROP_EXT_MAX\s*=\s*(\d+)/.exec(text);
   expect(max).not.toBeNull();
-  return { entries, max: Number(max![1]) };
+  expect(extMax).not.toBeNull();
+  return { entries, max: Number(max![1]), extMax: Number(extMax![1]) };
 }
 
 describe('drop reasons', () => {
@@ -36,10 +38,13 @@ describe('drop reasons', () => {
     expect(entries.map((e) => e.name)).toEqual([...BPF_DROP_REASONS]);
   });
 
-  it('fits the pinned pn_drops map (PN_DROP_MAX slots, unchanged at 8)', () => {
-    const { entries, max } = readHeader();
-    expect(max).toBe(8);
-    expect(entries.length).toBeLessThanOrEqual(max);
+  it('fits the pinned pn_drops and pn_drops_ext maps (8 slots each, sizes unchanged), old reasons in their old slots', () => {
+    const { entries, max, extMax } = readHeader();
+    expect({ max, extMax }).toEqual({ max: 8, extMax: 8 });
+    expect(entries.length).toBeLessThanOrEqual(max + extMax);
+    // The last reason in pn_drops and the first in pn_drops_ext keep their slots (pinned counters).
+    const index = Object.fromEntries(entries.map((e) => [e.name, e.index]));
+    expect({ fragNeeded: index.fragNeeded, fragNeededForeign: index.fragNeededForeign }).toEqual({ fragNeeded: 7, fragNeededForeign: 8 });
   });
 
   it('names an ECN drop the same in both datapaths', () => {

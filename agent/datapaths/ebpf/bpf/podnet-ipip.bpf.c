@@ -99,6 +99,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pn_drops SEC(".maps");
 
+/* Drop reasons PN_DROP_MAX and on (pn_drops is full; its size is pinned). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, PN_DROP_EXT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pn_drops_ext SEC(".maps");
+
 /* Peer underlay IPv4 -> what an ICMP "fragmentation needed" taught us about the path to it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -110,7 +119,8 @@ struct {
 
 static __always_inline void count_drop(__u32 reason)
 {
-	__u64 *c = bpf_map_lookup_elem(&pn_drops, &reason);
+	__u32 ext = reason - PN_DROP_MAX;
+	__u64 *c = reason < PN_DROP_MAX ? bpf_map_lookup_elem(&pn_drops, &reason) : bpf_map_lookup_elem(&pn_drops_ext, &ext);
 
 	if (c)
 		*c += 1; /* per-CPU slot: no atomic needed */
@@ -195,6 +205,10 @@ static __always_inline __u32 wire_len(struct __sk_buff *skb, const struct iphdr 
  * to the sender (a local pod, or this node). Source: the inner destination, as in frag_needed().
  * Counted as drop reason fragNeeded, with or without the ICMP (none about an ICMP error or a
  * non-first fragment).
+ * A TCP packet the sender's stack left CHECKSUM_PARTIAL (TSO/GSO, or checksum offload) still holds
+ * the pseudo-header's partial sum in its TCP checksum field, which this quote copies as it is
+ * (review finding 9): harmless, since the sender on the cni0/veth or local path matches the quote
+ * by addresses, ports and sequence number, never by the quoted checksum (icmp_unreach, tcp_v4_err).
  */
 static __always_inline int too_big(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *inner, __u32 mtu)
 {
@@ -363,9 +377,10 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config
 	return TC_ACT_OK;
 }
 
-/* Learns the outer path MTU in `quoted` (our protocol 4 to a peer) from a router's `mtu`: the
- * kernel's floor, lower while an entry is fresh (the kernel ignores a rise before its route
- * exception expires). Returns the entry, or NULL if the map is full. */
+/* Learns the outer path MTU to `peer` from a router's `mtu`: the kernel's floor, lower while an
+ * entry is fresh. As the kernel's __ip_rt_update_pmtu, a report equal or lower renews the entry's
+ * 10 minutes, a higher one changes nothing before the entry expires (no refresh: else a stale low
+ * MTU lived as long as anyone repeated a higher one). Returns the entry, or NULL if the map is full. */
 static __always_inline struct pn_pmtu *learn_pmtu(__u32 peer, __u32 mtu)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -380,22 +395,104 @@ static __always_inline struct pn_pmtu *learn_pmtu(__u32 peer, __u32 mtu)
 		pm = bpf_map_lookup_elem(&pn_pmtu, &peer);
 		if (!pm)
 			return NULL;
-	} else if (now - pm->learned_ns >= PN_PMTU_EXPIRES_NS || mtu < pm->mtu) {
+	} else if (now - pm->learned_ns >= PN_PMTU_EXPIRES_NS || mtu <= pm->mtu) {
 		pm->mtu = mtu;
+		pm->learned_ns = now;
 	}
-	pm->learned_ns = now;
 	__sync_fetch_and_add(&pm->icmp_in, 1);
 	return pm;
 }
 
+/* The longest ICMP message (header + quote) whose checksum icmp_checksum_ok verifies, summed in
+ * PN_ICMP_CSUM_CHUNK-byte pieces: what a 1500-byte IPv4 packet carries. Routers keep an ICMP error
+ * within 576 bytes in all (RFC 1812 4.3.2.3; Linux's icmp_send too), so a longer one is no router's
+ * and is not learned from. The bound keeps the verifier's loop short (24 passes). */
+#define PN_ICMP_CSUM_CHUNK 64
+#define PN_ICMP_CSUM_MAX 1480
+
+/* True when the ICMP message of `len` bytes at `off` (its header on) sums to 0xffff with its
+ * checksum, as icmp_rcv requires before the kernel acts on one (the stack drops the rest as
+ * InCsumErrors). Each piece is zero-padded: zeros add nothing, and an odd last byte is summed as the
+ * high byte of a word, as RFC 1071 pads it. */
+static __always_inline int icmp_checksum_ok(struct __sk_buff *skb, __u32 off, __u32 len)
+{
+	__u8 chunk[PN_ICMP_CSUM_CHUNK];
+	__u32 sum = 0;
+
+	if (len > PN_ICMP_CSUM_MAX)
+		return 0;
+	for (__u32 i = 0; i < (PN_ICMP_CSUM_MAX + PN_ICMP_CSUM_CHUNK - 1) / PN_ICMP_CSUM_CHUNK; i++) {
+		__u32 at = i * PN_ICMP_CSUM_CHUNK, n;
+
+		if (at >= len)
+			break;
+		n = len - at;
+		if (n >= PN_ICMP_CSUM_CHUNK) {
+			if (bpf_skb_load_bytes(skb, off + at, chunk, PN_ICMP_CSUM_CHUNK) < 0)
+				return 0;
+		} else {
+			__builtin_memset(chunk, 0, sizeof(chunk));
+			/* n is 1..63 here; the mask and + 1 prove that to the verifier. */
+			if (bpf_skb_load_bytes(skb, off + at, chunk, ((n - 1) & (PN_ICMP_CSUM_CHUNK - 1)) + 1) < 0)
+				return 0;
+		}
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)chunk, sizeof(chunk), sum);
+	}
+	return csum_fold(sum) == 0xffff;
+}
+
+#define PN_AF_INET 2
+
+/* True when `addr` is one of this node's own addresses (a local route: the stack delivers it to
+ * itself), looked up as for a packet that enters on flannel.ipip. Any address a socket of the node
+ * sends from over the tunnel: the tunnel address, cni0's, the underlay's (a reply to a pod that
+ * reached the node there). bpf_fib_lookup says NOT_FWDED for a local route, and for a broadcast
+ * one, to which the stack's icmp_rcv drops an ICMP error anyway. */
+static __always_inline int node_address(struct __sk_buff *skb, const struct pn_config *cfg, __u32 addr)
+{
+	struct bpf_fib_lookup fib;
+
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.family = PN_AF_INET;
+	fib.ipv4_dst = addr;
+	fib.ifindex = cfg->tunnel_ifindex;
+	return cfg->tunnel_ifindex && bpf_fib_lookup(skb, &fib, sizeof(fib), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
+}
+
+/* True when the quoted `inner` packet, from the underlay host `sender`, to `peer` (our protocol 4
+ * to it quoted around it) is one this node could have sent there: the inner source one of its
+ * local pods or one of its own addresses, the inner destination in that peer's pod subnet (where
+ * pn_tun_egress sends it), and the sender no pod (no router on the underlay has an overlay
+ * address). Anyone on the underlay can quote a made-up inner packet around our outer header (this
+ * node's address and its peers' are no secret); relaying that would make the node send an ICMP
+ * from and to addresses a stranger picks (into a pod past netfilter, or forwarded on by the stack).
+ * Kernel ipip relays nothing at all. */
+static __always_inline int quotes_ours(struct __sk_buff *skb, const struct pn_config *cfg, __u32 sender, __u32 peer,
+				       const struct iphdr *inner)
+{
+	struct pn_lpm_key key = {.prefixlen = 32, .addr = sender};
+	struct pn_peer *dst;
+
+	if (bpf_map_lookup_elem(&pn_peers, &key))
+		return 0;
+	key.addr = inner->daddr;
+	dst = bpf_map_lookup_elem(&pn_peers, &key);
+	if (!dst || dst->addr != peer)
+		return 0;
+	return bpf_map_lookup_elem(&pn_pods, &inner->saddr) || node_address(skb, cfg, inner->saddr);
+}
+
 /*
  * An ICMP to this node (header `ip`). A "fragmentation needed" quoting our protocol 4 to a known
- * peer is ours: its MTU is learned for the peer, and when it quotes the inner IPv4 header + 8
- * bytes it is rewritten in place into the inner "fragmentation needed" kernel ipip would send
+ * peer, with a valid ICMP checksum, is ours: its MTU is learned for the peer (from any sender,
+ * as the kernel learns), and when it quotes the inner IPv4 header + 8 bytes of a DF packet above
+ * that MTU - 20 that this node sent (quotes_ours) it is rewritten in place into the inner "fragmentation needed" kernel ipip would send
  * (next-hop MTU = path MTU - 20, quoting the inner packet as received) and delivered to the inner
  * sender like a decapsulated packet. Its source is the inner destination: an address that is not
  * this node's (the stack drops a packet from a local source as a martian) and that routes back
- * over flannel.ipip (rp_filter). Anything else passes to the stack untouched.
+ * over flannel.ipip (rp_filter). A quote of a packet this node did not send is dropped (counted
+ * fragNeededForeign); the inner sender, if real, hears the path MTU from too_big when it resends.
+ * Anything else passes to the stack untouched.
  */
 static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *ip)
 {
@@ -412,7 +509,10 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 	__u32 len = bpf_ntohs(ip->tot_len), quote_end, mtu, sum;
 	__u8 inner_type;
 
-	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(PN_IP_MF | PN_IP_OFFSET)) || len > skb->len - PN_ETH_HLEN)
+	/* The router's IP length must hold the ICMP header and our outer header: the bytes after it
+	 * may be Ethernet padding. */
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(PN_IP_MF | PN_IP_OFFSET)) || len > skb->len - PN_ETH_HLEN ||
+	    len < PN_IP_HLEN + sizeof(old))
 		return TC_ACT_OK;
 	if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + PN_IP_HLEN, &old, sizeof(old)) < 0)
 		return TC_ACT_OK;
@@ -420,6 +520,8 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 	    old.outer.ihl != 5 || old.outer.protocol != IPPROTO_IPIP || old.outer.saddr != cfg->local_addr ||
 	    !bpf_map_lookup_elem(&pn_peer_addrs, &old.outer.daddr))
 		return TC_ACT_OK; /* not about our tunnel to a peer: the stack's */
+	if (!icmp_checksum_ok(skb, PN_ETH_HLEN + PN_IP_HLEN, len - PN_IP_HLEN))
+		return TC_ACT_OK; /* corrupt (or over PN_ICMP_CSUM_MAX): the stack drops it, counting InCsumErrors */
 	mtu = bpf_ntohs(old.icmp.mtu);
 	if (mtu >= bpf_ntohs(old.outer.tot_len))
 		return TC_ACT_OK; /* says the packet it quotes fit: nothing to learn */
@@ -429,10 +531,11 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 	mtu = pm->mtu;
 
 	/* Relay only what the inner sender can use: the inner header + 8 bytes quoted, DF set (it
-	 * asked for path MTU discovery), a first fragment, and no ICMP error about an ICMP error. */
+	 * asked for path MTU discovery), too big for the path MTU (tunnel header included), a first
+	 * fragment, and no ICMP error about an ICMP error. */
 	if (bpf_skb_load_bytes(skb, PN_ETH_HLEN + 2 * PN_IP_HLEN + sizeof(struct pn_icmp), &inner, sizeof(inner)) < 0 ||
 	    inner.version != 4 || inner.ihl < 5 || !(inner.frag_off & bpf_htons(PN_IP_DF)) ||
-	    (inner.frag_off & bpf_htons(PN_IP_OFFSET)))
+	    (inner.frag_off & bpf_htons(PN_IP_OFFSET)) || bpf_ntohs(inner.tot_len) + PN_IP_HLEN <= mtu)
 		return TC_ACT_OK;
 	quote_end = 2 * PN_IP_HLEN + sizeof(struct pn_icmp) + inner.ihl * 4 + 8;
 	if (len < quote_end)
@@ -444,6 +547,8 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 		if (icmp_is_error(inner_type))
 			return TC_ACT_OK;
 	}
+	if (!quotes_ours(skb, cfg, ip->saddr, old.outer.daddr, &inner))
+		return drop(PN_DROP_FRAG_NEEDED_FOREIGN);
 
 	/* The new ICMP: the old one without our outer header in its quote, another MTU. Its
 	 * checksum follows from the old one (RFC 1624): the quote's alignment is unchanged. */

@@ -59,12 +59,14 @@ struct pn_pmtu {
 #define PN_MIN_PMTU 552
 #define PN_PMTU_EXPIRES_NS (600ULL * 1000000000ULL)
 
-/* Drop reasons, the one list: X(enumerator, index into pn_drops, name). The enum below and the
- * loader's name table are generated from it. The name is what `podnet-bpf counters` prints and
- * the agent reports; it must be one of the TypeScript DropReason names, and BPF_DROP_REASONS in
+/* Drop reasons, the one list: X(enumerator, index, name). The enum below and the loader's name
+ * table are generated from it. The name is what `podnet-bpf counters` prints and the agent
+ * reports; it must be one of the TypeScript DropReason names, and BPF_DROP_REASONS in
  * src/model/drop-reasons.ts lists these in index order (test/unit/model/drop-reasons.test.ts reads
- * this header and compares). pn_drops is pinned with PN_DROP_MAX slots: add a reason only in a
- * free slot below PN_DROP_MAX, never renumber one. */
+ * this header and compares). Index i < PN_DROP_MAX counts in pn_drops[i]; PN_DROP_MAX <= i <
+ * PN_DROP_ALL in pn_drops_ext[i - PN_DROP_MAX] (pn_drops was full, and its size is part of its
+ * pinned layout). Both maps are pinned: add a reason only in the next free index, never renumber
+ * one. */
 #define PN_DROP_REASONS(X)                                                                    \
 	X(PN_DROP_NO_PEER, 0, "noPeer")             /* egress: no peer owns the inner destination */ \
 	X(PN_DROP_UNKNOWN_SOURCE, 1, "unknownSource") /* ingress: protocol 4 to us from no peer */   \
@@ -73,19 +75,22 @@ struct pn_pmtu {
 	X(PN_DROP_ERROR, 4, "error")                /* a helper failed (adjust_room, store, change_head) */ \
 	X(PN_DROP_UNCONFIGURED, 5, "unconfigured")  /* pn_config not written yet */ \
 	X(PN_DROP_ECN, 6, "ecn")                    /* ingress: outer CE on a not-ECT inner packet (RFC 6040) */ \
-	X(PN_DROP_FRAG_NEEDED, 7, "fragNeeded")     /* egress: DF inner packet above the peer's path MTU - 20; its sender got an ICMP */
+	X(PN_DROP_FRAG_NEEDED, 7, "fragNeeded")     /* egress: DF inner packet above the peer's path MTU - 20; its sender got an ICMP */ \
+	X(PN_DROP_FRAG_NEEDED_FOREIGN, 8, "fragNeededForeign") /* ingress: a "fragmentation needed" about our tunnel quoting no packet of ours: learned, not relayed */
 
 /* Index into pn_drops. */
 enum pn_drop_reason {
 #define PN_DROP_ENUM(id, index, name) id = index,
 	PN_DROP_REASONS(PN_DROP_ENUM)
 #undef PN_DROP_ENUM
-	PN_DROP_MAX = 8, /* pn_drops' max_entries: part of the pinned layout */
+	PN_DROP_MAX = 8,     /* pn_drops' max_entries: part of the pinned layout */
+	PN_DROP_EXT_MAX = 8, /* pn_drops_ext's max_entries: part of the pinned layout */
+	PN_DROP_ALL = PN_DROP_MAX + PN_DROP_EXT_MAX,
 };
 
 #ifndef __bpf__
 /* The loader's name of each slot (NULL: a free slot). Not compiled into the BPF object. */
-static const char *const pn_drop_names[PN_DROP_MAX] = {
+static const char *const pn_drop_names[PN_DROP_ALL] = {
 #define PN_DROP_NAME(id, index, name) [id] = name,
 	PN_DROP_REASONS(PN_DROP_NAME)
 #undef PN_DROP_NAME

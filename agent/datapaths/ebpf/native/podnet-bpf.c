@@ -5,7 +5,7 @@
  * crash or restart without touching traffic.
  *
  * Pinned state (all in --pin-dir, default /sys/fs/bpf/podnet, which must be on a bpffs):
- *   pn_peers pn_peer_addrs pn_pods pn_config pn_counters pn_drops pn_pmtu   maps (pinned by libbpf)
+ *   pn_peers pn_peer_addrs pn_pods pn_config pn_counters pn_drops pn_pmtu pn_drops_ext   maps (pinned by libbpf)
  *   pn_tun_egress pn_underlay_ingress                                the attached programs
  * Filters: tc clsact, handle PN_HANDLE, priority PN_PRIO, direct-action, on the tunnel's egress
  * and the underlay's ingress. Nothing else on those devices is touched.
@@ -45,7 +45,7 @@
 #define PROG_EGRESS "pn_tun_egress"
 #define PROG_INGRESS "pn_underlay_ingress"
 
-static const char *MAP_NAMES[] = {"pn_peers", "pn_peer_addrs", "pn_pods", "pn_config", "pn_counters", "pn_drops", "pn_pmtu"};
+static const char *MAP_NAMES[] = {"pn_peers", "pn_peer_addrs", "pn_pods", "pn_config", "pn_counters", "pn_drops", "pn_pmtu", "pn_drops_ext"};
 #define N_MAPS (sizeof(MAP_NAMES) / sizeof(MAP_NAMES[0]))
 
 static struct {
@@ -829,9 +829,10 @@ static int cmd_counters(void)
 	static struct peer_entry cur[PN_MAX_PEERS];
 	struct peer_maps m = open_peer_maps();
 	int drops_fd = open_map("pn_drops", true), pmtu_fd = open_map("pn_pmtu", false), n, first = 1;
+	int ext_fd = open_map("pn_drops_ext", false);
 	int ncpu = libbpf_num_possible_cpus();
 	struct pn_peer_counters *pc = calloc(ncpu, sizeof(*pc));
-	__u64 *dc = calloc(ncpu, sizeof(*dc)), total = 0, sum[PN_DROP_MAX] = {0};
+	__u64 *dc = calloc(ncpu, sizeof(*dc)), total = 0, sum[PN_DROP_ALL] = {0};
 	__u32 k, next, idx, *prev = NULL;
 	char a[INET_ADDRSTRLEN], c[INET_ADDRSTRLEN];
 
@@ -880,15 +881,19 @@ static int cmd_counters(void)
 		k = next;
 		prev = &k;
 	}
-	for (__u32 r = 0; r < PN_DROP_MAX; r++) {
-		if (bpf_map_lookup_elem(drops_fd, &r, dc) == 0)
+	for (__u32 r = 0; r < PN_DROP_ALL; r++) {
+		__u32 ext = r - PN_DROP_MAX;
+
+		/* Reasons from PN_DROP_MAX on are in pn_drops_ext (absent before an attach made it: 0). */
+		if (r < PN_DROP_MAX ? bpf_map_lookup_elem(drops_fd, &r, dc) == 0
+				    : ext_fd >= 0 && bpf_map_lookup_elem(ext_fd, &ext, dc) == 0)
 			for (int i = 0; i < ncpu; i++)
 				sum[r] += dc[i];
 		total += sum[r];
 	}
 	printf(opt.json ? "],\"drops\":{" : "drops:\n");
 	first = 1;
-	for (int r = 0; r < PN_DROP_MAX; r++) {
+	for (int r = 0; r < PN_DROP_ALL; r++) {
 		if (!pn_drop_names[r])
 			continue;
 		if (opt.json)
@@ -901,6 +906,8 @@ static int cmd_counters(void)
 		printf("},\"dropped\":%llu}\n", (unsigned long long)total);
 	if (pmtu_fd >= 0)
 		close(pmtu_fd);
+	if (ext_fd >= 0)
+		close(ext_fd);
 	free(pc);
 	free(dc);
 	return 0;

@@ -79,7 +79,17 @@ describe('EbpfDatapath', () => {
     expect(await d.counters()).toEqual({
       peers: [{ node: 'node2', txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4 }],
       dropped: 2,
-      drops: { noPeer: 1, unknownSource: 1, malformed: 0, notIpv4: 9, error: 0, unconfigured: 0, ecn: 0, fragNeeded: 0 },
+      drops: {
+        noPeer: 1,
+        unknownSource: 1,
+        malformed: 0,
+        notIpv4: 9,
+        error: 0,
+        unconfigured: 0,
+        ecn: 0,
+        fragNeeded: 0,
+        fragNeededForeign: 0,
+      },
     });
   });
 

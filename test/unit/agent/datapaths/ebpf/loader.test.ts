@@ -95,7 +95,17 @@ describe('podnet-bpf output', () => {
         { node: 'node2', txPackets: 5, txBytes: 500, rxPackets: 4, rxBytes: 400 },
       ],
       dropped: 10,
-      drops: { noPeer: 2, unknownSource: 3, malformed: 1, notIpv4: 50, error: 0, unconfigured: 0, ecn: 4, fragNeeded: 0 },
+      drops: {
+        noPeer: 2,
+        unknownSource: 3,
+        malformed: 1,
+        notIpv4: 50,
+        error: 0,
+        unconfigured: 0,
+        ecn: 4,
+        fragNeeded: 0,
+        fragNeededForeign: 0,
+      },
     });
   });
 
@@ -128,6 +138,7 @@ describe('podnet-bpf output', () => {
       unconfigured: 0,
       ecn: 0,
       fragNeeded: 0,
+      fragNeededForeign: 0,
     });
     expect(() => parseLoaderCounters(JSON.stringify({ peers: [], drops: { ecn: 'x' }, dropped: 0 }))).toThrow(/drops.ecn is not a number/);
   });
