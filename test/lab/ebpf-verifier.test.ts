@@ -113,6 +113,35 @@ describeRoot('eBPF datapath in the real kernel', () => {
     ]);
   });
 
+  it('learns a path MTU only from a whole "fragmentation needed": not from one whose quote lies in the Ethernet padding', () => {
+    // Frames from peer0 into eth0's tc ingress, inside this test's namespace: a router's ICMP
+    // (type 3 code 4, valid checksum) quoting node .81's protocol 4 to peer .80. In the first the
+    // IP length ends after the ICMP header (28 bytes) and the quote is trailing padding (review
+    // finding 7: main learned from it); the second is whole, and is learned.
+    const frames = `import socket,struct
+def cs(b):
+  s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
+def ip(tot,proto,src,dst):
+  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
+  return h[:10]+struct.pack('!H',cs(h))+h[12:]
+def icmp(mtu,quote):
+  m=struct.pack('!BBHHH',3,4,0,0,mtu)+quote
+  return m[:2]+struct.pack('!H',cs(m))+m[4:]
+mac=open('/sys/class/net/eth0/address').read().strip().replace(':','')
+eth=bytes.fromhex(mac)+bytes(6)+b'\\x08\\x00'
+quote=ip(1500,4,'192.168.0.81','192.168.0.80')+ip(1480,6,'10.244.1.2','10.244.0.2')+bytes(8)
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind(('peer0',0))
+s.send(eth+ip(28,1,'192.168.0.254','192.168.0.81')+icmp(1000,b'')+quote)
+s.send(eth+ip(28+len(quote),1,'192.168.0.254','192.168.0.81')+icmp(1100,quote))`;
+    const peer80 = () =>
+      (JSON.parse(bpf(['counters', '--json'])) as { peers: { address: string; pathMtu?: number; fragNeededIn: number }[] }).peers.find(
+        (p) => p.address === '192.168.0.80',
+      );
+    expect(peer80()).toMatchObject({ fragNeededIn: 0 });
+    inNs(['python3', '-c', frames]);
+    expect(peer80()).toMatchObject({ pathMtu: 1100, fragNeededIn: 1 });
+  });
+
   it('leaves a foreign filter alone and detaches only its own', () => {
     // Someone else's classifier on the same device, another priority: it must survive detach.
     sh([
