@@ -18,6 +18,7 @@ import {
   type DatapathKind,
   type DesiredHostState,
   type Network,
+  TEARDOWN_CONFIG_UNREADABLE,
 } from '../src/model';
 import { toDatapathHost, type Datapath } from './datapaths/datapath';
 import { DATAPATH_FACTORIES } from './datapaths/registry';
@@ -266,10 +267,18 @@ async function run(configPath: string): Promise<void> {
   log('stopped; network left in place');
 }
 
-async function teardown(configPath: string): Promise<void> {
-  const loaded = loadConfig(configPath);
+/** Exit status: 0, or TEARDOWN_CONFIG_UNREADABLE (said on stderr) when the config cannot be read. */
+async function teardown(configPath: string): Promise<number> {
+  let loaded: Loaded;
+  try {
+    loaded = loadConfig(configPath);
+  } catch (e) {
+    process.stderr.write(`podnet-agent: cannot read ${configPath}: ${(e as Error).message}\n`);
+    return TEARDOWN_CONFIG_UNREADABLE;
+  }
   // The underlay as found now; where it cannot be found any more, the declared (or eth0) one.
   await teardownAll(await onThisHost(loaded).catch(() => loaded.state));
+  return 0;
 }
 
 function printStatus(configPath: string | undefined, network: string | undefined, json: boolean): number {
@@ -344,8 +353,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'teardown':
       if (!values.config) throw new Error('teardown needs --config FILE');
-      await teardown(values.config);
-      return 0;
+      return teardown(values.config);
     case 'status':
       return printStatus(values.config, values.network, values.json ?? false);
     default:

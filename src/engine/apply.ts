@@ -168,7 +168,7 @@ export async function applyHost(
     }
     // Another network's leftovers go after the files are written (this network's config keeps
     // the shared install directory in place) and before its agent starts.
-    for (const other of plan.otherNetworks) done(await removeOtherNetwork(conn, target.node, other, plan.service !== 'start'));
+    for (const other of plan.otherNetworks) done(await removeOtherNetwork(conn, target.node, other));
     const unit = unitName(target.state.network);
     const commands: string[] = [];
     const did: string[] = [];

@@ -31,10 +31,14 @@ import {
   unitName,
   unitPath,
   unmanagedConfigs,
+  forwardRuleComment,
+  IPTABLES_BACKENDS,
+  IPTABLES_COMMANDS,
+  TEARDOWN_CONFIG_UNREADABLE,
   type NetworkNode,
 } from '../model';
 import { otherNetworkName, type OtherNetwork } from '../planner/stale-state';
-import { SshConnection, type SshTarget } from '../ssh';
+import { shQuote, SshConnection, type SshTarget } from '../ssh';
 import { hostErrorOf, type HostError } from './host-error';
 import { hostTimeout } from './host-timeouts';
 import type { EngineSession } from './session';
@@ -98,25 +102,47 @@ export function namedFilesRemoval(network: string): string[] {
 }
 
 /**
- * Removes another podnet network's leftovers from a host being applied (its agent is not
- * running: plan refuses a host where it does). With its config, its own teardown runs, as its
- * destroy would; `shared` (the applied network's agent runs here and holds flannel.ipip, cni0,
- * subnet.env and the routes now): its ownership record goes first, so that teardown removes only
- * what carries its name (agent/teardown.ts). Without a config, what carries its name goes by
- * name. An nftables table no network claims is deleted. Fails (teardown's error) rather than
- * leave a host half-cleaned unsaid.
+ * Shell lines deleting `network`'s accept rules from each iptables filter FORWARD chain, found
+ * by their comment (forwardRuleComment) in iptables-save's listing: whatever CIDR they name.
  */
-export function removeOtherNetworkScript(other: OtherNetwork, shared: boolean): string {
+export function forwardRulesRemoval(network: string): string[] {
+  const comment = `--comment "${forwardRuleComment(network)}"`;
+  return IPTABLES_BACKENDS.map((b) => {
+    const { iptables, save } = IPTABLES_COMMANDS[b];
+    return `if command -v ${save} >/dev/null 2>&1; then ${save} -t filter 2>/dev/null | grep -F -e ${shQuote(comment)} | sed -n 's/^-A FORWARD /-D FORWARD /p' | while read -r rule; do eval "${iptables} -w $rule" || :; done; fi`;
+  });
+}
+
+/** The marker removeOtherNetworkScript prints when the other network's teardown could not read its config. */
+const BY_NAME_MARKER = '@by-name';
+
+/**
+ * Removes another podnet network's leftovers from a host being applied (its agent is not
+ * running: plan refuses a host where it does). With `other.teardown` its own teardown runs, as
+ * its destroy would (one that cannot read its config, written by an older podnet, falls back to
+ * names, saying so). Otherwise (no config, or this network's own state may be on the host:
+ * flannel.ipip, cni0, the routes and pins are then not the other's to take) only what carries
+ * its name goes: its nftables tables, FORWARD rules (by comment), unmanaged files, conflist,
+ * record, unit and files. An nftables table no network claims is deleted. Fails (teardown's
+ * error) rather than leave a host half-cleaned unsaid.
+ */
+export function removeOtherNetworkScript(other: OtherNetwork): string {
   const tables = other.nftTables.map((t) => `nft delete table ip ${t} 2>/dev/null || :`);
   const x = other.network;
   if (x === undefined) return ['set -e', ...tables].join('\n');
   const config = agentConfigPath(x);
+  const byName = [...tables, ...forwardRulesRemoval(x)];
+  const teardown = `${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${config}`;
   return [
     'set -e',
     `systemctl --no-reload disable --now -q ${unitName(x)} 2>/dev/null || :`,
-    ...(shared ? [`rm -f ${ownershipRecordPath(x)}`] : []),
-    `if [ -f ${config} ]; then ${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} teardown --config ${config}; fi`,
-    ...tables,
+    ...(other.teardown
+      ? [
+          `rc=0; ${teardown} || rc=$?`,
+          `if [ "$rc" = ${TEARDOWN_CONFIG_UNREADABLE} ]; then echo ${BY_NAME_MARKER}; ${byName.join('; ')}; elif [ "$rc" != 0 ]; then exit "$rc"; fi`,
+          ...tables,
+        ]
+      : byName),
     ...namedFilesRemoval(x),
     `rm -f ${teardownRequestPath(x)} ${cniDirsCreatedPath(x)}`,
     removeFilesCommand(x, [config, unitPath(x)]),
@@ -128,14 +154,18 @@ export function removeOtherNetworkScript(other: OtherNetwork, shared: boolean): 
  * Runs removeOtherNetworkScript on `node` under the other network's own lock (an apply or
  * destroy of it in progress makes this fail, naming it). Returns what was done, for apply's steps.
  */
-export async function removeOtherNetwork(conn: SshConnection, node: string, other: OtherNetwork, shared: boolean): Promise<string> {
+export async function removeOtherNetwork(conn: SshConnection, node: string, other: OtherNetwork): Promise<string> {
   const lock = other.network === undefined ? undefined : await acquireHostLock(conn, node, other.network, 'apply', 0);
+  let out: string;
   try {
-    await conn.exec(removeOtherNetworkScript(other, shared), { timeoutMs: hostTimeout(60_000) });
+    out = (await conn.exec(removeOtherNetworkScript(other), { timeoutMs: hostTimeout(60_000) })).stdout;
   } finally {
     if (lock) await releaseHostLock(conn, lock);
   }
-  return `removed ${otherNetworkName(other)}`;
+  const name = otherNetworkName(other);
+  if (out.split('\n').includes(BY_NAME_MARKER))
+    return `removed ${name} by name only: its teardown could not read its config (left by another podnet version)`;
+  return other.teardown || other.network === undefined ? `removed ${name}` : `removed ${name} by name only`;
 }
 
 /** Removes everything podnet installed, after the agent has torn the network down. */

@@ -218,7 +218,7 @@ export function hostDrift(target: HostTarget, reading: HostReading, artifacts: A
         });
     }
   }
-  for (const o of otherNetworks(target.state.network, reading.live.podnetTraces))
+  for (const o of otherNetworks(target.state.network, reading.live.podnetTraces, reading.live.owned !== undefined))
     items.push({
       kind: o.running ? 'other-network-running' : 'other-network',
       action: o.running ? 'report' : 'delete',

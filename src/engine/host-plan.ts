@@ -180,7 +180,7 @@ export class OtherNetworkRunningError extends Error {
 
 /** The other networks on the host as read; throws OtherNetworkRunningError when one's agent runs. */
 export function otherNetworksOn(target: HostTarget, reading: HostReading): OtherNetwork[] {
-  const others = otherNetworks(target.state.network, reading.live.podnetTraces);
+  const others = otherNetworks(target.state.network, reading.live.podnetTraces, reading.live.owned !== undefined);
   const running = others.filter((o) => o.running);
   if (running.length > 0) throw new OtherNetworkRunningError(runningOthersMessage(target.state.network, running));
   return others;

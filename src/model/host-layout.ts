@@ -12,6 +12,12 @@ export const SUBNET_ENV_PATH = `${FLANNEL_RUN_DIR}/subnet.env`;
 export const INSTALL_DIR = '/usr/local/lib/podnet';
 /** Where the agent bundle (agent-manifest.ts's AGENT_BUNDLE_NAME) is installed. */
 export const AGENT_BUNDLE_PATH = `${INSTALL_DIR}/podnet-agent.js`;
+/**
+ * `podnet-agent teardown`'s exit status when it cannot read its config (a config an older
+ * podnet wrote that this agent's parser rejects): nothing was torn down. Apply removing another
+ * network's leftovers then goes by name alone.
+ */
+export const TEARDOWN_CONFIG_UNREADABLE = 4;
 /** A symlink to the Node.js runtime podnet shipped (cached by hash in runtimes/). */
 export const RUNTIME_PATH = `${INSTALL_DIR}/node`;
 export const RUNTIME_CACHE_DIR = `${INSTALL_DIR}/runtimes`;

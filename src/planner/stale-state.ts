@@ -91,6 +91,14 @@ export interface OtherNetwork {
   readonly running: boolean;
   /** Its agent config is there: its own teardown can run. */
   readonly hasConfig: boolean;
+  /**
+   * Its own teardown runs (with its config and ownership record), as its destroy would. False
+   * when it has no config, or when the network being planned has left traces of its own here
+   * (see ownTracesOn): flannel.ipip, cni0, the proto-152 routes and the BPF pins may then be that
+   * network's, carrying its traffic even while its unit is failed or restarting, and only what
+   * carries the other network's name goes.
+   */
+  readonly teardown: boolean;
   /** What is there, for people: `podnet-blue.service (inactive)`, `config`, `status`, `nft table podnet_blue`. */
   readonly pieces: readonly string[];
   /** nftables tables of its (removed by name when no teardown can run). */
@@ -100,21 +108,36 @@ export interface OtherNetwork {
 /** ActiveStates in which a unit's agent runs or is about to. */
 const RUNNING_STATES = new Set(['active', 'activating', 'reloading', 'deactivating', 'refreshing']);
 
-/** Every podnet network on the host other than `network`, from its traces. */
-export function otherNetworks(network: string, traces: PodnetTraces | undefined): OtherNetwork[] {
+/**
+ * Whether `network` itself may hold the state every network shares on the host: its ownership
+ * record (`ownRecord`: the agent writes it before it creates anything), config or status file is
+ * there. Its unit's state does not tell: a failed or restarting agent leaves its devices, routes
+ * and pins in place, still carrying traffic.
+ */
+export function ownTracesOn(network: string, traces: PodnetTraces, ownRecord: boolean): boolean {
+  return ownRecord || traces.configs.includes(network) || traces.statuses.includes(network);
+}
+
+/**
+ * Every podnet network on the host other than `network`, from its traces; `ownRecord`: the
+ * host holds `network`'s ownership record (then no other network's full teardown runs).
+ */
+export function otherNetworks(network: string, traces: PodnetTraces | undefined, ownRecord: boolean): OtherNetwork[] {
   if (!traces) return [];
+  const own = ownTracesOn(network, traces, ownRecord);
   const names = [...new Set([...Object.keys(traces.units), ...traces.configs, ...traces.statuses])].filter((n) => n !== network).sort();
   const claimed = new Set([nftTableName(network), conntrackBypassTableName(network), KERNEL_PEER_FILTER_TABLE]);
   const out: OtherNetwork[] = names.map((name) => {
-    const own = [nftTableName(name), conntrackBypassTableName(name)];
-    for (const t of own) claimed.add(t);
+    const named = [nftTableName(name), conntrackBypassTableName(name)];
+    for (const t of named) claimed.add(t);
     const state = traces.units[name];
-    const tables = own.filter((t) => traces.nftTables.includes(t));
+    const tables = named.filter((t) => traces.nftTables.includes(t));
     return {
       network: name,
       ...(state !== undefined ? { unitState: state } : {}),
       running: state !== undefined && RUNNING_STATES.has(state),
       hasConfig: traces.configs.includes(name),
+      teardown: traces.configs.includes(name) && !own,
       pieces: [
         ...(state !== undefined ? [`${unitName(name)} (${state})`] : []),
         ...(traces.configs.includes(name) ? ['config'] : []),
@@ -125,7 +148,7 @@ export function otherNetworks(network: string, traces: PodnetTraces | undefined)
     };
   });
   for (const table of traces.nftTables.filter((t) => !claimed.has(t)))
-    out.push({ running: false, hasConfig: false, pieces: [`nft table ${table}`], nftTables: [table] });
+    out.push({ running: false, hasConfig: false, teardown: false, pieces: [`nft table ${table}`], nftTables: [table] });
   return out;
 }
 

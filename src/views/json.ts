@@ -100,7 +100,7 @@ export interface HostPlanJson {
     readonly network?: string;
     /** The unit's ActiveState; absent when it has no unit. */
     readonly unitState?: string;
-    /** Its own teardown runs (its config is there). */
+    /** Its own teardown runs (its config is there, and this network left no state of its own); otherwise what carries its name goes. */
     readonly teardown: boolean;
     readonly pieces: readonly string[];
   }>;
@@ -252,7 +252,7 @@ export function hostPlanJson(plan: HostPlan): HostPlanJson {
     otherNetworks: plan.otherNetworks.map((o) => ({
       ...(o.network !== undefined ? { network: o.network } : {}),
       ...(o.unitState !== undefined ? { unitState: o.unitState } : {}),
-      teardown: o.hasConfig,
+      teardown: o.teardown,
       pieces: [...o.pieces],
     })),
     ...(plan.staleAgent ? { staleAgent: plan.staleAgent } : {}),

@@ -29,7 +29,11 @@ function differenceText(d: HostDifference): string {
 function otherNetworkText(o: OtherNetwork): string {
   if (o.network === undefined) return `${o.pieces.join(', ')} (no podnet network claims it)`;
   const agent = o.unitState !== undefined ? `agent ${o.unitState}` : 'no agent unit';
-  const how = o.hasConfig ? 'its teardown runs, then its files go' : 'no config to tear down with: what carries its name goes';
+  const how = o.teardown
+    ? 'its teardown runs, then its files go'
+    : o.hasConfig
+      ? "this network's own state may be here: only what carries its name goes"
+      : 'no config to tear down with: what carries its name goes';
   return `podnet network ${o.network} (${agent}): ${o.pieces.join(', ')}; ${how}`;
 }
 

@@ -1,6 +1,6 @@
 // The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostDrift } from '../../../src/engine/drift';
@@ -11,7 +11,7 @@ import { removeOtherNetworkScript } from '../../../src/engine/destroy';
 import { otherNetworks } from '../../../src/planner/stale-state';
 import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../../src/engine/host-reading';
 import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../../src/engine/runtime-choice';
-import { resolveNetwork, type AgentRuntimeChoice } from '../../../src/model';
+import { EMPTY_RECORD, resolveNetwork, TEARDOWN_CONFIG_UNREADABLE, type AgentRuntimeChoice } from '../../../src/model';
 import { referenceSpec } from '../reference-network';
 
 const artifact = (name: string, remotePath: string): Artifact => ({
@@ -195,30 +195,78 @@ describe('planHost', () => {
     expect(kinds('active').map((d) => [d.kind, d.action, d.subject])).toEqual([['other-network-running', 'report', 'blue']]);
   });
 
-  it("removes a dead network's leftovers with its own teardown, by name only when this network's agent holds the shared devices", () => {
-    const [blue] = otherNetworks('cluster', { units: { blue: 'inactive' }, configs: ['blue'], statuses: [], nftTables: ['podnet_blue'] });
-    const alone = removeOtherNetworkScript(blue!, false);
+  it("removes a dead network's leftovers with its own teardown, by name only where this network's own state may be", () => {
+    const blueTraces = { units: { blue: 'inactive' }, configs: ['blue'], statuses: [], nftTables: ['podnet_blue'] };
+    const [blue] = otherNetworks('cluster', blueTraces, false);
+    const alone = removeOtherNetworkScript(blue!);
     expect(alone).toContain('systemctl --no-reload disable --now -q podnet-blue.service');
     expect(alone).toContain(
-      'if [ -f /etc/podnet/blue.json ]; then /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js teardown --config /etc/podnet/blue.json; fi',
+      'rc=0; /usr/local/lib/podnet/node /usr/local/lib/podnet/podnet-agent.js teardown --config /etc/podnet/blue.json || rc=$?',
     );
-    expect(alone).not.toMatch(/^rm -f \/run\/podnet\/blue\.owned\.json$/m);
     expect(alone).toMatch(/rm -f \/etc\/podnet\/blue\.json .*\/etc\/systemd\/system\/podnet-blue\.service /);
-    // The record goes before the teardown, which then finds the running network and keeps to blue's names.
-    const shared = removeOtherNetworkScript(blue!, true).split('\n');
-    expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeGreaterThan(0);
-    expect(shared.indexOf('rm -f /run/podnet/blue.owned.json')).toBeLessThan(shared.findIndex((l) => l.includes('teardown --config')));
-    execFileSync('sh', ['-n', '-c', removeOtherNetworkScript(blue!, true)]);
-    // As destroy does: network managers' files go, each manager reloaded, and the default-directory conflist.
-    expect(shared).toContain(
+    execFileSync('sh', ['-n', '-c', alone]);
+    // This network's unit failed (or waits to restart) with its record there: its devices,
+    // routes and pins still carry traffic, so blue's teardown does not run at all.
+    const t = target();
+    const failed = installed(t, {
+      unit: { activeState: 'failed', unitFileState: 'enabled', loadState: 'loaded' },
+      hostNode: node18,
+      runtimeTarget: '/usr/bin/node',
+      live: { ...underlayOnly(true), owned: EMPTY_RECORD, podnetTraces: { ...blueTraces, configs: ['blue', 'cluster'] } },
+    });
+    const plan = planHost(t, failed, artifacts);
+    expect(plan.service).toBe('start');
+    expect(plan.otherNetworks.map((o) => [o.network, o.teardown])).toEqual([['blue', false]]);
+    expect(hostPlanJson(plan).otherNetworks[0]!.teardown).toBe(false);
+    const shared = removeOtherNetworkScript(plan.otherNetworks[0]!);
+    expect(shared).not.toContain('teardown --config');
+    execFileSync('sh', ['-n', '-c', shared]);
+    const lines = shared.split('\n');
+    expect(lines).toContain('nft delete table ip podnet_blue 2>/dev/null || :');
+    // FORWARD rules by their comment, whatever CIDR they name; the record goes with the named files.
+    expect(shared).toContain(`iptables-nft-save -t filter 2>/dev/null | grep -F -e '--comment "podnet blue"'`);
+    expect(shared).toContain('eval "iptables-legacy -w $rule"');
+    expect(shared).toMatch(/rm -f \/etc\/cni\/net\.d\/10-podnet-blue\.conflist .*\/run\/podnet\/blue\.owned\.json/);
+    // As destroy does: network managers' files go, each manager reloaded.
+    expect(lines).toContain(
       'if [ -f /etc/systemd/network/10-podnet-blue.network ]; then rm -f /etc/systemd/network/10-podnet-blue.network; networkctl reload >/dev/null 2>&1 || :; fi',
     );
-    expect(shared).toContain(
+    expect(lines).toContain(
       'if [ -f /etc/NetworkManager/conf.d/podnet-blue.conf ]; then rm -f /etc/NetworkManager/conf.d/podnet-blue.conf; nmcli general reload conf >/dev/null 2>&1 || :; fi',
     );
-    expect(shared.join('\n')).toContain('rm -f /etc/cni/net.d/10-podnet-blue.conflist ');
-    const [orphan] = otherNetworks('cluster', { units: {}, configs: [], statuses: [], nftTables: ['podnet_x'] });
-    expect(removeOtherNetworkScript(orphan!, true)).toBe('set -e\nnft delete table ip podnet_x 2>/dev/null || :');
+    const [orphan] = otherNetworks('cluster', { units: {}, configs: [], statuses: [], nftTables: ['podnet_x'] }, false);
+    expect(removeOtherNetworkScript(orphan!)).toBe('set -e\nnft delete table ip podnet_x 2>/dev/null || :');
+  });
+
+  it("falls back to names when the other network's teardown cannot read its config (a config an older podnet wrote)", () => {
+    const [blue] = otherNetworks('cluster', { units: {}, configs: ['blue'], statuses: [], nftTables: [] }, false);
+    const script = removeOtherNetworkScript(blue!);
+    const dir = mkdtempSync(join(tmpdir(), 'podnet-other-'));
+    try {
+      // Stand-ins for the host's commands: the agent exits as it does on a config it rejects;
+      // iptables-nft-save lists one of blue's rules and one of someone else's.
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+      stub('node', `echo "podnet-agent: cannot read $4: bad" >&2; exit ${TEARDOWN_CONFIG_UNREADABLE}`);
+      stub(
+        'iptables-nft-save',
+        `echo '-A FORWARD -s 10.244.0.0/16 -m comment --comment "podnet blue" -j ACCEPT'; echo '-A FORWARD -s 10.9.0.0/16 -j ACCEPT'`,
+      );
+      stub('iptables-nft', `echo "$*" >> ${dir}/deleted`);
+      for (const n of ['systemctl', 'nft', 'rm', 'networkctl', 'nmcli']) stub(n, 'exit 0');
+      const local = script.replace(/\/usr\/local\/lib\/podnet\/node/g, `${bin}/node`);
+      const out = execFileSync('sh', ['-c', local], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: 'utf8' });
+      expect(out.split('\n')).toContain('@by-name');
+      expect(readFileSync(join(dir, 'deleted'), 'utf8')).toBe(
+        '-w -D FORWARD -s 10.244.0.0/16 -m comment --comment podnet blue -j ACCEPT\n',
+      );
+      // Any other failure of the teardown fails the removal.
+      stub('node', 'exit 1');
+      expect(() => execFileSync('sh', ['-c', local], { env: { PATH: `${bin}:/usr/bin:/bin` }, stdio: 'pipe' })).toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails the host, not the run, when the host must bring its own node and cannot', () => {

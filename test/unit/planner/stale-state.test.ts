@@ -3,7 +3,7 @@
 import { parsePodnetTraces, podnetTracesScript, type LiveHostState, type PodnetTraces } from '../../../src/host/live-state';
 import { desiredHostState, EMPTY_RECORD, resolveNetwork, type NetworkSpec } from '../../../src/model';
 import { diffHost } from '../../../src/planner/host-diff';
-import { otherNetworks, runningOthersMessage } from '../../../src/planner/stale-state';
+import { otherNetworks, ownTracesOn, runningOthersMessage } from '../../../src/planner/stale-state';
 import { planFixes } from '../../../agent/reconcile/fixes';
 import { referenceSpec } from '../reference-network';
 import { liveAsDesired } from '../views/scenario';
@@ -75,31 +75,46 @@ describe('other podnet networks on the host', () => {
   };
 
   it("lists each other network with what is there and whether its agent runs; the kernel datapath's table is no network's", () => {
-    expect(otherNetworks('cluster', traces)).toEqual([
+    expect(otherNetworks('cluster', traces, true)).toEqual([
       {
         network: 'blue',
         unitState: 'inactive',
         running: false,
         hasConfig: true,
+        teardown: false,
         pieces: ['podnet-blue.service (inactive)', 'config', 'status', 'nft table podnet_blue'],
         nftTables: ['podnet_blue'],
       },
-      { network: 'gone', running: false, hasConfig: true, pieces: ['config'], nftTables: [] },
+      { network: 'gone', running: false, hasConfig: true, teardown: false, pieces: ['config'], nftTables: [] },
       {
         network: 'red',
         unitState: 'activating',
         running: true,
         hasConfig: true,
+        teardown: false,
         pieces: ['podnet-red.service (activating)', 'config'],
         nftTables: [],
       },
-      { running: false, hasConfig: false, pieces: ['nft table podnet_orphan'], nftTables: ['podnet_orphan'] },
+      { running: false, hasConfig: false, teardown: false, pieces: ['nft table podnet_orphan'], nftTables: ['podnet_orphan'] },
     ]);
-    expect(otherNetworks('cluster', undefined)).toEqual([]);
+    expect(otherNetworks('cluster', undefined, false)).toEqual([]);
+  });
+
+  it("runs another network's own teardown only where this network has left nothing of its own (record, config, status), whatever its unit's state", () => {
+    const blue = { units: { blue: 'inactive' }, configs: ['blue'], statuses: [], nftTables: [] };
+    const teardown = (t: PodnetTraces, record: boolean) => otherNetworks('cluster', t, record).map((o) => o.teardown);
+    // A rename's first apply: nothing of 'cluster' yet, blue's teardown takes its devices and routes.
+    expect(teardown(blue, false)).toEqual([true]);
+    // 'cluster' failed or restarting (no unit in the traces: the host read has its own unit's
+    // state): its devices, routes and pins may carry its traffic, so blue goes by name.
+    expect(teardown(blue, true)).toEqual([false]);
+    expect(teardown({ ...blue, configs: ['blue', 'cluster'] }, false)).toEqual([false]);
+    expect(teardown({ ...blue, statuses: ['cluster'] }, false)).toEqual([false]);
+    expect(ownTracesOn('cluster', blue, false)).toBe(false);
   });
 
   it('the refusal names the running network, why, and what to do', () => {
-    const running = otherNetworks('green', { units: { blue: 'active' }, configs: ['blue'], statuses: [], nftTables: [] });
+    const running = otherNetworks('green', { units: { blue: 'active' }, configs: ['blue'], statuses: [], nftTables: [] }, false);
     expect(runningOthersMessage('green', running)).toBe(
       "this host already runs podnet network 'blue' (podnet-blue.service is active): flannel.ipip, cni0 and /run/flannel/subnet.env exist once per host, so network 'green' cannot go beside it; destroy 'blue' on this host first (podnet destroy with its manifest), or stop and disable its agent (systemctl disable --now podnet-blue.service) and apply again: apply then removes what it left",
     );
