@@ -37,6 +37,7 @@ import {
   TEARDOWN_CONFIG_UNREADABLE,
   type NetworkNode,
 } from '../model';
+import { otherAgentActiveTest } from '../host/live-state';
 import { otherNetworkName, type OtherNetwork } from '../planner/stale-state';
 import { shQuote, SshConnection, type SshTarget } from '../ssh';
 import { hostErrorOf, type HostError } from './host-error';
@@ -68,13 +69,16 @@ export interface DestroyOptions {
 
 /**
  * A shell test that is true while `network`'s state is on the host: its nftables table, or the
- * state every network shares (device, routes, pins) unless another network's config is there
- * (then that state is the other network's: a network refused on this host never had any).
+ * state every network shares (device, routes, pins). That shared state is another network's, not
+ * this one's, only while another network's agent is active, or where this network has no
+ * ownership record and another network's config is there (a network refused on this host never
+ * had any): a table flushed away (`nft flush ruleset`) must not make a host look clean.
  */
 export function podnetStateTest(network: string): string {
-  const others = `[ -z "$(ls ${agentConfigPath('*')} 2>/dev/null | grep -vxF ${agentConfigPath(network)})" ]`;
+  const othersConfig = `[ -n "$(ls ${agentConfigPath('*')} 2>/dev/null | grep -vxF ${agentConfigPath(network)})" ]`;
+  const othersState = `{ ${otherAgentActiveTest(network)} || { [ ! -f ${ownershipRecordPath(network)} ] && ${othersConfig}; }; }`;
   const shared = `ip link show dev ${TUNNEL_DEVICE} >/dev/null 2>&1 || [ -n "$(ip -N -4 route show proto ${ROUTE_PROTOCOL} 2>/dev/null)" ] || [ -e ${BPF_PIN_ROOT} ]`;
-  return `{ nft list table ip ${nftTableName(network)} >/dev/null 2>&1 || { ${others} && { ${shared}; }; }; }`;
+  return `{ nft list table ip ${nftTableName(network)} >/dev/null 2>&1 || { ! ${othersState} && { ${shared}; }; }; }`;
 }
 
 /**

@@ -222,6 +222,16 @@ export function podnetTracesScript(network: string): string {
   ].join('\n');
 }
 
+/**
+ * A shell test, true when the unit of a podnet network other than `network` (one that runs
+ * podnet's agent bundle) is active: that network holds the devices, routes and pins every
+ * network shares.
+ */
+export function otherAgentActiveTest(network: string): string {
+  const g = globOf(unitPath);
+  return `( for f in ${g.glob}; do [ -f "$f" ] && [ "$f" != ${shQuote(unitPath(network))} ] && grep -qF ${AGENT_BUNDLE_PATH} "$f" && systemctl is-active -q "\${f##*/}" && exit 0; done; exit 1 )`;
+}
+
 /** Parses podnetTracesScript's output. */
 export function parsePodnetTraces(text: string): PodnetTraces {
   const units: Record<string, string> = {};
