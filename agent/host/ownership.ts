@@ -56,23 +56,33 @@ export class Ownership {
     if (this.network) await writeFileAtomic(ownershipRecordPath(this.network), JSON.stringify(next, null, 2) + '\n');
   }
 
-  /** podnet is about to create `link` (it did not exist). */
+  /** podnet is about to create `link` (it did not exist): no address of it is podnet's yet. */
   created(link: string): Promise<void> {
     return this.update((r) =>
       r.createdLinks.includes(link)
         ? r
-        : { ...r, createdLinks: [...r.createdLinks, link], adoptedLinks: r.adoptedLinks.filter((a) => a.name !== link) },
+        : {
+            ...r,
+            createdLinks: [...r.createdLinks, link],
+            createdLinkAddresses: { ...r.createdLinkAddresses, [link]: [] },
+            adoptedLinks: r.adoptedLinks.filter((a) => a.name !== link),
+          },
     );
   }
 
   /**
    * podnet found `link` existing, and will put `address` on it unless it `has` it. A link
    * adopted before gets the address noted too when podnet adds it (a clusterCidr change gives
-   * the bridge a new one): teardown and the stale-address check take back exactly those.
+   * the bridge a new one): teardown and the stale-address check take back exactly those. On a
+   * link podnet created, the address it wants there is noted whether or not it is on yet (the
+   * link is podnet's; the addresses someone else adds to it are not).
    */
   adopted(link: string, address: string, has: boolean): Promise<void> {
     return this.update((r) => {
-      if (r.createdLinks.includes(link)) return r;
+      if (r.createdLinks.includes(link)) {
+        const noted = r.createdLinkAddresses?.[link] ?? [];
+        return noted.includes(address) ? r : { ...r, createdLinkAddresses: { ...r.createdLinkAddresses, [link]: [...noted, address] } };
+      }
       const known = r.adoptedLinks.find((a) => a.name === link);
       if (!known) return { ...r, adoptedLinks: [...r.adoptedLinks, { name: link, addedAddresses: has ? [] : [address] }] };
       if (has || known.addedAddresses.includes(address)) return r;
@@ -83,10 +93,14 @@ export class Ownership {
     });
   }
 
-  /** podnet took `cidrs` off `link` again: an adopted link's record forgets them. */
+  /** podnet took `cidrs` off `link` again: the record forgets them. */
   removedAddresses(link: string, cidrs: readonly string[]): Promise<void> {
+    const created = (r: OwnershipRecord) => r.createdLinkAddresses?.[link];
     return this.update((r) => ({
       ...r,
+      ...(created(r) !== undefined
+        ? { createdLinkAddresses: { ...r.createdLinkAddresses, [link]: created(r)!.filter((c) => !cidrs.includes(c)) } }
+        : {}),
       adoptedLinks: r.adoptedLinks.map((a) =>
         a.name === link ? { ...a, addedAddresses: a.addedAddresses.filter((c) => !cidrs.includes(c)) } : a,
       ),

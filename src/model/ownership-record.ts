@@ -18,6 +18,12 @@ export interface OwnershipRecord {
   readonly datapath?: DatapathKind;
   /** Links podnet created: teardown deletes them. */
   readonly createdLinks: readonly string[];
+  /**
+   * Addresses podnet put on links it created (CIDR form), by link: the stale-address check takes
+   * back only these (an address an admin added to podnet's cni0 is theirs). A created link with
+   * no entry (an older agent's record) counts all its addresses as podnet's.
+   */
+  readonly createdLinkAddresses?: Readonly<Record<string, readonly string[]>>;
   /** Links podnet found and only gave an address: teardown takes the address back, the link stays. */
   readonly adoptedLinks: readonly AdoptedLink[];
   /**
@@ -48,14 +54,18 @@ export function parseOwnership(text: string): OwnershipRecord | undefined {
 }
 
 /**
- * Which of `device`'s addresses podnet put there, by the record: all of them on a link podnet
- * created, those it noted on one it adopted, none without a record or a word about the link
- * (a host podnet never ran on, or an older agent's: nothing is removed on a guess).
+ * Which of `device`'s addresses podnet put there, by the record: those it noted on a link it
+ * created or adopted (all of them on a created link an older agent's record notes no address
+ * for), none without a record or a word about the link (a host podnet never ran on, or an older
+ * agent's: nothing is removed on a guess).
  */
 export function podnetAddressesOn(
   record: OwnershipRecord | undefined,
   device: string,
 ): { readonly all: true } | { readonly all: false; readonly added: readonly string[] } {
-  if (record?.createdLinks.includes(device)) return { all: true };
+  if (record?.createdLinks.includes(device)) {
+    const noted = record.createdLinkAddresses?.[device];
+    return noted === undefined ? { all: true } : { all: false, added: noted };
+  }
   return { all: false, added: record?.adoptedLinks.find((a) => a.name === device)?.addedAddresses ?? [] };
 }

@@ -54,6 +54,17 @@ describe('an older generation of the same network', () => {
     expect(onBridge({ ...withForeign, addresses: [...withForeign.addresses, { device: 'cni0', cidr: '10.88.0.1/16' }] })).toEqual([
       '10.244.1.1/24 dev cni0',
     ]);
+    // A cni0 podnet created, and an admin's address added to it later: only what podnet noted goes.
+    const created = { ...EMPTY_RECORD, createdLinks: ['cni0'], createdLinkAddresses: { cni0: ['10.244.1.1/24', '10.246.1.1/24'] } };
+    const withAdmin = afterMove(created);
+    const admin = { device: 'cni0', cidr: '192.168.77.1/24' };
+    const live = { ...withAdmin, addresses: [...withAdmin.addresses, admin] };
+    expect(onBridge(live)).toEqual(['10.244.1.1/24 dev cni0']);
+    expect(planFixes(moved, diffHost(moved, live)).ipBatch).not.toContain('addr del 192.168.77.1/24 dev cni0');
+    // An older agent's record (no addresses noted on the link it created): all of them, as before.
+    expect(onBridge({ ...afterMove({ ...EMPTY_RECORD, createdLinks: ['cni0'] }), addresses: live.addresses })).toContain(
+      '192.168.77.1/24 dev cni0',
+    );
   });
 
   it('a proto-152 route outside the cluster that goes neither through the tunnel nor to a peer is not taken for stale', () => {
