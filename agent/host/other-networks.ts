@@ -2,10 +2,10 @@
 // routes exist once per host, so a second network's agent on the same host would fight the
 // first over them (rewriting subnet.env back and forth, both reporting converged) and its
 // destroy would tear the first one's devices down. An agent finds the others by their status
-// files, trusting only those whose process still runs.
-import { existsSync } from 'node:fs';
+// files, trusting only those whose process is still that network's agent (a status file left
+// by an agent stopped with `systemctl disable --now` names a pid the kernel may have reused).
 import { readdir, readFile } from 'node:fs/promises';
-import { parseAgentStatus, RUN_DIR, statusPath } from '../../src/model';
+import { AGENT_BUNDLE_PATH, agentConfigPath, parseAgentStatus, RUN_DIR, statusPath } from '../../src/model';
 
 export interface RunningNetwork {
   readonly network: string;
@@ -20,10 +20,20 @@ export async function otherRunningNetworks(network: string): Promise<RunningNetw
     const m = /^(.+)\.status\.json$/.exec(name);
     if (!m || m[1] === network || statusPath(m[1]!) !== `${RUN_DIR}/${name}`) continue;
     const parsed = parseAgentStatus(await readFile(`${RUN_DIR}/${name}`, 'utf8').catch(() => ''));
-    if (parsed.ok && parsed.status.pid !== process.pid && existsSync(`/proc/${parsed.status.pid}`))
-      out.push({ network: parsed.status.network, pid: parsed.status.pid });
+    if (!parsed.ok || parsed.status.pid === process.pid) continue;
+    const cmdline = await readFile(`/proc/${parsed.status.pid}/cmdline`, 'utf8').catch(() => '');
+    if (isAgentOf(cmdline, parsed.status.network)) out.push({ network: parsed.status.network, pid: parsed.status.pid });
   }
   return out;
+}
+
+/**
+ * Whether a process's `/proc/PID/cmdline` (arguments separated by NULs) is `network`'s agent:
+ * podnet's agent bundle run with that network's config, as its unit starts it.
+ */
+export function isAgentOf(cmdline: string, network: string): boolean {
+  const args = cmdline.split('\0');
+  return args.includes(AGENT_BUNDLE_PATH) && args.includes(agentConfigPath(network));
 }
 
 /** Why this agent may not run its network here, naming the one that does. */
