@@ -418,15 +418,13 @@ describeLab('the agent tells the truth', () => {
     // uses, although its ownership record says it created flannel.ipip and cni0.
     const ifindexes = 'cat /sys/class/net/flannel.ipip/ifindex /sys/class/net/cni0/ifindex';
     const before = await sh('node1', ifindexes);
-    await sh(
-      'node1',
-      [
-        "sed 's/green/blue/g' /etc/podnet/green.json > /etc/podnet/blue.json",
-        "sed 's/green/blue/g' /etc/systemd/system/podnet-green.service > /etc/systemd/system/podnet-blue.service",
-        'nft add table ip podnet_blue',
-        `echo '{"schema":"podnet.dev/owned/v1","createdLinks":["cni0","flannel.ipip"],"adoptedLinks":[],"sysctls":{}}' > /run/podnet/blue.owned.json`,
-      ].join(' && '),
-    );
+    const plantBlue = [
+      "sed 's/green/blue/g' /etc/podnet/green.json > /etc/podnet/blue.json",
+      "sed 's/green/blue/g' /etc/systemd/system/podnet-green.service > /etc/systemd/system/podnet-blue.service",
+      'nft add table ip podnet_blue',
+      `echo '{"schema":"podnet.dev/owned/v1","createdLinks":["cni0","flannel.ipip"],"adoptedLinks":[],"sysctls":{}}' > /run/podnet/blue.owned.json`,
+    ].join(' && ');
+    await sh('node1', plantBlue);
     const plan = await podnet('plan', moved, '--detailed-exitcode', '--node', 'node1');
     expect(plan.stdout).toMatch(/- podnet network blue \(agent inactive\)/);
     const removed = await podnet('apply', moved, '--node', 'node1');
@@ -437,5 +435,18 @@ describeLab('the agent tells the truth', () => {
     expect(await sh('node1', 'ip -N -4 route show proto 152')).toContain('10.246.');
     const cleanAfter = await podnet('drift', moved);
     expect({ code: cleanAfter.code, out: cleanAfter.code === 0 ? '' : cleanAfter.stdout }).toEqual({ code: 0, out: '' });
+
+    // The same with green's agent not running (stopped here; failed or waiting to restart is
+    // the same to apply): its devices, routes and pins stay and are green's, so blue's teardown
+    // must not run at all (it would delete the flannel.ipip and cni0 its record names).
+    await sh('node1', `systemctl stop podnet-green.service && ${plantBlue}`);
+    const whileStopped = await podnet('apply', moved, '--node', 'node1');
+    expect({ code: whileStopped.code, out: whileStopped.code === 0 ? '' : whileStopped.stdout + whileStopped.stderr }).toEqual({
+      code: 0,
+      out: '',
+    });
+    expect(await sh('node1', `${ifindexes}; ls /etc/podnet /etc/systemd/system /run/podnet; nft list tables`)).toMatch(
+      new RegExp(`^${before}(?![\\s\\S]*blue)`),
+    );
   });
 });
