@@ -36,6 +36,11 @@
 
 #include "../bpf/podnet-ipip.h"
 
+/* Debian 12's linux-libc-dev (6.1) predates it; the probe asks the running kernel. */
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#endif
+
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
@@ -979,6 +984,33 @@ static int probe_refused(const char *what, int e)
 	return errno_means_unsupported(e) ? PROBE_UNSUPPORTED : 1;
 }
 
+/* What bpf_skb_adjust_room(skb, -20, BPF_ADJ_ROOM_MAC, flags) answers on an Ethernet + IPv4 +
+ * IPv4 packet here: 0, or the helper's -errno; INT_MIN when the test program cannot run. */
+static int adjust_room_answer(__u64 flags)
+{
+	struct bpf_insn insns[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = -20},
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = BPF_ADJ_ROOM_MAC},
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = (__s32)flags},
+		{.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_skb_adjust_room},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	/* 14 Ethernet (IPv4 ethertype) + outer IPv4 (protocol 4) + inner IPv4 + 8 bytes. */
+	unsigned char pkt[14 + 20 + 20 + 8] = {0};
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = pkt, .data_size_in = sizeof(pkt));
+	int fd, err;
+
+	pkt[12] = 0x08;
+	pkt[14] = 0x45, pkt[14 + 3] = 48, pkt[14 + 8] = 64, pkt[14 + 9] = 4;
+	pkt[34] = 0x45, pkt[34 + 3] = 28, pkt[34 + 8] = 64, pkt[34 + 9] = 17;
+	fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "pn_probe_adj", "GPL", insns, sizeof(insns) / sizeof(insns[0]), NULL);
+	if (fd < 0)
+		return INT_MIN;
+	err = bpf_prog_test_run_opts(fd, &run);
+	close(fd);
+	return err ? INT_MIN : (int)run.retval;
+}
+
 static int cmd_probe(void)
 {
 	/* r0 = TC_ACT_OK; exit */
@@ -996,6 +1028,21 @@ static int cmd_probe(void)
 	if (fd < 0)
 		return probe_refused("create an LPM_TRIE map", errno);
 	close(fd);
+	/* pn_underlay_ingress decapsulates with BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3+). An older
+	 * kernel loads and attaches the program but refuses every such call with EINVAL, so the
+	 * datapath would encapsulate and never decapsulate: refuse it here, where `auto` can still
+	 * pick another. Only that exact answer refuses (the call without the flag working), so a
+	 * test run this kernel cannot do never blocks the datapath on its own. */
+	int plain = adjust_room_answer(BPF_F_ADJ_ROOM_FIXED_GSO);
+	int decap = adjust_room_answer(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4);
+
+	if (opt.verbose)
+		fprintf(stderr, "podnet-bpf: probe: bpf_skb_adjust_room -20 answers %d, with DECAP_L3_IPV4 %d\n", plain, decap);
+	if (plain == 0 && decap == -EINVAL) {
+		fprintf(stderr, "podnet-bpf: cannot decapsulate in tc BPF here: this kernel's bpf_skb_adjust_room lacks "
+				"BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3 or newer)\n");
+		return PROBE_UNSUPPORTED;
+	}
 	if (opt.object && access(opt.object, R_OK))
 		die("BPF object %s: %s", opt.object, strerror(errno));
 	printf("ok\n");
