@@ -122,6 +122,13 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
       expect(await datapath('node1')).toMatchObject({ datapath: 'kernel', passedOver: {}, state: 'converged' });
       expect(await datapath('node2')).toMatchObject({ datapath: 'ebpf', state: 'converged' });
       expect(await datapath('node3')).toMatchObject({ datapath: 'userspace', state: 'converged' });
+      // Forced, ebpf would attach on Debian 12's 6.1 and decapsulate nothing (no
+      // BPF_F_ADJ_ROOM_DECAP_L3_IPV4 before 6.3): its probe, shipped with the agent, says so.
+      const probe = await labExec(LAB, 'node1', ['/usr/local/lib/podnet/podnet-bpf', 'probe']);
+      expect({ code: probe.code, stderr: probe.stderr }).toEqual({
+        code: 3,
+        stderr: expect.stringContaining('lacks BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (Linux 6.3 or newer)'),
+      });
     },
     420_000,
   );
