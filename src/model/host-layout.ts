@@ -123,7 +123,7 @@ export function conntrackBypassTableName(network: string): string {
 }
 
 /**
- * The kernel datapath's own table (agent/datapaths/kernel/peer-filter.ts's PEER_FILTER_TABLE, one
+ * The kernel datapath's own table (agent/datapaths/kernel/peer-filter.ts uses it as PEER_FILTER_TABLE, one
  * per host whatever the network): a `podnet_*` table that is no network's, and never stale.
  */
 export const KERNEL_PEER_FILTER_TABLE = 'podnet_ipip';

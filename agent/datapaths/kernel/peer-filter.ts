@@ -8,8 +8,10 @@
 // Its own table, not the masquerade table podnet_<network>: the reconciler replaces that one whole
 // when it differs from the model, which would reset the counter and race the peer updates.
 import { mustRun, type Runner } from '../../host/runner';
+import { KERNEL_PEER_FILTER_TABLE } from '../../../src/model/host-layout';
 
-export const PEER_FILTER_TABLE = 'podnet_ipip';
+/** The table's name has one home, the host layout, so stale-state and destroy never take it for a network's. */
+export const PEER_FILTER_TABLE = KERNEL_PEER_FILTER_TABLE;
 const COUNTER = 'unknown_source';
 
 /** `nft -f` script that (re)creates the table with `peers` (underlay IPv4 addresses). */
