@@ -108,6 +108,24 @@ static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void
 	return 0;
 }
 
+/* An optional Int32Array of counters at argv[i]: *stats stays NULL when it is absent
+ * (undefined, null) or has fewer than `min` slots; -1 (a JS exception pending) when it is
+ * there but not an Int32Array. */
+static int get_optional_stats(napi_env env, size_t argc, napi_value *argv, size_t i, size_t min, int32_t **stats)
+{
+	napi_valuetype t;
+	size_t n = 0;
+
+	*stats = NULL;
+	if (argc <= i || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_undefined || t == napi_null)
+		return 0;
+	if (get_typed(env, argv[i], napi_int32_array, (void **)stats, &n))
+		return -1;
+	if (n < min)
+		*stats = NULL;
+	return 0;
+}
+
 static napi_value js_open_tun(napi_env env, napi_callback_info info)
 {
 	napi_value argv[3];
@@ -393,7 +411,7 @@ static ssize_t writev_all(int fd, struct iovec *iov, int n)
 static napi_value js_write_coalesced(napi_env env, napi_callback_info info)
 {
 	napi_value argv[6];
-	size_t argc = 6, buflen, noffs, nlens, nstats = 0;
+	size_t argc = 6, buflen, noffs, nlens;
 	int32_t fd, count, *offs, *lens, *stats = NULL;
 	uint8_t *buf;
 	struct pk run[MAX_MERGE];
@@ -408,15 +426,8 @@ static napi_value js_write_coalesced(napi_env env, napi_callback_info info)
 	    get_typed(env, argv[2], napi_int32_array, (void **)&offs, &noffs) ||
 	    get_typed(env, argv[3], napi_int32_array, (void **)&lens, &nlens) || get_i32(env, argv[4], &count))
 		return NULL;
-	if (argc > 5) {
-		napi_valuetype t;
-		napi_typeof(env, argv[5], &t);
-		if (t != napi_undefined && t != napi_null &&
-		    get_typed(env, argv[5], napi_int32_array, (void **)&stats, &nstats))
-			return NULL;
-		if (nstats < 2)
-			stats = NULL;
-	}
+	if (get_optional_stats(env, argc, argv, 5, 2, &stats))
+		return NULL;
 	if (count < 0 || (size_t)count > noffs || (size_t)count > nlens) {
 		napi_throw_range_error(env, NULL, "writeCoalesced: count exceeds arrays");
 		return NULL;
@@ -508,7 +519,7 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 	int32_t fd, count, *offs, *lens, *stats = NULL;
 	uint32_t *dsts;
 	uint8_t *buf;
-	size_t buflen, noffs, nlens, ndsts, nstats = 0;
+	size_t buflen, noffs, nlens, ndsts;
 	struct mmsghdr msgs[MAX_BATCH];
 	struct iovec iov[MAX_BATCH];
 	struct sockaddr_in to[MAX_BATCH];
@@ -523,15 +534,8 @@ static napi_value js_send_many(napi_env env, napi_callback_info info)
 	    get_typed(env, argv[3], napi_int32_array, (void **)&lens, &nlens) ||
 	    get_typed(env, argv[4], napi_uint32_array, (void **)&dsts, &ndsts) || get_i32(env, argv[5], &count))
 		return NULL;
-	if (argc > 6) {
-		napi_valuetype t;
-		napi_typeof(env, argv[6], &t);
-		if (t != napi_undefined && t != napi_null &&
-		    get_typed(env, argv[6], napi_int32_array, (void **)&stats, &nstats))
-			return NULL;
-		if (nstats < 1)
-			stats = NULL;
-	}
+	if (get_optional_stats(env, argc, argv, 6, 1, &stats))
+		return NULL;
 	if (count < 0 || (size_t)count > noffs || (size_t)count > nlens || (size_t)count > ndsts) {
 		napi_throw_range_error(env, NULL, "sendMany: count exceeds arrays");
 		return NULL;
