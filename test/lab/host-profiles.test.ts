@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labExec, podAdd, podDel, podExec, wsExec } from '../../src/lab';
-import { FRAG_NEEDED_FORGER } from './traffic-probes';
+import { FRAG_NEEDED_FORGER, iperfReceivedBps } from './traffic-probes';
 import { parseProfile, profilePackages } from '../../src/lab/profiles';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
@@ -130,7 +130,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
     await podExec(LAB, 'node2', 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
     await new Promise((r) => setTimeout(r, 300));
     const iperf = await podExec(LAB, 'node1', 'web', ['iperf3', '-c', '10.244.2.2', '-t', '2', '-J'], { timeoutMs: 20_000 });
-    const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+    const bps = iperfReceivedBps(iperf.stdout);
     process.stderr.write(`[host-profiles] ${profile}: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
     expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     // Out of the cluster: the workstation (192.168.0.1) stands for the outside world; masqueraded.
@@ -166,7 +166,7 @@ describeLab('podnet on profiled hosts: NIC ens33 at MTU 1450, master behind a ro
     for (const reverse of [false, true]) {
       const args = ['iperf3', '-c', '10.244.0.2', '-p', '5202', '-t', '2', '-J', ...(reverse ? ['-R'] : [])];
       const iperf = await podExec(LAB, 'node1', 'web', args, { timeoutMs: 20_000 });
-      const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      const bps = iperfReceivedBps(iperf.stdout);
       process.stderr.write(
         `[host-profiles] pmtu1400 ${reverse ? 'master -> node1' : 'node1 -> master'}: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`,
       );
@@ -355,7 +355,7 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
     await podExec(FW_LAB, 'master', 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
     await new Promise((r) => setTimeout(r, 300));
     const iperf = await podExec(FW_LAB, 'node1', 'web', ['iperf3', '-c', ips.master, '-t', '2', '-J'], { timeoutMs: 20_000 });
-    const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+    const bps = iperfReceivedBps(iperf.stdout);
     process.stderr.write(`[host-profiles] docker-legacy -> docker: pod-to-pod TCP ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
     expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     for (const h of ['master', 'node1', 'node2'])
@@ -602,7 +602,7 @@ describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (de
       await podExec(UFW_LAB, server, 'web', ['sh', '-c', 'iperf3 -s -1 -D']);
       await new Promise((r) => setTimeout(r, 300));
       const iperf = await podExec(UFW_LAB, client, 'web', ['iperf3', '-c', ip, '-t', '2', '-J'], { timeoutMs: 20_000 });
-      const bps = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      const bps = iperfReceivedBps(iperf.stdout);
       process.stderr.write(`[host-profiles] firewalld: pod TCP ${client} -> ${server} ${(bps / 1e9).toFixed(2)} Gbit/s\n`);
       expect(bps).toBeGreaterThan(POD_TCP_FLOOR_BPS);
     }

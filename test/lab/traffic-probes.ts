@@ -96,3 +96,8 @@ for spec in sys.argv[2:]:
   m=struct.pack('!BBHHH',3,4,0,0,int(mtu))+hdr(int(ilen)+20,4,node,peer)+hdr(int(ilen),6 if proto=='tcp' else 1,isrc,idst)+l4
   c=cs(m)^(0 if ck=='ok' else 0x0101)
   s.sendto(m[:2]+struct.pack('!H',c)+m[4:],(node,0))`;
+
+/** Bits per second the receiver counted, from `iperf3 -J` output (the client's or the server's). */
+export function iperfReceivedBps(json: string): number {
+  return (JSON.parse(json) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+}

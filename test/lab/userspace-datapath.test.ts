@@ -22,7 +22,7 @@ import { run } from '../../src/lab/exec';
 import { switchPort } from '../../src/lab/lab-config';
 import { describeLab, rootRoutes, testLabName, withLab } from './lab-support';
 import { projectRoot, runPodnet } from './engine-support';
-import { CLIENT, ICMP_ERROR_SENDER, IPIP_SENDER, SERVER } from './traffic-probes';
+import { CLIENT, ICMP_ERROR_SENDER, IPIP_SENDER, iperfReceivedBps, SERVER } from './traffic-probes';
 
 const LAB = testLabName('usdp');
 const NODE = '/usr/local/lib/podnet/node';
@@ -376,7 +376,7 @@ describeLab('userspace datapath on lab hosts (node1 and master without BPF)', ()
       const c = await podExec(LAB, from, 'pa', ['iperf3', '-c', toIp, '-t', '5', '-J'], { timeoutMs: 25_000 });
       await server;
       expect(c.code).toBe(0);
-      return (JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+      return iperfReceivedBps(c.stdout) / 1e9;
     };
     const u = await iperf('node1', 'node2', '10.244.2.2');
     const d = await iperf('node2', 'node1', '10.244.1.2');
