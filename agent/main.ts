@@ -30,7 +30,7 @@ import { degradedReasons } from './reconcile/degraded';
 import { writeStatus } from './status';
 import { removeOwnClsact, teardownHost } from './teardown';
 import { Ownership } from './host/ownership';
-import { otherRunningNetworks, sharedDevicesMessage } from './host/other-networks';
+import { otherRunningNetworks, runningNetworksMessage } from './host/other-networks';
 import { processStartedAt, requestServed, teardownRequested } from './teardown-request';
 import { AGENT_BUILD, AGENT_VERSION } from './version';
 
@@ -138,7 +138,7 @@ async function run(configPath: string): Promise<void> {
   for (let said = ''; !stopping;) {
     const others = await otherRunningNetworks(state.network);
     if (others.length === 0) break;
-    const message = sharedDevicesMessage(state.network, others);
+    const message = runningNetworksMessage(state.network, others);
     if (message !== said) log(message);
     said = message;
     await publish({ state: 'failed', error: message });

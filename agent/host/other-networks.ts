@@ -6,6 +6,7 @@
 // by an agent stopped with `systemctl disable --now` names a pid the kernel may have reused).
 import { readdir, readFile } from 'node:fs/promises';
 import { AGENT_BUNDLE_PATH, agentConfigPath, parseAgentStatus, RUN_DIR, statusPath } from '../../src/model';
+import { sharedDevicesMessage } from '../../src/planner/stale-state';
 
 export interface RunningNetwork {
   readonly network: string;
@@ -36,8 +37,10 @@ export function isAgentOf(cmdline: string, network: string): boolean {
   return args.includes(AGENT_BUNDLE_PATH) && args.includes(agentConfigPath(network));
 }
 
-/** Why this agent may not run its network here, naming the one that does. */
-export function sharedDevicesMessage(network: string, others: readonly RunningNetwork[]): string {
-  const names = others.map((o) => `'${o.network}' (agent pid ${o.pid})`).join(', ');
-  return `this host already runs podnet network ${names}: flannel.ipip, cni0 and /run/flannel/subnet.env exist once per host, so network '${network}' cannot run beside it; destroy ${others.length > 1 ? 'those' : `'${others[0]!.network}'`} on this host first (a rename is a destroy of the old network, then an apply of the new)`;
+/** Why this agent may not run its network here, naming the ones that do (planner/stale-state.ts's text). */
+export function runningNetworksMessage(network: string, others: readonly RunningNetwork[]): string {
+  return sharedDevicesMessage(
+    network,
+    others.map((o) => ({ network: o.network, evidence: `agent pid ${o.pid}` })),
+  );
 }

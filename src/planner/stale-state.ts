@@ -159,9 +159,19 @@ export function otherNetworkName(o: OtherNetwork): string {
 
 /**
  * Why `network` cannot go on a host where other networks' agents run: flannel.ipip, cni0 and
- * subnet.env exist once per host. Names them and what to do.
+ * subnet.env exist once per host. Names each (with what shows it runs: `podnet-blue.service is
+ * active` for the engine, `agent pid 7` for the agent that refuses to start) and what to do.
+ * The one text of that rule, for plan, apply and the agent's status alike.
  */
+export function sharedDevicesMessage(network: string, running: readonly { readonly network: string; readonly evidence: string }[]): string {
+  const names = running.map((o) => `'${o.network}' (${o.evidence})`);
+  return `this host already runs podnet network ${names.join(', ')}: ${TUNNEL_DEVICE}, ${BRIDGE_DEVICE} and ${SUBNET_ENV_PATH} exist once per host, so network '${network}' cannot go beside it; destroy ${running.length > 1 ? 'those' : `'${running[0]!.network}'`} on this host first (podnet destroy with its manifest), or stop and disable its agent (systemctl disable --now ${running.map((o) => unitName(o.network)).join(' ')}) and apply again: apply then removes what it left`;
+}
+
+/** sharedDevicesMessage for the other networks a host reading found running. */
 export function runningOthersMessage(network: string, running: readonly OtherNetwork[]): string {
-  const names = running.map((o) => `'${o.network}' (${unitName(o.network!)} is ${o.unitState})`);
-  return `this host already runs podnet network ${names.join(', ')}: ${TUNNEL_DEVICE}, ${BRIDGE_DEVICE} and ${SUBNET_ENV_PATH} exist once per host, so network '${network}' cannot go beside it; destroy ${running.length > 1 ? 'those' : `'${running[0]!.network}'`} on this host first (podnet destroy with its manifest), or stop and disable its agent (systemctl disable --now ${running.map((o) => unitName(o.network!)).join(' ')}) and apply again: apply then removes what it left`;
+  return sharedDevicesMessage(
+    network,
+    running.map((o) => ({ network: o.network!, evidence: `${unitName(o.network!)} is ${o.unitState}` })),
+  );
 }
