@@ -113,6 +113,16 @@ describeRoot('eBPF datapath in the real kernel', () => {
     ]);
   });
 
+  it('pods-sync takes exactly PN_MAX_PODS pods and refuses one more, as peers-sync does (review finding 22)', () => {
+    // PN_MAX_PODS (podnet-ipip.h) is 4096; 10.244.16.0 on gives distinct addresses.
+    const pods = (n: number): string =>
+      Array.from({ length: n }, (_, i) => `10.244.${16 + (i >> 8)}.${i & 255} 7 aa:bb:cc:dd:ee:01 aa:bb:cc:dd:ee:ff\n`).join('');
+    expect(() => bpf(['pods-sync'], pods(4097))).toThrow(/more than 4096 pods/);
+    expect(JSON.parse(bpf(['pods-sync'], pods(4096)))).toMatchObject({ set: 4096 });
+    expect(JSON.parse(bpf(['pods', '--json']))).toHaveLength(4096);
+    expect(JSON.parse(bpf(['pods-sync'], '10.244.1.2 7 aa:bb:cc:dd:ee:01 aa:bb:cc:dd:ee:ff\n'))).toEqual({ set: 1, removed: 4096 });
+  });
+
   it('learns a path MTU only from a whole "fragmentation needed": not from one whose quote lies in the Ethernet padding', () => {
     // Frames from peer0 into eth0's tc ingress, inside this test's namespace: a router's ICMP
     // (type 3 code 4, valid checksum) quoting node .81's protocol 4 to peer .80. In the first the

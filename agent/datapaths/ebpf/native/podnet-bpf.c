@@ -770,20 +770,15 @@ static int cmd_pods_sync(void)
 		nf = split(line, f, 4);
 		if (nf == 0)
 			continue;
+		/* Before storing: the map holds exactly PN_MAX_PODS, and so does this list. */
+		if (nw == PN_MAX_PODS)
+			die("more than %d pods", PN_MAX_PODS);
 		if (nf != 4 || !parse_pod(f, &want_ip[nw], &want[nw]))
 			die("stdin line %d: want `POD-IP HOST-VETH-IFINDEX POD-MAC HOST-MAC`", lineno);
-		if (++nw == PN_MAX_PODS)
-			die("more than %d pods", PN_MAX_PODS);
+		nw++;
 	}
-	for (int i = 0; i < nw; i++) {
-		struct pn_pod cur;
-
-		if (bpf_map_lookup_elem(fd, &want_ip[i], &cur) == 0 && !memcmp(&cur, &want[i], sizeof(cur)))
-			continue;
-		if (bpf_map_update_elem(fd, &want_ip[i], &want[i], BPF_ANY))
-			die("update pn_pods: %s", strerror(errno));
-		set++;
-	}
+	/* Remove first, then add: a pod that stays is never absent either way, and a full desired
+	 * set (PN_MAX_PODS) then fits beside no stale entry (the map refuses the 4097th with E2BIG). */
 	while (bpf_map_get_next_key(fd, prev, &next) == 0 && nc < PN_MAX_PODS) {
 		cur_ip[nc++] = next;
 		k = next;
@@ -796,6 +791,15 @@ static int cmd_pods_sync(void)
 			keep |= cur_ip[i] == want_ip[j];
 		if (!keep && bpf_map_delete_elem(fd, &cur_ip[i]) == 0)
 			removed++;
+	}
+	for (int i = 0; i < nw; i++) {
+		struct pn_pod cur;
+
+		if (bpf_map_lookup_elem(fd, &want_ip[i], &cur) == 0 && !memcmp(&cur, &want[i], sizeof(cur)))
+			continue;
+		if (bpf_map_update_elem(fd, &want_ip[i], &want[i], BPF_ANY))
+			die("update pn_pods: %s", strerror(errno));
+		set++;
 	}
 	printf("{\"set\":%d,\"removed\":%d}\n", set, removed);
 	return 0;
