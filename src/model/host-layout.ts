@@ -23,8 +23,10 @@ export const RUNTIME_PATH = `${INSTALL_DIR}/node`;
 export const RUNTIME_CACHE_DIR = `${INSTALL_DIR}/runtimes`;
 export const CONFIG_DIR = '/etc/podnet';
 export const RUN_DIR = '/run/podnet';
+/** Where systemd mounts the host's bpffs at boot; the agent's unit mounts it if a host booted without. */
+export const BPFFS_MOUNT = '/sys/fs/bpf';
 /** Where the ebpf datapath pins its programs and maps (a bpffs; `podnet-bpf --pin-dir`). */
-export const BPF_PIN_ROOT = '/sys/fs/bpf/podnet';
+export const BPF_PIN_ROOT = `${BPFFS_MOUNT}/podnet`;
 /** Where container runtimes (kubelet, containerd, CRI-O, podman) read CNI network configs; `cniConfDir` overrides it. */
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 /**

@@ -3,6 +3,7 @@
 import type { DatapathChoice } from './spec';
 import {
   AGENT_BUNDLE_PATH,
+  BPFFS_MOUNT,
   NETWORK_MANAGER_CONF_DIR,
   NETWORKD_DIR,
   RUNTIME_PATH,
@@ -44,6 +45,17 @@ export function cniWritablePath(cniConfDir: string): string {
   return parent.split('/').filter(Boolean).length >= 2 ? parent : cniConfDir;
 }
 
+/**
+ * Runs before the agent, as root in the host's mount namespace: mounts the host's bpffs where a
+ * host booted without one. Neither the agent nor a plain `+` command may mount it: ProtectSystem=
+ * gives the service a mount namespace of its own (and systemd 252 runs `+` commands in one too,
+ * a slave of the host's), so the bpffs, and the pins in it, would die with the process; the next
+ * start would load new maps and replace the programs, and a shell on the host would see no pins
+ * (review finding 21). Hence nsenter into PID 1's. A bpffs is looked for by type: nspawn leaves a
+ * read-only tmpfs on /sys/fs/bpf. Prefixed `-` in the unit: if it fails, the agent refuses, saying so.
+ */
+export const BPFFS_MOUNT_COMMAND = `/usr/bin/nsenter --mount=/proc/1/ns/mnt /bin/sh -c 'grep -qs "^[^ ]* ${BPFFS_MOUNT} bpf " /proc/self/mounts || mount -t bpf bpf ${BPFFS_MOUNT}'`;
+
 export function renderAgentUnit(network: string, datapath: DatapathChoice, cniConfDir: string = DEFAULT_CNI_CONF_DIR): string {
   return [
     '[Unit]',
@@ -57,6 +69,7 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice, cniCo
     '[Service]',
     'Type=simple',
     `ExecStartPre=+${cniDirsCommand(network, cniConfDir)}`,
+    ...(capabilitiesFor(datapath).includes('CAP_BPF') ? [`ExecStartPre=-+${BPFFS_MOUNT_COMMAND}`] : []),
     `ExecStart=${RUNTIME_PATH} ${AGENT_BUNDLE_PATH} run --config ${agentConfigPath(network)}`,
     'Restart=always',
     'RestartSec=1',
@@ -68,7 +81,7 @@ export function renderAgentUnit(network: string, datapath: DatapathChoice, cniCo
     'PrivateTmp=yes',
     'RuntimeDirectory=flannel podnet',
     'RuntimeDirectoryPreserve=yes',
-    'ReadWritePaths=-/sys/fs/bpf',
+    `ReadWritePaths=-${BPFFS_MOUNT}`,
     // iptables-legacy takes /run/xtables.lock (creating it) before it changes a table, as it
     // must when podnet adds its FORWARD rules beside another firewall: the sandbox keeps /run
     // read-only, so make the file first, outside the sandbox, and let the agent write it.

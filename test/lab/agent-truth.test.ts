@@ -129,6 +129,27 @@ describeLab('the agent tells the truth', () => {
     expect((await statusWhen('node1', (x) => x.state === 'converged', 5_000)).state).toBe('converged');
   });
 
+  it("on a host booted without a bpffs the unit mounts the host's: a shell sees the pins, and a restart adopts the programs (review finding 21)", async () => {
+    const restarted = async (): Promise<AgentStatus> => {
+      const pid = Number((await sh('node1', `systemctl show -p MainPID --value ${UNIT}`)).trim());
+      await sh('node1', `systemctl restart ${UNIT}`);
+      return statusWhen('node1', (x) => x.pid !== pid && x.state === 'converged', 20_000);
+    };
+    const ingressProg = async () => /\bid (\d+)/.exec(await sh('node1', 'tc filter show dev eth0 ingress'))?.[1];
+    // The lab's bpffs off /sys/fs/bpf (nspawn's read-only tmpfs is left): a host booted without one.
+    await sh('node1', 'umount /sys/fs/bpf');
+    expect((await restarted()).state).toBe('converged');
+    // Before, the agent mounted one in its unit's own mount namespace: the host saw no pins.
+    expect(await sh('node1', 'grep -c " /sys/fs/bpf bpf " /proc/self/mounts')).toBe('1\n');
+    expect(JSON.parse(await sh('node1', `${LOADER} status`))).toMatchObject({ pinnedMaps: 8, ingress: { attached: true } });
+    const prog = await ingressProg();
+    const again = await restarted();
+    expect(again.state).toBe('converged');
+    expect(await ingressProg()).toBe(prog); // adopted, not replaced: no new maps, no interruption
+    expect(await sh('node1', `journalctl -q -o cat _PID=${again.pid}`)).not.toMatch(/ebpf: .*(attached|replaced)/);
+    expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.0.2'])).stdout).toContain('2 received');
+  });
+
   it('a tool that keeps deleting a route: repairs back off, one log line names it, every repair is counted', async () => {
     const before = await status('node1');
     const since = (await sh('node1', 'date +%s')).trim();

@@ -19,6 +19,7 @@ import {
   type ProbeResult,
 } from '../datapath';
 import { ensurePersistentTun, removePersistentTun } from '../tun-device';
+import { BPFFS_MOUNT } from '../../../src/model';
 import { CommandError, execRunner, mustRun, type Runner } from '../../host/runner';
 import {
   DEFAULT_PIN_DIR,
@@ -150,12 +151,12 @@ export class EbpfDatapath implements Datapath {
     const m = await this.o.run('cat', ['/proc/self/mounts']);
     if (m.code !== 0) return; // cannot tell: let the loader's own check speak
     if (bpffsMountFor(this.o.pinDir, m.stdout)) return;
-    if (this.o.pinDir.startsWith('/sys/fs/bpf/')) {
-      // What systemd does at boot; absent only on hosts booted without it.
-      this.o.log('ebpf: mounting bpffs on /sys/fs/bpf');
-      await mustRun(this.o.run, 'mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
-      return;
-    }
+    // Never mounted here: in the unit's own mount namespace a bpffs, and every pin in it, would
+    // die with this process (review finding 21). The unit's ExecStartPre mounts the host's.
+    if (this.o.pinDir.startsWith(`${BPFFS_MOUNT}/`))
+      throw new Error(
+        `${this.o.pinDir} is not on a bpf filesystem: no bpffs is mounted on ${BPFFS_MOUNT}, and the agent's unit mounts the host's before the agent starts (it failed, or the agent runs outside its unit): mount one there (mount -t bpf bpf ${BPFFS_MOUNT})`,
+      );
     throw new Error(`${this.o.pinDir} is not on a bpf filesystem: mount one (mount -t bpf bpf <dir>) or choose another pinDir`);
   }
 

@@ -59,6 +59,13 @@ describe('EbpfDatapath', () => {
     expect(h.argvs().some((a) => a.includes(' attach '))).toBe(false);
   });
 
+  it('never mounts a bpffs itself: in its unit that mount and its pins would die with the agent (review finding 21)', async () => {
+    const h = fakeHost(); // /proc/self/mounts lists no bpffs
+    const d = new EbpfDatapath(host, { ...opts(h.run), pinDir: '/sys/fs/bpf/podnet' });
+    await expect(d.ensure()).rejects.toThrow(/no bpffs is mounted on \/sys\/fs\/bpf, and the agent's unit mounts the host's/);
+    expect(h.argvs().some((a) => a.startsWith('mount') || a.includes(' attach '))).toBe(false);
+  });
+
   it('replaces a non-TUN device of the same name', async () => {
     const h = fakeHost({ tunnel: 'ipip' });
     await new EbpfDatapath(host, opts(h.run)).ensure().catch(() => undefined);
