@@ -87,7 +87,8 @@ export type FileAction = { readonly path: string; readonly action: 'create' | 'u
 export type RuntimeStep =
   | { readonly action: 'keep'; readonly target: string }
   | { readonly action: 'link-host'; readonly path: string; readonly version: string }
-  | { readonly action: 'ship'; readonly artifact: Artifact };
+  /** `why`: why not the host's own `node` (RuntimeChoice's). */
+  | { readonly action: 'ship'; readonly artifact: Artifact; readonly why: string };
 
 export interface HostPlan {
   readonly node: string;
@@ -149,7 +150,7 @@ export function runtimeStep(choice: RuntimeChoice, installed: string | undefined
   if (installed === target) return { action: 'keep', target };
   return choice.kind === 'host'
     ? { action: 'link-host', path: choice.path, version: choice.version }
-    : { action: 'ship', artifact: choice.artifact };
+    : { action: 'ship', artifact: choice.artifact, why: choice.why };
 }
 
 /**

@@ -41,15 +41,28 @@ export interface HostReading {
 const MARK = '@@podnet:';
 
 /**
- * Prints the host's `node` (first on PATH), then `linked` when a running agent already uses it
- * (its version was checked when it was linked: `node --version` costs ~25 ms of CPU, a fifth of
- * a no-op read), else the binary it resolves to and its version. Expects `$u` to hold the
- * unit's `systemctl show` output and `$r` where the runtime link points, both read earlier.
+ * Prints the host's `node` (first on PATH) and the binary it resolves to; then every path that
+ * binary is reached through that root does not hold alone (a directory or file not owned by uid
+ * 0, or writable by group or others), as `untrusted UID MODE PATH`: the symlink hops from PATH on
+ * (at most 8), each with its parent directories, lexically and resolved, up to `/`. Someone who
+ * can write one of them can swap the binary the agent runs as root (review finding 17), so then
+ * nothing else is done: the binary is not run, not even for `--version`. Else `linked` when a
+ * running agent already uses it (its version was checked when it was linked: `node --version`
+ * costs ~25 ms of CPU, a fifth of a no-op read), else its version. Expects `$u` to hold the unit's
+ * `systemctl show` output and `$r` where the runtime link points, both read earlier.
  */
 export const HOST_NODE_PROBE = [
   'p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && {',
-  '  if [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
-  '  else readlink -f "$p"; "$p" --version 2>/dev/null; fi; }',
+  '  readlink -f "$p"; set --; c=$p; i=0',
+  '  while :; do',
+  '    for x in "$c" "$(readlink -f "${c%/*}/." 2>/dev/null)"; do while [ -n "$x" ]; do set -- "$@" "$x"; x=${x%/*}; done; done',
+  '    [ -L "$c" ] && [ $i -lt 8 ] || break',
+  '    t=$(readlink "$c"); case $t in /*) c=$t;; *) c=${c%/*}/$t;; esac; i=$((i+1))',
+  '  done',
+  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null | sort -u)',
+  '  if [ -n "$bad" ]; then printf \'%s\\n\' "$bad";',
+  '  elif [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
+  '  else "$p" --version 2>/dev/null; fi; }',
 ].join('\n');
 
 /** Thrown when a read the agent requires (LiveRead.required) fails on the host: drift must not mistake it for empty state. */
@@ -117,13 +130,18 @@ function optionalFile(text: string | undefined): string | undefined {
 }
 
 export function parseHostNode(section: string): HostNode | undefined {
-  const [path, second, version] = section
+  const [path, realPath, ...rest] = section
     .trim()
     .split('\n')
     .map((l) => l.trim());
   if (!path?.startsWith('/')) return undefined;
-  if (second === 'linked') return { path, linked: true };
-  return { path, realPath: second || path, version: version ?? '' };
+  const untrusted = rest.flatMap((l) => {
+    const m = /^untrusted (\d+) ([0-7]+) (\/.*)$/.exec(l);
+    return m ? [{ path: m[3]!, uid: Number(m[1]), mode: m[2]! }] : [];
+  });
+  if (untrusted.length > 0) return { path, realPath: realPath || path, untrusted };
+  if (rest[0] === 'linked') return { path, linked: true };
+  return { path, realPath: realPath || path, version: rest[0] ?? '' };
 }
 
 export function parseHostReading(output: string): HostReading {

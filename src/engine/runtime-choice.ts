@@ -20,9 +20,18 @@ export const MIN_HOST_NODE: readonly [major: number, minor: number] = [18, 19];
  */
 const OUT_OF_REACH = ['/home/', '/root/', '/run/user/', '/snap/', `${INSTALL_DIR}/`];
 
+/** A path on the way to the host's `node` that root does not hold alone (host-reading's HOST_NODE_PROBE). */
+export interface UntrustedPath {
+  readonly path: string;
+  readonly uid: number;
+  /** Permission bits in octal, as `find -printf %m` prints them, e.g. `775`. */
+  readonly mode: string;
+}
+
 /**
  * The `node` on the host's PATH, as the host reading found it: with the binary it resolves to
- * and its version, or marked as the runtime a running agent already uses (checked when linked).
+ * and its version, or marked as the runtime a running agent already uses (checked when linked),
+ * or with the paths to it that someone other than root could change (then it was not run).
  */
 export type HostNode =
   | {
@@ -32,10 +41,13 @@ export type HostNode =
       /** As `node --version` prints it, e.g. `v18.19.0`; empty when it did not run. */
       readonly version: string;
     }
-  | { readonly path: string; readonly linked: true };
+  | { readonly path: string; readonly linked: true }
+  | { readonly path: string; readonly realPath: string; readonly untrusted: readonly UntrustedPath[] };
 
 export type RuntimeChoice =
-  { readonly kind: 'host'; readonly path: string; readonly version: string } | { readonly kind: 'bundled'; readonly artifact: Artifact };
+  | { readonly kind: 'host'; readonly path: string; readonly version: string }
+  /** `why`: why not the host's own `node` (the plan says it). */
+  | { readonly kind: 'bundled'; readonly artifact: Artifact; readonly why: string };
 
 export class RuntimeUnavailableError extends Error {
   override readonly name = 'RuntimeUnavailableError';
@@ -45,6 +57,10 @@ export class RuntimeUnavailableError extends Error {
 export function hostNodeProblem(node: HostNode | undefined): string | undefined {
   if (!node) return 'the host has no `node` on its PATH';
   if ('linked' in node) return undefined;
+  if ('untrusted' in node) {
+    const each = node.untrusted.map((u) => `${u.path} (uid ${u.uid}, mode ${u.mode})`);
+    return `${node.path} is ${node.realPath}, which someone other than root could replace: ${each.join(', ')}; the agent runs as root`;
+  }
   const where = OUT_OF_REACH.find((dir) => `${node.realPath}/`.startsWith(dir));
   if (where) return `${node.path} is ${node.realPath}, under ${where}, where the agent's sandboxed unit cannot run it`;
   const m = /^v(\d+)\.(\d+)\.\d+/.exec(node.version);
@@ -57,10 +73,10 @@ export function hostNodeProblem(node: HostNode | undefined): string | undefined 
 
 /** The runtime for a host; throws RuntimeUnavailableError when `host` is asked for and unusable. */
 export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undefined, bundled: Artifact): RuntimeChoice {
-  if (policy === 'bundled') return { kind: 'bundled', artifact: bundled };
+  if (policy === 'bundled') return { kind: 'bundled', artifact: bundled, why: "agentRuntime is 'bundled'" };
   const problem = hostNodeProblem(node);
   if (!problem) return { kind: 'host', path: node!.path, version: 'version' in node! ? node.version : 'in use' };
-  if (policy === 'auto') return { kind: 'bundled', artifact: bundled };
+  if (policy === 'auto') return { kind: 'bundled', artifact: bundled, why: problem };
   throw new RuntimeUnavailableError(
     `${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE.join('.')} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`,
   );

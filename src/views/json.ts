@@ -66,7 +66,8 @@ export interface ArtifactJson {
 export type RuntimeStepJson =
   | { readonly action: 'keep'; readonly target: string }
   | { readonly action: 'link-host'; readonly path: string; readonly version: string }
-  | { readonly action: 'ship'; readonly name: string; readonly remotePath: string };
+  /** `why`: why not the host's own node (e.g. it has none, or someone other than root could replace it). */
+  | { readonly action: 'ship'; readonly name: string; readonly remotePath: string; readonly why: string };
 
 /** The underlay a host's agent uses (model/underlay.ts): each value with where it came from. */
 export interface UnderlayJson {
@@ -221,7 +222,7 @@ function runtimeJson(step: RuntimeStep): RuntimeStepJson {
     case 'link-host':
       return { action: 'link-host', path: step.path, version: step.version };
     case 'ship':
-      return { action: 'ship', ...artifactJson(step.artifact) };
+      return { action: 'ship', ...artifactJson(step.artifact), why: step.why };
   }
 }
 

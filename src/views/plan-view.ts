@@ -49,7 +49,8 @@ export function renderHostPlan(plan: HostPlan, p: Palette): string[] {
   const header = lines.length;
   if (plan.runtime.action === 'link-host')
     lines.push(actionLine('update', `run the agent on the host's ${plan.runtime.path} (${plan.runtime.version})`, p));
-  if (plan.runtime.action === 'ship') lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath}`, p));
+  if (plan.runtime.action === 'ship')
+    lines.push(actionLine('update', `upload node runtime -> ${plan.runtime.artifact.remotePath} (${plan.runtime.why})`, p));
   for (const u of plan.uploads) lines.push(actionLine('update', `upload ${u.name} -> ${u.remotePath}`, p));
   for (const f of plan.files) lines.push(actionLine(f.action, `${FILE_LABEL[f.content]} ${f.path}`, p));
   if (plan.daemonReload) lines.push(actionLine('update', 'systemctl daemon-reload', p));

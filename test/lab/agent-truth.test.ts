@@ -150,6 +150,21 @@ describeLab('the agent tells the truth', () => {
     expect((await podExec(LAB, 'node1', 'web', ['ping', '-c', '2', '-W', '2', '10.244.0.2'])).stdout).toContain('2 received');
   });
 
+  it("a host's node that others than root could replace is not run: the plan ships the bundled runtime and says why (review finding 17)", async () => {
+    await sh('node1', 'chmod g+w /usr/bin');
+    try {
+      const plan = await runPodnet(['plan', '--manifest', manifest, '--lab', LAB, '--node', 'node1']);
+      expect(plan.stdout).toMatch(
+        /upload node runtime -> \/usr\/local\/lib\/podnet\/runtimes\/.* \(\/usr\/bin\/node is \/usr\/bin\/node, which someone other than root could replace: \/usr\/bin \(uid 0, mode 775\); the agent runs as root\)/,
+      );
+    } finally {
+      await sh('node1', 'chmod g-w /usr/bin');
+    }
+    expect((await runPodnet(['plan', '--manifest', manifest, '--lab', LAB, '--node', 'node1'])).stdout).not.toContain(
+      'upload node runtime',
+    );
+  });
+
   it('a tool that keeps deleting a route: repairs back off, one log line names it, every repair is counted', async () => {
     const before = await status('node1');
     const since = (await sh('node1', 'date +%s')).trim();

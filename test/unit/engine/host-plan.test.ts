@@ -1,6 +1,6 @@
 // The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostDrift } from '../../../src/engine/drift';
@@ -103,19 +103,30 @@ describe('which Node.js runs the agent', () => {
     ).toBe('bundled');
   });
 
-  describe('the probe in the host read (run by sh here, with a stand-in node on PATH)', () => {
+  // The probe in the host read, run by sh here with a stand-in node on PATH. Only root owns a
+  // place that root alone can write (here /run): elsewhere every node is rightly untrusted.
+  const asRoot = process.getuid?.() === 0;
+  (asRoot ? describe : describe.skip)('the probe in the host read (needs root: a stand-in node in a root-only /run directory)', () => {
     let dir: string;
+    let open: string;
+    const ran = () => existsSync(join(dir, 'ran')) || existsSync(join(open, 'ran'));
+    const standIn = (at: string) => {
+      mkdirSync(join(at, 'bin'), { mode: 0o755 });
+      writeFileSync(join(at, 'bin', 'node'), `#!/bin/sh\ntouch ${join(at, 'ran')}\necho v18.20.4\n`, { mode: 0o755 });
+    };
     beforeAll(() => {
-      dir = mkdtempSync(join(tmpdir(), 'podnet-probe-'));
-      mkdirSync(join(dir, 'bin'));
-      writeFileSync(join(dir, 'bin', 'node'), '#!/bin/sh\necho v18.20.4\n', { mode: 0o755 });
+      dir = mkdtempSync('/run/podnet-probe-');
+      standIn(dir);
+      open = mkdtempSync(join(tmpdir(), 'podnet-probe-')); // under /tmp (mode 1777)
+      standIn(open);
     });
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
-    const probe = (activeState: string) =>
+    afterEach(() => rmSync(join(dir, 'ran'), { force: true }) ?? rmSync(join(open, 'ran'), { force: true }));
+    afterAll(() => [dir, open].forEach((d) => rmSync(d, { recursive: true, force: true })));
+    const probe = (activeState: string, bin = join(dir, 'bin')) =>
       parseHostNode(
         execFileSync('sh', ['-c', `u='ActiveState=${activeState}'; r=$(readlink ${join(dir, 'link')})\n${HOST_NODE_PROBE}`], {
           encoding: 'utf8',
-          env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` },
+          env: { PATH: `${bin}:/usr/bin:/bin` },
         }),
       );
 
@@ -127,12 +138,43 @@ describe('which Node.js runs the agent', () => {
       symlinkSync(join(dir, 'bin', 'node'), join(dir, 'link'));
       expect(probe('active')).toEqual({ path: join(dir, 'bin', 'node'), linked: true });
       expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
+      rmSync(join(dir, 'link'));
+    });
+
+    it('names what others than root could change on the way to the binary, and never runs it (review finding 17)', () => {
+      // Under /tmp: the directory is everyone's (sticky or not, root would run what is there).
+      const node = join(open, 'bin', 'node');
+      expect(probe('active', join(open, 'bin'))).toEqual({
+        path: node,
+        realPath: node,
+        untrusted: expect.arrayContaining([{ path: tmpdir(), uid: 0, mode: '1777' }]),
+      });
+      expect(ran()).toBe(false);
+      // A root-only directory on PATH whose node is a link to one others can replace.
+      mkdirSync(join(dir, 'via'), { mode: 0o755 });
+      symlinkSync(node, join(dir, 'via', 'node'));
+      expect(probe('failed', join(dir, 'via'))).toMatchObject({
+        path: join(dir, 'via', 'node'),
+        realPath: node,
+        untrusted: expect.any(Array),
+      });
+      // The binary root owns, in a group-writable directory (a deploy group's /opt/tools).
+      chmodSync(join(dir, 'bin'), 0o775);
+      try {
+        expect(probe('failed')).toMatchObject({ untrusted: [{ path: join(dir, 'bin'), uid: 0, mode: '775' }] });
+      } finally {
+        chmodSync(join(dir, 'bin'), 0o755);
+      }
+      expect(ran()).toBe(false);
+      expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
     });
   });
 
   it('does not re-run the version check of a node the agent is already linked to, and keeps it', () => {
     const linked = parseHostReading(
-      ['', '@@podnet:hostnode', '/usr/bin/node', 'linked', '@@podnet:runtime', '/usr/bin/node', '@@podnet:end', ''].join('\n'),
+      ['', '@@podnet:hostnode', '/usr/bin/node', '/usr/bin/nodejs', 'linked', '@@podnet:runtime', '/usr/bin/node', '@@podnet:end', ''].join(
+        '\n',
+      ),
     );
     expect(linked.hostNode).toEqual({ path: '/usr/bin/node', linked: true });
     expect(hostNodeProblem(linked.hostNode)).toBeUndefined();
@@ -156,6 +198,7 @@ describe('planHost', () => {
     expect(planHost(target('bundled'), { ...fresh, hostNode: node18 }, artifacts).runtime).toEqual({
       action: 'ship',
       artifact: artifacts.runtime,
+      why: "agentRuntime is 'bundled'",
     });
     expect(planHost(target(), fresh, artifacts).runtime.action).toBe('ship');
   });
@@ -299,7 +342,12 @@ describe('planHost', () => {
 describe(`plan --json (${PLAN_SCHEMA})`, () => {
   it("names the runtime step and artifacts by remote path, never this machine's paths", () => {
     const shipped = hostPlanJson(planHost(target('bundled'), fresh, artifacts));
-    expect(shipped.runtime).toEqual({ action: 'ship', name: 'node', remotePath: artifacts.runtime.remotePath });
+    expect(shipped.runtime).toEqual({
+      action: 'ship',
+      name: 'node',
+      remotePath: artifacts.runtime.remotePath,
+      why: "agentRuntime is 'bundled'",
+    });
     expect(shipped.uploads).toEqual([{ name: 'podnet-agent.js', remotePath: artifacts.agent.remotePath }]);
     expect(JSON.stringify(shipped)).not.toContain('/dist/');
     expect(hostPlanJson(planHost(target(), { ...fresh, hostNode: node18 }, artifacts)).runtime).toEqual({
