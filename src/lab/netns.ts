@@ -66,9 +66,10 @@ export interface PathRouter {
   readonly address: string;
   readonly mtu: number;
 }
-/** The router's leg to the switch and its leg to the host. */
+/** The router's leg to the switch. */
 const ROUTER_UP = 'up0';
-const ROUTER_DOWN = 'dn0';
+/** The router's leg to its host: the host's cable (a capture on it sees what the host sends, before the router's hop). */
+export const ROUTER_DOWN = 'dn0';
 
 function nicLines(peer: string, peerNetns: string, address: string, prefix: number, nic: Nic): string[] {
   return [
