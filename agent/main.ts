@@ -235,19 +235,31 @@ async function run(configPath: string): Promise<void> {
   await reconcile('start');
   watcher.rearm();
   const timer = setInterval(() => void reconcile('periodic').then(() => watcher.rearm()), FULL_CHECK_MS);
-  const countersTimer = setInterval(() => {
-    void chosen.counters().then(
-      (counters) => {
-        // A read still running at SIGTERM must not rewrite the status once the agent has stopped.
-        if (!stopping && JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
-      },
-      () => undefined,
-    );
-  }, COUNTERS_MS);
+  // The next read is timed from the end of the last one, never on a fixed beat: on a slow host
+  // (an emulated guest, a loaded machine) a read can take longer than COUNTERS_MS, and reads on
+  // a beat then pile up and run side by side, each one slower for the others.
+  let countersTimer: NodeJS.Timeout | undefined;
+  const readCounters = (): void => {
+    countersTimer = setTimeout(() => {
+      void chosen
+        .counters()
+        .then(
+          (counters) => {
+            // A read still running at SIGTERM must not rewrite the status once the agent has stopped.
+            if (!stopping && JSON.stringify(counters) !== JSON.stringify(status.counters)) void publish({ counters });
+          },
+          () => undefined,
+        )
+        .then(() => {
+          if (!stopping) readCounters();
+        });
+    }, COUNTERS_MS);
+  };
+  readCounters();
 
   await stopped;
   clearInterval(timer);
-  clearInterval(countersTimer);
+  clearTimeout(countersTimer);
   if (retryTimer) clearTimeout(retryTimer);
   watcher.stop();
   // Never stop half-way through a repair (say, between deleting and recreating the device).

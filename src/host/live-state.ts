@@ -390,17 +390,6 @@ export function parseLinks(text: string): LiveLink[] {
   });
 }
 
-/**
- * A link's received frame errors from `ip -json -s -s link show dev DEV` (`stats64.rx.frame_errors`;
- * 0 when iproute2 prints no such field). On an ip tunnel device the kernel counts there exactly
- * the packets ip_tunnel_rcv dropped for ECN: outer CE on a not-ECT inner packet (RFC 6040).
- */
-export function parseRxFrameErrors(text: string): number {
-  const [link] = asArray(text);
-  const rx = ((link?.stats64 ?? {}) as Json).rx as Json | undefined;
-  return typeof rx?.frame_errors === 'number' ? rx.frame_errors : 0;
-}
-
 /** Parses `ip -json -4 addr show` (IPv4 only). */
 export function parseAddresses(text: string): LiveAddress[] {
   const out: LiveAddress[] = [];

@@ -1,6 +1,7 @@
 // The kernel datapath: an `ipip` device made by iproute2; the kernel encapsulates.
 // The production default wherever the ipip module exists.
-import { parseLinks, parseRxFrameErrors } from '../../../src/host/live-state';
+import { readFile } from 'node:fs/promises';
+import { parseAddresses, parseLinks, type LiveAddress, type LiveLink } from '../../../src/host/live-state';
 import { ipBatch, runCommand } from '../../host/command';
 import { mustRun, type Runner } from '../../host/runner';
 import {
@@ -27,9 +28,20 @@ export function kernelTunnelBatch(host: DatapathHost): string[] {
   ];
 }
 
-/** Repairs an existing device of the right kind (MTU, address, up) without recreating it. */
-export function kernelTunnelRepairBatch(host: DatapathHost): string[] {
-  return kernelTunnelBatch(host).slice(1);
+/**
+ * What an existing device of the right kind needs (MTU, address, up), without recreating it:
+ * only the lines whose state differs, so a pass over a right device writes nothing. Every
+ * write, even one that changes nothing (`addr replace` of the same address), makes netlink
+ * events, and those wake this agent's own watcher for one more pass (each full pass used to
+ * cost a second one that way).
+ */
+export function kernelTunnelRepairBatch(host: DatapathHost, link: LiveLink, addresses: readonly LiveAddress[]): string[] {
+  const [, mtu, addr, up] = kernelTunnelBatch(host) as [string, string, string, string];
+  return [
+    ...(link.mtu === host.mtu ? [] : [mtu]),
+    ...(addresses.some((a) => a.device === host.tunnelDevice && a.cidr === host.tunnelAddress) ? [] : [addr]),
+    ...(link.up ? [] : [up]),
+  ];
 }
 
 export const PROBE_DEVICE = 'podnet-probe0';
@@ -37,11 +49,14 @@ export const PROBE_DEVICE = 'podnet-probe0';
 export interface KernelOptions {
   /** How commands run. Default: the agent's own runner (execFile, 10 s timeout). */
   readonly run?: Runner;
+  /** How a sysfs file is read (the device's statistics). Default: readFile. */
+  readonly readSysfs?: (path: string) => Promise<string>;
 }
 
 export class KernelDatapath implements Datapath {
   readonly kind = 'kernel' as const;
   private readonly run: Runner;
+  private readonly readSysfs: (path: string) => Promise<string>;
   /** Drops protocol 4 from non-peers, which `remote any` would decapsulate (peer-filter.ts). */
   private readonly filter: PeerFilter;
 
@@ -50,21 +65,25 @@ export class KernelDatapath implements Datapath {
     options: KernelOptions = {},
   ) {
     this.run = options.run ?? runCommand;
+    this.readSysfs = options.readSysfs ?? ((path) => readFile(path, 'utf8'));
     this.filter = new PeerFilter(this.run);
   }
 
   async ensure(): Promise<void> {
     const host = this.host;
-    const show = await this.run('ip', ['-json', '-details', 'link', 'show', 'dev', host.tunnelDevice]);
-    let exists = false;
+    // `addr show` with -details: the link (kind, local address, MTU, flags) and its addresses in one read.
+    const show = await this.run('ip', ['-json', '-details', 'addr', 'show', 'dev', host.tunnelDevice]);
+    let batch = kernelTunnelBatch(host);
     if (show.code === 0) {
       const [link] = parseLinks(show.stdout);
       const right = link?.kind === 'ipip' && link.ipipLocal === host.localAddress;
-      if (right) exists = true;
+      if (right) batch = kernelTunnelRepairBatch(host, link, parseAddresses(show.stdout));
       else await mustRun(this.run, 'ip', ['link', 'del', 'dev', host.tunnelDevice]);
     }
-    const result = await ipBatch(this.run, exists ? kernelTunnelRepairBatch(host) : kernelTunnelBatch(host));
-    if (result.code !== 0) throw new Error(`creating ${host.tunnelDevice} failed: ${result.stderr.trim()}`);
+    if (batch.length > 0) {
+      const result = await ipBatch(this.run, batch);
+      if (result.code !== 0) throw new Error(`creating ${host.tunnelDevice} failed: ${result.stderr.trim()}`);
+    }
     await this.filter.ensure();
   }
 
@@ -80,9 +99,14 @@ export class KernelDatapath implements Datapath {
    * The device's count starts again at 0 when the device is recreated.
    */
   async counters(): Promise<DatapathCounters> {
-    const stats = await this.run('ip', ['-json', '-s', '-s', 'link', 'show', 'dev', this.host.tunnelDevice]);
-    const drops = { unknownSource: await this.filter.dropped(), ecn: stats.code === 0 ? parseRxFrameErrors(stats.stdout) : 0 };
+    const drops = { unknownSource: await this.filter.dropped(), ecn: await this.readRxFrameErrors() };
     return { peers: [], dropped: droppedTotal(drops), drops };
+  }
+
+  /** The device's rx_frame_errors from sysfs (a file read: the agent reads it every few seconds, an exec would cost more). */
+  private async readRxFrameErrors(): Promise<number> {
+    const text = await this.readSysfs(`/sys/class/net/${this.host.tunnelDevice}/statistics/rx_frame_errors`).catch(() => '0');
+    return Number.parseInt(text.trim(), 10) || 0;
   }
 
   async close(): Promise<void> {}

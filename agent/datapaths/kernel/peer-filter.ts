@@ -54,21 +54,48 @@ export function hasDropRule(listing: string): boolean {
   return listing.includes('@peers') && listing.includes(`counter name "${COUNTER}" drop`);
 }
 
+/** The peer set's elements in a listing of the table (sorted; [] for an empty set). */
+export function parsePeerElements(listing: string): string[] {
+  const m = /elements = \{([^}]*)\}/.exec(listing);
+  return m
+    ? m[1]!
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .sort()
+    : [];
+}
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
 /** The table on one host, as the kernel datapath keeps it. */
 export class PeerFilter {
   private peers: readonly string[] = [];
+  /** The set's elements as the last ensure() found them, for the setPeers that follows it in the same pass. */
+  private listed: readonly string[] | undefined;
 
   constructor(private readonly run: Runner) {}
 
   /** Creates the table if it is missing or was edited (with the last peers set). */
   async ensure(): Promise<void> {
     const list = await this.run('nft', ['list', 'table', 'ip', PEER_FILTER_TABLE]);
-    if (list.code === 0 && hasDropRule(list.stdout)) return;
+    if (list.code === 0 && hasDropRule(list.stdout)) {
+      this.listed = parsePeerElements(list.stdout);
+      return;
+    }
     await mustRun(this.run, 'nft', ['-f', '-'], { input: peerFilterScript(this.peers) });
+    this.listed = this.peers;
   }
 
+  /**
+   * Puts `addresses` in the set. Right after ensure() found them there already it writes nothing:
+   * any nftables write, even of the same elements, is an event for the agent's own `nft monitor`,
+   * which would wake one more pass after every full one.
+   */
   async setPeers(addresses: readonly string[]): Promise<void> {
     this.peers = [...new Set(addresses)].sort();
+    const listed = this.listed;
+    this.listed = undefined;
+    if (listed && sameList(listed, this.peers)) return;
     const r = await this.run('nft', ['-f', '-'], { input: peerSetScript(this.peers) });
     if (r.code !== 0) await mustRun(this.run, 'nft', ['-f', '-'], { input: peerFilterScript(this.peers) }); // table gone: make it
   }

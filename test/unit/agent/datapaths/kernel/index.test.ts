@@ -8,16 +8,24 @@ import { node1Host } from '../node1-host';
 
 const host = node1Host;
 
+/** The device's state where it exists: MTU, UP, and the tunnel address (node1's right ones by default). */
+interface DeviceState {
+  mtu?: number;
+  up?: boolean;
+  address?: string;
+}
+
 /** A fake host with flannel.ipip absent, or present as ipip with some local address, or as a TUN. */
 function fakeHost(
-  device: { kind: 'ipip'; local: string } | { kind: 'tun' } | undefined,
-  answers: { probeAdd?: { code: number; stderr: string } } = {},
+  device: ({ kind: 'ipip'; local: string } | { kind: 'tun' }) | undefined,
+  answers: { probeAdd?: { code: number; stderr: string }; state?: DeviceState } = {},
 ) {
+  const state = { mtu: 1480, up: true, address: '10.244.1.0', ...answers.state };
   const calls: { argv: string; input?: string }[] = [];
   const run: Runner = async (file, args, o) => {
     const argv = [file, ...args].join(' ');
     calls.push({ argv, input: o?.input });
-    if (argv === 'ip -json -details link show dev flannel.ipip') {
+    if (argv === 'ip -json -details addr show dev flannel.ipip') {
       if (!device) return { code: 1, stdout: '', stderr: 'Device "flannel.ipip" does not exist.' };
       const linkinfo =
         device.kind === 'ipip'
@@ -25,17 +33,21 @@ function fakeHost(
           : { info_kind: 'tun' };
       return {
         code: 0,
-        stdout: JSON.stringify([{ ifindex: 9, ifname: 'flannel.ipip', flags: ['NOARP', 'UP'], mtu: 1480, linkinfo }]),
+        stdout: JSON.stringify([
+          {
+            ifindex: 9,
+            ifname: 'flannel.ipip',
+            flags: state.up ? ['NOARP', 'UP'] : ['NOARP'],
+            mtu: state.mtu,
+            linkinfo,
+            addr_info: state.address ? [{ family: 'inet', local: state.address, prefixlen: 32 }] : [],
+          },
+        ]),
         stderr: '',
       };
     }
     if (argv.startsWith(`ip link add ${PROBE_DEVICE}`) && answers.probeAdd) return { ...answers.probeAdd, stdout: '' };
     if (argv === 'nft list table ip podnet_ipip') return { code: 1, stdout: '', stderr: 'Error: No such file or directory' };
-    if (argv === 'ip -json -s -s link show dev flannel.ipip') {
-      // iproute2 6.1's shape, cut to what matters: 3 ECN drops (rx_frame_errors) on the device.
-      const rx = { bytes: 840, packets: 10, errors: 3, dropped: 0, length_errors: 0, crc_errors: 0, frame_errors: 3, fifo_errors: 0 };
-      return { code: 0, stdout: JSON.stringify([{ ifindex: 9, ifname: 'flannel.ipip', stats64: { rx, tx: {} } }]), stderr: '' };
-    }
     if (argv === 'nft -j list counter ip podnet_ipip unknown_source') {
       return {
         code: 0,
@@ -46,15 +58,21 @@ function fakeHost(
     }
     return { code: 0, stdout: '', stderr: '' };
   };
-  return { run, calls, argvs: () => calls.map((c) => c.argv) };
+  // 3 ECN drops on the device (ip_tunnel_rcv counts them in rx_frame_errors).
+  const readSysfs = async (path: string): Promise<string> => {
+    calls.push({ argv: `read ${path}` });
+    if (path === '/sys/class/net/flannel.ipip/statistics/rx_frame_errors' && device) return '3\n';
+    throw new Error(`ENOENT: ${path}`);
+  };
+  return { run, readSysfs, calls, argvs: () => calls.map((c) => c.argv) };
 }
 
 describe('KernelDatapath', () => {
   it('creates flannel.ipip as flanneld does, in one ip -batch, then its non-peer filter', async () => {
     const h = fakeHost(undefined);
-    await new KernelDatapath(host, { run: h.run }).ensure();
+    await new KernelDatapath(host, { run: h.run, readSysfs: h.readSysfs }).ensure();
     expect(h.argvs()).toEqual([
-      'ip -json -details link show dev flannel.ipip',
+      'ip -json -details addr show dev flannel.ipip',
       'ip -force -batch -',
       'nft list table ip podnet_ipip',
       'nft -f -',
@@ -72,20 +90,31 @@ describe('KernelDatapath', () => {
   });
 
   it("adopts an ipip device with this node's local address: repairs MTU, address and up, never recreates", async () => {
-    const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' });
-    await new KernelDatapath(host, { run: h.run }).ensure();
+    const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' }, { state: { mtu: 1500, up: false, address: '' } });
+    await new KernelDatapath(host, { run: h.run, readSysfs: h.readSysfs }).ensure();
     expect(h.argvs()).not.toContain('ip link del dev flannel.ipip');
     expect(h.calls[1]!.input).toBe(
       'link set flannel.ipip mtu 1480\naddr replace 10.244.1.0/32 dev flannel.ipip\nlink set flannel.ipip up\n',
     );
   });
 
+  it('repairs only what differs: a right device and filter get no write at all (a write would wake its own watcher)', async () => {
+    const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' }, { state: { up: false } });
+    await new KernelDatapath(host, { run: h.run, readSysfs: h.readSysfs }).ensure();
+    expect(h.calls[1]).toEqual({ argv: 'ip -force -batch -', input: 'link set flannel.ipip up\n' });
+
+    const right = fakeHost({ kind: 'ipip', local: '192.168.0.81' });
+    const d = new KernelDatapath(host, { run: right.run, readSysfs: right.readSysfs });
+    await d.ensure();
+    expect(right.argvs()).toEqual(['ip -json -details addr show dev flannel.ipip', 'nft list table ip podnet_ipip', 'nft -f -']); // the filter was missing
+  });
+
   it('replaces a device of another kind or with another local address', async () => {
     for (const device of [{ kind: 'tun' as const }, { kind: 'ipip' as const, local: '192.168.0.99' }]) {
       const h = fakeHost(device);
-      await new KernelDatapath(host, { run: h.run }).ensure();
+      await new KernelDatapath(host, { run: h.run, readSysfs: h.readSysfs }).ensure();
       expect(h.argvs().slice(0, 3)).toEqual([
-        'ip -json -details link show dev flannel.ipip',
+        'ip -json -details addr show dev flannel.ipip',
         'ip link del dev flannel.ipip',
         'ip -force -batch -',
       ]);
@@ -103,7 +132,7 @@ describe('KernelDatapath', () => {
 
   it('keeps the peers in its filter, counts what the filter and the kernel (ECN) dropped, and teardown deletes the device and the filter', async () => {
     const h = fakeHost({ kind: 'ipip', local: '192.168.0.81' });
-    const d = new KernelDatapath(host, { run: h.run });
+    const d = new KernelDatapath(host, { run: h.run, readSysfs: h.readSysfs });
     await d.setPeers([{ node: 'node2', address: '192.168.0.82', podCidr: '10.244.2.0/24' }]);
     expect(h.calls[0]).toEqual({
       argv: 'nft -f -',
@@ -114,13 +143,18 @@ describe('KernelDatapath', () => {
     h.calls.length = 0;
     await d.teardown();
     expect(h.argvs()).toEqual(['ip link del dev flannel.ipip', 'nft delete table ip podnet_ipip']);
+    expect(await new KernelDatapath(host, { run: fakeHost(undefined).run, readSysfs: fakeHost(undefined).readSysfs }).counters()).toEqual({
+      peers: [],
+      dropped: 2,
+      drops: { unknownSource: 2, ecn: 0 },
+    }); // no device: no ECN count
   });
 });
 
 describe('kernel datapath probe', () => {
   it('is supported when a probe device can be added, and deletes it (and any stale one) again', async () => {
     const h = fakeHost(undefined);
-    expect(await makeKernelDatapathFactory({ run: h.run }).probe(host)).toEqual({ outcome: 'supported' });
+    expect(await makeKernelDatapathFactory({ run: h.run, readSysfs: h.readSysfs }).probe(host)).toEqual({ outcome: 'supported' });
     expect(h.argvs()).toEqual([
       `ip link del ${PROBE_DEVICE}`,
       `ip link add ${PROBE_DEVICE} type ipip remote any local 127.0.0.1`,
@@ -130,7 +164,7 @@ describe('kernel datapath probe', () => {
 
   it('is not supported when the kernel has no ipip (iproute2: "Unknown device type")', async () => {
     const h = fakeHost(undefined, { probeAdd: { code: 2, stderr: 'Error: Unknown device type.\n' } });
-    expect(await makeKernelDatapathFactory({ run: h.run }).probe(host)).toEqual({
+    expect(await makeKernelDatapathFactory({ run: h.run, readSysfs: h.readSysfs }).probe(host)).toEqual({
       outcome: 'unsupported',
       reason: 'no ipip support in this kernel (ip link add type ipip: Error: Unknown device type.)',
     });
@@ -151,7 +185,10 @@ describe('kernel datapath probe', () => {
 
   it('creates a datapath bound to the host it is given', async () => {
     const h = fakeHost(undefined);
-    const d = makeKernelDatapathFactory({ run: h.run }).create({ ...host, tunnelDevice: 'other.ipip' }, () => undefined);
+    const d = makeKernelDatapathFactory({ run: h.run, readSysfs: h.readSysfs }).create(
+      { ...host, tunnelDevice: 'other.ipip' },
+      () => undefined,
+    );
     await d.teardown();
     expect(h.argvs()).toEqual(['ip link del dev other.ipip', 'nft delete table ip podnet_ipip']);
   });

@@ -4,6 +4,7 @@ import {
   PeerFilter,
   hasDropRule,
   parseDropCounter,
+  parsePeerElements,
   peerFilterScript,
   peerSetScript,
 } from '../../../../../agent/datapaths/kernel/peer-filter';
@@ -52,6 +53,34 @@ describe('kernel datapath non-peer filter', () => {
       ),
     ).toBe(3);
     expect(() => parseDropCounter('{"nftables": []}')).toThrow(/no counter unknown_source/);
+  });
+
+  it('reads the peer set from a listing, one line or wrapped, empty', () => {
+    expect(parsePeerElements(LISTING)).toEqual(['192.168.0.80', '192.168.0.82']);
+    expect(parsePeerElements(LISTING.replace('192.168.0.82 }', '192.168.0.82,\n\t\t\t     192.168.0.10 }'))).toEqual([
+      '192.168.0.10',
+      '192.168.0.80',
+      '192.168.0.82',
+    ]);
+    expect(parsePeerElements(LISTING.replace(/\t\telements = .*\n/, ''))).toEqual([]);
+  });
+
+  it('writes no peers the table already holds (the check after ensure), and writes changed ones', async () => {
+    const calls: string[] = [];
+    const run: Runner = async (file, args) => {
+      calls.push(`${file} ${args.join(' ')}`);
+      return { code: 0, stdout: args[0] === 'list' ? LISTING : '', stderr: '' };
+    };
+    const f = new PeerFilter(run);
+    await f.ensure();
+    await f.setPeers(['192.168.0.82', '192.168.0.80']);
+    expect(calls).toEqual(['nft list table ip podnet_ipip']);
+    await f.ensure();
+    await f.setPeers(['192.168.0.80']);
+    expect(calls.at(-1)).toBe('nft -f -');
+    calls.length = 0;
+    await f.setPeers(['192.168.0.80']); // no listing just before: written
+    expect(calls).toEqual(['nft -f -']);
   });
 
   it('recreates a missing or edited table with the last peers; a missing table on a peer update is made', async () => {
