@@ -59,7 +59,7 @@ export const HOST_NODE_PROBE = [
   '    [ -L "$c" ] && [ $i -lt 8 ] || break',
   '    t=$(readlink "$c"); case $t in /*) c=$t;; *) c=${c%/*}/$t;; esac; i=$((i+1))',
   '  done',
-  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null | sort -u)',
+  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null)',
   '  if [ -n "$bad" ]; then printf \'%s\\n\' "$bad";',
   '  elif [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
   '  else "$p" --version 2>/dev/null; fi; }',
@@ -135,7 +135,8 @@ export function parseHostNode(section: string): HostNode | undefined {
     .split('\n')
     .map((l) => l.trim());
   if (!path?.startsWith('/')) return undefined;
-  const untrusted = rest.flatMap((l) => {
+  // The probe may name a path twice (lexically and resolved): once each here.
+  const untrusted = [...new Set(rest)].flatMap((l) => {
     const m = /^untrusted (\d+) ([0-7]+) (\/.*)$/.exec(l);
     return m ? [{ path: m[3]!, uid: Number(m[1]), mode: m[2]! }] : [];
   });
