@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { LOADER, OBJECT, describeRoot, ensureNativeBuilt } from './ebpf-support';
 
 const NS = `pnbpft-v${process.pid}`;
+const POD = `pnbpft-p${process.pid}`; // a pod's network namespace
 const FS = `/tmp/pnbpft-fs-${process.pid}`;
 const PIN = `${FS}/podnet`;
 
@@ -14,6 +15,18 @@ const sh = (argv: string[], input?: string): string =>
 const inNs = (argv: string[], input?: string): string => sh(['ip', 'netns', 'exec', NS, ...argv], input);
 const bpf = (args: string[], input?: string): string => inNs([LOADER, '--pin-dir', PIN, ...args], input);
 const tcFilters = (dev: string, dir: 'ingress' | 'egress'): string => sh(['tc', '-n', NS, 'filter', 'show', 'dev', dev, dir]);
+
+/** Python that builds IPv4 headers (`ip(total, proto, src, dst)`, checksummed) and sends Ethernet frames to eth0 from its veth peer (`s.send(eth + ...)`); run in NS. */
+const PY_FRAMES = `import socket,struct
+def cs(b):
+  s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
+def ip(tot,proto,src,dst):
+  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
+  return h[:10]+struct.pack('!H',cs(h))+h[12:]
+mac=open('/sys/class/net/eth0/address').read().strip().replace(':','')
+eth=bytes.fromhex(mac)+bytes(6)+b'\\x08\\x00'
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind(('peer0',0))
+`;
 
 describeRoot('eBPF datapath in the real kernel', () => {
   beforeAll(() => {
@@ -41,11 +54,12 @@ describeRoot('eBPF datapath in the real kernel', () => {
     } catch {
       /* gone */
     }
-    try {
-      sh(['ip', 'netns', 'del', NS]);
-    } catch {
-      /* gone */
-    }
+    for (const ns of [NS, POD])
+      try {
+        sh(['ip', 'netns', 'del', ns]);
+      } catch {
+        /* gone */
+      }
   });
 
   it('probe says BPF can be loaded here', () => {
@@ -128,19 +142,10 @@ describeRoot('eBPF datapath in the real kernel', () => {
     // (type 3 code 4, valid checksum) quoting node .81's protocol 4 to peer .80. In the first the
     // IP length ends after the ICMP header (28 bytes) and the quote is trailing padding (review
     // finding 7: main learned from it); the second is whole, and is learned.
-    const frames = `import socket,struct
-def cs(b):
-  s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s&0xffff)+(s>>16);s=(s&0xffff)+(s>>16);return ~s&0xffff
-def ip(tot,proto,src,dst):
-  h=struct.pack('!BBHHHBBH4s4s',0x45,0,tot,7,0x4000,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))
-  return h[:10]+struct.pack('!H',cs(h))+h[12:]
-def icmp(mtu,quote):
+    const frames = `${PY_FRAMES}def icmp(mtu,quote):
   m=struct.pack('!BBHHH',3,4,0,0,mtu)+quote
   return m[:2]+struct.pack('!H',cs(m))+m[4:]
-mac=open('/sys/class/net/eth0/address').read().strip().replace(':','')
-eth=bytes.fromhex(mac)+bytes(6)+b'\\x08\\x00'
 quote=ip(1500,4,'192.168.0.81','192.168.0.80')+ip(1480,6,'10.244.1.2','10.244.0.2')+bytes(8)
-s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind(('peer0',0))
 s.send(eth+ip(28,1,'192.168.0.254','192.168.0.81')+icmp(1000,b'')+quote)
 s.send(eth+ip(28+len(quote),1,'192.168.0.254','192.168.0.81')+icmp(1100,quote))`;
     const peer80 = () =>
@@ -150,6 +155,45 @@ s.send(eth+ip(28+len(quote),1,'192.168.0.254','192.168.0.81')+icmp(1100,quote))`
     expect(peer80()).toMatchObject({ fragNeededIn: 0 });
     inNs(['python3', '-c', frames]);
     expect(peer80()).toMatchObject({ pathMtu: 1100, fragNeededIn: 1 });
+  });
+
+  it("goes straight into a pod only from the sending peer's pod subnet; any other inner source enters the stack on flannel.ipip (review finding 6)", () => {
+    // A real pod: its own namespace, a veth whose host side is in NS. Peer .80 owns 10.244.0.0/24,
+    // peer .82 10.244.2.0/24. Each frame is protocol 4 from .80 to a UDP port of the pod.
+    sh(['ip', 'netns', 'add', POD]);
+    sh(['ip', '-n', NS, 'link', 'add', 'veth-pod', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', POD]);
+    sh(['ip', '-n', NS, 'link', 'set', 'veth-pod', 'up']);
+    sh(['ip', '-n', POD, 'link', 'set', 'eth0', 'up']);
+    sh(['ip', '-n', POD, 'addr', 'add', '10.244.1.2/24', 'dev', 'eth0']);
+    const link = (ns: string, dev: string) =>
+      (JSON.parse(sh(['ip', '-n', ns, '-json', 'link', 'show', dev])) as { ifindex: number; address: string }[])[0]!;
+    const host = link(NS, 'veth-pod');
+    bpf(['pods-sync'], `10.244.1.2 ${host.ifindex} ${link(POD, 'eth0').address} ${host.address}\n`);
+    bpf(['peers-sync'], '10.244.0.0/24 192.168.0.80\n10.244.2.0/24 192.168.0.82\n');
+    // The pod's UDP socket (entered by setns) says what arrived in the pod; a packet socket on
+    // flannel.ipip what the program handed to the stack there.
+    const run = `${PY_FRAMES}import ctypes,os,json
+def enter(ns):
+  fd=os.open('/run/netns/'+ns,os.O_RDONLY); assert ctypes.CDLL(None).setns(fd,0x40000000)==0; os.close(fd)
+enter('${POD}'); pod=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); pod.bind(('10.244.1.2',9999)); pod.settimeout(0.3)
+enter('${NS}'); tun=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3)); tun.bind(('flannel.ipip',0)); tun.settimeout(0.3)
+def send(src):
+  udp=struct.pack('!HHHH',4000,9999,12,0)+b'ping'
+  s.send(eth+ip(52,4,'192.168.0.80','192.168.0.81')+ip(32,17,src,'10.244.1.2')+udp)
+  got={'pod':[],'stack':[]}
+  for name,sock in (('pod',pod),('stack',tun)):
+    try:
+      while True:
+        d,a=sock.recvfrom(2048); got[name].append(a[0] if name=='pod' else socket.inet_ntoa(d[12:16]))
+    except socket.timeout: pass
+  return got
+print(json.dumps({src:send(src) for src in ('10.244.0.5','10.244.0.0','10.244.2.5','10.9.9.9')}))`;
+    expect(JSON.parse(inNs(['python3', '-c', run]))).toEqual({
+      '10.244.0.5': { pod: ['10.244.0.5'], stack: [] }, // a pod of the sender's: the fast path
+      '10.244.0.0': { pod: ['10.244.0.0'], stack: [] }, // the sender's tunnel address (its host)
+      '10.244.2.5': { pod: [], stack: ['10.244.2.5'] }, // another peer's pod, spoofed by .80
+      '10.9.9.9': { pod: [], stack: ['10.9.9.9'] }, // outside the cluster: forwarded by .80, or spoofed
+    });
   });
 
   it('leaves a foreign filter alone and detaches only its own', () => {

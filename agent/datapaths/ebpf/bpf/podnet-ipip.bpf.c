@@ -13,8 +13,9 @@
  *   pn_underlay_ingress  tc clsact ingress of the underlay (eth0). Protocol 4 to this node from
  *                        a known peer is decapsulated; from anyone else it is dropped and
  *                        counted. Everything else passes untouched. Decapsulated packets for a
- *                        local pod go straight into the pod (bpf_redirect_peer); the rest enter
- *                        the stack on flannel.ipip, as if the kernel ipip device received them.
+ *                        local pod whose source lies in the sending peer's pod subnet go straight
+ *                        into the pod (bpf_redirect_peer); the rest enter the stack on
+ *                        flannel.ipip, as if the kernel ipip device received them.
  *                        An ICMP "fragmentation needed" (type 3 code 4) to this node about its
  *                        protocol 4 to a peer teaches that peer's path MTU (pn_pmtu) and, when
  *                        it quotes the inner header + 8 bytes, is relayed to the inner sender
@@ -344,12 +345,13 @@ int pn_tun_egress(struct __sk_buff *skb)
 }
 
 /* Delivers the IPv4 packet at PN_ETH_HLEN (header `ip`) that arrived on the underlay for a pod
- * or this node: what is left of a decapsulated packet, or a relayed ICMP. */
-static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *ip)
+ * or this node: what is left of a decapsulated packet, or a relayed ICMP. `fast`: it may go
+ * straight into a local pod (its source is one the sender may send from). */
+static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config *cfg, const struct iphdr *ip, int fast)
 {
 	struct pn_pod *pod;
 
-	pod = bpf_map_lookup_elem(&pn_pods, &ip->daddr);
+	pod = fast ? bpf_map_lookup_elem(&pn_pods, &ip->daddr) : NULL;
 	if (pod && ip->ttl > 1) {
 		/* Straight into the pod's netns: skips cni0, which would software-segment every GSO
 		 * packet (skb->encapsulation stays set after decap). Do what the forwarding hop would
@@ -369,9 +371,9 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct pn_config
 			return drop(PN_DROP_ERROR);
 		return bpf_redirect_peer(pod->ifindex, 0);
 	}
-	/* Not a local pod we know (the node itself, a pod not discovered yet, TTL about to expire):
-	 * hand it to the stack as received on the tunnel device, as kernel ipip does, so routing,
-	 * rp_filter, netfilter and ICMP errors behave as they would with the module. */
+	/* Not a local pod we know (the node itself, a pod not discovered yet, TTL about to expire),
+	 * or not `fast`: hand it to the stack as received on the tunnel device, as kernel ipip does,
+	 * so routing, rp_filter, netfilter and ICMP errors behave as they would with the module. */
 	if (cfg->tunnel_ifindex)
 		return bpf_redirect(cfg->tunnel_ifindex, BPF_F_INGRESS);
 	return TC_ACT_OK;
@@ -576,7 +578,24 @@ static __always_inline int frag_needed(struct __sk_buff *skb, const struct pn_co
 	if (bpf_skb_store_bytes(skb, PN_ETH_HLEN, &new, sizeof(new), BPF_F_RECOMPUTE_CSUM))
 		return drop(PN_DROP_ERROR);
 	__sync_fetch_and_add(&pm->relayed, 1);
-	return deliver(skb, cfg, &new.ip);
+	/* quotes_ours vouched for it: its source is the quoted packet's destination, in the peer's subnet. */
+	return deliver(skb, cfg, &new.ip, 1);
+}
+
+/* True when the decapsulated packet's source lies in the pod subnet of the peer that sent it
+ * (pn_peers, the LPM the egress routes by): what a pod or the tunnel address of that node sends.
+ * Only such a packet may skip the host stack into a local pod (review finding 6); any other inner
+ * source (a peer's pod posing as another node's, a node forwarding someone else's packet, a
+ * stranger spoofing a peer's underlay address with a source outside that peer's subnet) enters the
+ * stack on flannel.ipip, where rp_filter, netfilter and conntrack judge it, as with kernel ipip.
+ * IPIP carries no proof of its sender: a spoofer who picks a source inside the peer's subnet still
+ * passes, as it passes kernel ipip's rp_filter. */
+static __always_inline int from_sender_subnet(const struct iphdr *outer, const struct iphdr *inner)
+{
+	struct pn_lpm_key key = {.prefixlen = 32, .addr = inner->saddr};
+	struct pn_peer *src = bpf_map_lookup_elem(&pn_peers, &key);
+
+	return src && src->addr == outer->saddr;
 }
 
 SEC("tc")
@@ -635,5 +654,5 @@ int pn_underlay_ingress(struct __sk_buff *skb)
 				BPF_F_ADJ_ROOM_DECAP_L3_IPV4 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return drop(PN_DROP_ERROR);
 
-	return deliver(skb, cfg, &inner);
+	return deliver(skb, cfg, &inner, from_sender_subnet(&outer, &inner));
 }
