@@ -80,6 +80,26 @@ async function daemonTicks(daemons: readonly Daemon[]): Promise<number> {
   return parts.reduce((a, b) => a + b, 0);
 }
 
+/**
+ * Waits until the daemons (both hosts' agents) have been quiet for one `windowS` window: below
+ * `maxCores` together. On VM hosts an agent's start and the passes that adding the pods wakes
+ * cost tens of emulated CPU-seconds, one-off work that must not be charged to the datapath's
+ * steady state. Returns the seconds waited (at most about `maxWaitS`; then it measures anyway).
+ */
+export async function waitForQuietDaemons(daemons: readonly Daemon[], windowS = 5, maxCores = 0.2, maxWaitS = 120): Promise<number> {
+  const t0 = Date.now();
+  let before = await daemonTicks(daemons);
+  while ((Date.now() - t0) / 1000 < maxWaitS) {
+    const w0 = Date.now();
+    await sleep(windowS * 1000);
+    const now = await daemonTicks(daemons);
+    const cores = (now - before) / TICKS_PER_SECOND / ((Date.now() - w0) / 1000);
+    before = now;
+    if (cores < maxCores) break;
+  }
+  return (Date.now() - t0) / 1000;
+}
+
 export async function podIp(host: BenchHost): Promise<string> {
   const r = await podExec(benchLab(), host.name, POD, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
   const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout);

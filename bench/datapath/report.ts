@@ -184,6 +184,9 @@ export function renderTable(
     lines.push(`k/b (kernel ipip / vxlan) = ${fmt(s.ratios.kernelOverVxlan)}; per-round median ${fmt(s.pairedRatios.kernelOverVxlan)}`);
     lines.push(`c/k (ebpf / kernel ipip) = ${fmt(s.ratios.ebpfOverKernel)}; per-round median ${fmt(s.pairedRatios.ebpfOverKernel)}`);
     lines.push(`c/b (ebpf / vxlan) = ${fmt(s.ratios.ebpfOverVxlan)}; per-round median ${fmt(s.pairedRatios.ebpfOverVxlan)}`);
+    lines.push(
+      `agent CPU during TCP (both guests, emulated cores): ${(['kernel', 'ebpf'] as const).map((m) => `${m} ${fmt(s.modes[m]?.daemonCores ?? null, 3)}`).join(', ')}`,
+    );
     return lines.concat(problems(s)).join('\n');
   }
   const met = (t: { met: boolean | null }): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT met');
@@ -209,11 +212,12 @@ function problems(s: Summary): string[] {
 }
 
 /** The issue's JSON line (last line of stdout); with --vm the ratios between VM hosts, which are what counts there. */
-export function jsonLine(s: Summary, vm = false): string {
+export function jsonLine(s: Summary, vm = false, guestKernel?: string): string {
   const g = (m: ModeId): number | null => round(s.modes[m]?.gbps, 3);
   if (vm)
     return JSON.stringify({
       vm: true,
+      ...(guestKernel ? { guest_kernel: guestKernel } : {}),
       kernel_over_vxlan: round(s.ratios.kernelOverVxlan, 3),
       ebpf_over_kernel: round(s.ratios.ebpfOverKernel, 3),
       ebpf_over_vxlan: round(s.ratios.ebpfOverVxlan, 3),

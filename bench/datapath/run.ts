@@ -7,7 +7,18 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labStatus, labUp, readLab } from '../../src/lab';
-import { measureTcp, measureUdp, podIp, startServer, stopServer, warmUp, type TcpResult, type UdpResult } from './measure';
+import { VM_KERNEL_ENV, vmKernelChoice } from '../../src/lab/vm-image';
+import {
+  measureTcp,
+  measureUdp,
+  podIp,
+  startServer,
+  stopServer,
+  waitForQuietDaemons,
+  warmUp,
+  type TcpResult,
+  type UdpResult,
+} from './measure';
 import { MODE_IDS, VM_MODE_IDS, hostFootprint, makeModes, settle, type ModeId } from './modes';
 import { summarize, renderTable, jsonLine, type RunRecord } from './report';
 import { HOSTS, HOST_A, HOST_B, OUT_DIR, POD, benchLab, configureBench, hostSh, log } from './util';
@@ -22,6 +33,8 @@ interface Options {
   affinity?: string;
   /** Two qemu guests on Debian's stock kernel instead of nspawn hosts (kernel ipip, vxlan, ebpf). */
   vm: boolean;
+  /** With --vm: the guests' kernel, 'stock' (the machine's /boot) or a Debian suite's (PODNET_LAB_VM_KERNEL). */
+  vmKernel?: string;
   lab: string;
 }
 
@@ -31,6 +44,9 @@ const USAGE = `usage: npx tsx bench/datapath/run.ts [--quick] [--rounds N] [--ti
   --modes        subset of ${MODE_IDS.join(',')} (with --vm: of ${VM_MODE_IDS.join(',')})
   --vm           the two hosts are VM guests on Debian's stock kernel (lab dpbench-vm): kernel ipip
                  vs kernel vxlan vs podnet ebpf; under emulation (TCG) only the ratios mean anything
+  --vm-kernel K  with --vm: the guests' kernel, 'stock' (the machine's /boot: Debian 12's 6.1, no
+                 ebpf row) or a Debian suite's linux-image-amd64, e.g. bookworm-backports (6.12:
+                 ebpf runs); built once into the VM cache, the machine's /boot is not touched
   --lab NAME     the benchmark's lab (default dpbench, dpbench-vm with --vm)
   --affinity C,S iperf3 -A: pin the client to CPU C and the server to CPU S (default 0,1 on 2+ CPUs;
                  'none': let the scheduler place them)`;
@@ -63,7 +79,10 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === '--quick' || a === '--vm') continue;
     else if (a === '--lab') o.lab = val();
-    else if (a === '--rounds') o.rounds = num();
+    else if (a === '--vm-kernel') {
+      o.vmKernel = val();
+      vmKernelChoice(o.vmKernel); // refuses a bad name before anything boots
+    } else if (a === '--rounds') o.rounds = num();
     else if (a === '--time') o.tcpSeconds = num();
     else if (a === '--udp-time') o.udpSeconds = num();
     else if (a === '--affinity') {
@@ -82,6 +101,7 @@ function parseArgs(argv: string[]): Options {
       process.exit(0);
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
+  if (o.vmKernel && !vm) throw new Error(`--vm-kernel needs --vm\n${USAGE}`);
   return o;
 }
 
@@ -125,6 +145,10 @@ async function main(): Promise<number> {
     `plan: ${opts.rounds} round(s) x [${opts.modes.join(', ')}], TCP -t ${opts.tcpSeconds}, UDP 64 B -t ${opts.udpSeconds}, iperf3 ${opts.affinity ? `-A ${opts.affinity}` : 'not pinned'}`,
   );
 
+  // The lab reads the guests' kernel from the environment (src/lab/vm-image.ts).
+  if (opts.vmKernel) process.env[VM_KERNEL_ENV] = opts.vmKernel;
+  let guestKernels: string[] | undefined;
+
   if (readLab(LAB)) {
     log(`lab '${LAB}' is up from an earlier run: taking it down first`);
     await labDown(LAB, log);
@@ -146,7 +170,9 @@ async function main(): Promise<number> {
     await labUp({ name: LAB, hosts: 2, ...(opts.vm ? { vmHosts: HOSTS.map((h) => h.name) } : {}), log: (l) => log(`lab: ${l}`) });
     if (opts.vm) {
       accel = labStatus(LAB).hosts.map((h) => `${h.name}: ${h.kind}/${h.accel ?? '-'}`);
-      log(`VM hosts: ${accel.join(', ')}`);
+      guestKernels = [];
+      for (const h of HOSTS) guestKernels.push(`${h.name}: ${(await hostSh(h.name, 'uname -r')).trim()}`);
+      log(`VM hosts: ${accel.join(', ')}; kernels ${guestKernels.join(', ')}`);
       // Loading ipip.ko makes the kernel's tunl0, which stays (podnet does not unload modules):
       // load it before the clean footprint is taken, so every mode starts from the same host.
       for (const h of HOSTS) await hostSh(h.name, 'modprobe ipip');
@@ -168,6 +194,8 @@ async function main(): Promise<number> {
           rec.facts = up.facts;
           const ip = await podIp(HOST_B);
           rec.facts.podMtu = Number((await podExec(LAB, HOST_A.name, POD, ['cat', '/sys/class/net/eth0/mtu'])).stdout.trim());
+          // VM hosts: the agents' start and pod passes are one-off work, not the datapath's steady cost.
+          if (opts.vm && up.daemons.length) rec.facts.settleSeconds = await waitForQuietDaemons(up.daemons);
           await warmUp(ip);
           await startServer();
           try {
@@ -221,6 +249,7 @@ async function main(): Promise<number> {
     options: opts,
     machine: machine(),
     ...(accel ? { vmHosts: accel } : {}),
+    ...(guestKernels ? { guestKernels } : {}),
     load: { start: loadStart, end: loadEnd },
     hosts: { client: HOST_A, server: HOST_B },
     summary,
@@ -235,7 +264,7 @@ async function main(): Promise<number> {
   log(`load at end: ${loadEnd}`);
   log(`wrote ${file} (${result.wallSeconds.toFixed(1)} s)`);
   process.stdout.write(renderTable(summary, opts) + '\n');
-  process.stdout.write(jsonLine(summary, opts.vm) + '\n');
+  process.stdout.write(jsonLine(summary, opts.vm, guestKernels?.[0]?.replace(/^\S+: /, '')) + '\n');
   if (interrupted) return 130;
   return runs.some((r) => r.error && !unavailable.has(r.mode)) ? 1 : 0;
 }
