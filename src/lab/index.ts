@@ -336,6 +336,9 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
           saveState(state);
         });
         await personalize(h, { authorizedKey, hostsFile });
+        // No profile (VM hosts take none), but the same masks as an nspawn host without one: the
+        // services of packages the lab's base holds for other hosts' profiles must not run here.
+        applyProfile(h.rootDir, undefined, basePackages);
         vmKeys.set(h.name, hostPublicKey(h)); // its tree is unmounted once the disk is made
         await makeVmDisk(h, UNDERLAY_PREFIX);
         await unmount(h.rootDir);
