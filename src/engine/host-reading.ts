@@ -46,7 +46,8 @@ const MARK = '@@podnet:';
  * 0, or writable by group or others), as `untrusted UID MODE PATH`: the symlink hops from PATH on
  * (at most 8), each with its parent directories, lexically and resolved, up to `/`. Someone who
  * can write one of them can swap the binary the agent runs as root (review finding 17), so then
- * nothing else is done: the binary is not run, not even for `--version`. Else `linked` when a
+ * nothing else is done: the binary is not run, not even for `--version`. A failed find (one
+ * without -printf, say) adds `unchecked` and counts the same: the check fails closed. Else `linked` when a
  * running agent already uses it (its version was checked when it was linked: `node --version`
  * costs ~25 ms of CPU, a fifth of a no-op read), else its version. Expects `$u` to hold the unit's
  * `systemctl show` output and `$r` where the runtime link points, both read earlier.
@@ -59,7 +60,7 @@ export const HOST_NODE_PROBE = [
   '    [ -L "$c" ] && [ $i -lt 8 ] || break',
   '    t=$(readlink "$c"); case $t in /*) c=$t;; *) c=${c%/*}/$t;; esac; i=$((i+1))',
   '  done',
-  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null)',
+  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null) || bad="$bad\nunchecked"',
   '  if [ -n "$bad" ]; then printf \'%s\\n\' "$bad";',
   '  elif [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
   '  else "$p" --version 2>/dev/null; fi; }',
@@ -140,6 +141,7 @@ export function parseHostNode(section: string): HostNode | undefined {
     const m = /^untrusted (\d+) ([0-7]+) (\/.*)$/.exec(l);
     return m ? [{ path: m[3]!, uid: Number(m[1]), mode: m[2]! }] : [];
   });
+  if (rest.includes('unchecked')) return { path, realPath: realPath || path, untrusted, unchecked: true };
   if (untrusted.length > 0) return { path, realPath: realPath || path, untrusted };
   if (rest[0] === 'linked') return { path, linked: true };
   return { path, realPath: realPath || path, version: rest[0] ?? '' };

@@ -42,7 +42,13 @@ export type HostNode =
       readonly version: string;
     }
   | { readonly path: string; readonly linked: true }
-  | { readonly path: string; readonly realPath: string; readonly untrusted: readonly UntrustedPath[] };
+  | {
+      readonly path: string;
+      readonly realPath: string;
+      readonly untrusted: readonly UntrustedPath[];
+      /** The check itself failed on the host (find failed): trusted no more than an untrusted path. */
+      readonly unchecked?: true;
+    };
 
 export type RuntimeChoice =
   | { readonly kind: 'host'; readonly path: string; readonly version: string }
@@ -59,7 +65,9 @@ export function hostNodeProblem(node: HostNode | undefined): string | undefined 
   if ('linked' in node) return undefined;
   if ('untrusted' in node) {
     const each = node.untrusted.map((u) => `${u.path} (uid ${u.uid}, mode ${u.mode})`);
-    return `${node.path} is ${node.realPath}, which someone other than root could replace: ${each.join(', ')}; the agent runs as root`;
+    const who = each.length > 0 ? `which someone other than root could replace: ${each.join(', ')}` : 'which root alone may not own';
+    const unchecked = node.unchecked ? ' (find failed on the host: the check could not finish)' : '';
+    return `${node.path} is ${node.realPath}, ${who}${unchecked}; the agent runs as root`;
   }
   const where = OUT_OF_REACH.find((dir) => `${node.realPath}/`.startsWith(dir));
   if (where) return `${node.path} is ${node.realPath}, under ${where}, where the agent's sandboxed unit cannot run it`;

@@ -168,6 +168,18 @@ describe('which Node.js runs the agent', () => {
       expect(ran()).toBe(false);
       expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
     });
+
+    it('fails closed: a find that fails (one without -printf, say) leaves the binary unrun and unchecked', () => {
+      mkdirSync(join(dir, 'badfind'), { mode: 0o755 });
+      writeFileSync(join(dir, 'badfind', 'find'), "#!/bin/sh\necho 'find: unknown predicate -printf' >&2\nexit 1\n", { mode: 0o755 });
+      expect(probe('failed', `${join(dir, 'bin')}:${join(dir, 'badfind')}`)).toEqual({
+        path: join(dir, 'bin', 'node'),
+        realPath: join(dir, 'bin', 'node'),
+        untrusted: [],
+        unchecked: true,
+      });
+      expect(ran()).toBe(false);
+    });
   });
 
   it('does not re-run the version check of a node the agent is already linked to, and keeps it', () => {

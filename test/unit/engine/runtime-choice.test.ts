@@ -27,6 +27,14 @@ describe("an untrusted host's node", () => {
     );
   });
 
+  it('counts a check that could not finish (find failed on the host) as untrusted', () => {
+    const unchecked: HostNode = { path: '/usr/bin/node', realPath: '/usr/bin/node', untrusted: [], unchecked: true };
+    expect(hostNodeProblem(unchecked)).toBe(
+      '/usr/bin/node is /usr/bin/node, which root alone may not own (find failed on the host: the check could not finish); the agent runs as root',
+    );
+    expect(chooseRuntime('auto', unchecked, bundled).kind).toBe('bundled');
+  });
+
   it('makes auto ship the bundled runtime, saying why; host refuses', () => {
     expect(chooseRuntime('auto', deployUsers, bundled)).toEqual({ kind: 'bundled', artifact: bundled, why: hostNodeProblem(deployUsers) });
     expect(() => chooseRuntime('host', deployUsers, bundled)).toThrow(RuntimeUnavailableError);
