@@ -40,27 +40,36 @@ export interface HostReading {
 
 const MARK = '@@podnet:';
 
+/** Symlinks the probe follows on the way to the host's node before it gives up (and fails closed); Linux's own limit is 40. */
+export const HOST_NODE_MAX_HOPS = 40;
+
 /**
  * Prints the host's `node` (first on PATH) and the binary it resolves to; then every path that
  * binary is reached through that root does not hold alone (a directory or file not owned by uid
- * 0, or writable by group or others), as `untrusted UID MODE PATH`: the symlink hops from PATH on
- * (at most 8), each with its parent directories, lexically and resolved, up to `/`. Someone who
- * can write one of them can swap the binary the agent runs as root (review finding 17), so then
- * nothing else is done: the binary is not run, not even for `--version`. A failed find (one
- * without -printf, say) adds `unchecked` and counts the same: the check fails closed. Else `linked` when a
- * running agent already uses it (its version was checked when it was linked: `node --version`
- * costs ~25 ms of CPU, a fifth of a no-op read), else its version. Expects `$u` to hold the unit's
- * `systemctl show` output and `$r` where the runtime link points, both read earlier.
+ * 0, or writable by group or others), as `untrusted UID MODE PATH`. The path is resolved as the
+ * kernel does, one component at a time, following every symlink, file or directory, to its
+ * target: each directory it passes through, each directory holding a symlink it follows, and the
+ * binary are checked, up to `/`. Someone who can write one of them can swap the binary the agent
+ * runs as root (review finding 17), so then nothing else is done: the binary is not run, not even
+ * for `--version`. More than HOST_NODE_MAX_HOPS symlinks, or a find that fails (one without
+ * -printf, say), adds `unchecked`, which counts the same: the check fails closed. Else `linked`
+ * when a running agent already uses it (its version was checked when it was linked: `node
+ * --version` costs ~25 ms of CPU, a fifth of a no-op read), else its version. Expects `$u` to hold
+ * the unit's `systemctl show` output and `$r` where the runtime link points, both read earlier.
  */
 export const HOST_NODE_PROBE = [
   'p=$(command -v node 2>/dev/null) && printf \'%s\\n\' "$p" && {',
-  '  readlink -f "$p"; set --; c=$p; i=0',
-  '  while :; do',
-  '    for x in "$c" "$(readlink -f "${c%/*}/." 2>/dev/null)"; do while [ -n "$x" ]; do set -- "$@" "$x"; x=${x%/*}; done; done',
-  '    [ -L "$c" ] && [ $i -lt 8 ] || break',
-  '    t=$(readlink "$c"); case $t in /*) c=$t;; *) c=${c%/*}/$t;; esac; i=$((i+1))',
+  '  readlink -f "$p"; set --; todo=${p#/}; d=; i=0; over=',
+  '  while [ -n "$todo" ]; do',
+  '    x=${todo%%/*}; case $todo in */*) todo=${todo#*/};; *) todo=;; esac',
+  "    case $x in ''|.) continue;; ..) d=${d%/*}; continue;; esac",
+  '    if [ -L "$d/$x" ]; then',
+  `      i=$((i+1)); [ $i -le ${HOST_NODE_MAX_HOPS} ] || { over=1; break; }`,
+  '      t=$(readlink "$d/$x"); case $t in /*) d=;; esac; t=${t#/}; todo=$t${todo:+/$todo}',
+  '    else d=$d/$x; set -- "$@" "$d"; fi',
   '  done',
-  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null) || bad="$bad\nunchecked"',
+  '  bad=$(find / "$@" -maxdepth 0 ! -type l \\( ! -user 0 -o -perm /022 \\) -printf \'untrusted %U %m %p\\n\' 2>/dev/null) || over=1',
+  '  [ -z "$over" ] || bad="$bad\nunchecked"',
   '  if [ -n "$bad" ]; then printf \'%s\\n\' "$bad";',
   '  elif [ "$r" = "$p" ] && case "$u" in *ActiveState=active*) true;; *) false;; esac; then echo linked;',
   '  else "$p" --version 2>/dev/null; fi; }',

@@ -66,7 +66,7 @@ export function hostNodeProblem(node: HostNode | undefined): string | undefined 
   if ('untrusted' in node) {
     const each = node.untrusted.map((u) => `${u.path} (uid ${u.uid}, mode ${u.mode})`);
     const who = each.length > 0 ? `which someone other than root could replace: ${each.join(', ')}` : 'which root alone may not own';
-    const unchecked = node.unchecked ? ' (find failed on the host: the check could not finish)' : '';
+    const unchecked = node.unchecked ? ' (the check could not finish on the host: find failed, or more symlinks than it follows)' : '';
     return `${node.path} is ${node.realPath}, ${who}${unchecked}; the agent runs as root`;
   }
   const where = OUT_OF_REACH.find((dir) => `${node.realPath}/`.startsWith(dir));
@@ -85,8 +85,12 @@ export function chooseRuntime(policy: AgentRuntimeChoice, node: HostNode | undef
   const problem = hostNodeProblem(node);
   if (!problem) return { kind: 'host', path: node!.path, version: 'version' in node! ? node.version : 'in use' };
   if (policy === 'auto') return { kind: 'bundled', artifact: bundled, why: problem };
+  const fix =
+    node && 'untrusted' in node
+      ? 'make that node and every directory on its way owned by root and writable by root alone'
+      : `install nodejs >= ${MIN_HOST_NODE.join('.')} there`;
   throw new RuntimeUnavailableError(
-    `${problem} (agentRuntime is 'host': install nodejs >= ${MIN_HOST_NODE.join('.')} there, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`,
+    `${problem} (agentRuntime is 'host': ${fix}, or set agentRuntime to 'auto' or 'bundled' to ship podnet's)`,
   );
 }
 

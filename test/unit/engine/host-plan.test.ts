@@ -1,6 +1,6 @@
 // The per-host plan: which Node.js runs the agent, and when systemd needs a reload. Pure.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostDrift } from '../../../src/engine/drift';
@@ -9,7 +9,7 @@ import type { Artifact, ArtifactSet } from '../../../src/engine/artifacts';
 import { hostTargets, OtherNetworkRunningError, planHost, type HostTarget } from '../../../src/engine/host-plan';
 import { removeOtherNetworkScript } from '../../../src/engine/destroy';
 import { otherNetworks } from '../../../src/planner/stale-state';
-import { HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../../src/engine/host-reading';
+import { HOST_NODE_MAX_HOPS, HOST_NODE_PROBE, parseHostNode, parseHostReading, type HostReading } from '../../../src/engine/host-reading';
 import { chooseRuntime, hostNodeProblem, RuntimeUnavailableError } from '../../../src/engine/runtime-choice';
 import { EMPTY_RECORD, resolveNetwork, TEARDOWN_CONFIG_UNREADABLE, type AgentRuntimeChoice } from '../../../src/model';
 import { referenceSpec } from '../reference-network';
@@ -167,6 +167,36 @@ describe('which Node.js runs the agent', () => {
       }
       expect(ran()).toBe(false);
       expect(probe('failed')).toMatchObject({ version: 'v18.20.4' });
+    });
+
+    it('checks the directory holding every symlink on the way, directories too, however long the chain', () => {
+      // /opt/node -> /srv/deploy/node -> ...: a directory link in a directory someone else owns.
+      mkdirSync(join(dir, 'data', 'v20'), { recursive: true, mode: 0o755 });
+      symlinkSync(join(dir, 'bin'), join(dir, 'data', 'v20', 'bin'));
+      mkdirSync(join(dir, 'srv'), { mode: 0o755 });
+      chownSync(join(dir, 'srv'), 1000, 1000);
+      symlinkSync(join(dir, 'data', 'v20'), join(dir, 'srv', 'a'));
+      mkdirSync(join(dir, 'usrlocal'), { mode: 0o755 });
+      symlinkSync(join(dir, 'srv', 'a', 'bin'), join(dir, 'usrlocal', 'bin'));
+      expect(probe('failed', join(dir, 'usrlocal', 'bin'))).toMatchObject({
+        realPath: join(dir, 'bin', 'node'),
+        untrusted: [{ path: join(dir, 'srv'), uid: 1000, mode: '755' }],
+      });
+      // Ten file links (more than the old limit of 8) to a node under /tmp, all in a root-only directory.
+      mkdirSync(join(dir, 'hops'), { mode: 0o755 });
+      symlinkSync(join(open, 'bin', 'node'), join(dir, 'hops', 'l9'));
+      for (let i = 8; i >= 0; i--) symlinkSync(`l${i + 1}`, join(dir, 'hops', `l${i}`));
+      symlinkSync('l0', join(dir, 'hops', 'node'));
+      expect(probe('failed', join(dir, 'hops'))).toMatchObject({
+        untrusted: expect.arrayContaining([{ path: tmpdir(), uid: 0, mode: '1777' }]),
+      });
+      expect(ran()).toBe(false);
+      // As many links as the kernel follows (40: one more is ELOOP, and PATH skips that node), all root's: trusted.
+      mkdirSync(join(dir, 'long'), { mode: 0o755 });
+      symlinkSync(join(dir, 'bin', 'node'), join(dir, 'long', `l${HOST_NODE_MAX_HOPS - 1}`));
+      for (let i = HOST_NODE_MAX_HOPS - 2; i >= 1; i--) symlinkSync(`l${i + 1}`, join(dir, 'long', `l${i}`));
+      symlinkSync('l1', join(dir, 'long', 'node'));
+      expect(probe('failed', join(dir, 'long'))).toMatchObject({ realPath: join(dir, 'bin', 'node'), version: 'v18.20.4' });
     });
 
     it('fails closed: a find that fails (one without -printf, say) leaves the binary unrun and unchecked', () => {

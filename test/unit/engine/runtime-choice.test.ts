@@ -30,7 +30,7 @@ describe("an untrusted host's node", () => {
   it('counts a check that could not finish (find failed on the host) as untrusted', () => {
     const unchecked: HostNode = { path: '/usr/bin/node', realPath: '/usr/bin/node', untrusted: [], unchecked: true };
     expect(hostNodeProblem(unchecked)).toBe(
-      '/usr/bin/node is /usr/bin/node, which root alone may not own (find failed on the host: the check could not finish); the agent runs as root',
+      '/usr/bin/node is /usr/bin/node, which root alone may not own (the check could not finish on the host: find failed, or more symlinks than it follows); the agent runs as root',
     );
     expect(chooseRuntime('auto', unchecked, bundled).kind).toBe('bundled');
   });
@@ -38,7 +38,9 @@ describe("an untrusted host's node", () => {
   it('makes auto ship the bundled runtime, saying why; host refuses', () => {
     expect(chooseRuntime('auto', deployUsers, bundled)).toEqual({ kind: 'bundled', artifact: bundled, why: hostNodeProblem(deployUsers) });
     expect(() => chooseRuntime('host', deployUsers, bundled)).toThrow(RuntimeUnavailableError);
-    expect(() => chooseRuntime('host', deployUsers, bundled)).toThrow(/someone other than root could replace.*agentRuntime is 'host'/);
+    expect(() => chooseRuntime('host', deployUsers, bundled)).toThrow(
+      /someone other than root could replace.*agentRuntime is 'host': make that node and every directory on its way owned by root/,
+    );
   });
 
   it('replaces a link to it that an agent already runs on, with the why in the step', () => {
