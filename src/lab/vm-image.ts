@@ -254,7 +254,8 @@ async function installSuiteKernel(build: string, suite: string, log: (line: stri
     `mount --bind /dev '${root}/dev'`,
     `exec chroot '${root}' sh -ec '${apt} update; ${apt} install --no-install-recommends -t ${suite} linux-image-amd64 initramfs-tools'`,
   ].join('\n');
-  const r = await run(['unshare', '--mount', '--propagation', 'private', '--fork', 'sh', '-c', script], {
+  // --kill-child: if the timeout kills unshare, apt dies with it instead of running on in a root being deleted.
+  const r = await run(['unshare', '--mount', '--propagation', 'private', '--fork', '--kill-child', 'sh', '-c', script], {
     timeoutMs: 20 * 60_000,
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
