@@ -9,6 +9,7 @@ import { FRAG_NEEDED_FORGER, iperfReceivedBps } from './traffic-probes';
 import { parseProfile, profilePackages } from '../../src/lab/profiles';
 import { buildManifest, type NetworkSpec } from '../../src/model';
 import { runPodnet } from './engine-support';
+import type { DifferenceJson, DriftJson } from '../../src/views/json';
 import type { DatapathCounters } from '../../src/model/agent-status';
 import { describeLab, testLabName, withLab } from './lab-support';
 import { referenceSpec } from '../unit/reference-network';
@@ -298,6 +299,23 @@ async function msUntil(lab: string, host: string, check: string, ms = 5000): Pro
   return Number(r.stdout.trim());
 }
 
+/**
+ * `podnet drift --json --node <host>` while the host's agent is stopped, so nothing repairs what
+ * `breakIt` (run on the host first) did; expects drift's exit 2 and returns that host's
+ * differences. The agent is started again whatever happens.
+ */
+async function driftWhileAgentStopped(lab: string, manifest: string, host: string, breakIt: string[]): Promise<readonly DifferenceJson[]> {
+  await labExec(lab, host, ['systemctl', 'stop', 'podnet-cluster.service']);
+  try {
+    await labExec(lab, host, breakIt);
+    const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', lab, '--json', '--node', host]);
+    expect(drift.code).toBe(2);
+    return (JSON.parse(drift.stdout) as DriftJson).hosts[0]!.differences;
+  } finally {
+    await labExec(lab, host, ['systemctl', 'start', 'podnet-cluster.service']);
+  }
+}
+
 describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptables-legacy), FORWARD DROP + sysctl hardening', () => {
   // Docker's own ruleset through iptables-nft and through iptables-legacy, and a hand-set FORWARD
   // DROP with a sysctl.d file that turns forwarding off (re-applied below, as a sysctl reload does).
@@ -382,23 +400,14 @@ describeLab('podnet beside host firewalls: Docker (iptables-nft), Docker (iptabl
   });
 
   it('drift names the FORWARD chain that blocks the cluster CIDR while no agent repairs it', async () => {
-    await labExec(FW_LAB, 'master', ['systemctl', 'stop', 'podnet-cluster.service']);
-    try {
-      await labExec(FW_LAB, 'master', ['sh', '-c', `iptables-nft -w -D FORWARD ${RULE_S}`]);
-      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', FW_LAB, '--json', '--node', 'master']);
-      expect(drift.code).toBe(2);
-      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] })
-        .hosts[0]!.differences;
-      expect(diffs).toContainEqual(
-        expect.objectContaining({
-          kind: 'firewall-forward',
-          subject: 'iptables-nft',
-          actual: expect.stringMatching(/^policy DROP, \d+ rule\(s\) of others; 1 of podnet's rules missing/),
-        }),
-      );
-    } finally {
-      await labExec(FW_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
-    }
+    const diffs = await driftWhileAgentStopped(FW_LAB, manifest, 'master', ['sh', '-c', `iptables-nft -w -D FORWARD ${RULE_S}`]);
+    expect(diffs).toContainEqual(
+      expect.objectContaining({
+        kind: 'firewall-forward',
+        subject: 'iptables-nft',
+        actual: expect.stringMatching(/^policy DROP, \d+ rule\(s\) of others; 1 of podnet's rules missing/),
+      }),
+    );
     await msUntil(FW_LAB, 'master', hasRules('iptables-nft'));
   });
 
@@ -451,19 +460,15 @@ describeLab('podnet beside systemd-networkd with a catch-all .network file, and 
     const ms = await msUntil(NM_LAB, 'node2', onBridge(veth));
     process.stderr.write(`[host-profiles] pod veth back on cni0 after ${ms} ms\n`);
     expect(ms).toBeLessThan(1000);
-    await labExec(NM_LAB, 'node2', ['systemctl', 'stop', 'podnet-cluster.service']);
-    try {
-      await labExec(NM_LAB, 'node2', ['sh', '-c', `ip link set ${veth} nomaster; rm /etc/systemd/network/10-podnet-cluster.network`]);
-      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', NM_LAB, '--json', '--node', 'node2']);
-      expect(drift.code).toBe(2);
-      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string }[] }[] }).hosts[0]!.differences;
-      expect(diffs).toContainEqual(expect.objectContaining({ kind: 'pod-off-bridge', subject: veth }));
-      expect(diffs).toContainEqual(
-        expect.objectContaining({ kind: 'unmanaged-config', subject: '/etc/systemd/network/10-podnet-cluster.network' }),
-      );
-    } finally {
-      await labExec(NM_LAB, 'node2', ['systemctl', 'start', 'podnet-cluster.service']);
-    }
+    const diffs = await driftWhileAgentStopped(NM_LAB, manifest, 'node2', [
+      'sh',
+      '-c',
+      `ip link set ${veth} nomaster; rm /etc/systemd/network/10-podnet-cluster.network`,
+    ]);
+    expect(diffs).toContainEqual(expect.objectContaining({ kind: 'pod-off-bridge', subject: veth }));
+    expect(diffs).toContainEqual(
+      expect.objectContaining({ kind: 'unmanaged-config', subject: '/etc/systemd/network/10-podnet-cluster.network' }),
+    );
     await msUntil(NM_LAB, 'node2', `${onBridge(veth)} && test -f /etc/systemd/network/10-podnet-cluster.network`);
     expect((await podExec(NM_LAB, 'node1', 'web', ['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.244.2.2'])).stdout).toContain(
       '2 received',
@@ -637,24 +642,15 @@ describeLab('podnet beside ufw (defaults: FORWARD policy DROP) and firewalld (de
   });
 
   it('drift names firewalld blocking the cluster CIDR while no agent repairs it', async () => {
-    await labExec(UFW_LAB, 'master', ['systemctl', 'stop', 'podnet-cluster.service']);
-    try {
-      await labExec(UFW_LAB, 'master', ['firewall-cmd', '--reload']);
-      const drift = await runPodnet(['drift', '--manifest', manifest, '--lab', UFW_LAB, '--json', '--node', 'master']);
-      expect(drift.code).toBe(2);
-      const diffs = (JSON.parse(drift.stdout) as { hosts: { differences: { kind: string; subject: string; actual?: string }[] }[] })
-        .hosts[0]!.differences;
-      expect(diffs).toContainEqual(
-        expect.objectContaining({
-          kind: 'firewall-forward',
-          subject: 'firewalld',
-          actual:
-            "firewalld running; 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host; zone public (eth0's) rejects IP protocol 4 from peers",
-        }),
-      );
-    } finally {
-      await labExec(UFW_LAB, 'master', ['systemctl', 'start', 'podnet-cluster.service']);
-    }
+    const diffs = await driftWhileAgentStopped(UFW_LAB, manifest, 'master', ['firewall-cmd', '--reload']);
+    expect(diffs).toContainEqual(
+      expect.objectContaining({
+        kind: 'firewall-forward',
+        subject: 'firewalld',
+        actual:
+          "firewalld running; 10.244.0.0/16 in no zone: its default zone public rejects what pods forward and send to the host; zone public (eth0's) rejects IP protocol 4 from peers",
+      }),
+    );
     await msUntil(UFW_LAB, 'master', BOUND);
   });
 
