@@ -145,7 +145,7 @@ export function parseHostNode(section: string): HostNode | undefined {
     .split('\n')
     .map((l) => l.trim());
   if (!path?.startsWith('/')) return undefined;
-  // The probe may name a path twice (lexically and resolved): once each here.
+  // The probe may pass a directory twice (a link leading back through it): once each here.
   const untrusted = [...new Set(rest)].flatMap((l) => {
     const m = /^untrusted (\d+) ([0-7]+) (\/.*)$/.exec(l);
     return m ? [{ path: m[3]!, uid: Number(m[1]), mode: m[2]! }] : [];

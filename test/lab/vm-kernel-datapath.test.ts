@@ -190,13 +190,14 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
     240_000,
   );
 
-  /** The "fragmentation needed" a pod's DF pings heard: per sequence number, who sent it and the MTU it gave. */
-  async function fragNeededHeard(
-    host: string,
-    dst: string,
-    payload: number,
-    count: number,
-  ): Promise<{ seq: number; from: string; mtu: number }[]> {
+  /** One "fragmentation needed" a pod's DF ping heard: its sequence number, who sent it, the MTU it gave. */
+  interface FragNeeded {
+    readonly seq: number;
+    readonly from: string;
+    readonly mtu: number;
+  }
+  /** The "fragmentation needed" a pod's DF pings heard, in order. */
+  async function fragNeededHeard(host: string, dst: string, payload: number, count: number): Promise<FragNeeded[]> {
     const r = await podExec(LAB, host, 'pa', ['ping', '-M', 'do', '-s', String(payload), '-c', String(count), '-i', '1', '-W', '2', dst]);
     return [...r.stdout.matchAll(/From (\S+) icmp_seq=(\d+) Frag needed and DF set \(mtu = (\d+)\)/g)].map((m) => ({
       seq: Number(m[2]),
@@ -220,18 +221,14 @@ describeVmLab('VM lab hosts on the stock kernel, and the kernel datapath end to 
         ['node2', 'node1', 'ebpf'],
       ] as const;
       const rows: Record<string, Record<string, string>> = {};
-      const heard: Record<
-        string,
-        { first: Awaited<ReturnType<typeof fragNeededHeard>>; fresh: Awaited<ReturnType<typeof fragNeededHeard>> }
-      > = {};
+      const heard: Record<string, { first: FragNeeded[]; fresh: FragNeeded[] }> = {};
       for (const [from, to, kind] of senders) {
         // 1402 bytes of payload: a 1430-byte inner packet, 1450 outside, over the router's 1400.
         const first = await fragNeededHeard(from, podIp(to), 1402, 3);
         const fresh = await fragNeededHeard(from, second(to), 1402, 1);
         const fits = await podExec(LAB, from, 'pa', ['ping', '-M', 'do', '-s', '1352', '-c', '2', '-W', '2', podIp(to)]);
         heard[kind] = { first, fresh };
-        const say = (h: { seq: number; from: string; mtu: number } | undefined): string =>
-          h ? `packet ${h.seq}: mtu ${h.mtu} from ${h.from}` : 'none';
+        const say = (h: FragNeeded | undefined): string => (h ? `packet ${h.seq}: mtu ${h.mtu} from ${h.from}` : 'none');
         rows[kind] = {
           'first answer to a pod': say(first[0]),
           'to a second pod on that peer': say(fresh[0]),
